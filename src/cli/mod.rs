@@ -1,0 +1,74 @@
+//! The command line: clap definitions, dispatch to one function per command, and exit codes.
+//!
+//! Nothing below `cli` is known to the library modules; this is the only place that maps flags to
+//! calls and errors to exit codes.
+
+mod fetch;
+mod stats;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::{Error, Result};
+
+/// aib: look inside large language models by their weights alone.
+#[derive(Debug, Parser)]
+#[command(name = "aib", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Download a model repo from the Hugging Face Hub into the Hub cache or a plain folder.
+    Fetch(fetch::FetchArgs),
+    /// One row of statistics per tensor: shape, rank, moments, sparsity, block type.
+    Stats(stats::StatsArgs),
+    /// K-means of the token-embedding matrix (not yet implemented).
+    Embed(PendingArgs),
+    /// Per-layer, per-block metrics across depth (not yet implemented).
+    Layers(PendingArgs),
+}
+
+/// Arguments of a command that is not implemented yet: accepted and ignored.
+#[derive(Debug, clap::Args)]
+struct PendingArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    rest: Vec<String>,
+}
+
+/// Parses the process arguments, runs the command and returns the process exit code.
+///
+/// Errors are printed once, on stderr, as `aib: <message>`. A closed stdout (`aib stats | head`)
+/// is a normal end, not an error.
+pub fn run() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let code = if err.use_stderr() { 2 } else { 0 };
+            let _ = err.print();
+            return code;
+        }
+    };
+    match dispatch(cli.command) {
+        Ok(()) => 0,
+        Err(err) if is_broken_pipe(&err) => 0,
+        Err(err) => {
+            eprintln!("aib: {err}");
+            err.kind().exit_code()
+        }
+    }
+}
+
+fn dispatch(command: Command) -> Result<()> {
+    match command {
+        Command::Fetch(args) => fetch::run(args),
+        Command::Stats(args) => stats::run(args),
+        Command::Embed(_) => Err(Error::usage("`aib embed` is not yet implemented")),
+        Command::Layers(_) => Err(Error::usage("`aib layers` is not yet implemented")),
+    }
+}
+
+fn is_broken_pipe(err: &Error) -> bool {
+    err.kind() == crate::error::ErrorKind::Io && err.message().contains("Broken pipe")
+}

@@ -1,0 +1,111 @@
+//! The Hub cache layout shared with the Hub's own Python client.
+//!
+//! ```text
+//! {cache}/models--{org}--{name}/
+//!     blobs/{etag}                      file contents
+//!     refs/{branch}                     the commit a branch or tag points at
+//!     snapshots/{commit}/{path}         relative symlinks into blobs/
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// The Hub cache folder: `HF_HUB_CACHE`, else `HF_HOME/hub`, else `~/.cache/huggingface/hub`.
+pub fn cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = non_empty_env("HF_HUB_CACHE") {
+        return Some(PathBuf::from(dir));
+    }
+    if let Some(home) = non_empty_env("HF_HOME") {
+        return Some(PathBuf::from(home).join("hub"));
+    }
+    if let Some(cache) = non_empty_env("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(cache).join("huggingface").join("hub"));
+    }
+    non_empty_env("HOME").map(|home| PathBuf::from(home).join(".cache/huggingface/hub"))
+}
+
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
+/// True when `id` has the shape of a Hub repo id: `name` or `org/name`, no other slashes.
+pub fn looks_like_repo_id(id: &str) -> bool {
+    let parts: Vec<&str> = id.split('/').collect();
+    let valid = |part: &&str| {
+        !part.is_empty()
+            && *part != "."
+            && *part != ".."
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    (1..=2).contains(&parts.len()) && parts.iter().all(valid)
+}
+
+/// The folder of a model repo inside the cache: `models--{org}--{name}`.
+pub fn repo_folder(cache: &Path, repo_id: &str) -> PathBuf {
+    cache.join(format!("models--{}", repo_id.replace('/', "--")))
+}
+
+/// A 40-hex-digit commit hash.
+pub fn is_commit_hash(revision: &str) -> bool {
+    revision.len() == 40 && revision.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// Resolves `revision` (a branch, tag or commit; `main` when `None`) of `repo_id` in `cache`
+/// to its snapshot folder and commit, or says what is missing.
+pub fn resolve_snapshot(
+    cache: &Path,
+    repo_id: &str,
+    revision: Option<&str>,
+) -> Result<(PathBuf, String)> {
+    let repo = repo_folder(cache, repo_id);
+    if !repo.is_dir() {
+        return Err(Error::input(format!(
+            "{repo_id}: not found in the Hub cache {} (run `aib fetch {repo_id}` first)",
+            cache.display()
+        )));
+    }
+    let revision = revision.unwrap_or("main");
+    let commit = if is_commit_hash(revision) {
+        revision.to_string()
+    } else {
+        let ref_path = repo.join("refs").join(revision);
+        let text = std::fs::read_to_string(&ref_path).map_err(|err| {
+            Error::input(format!(
+                "{repo_id}: revision {revision:?} is not in the Hub cache ({}: {err})",
+                ref_path.display()
+            ))
+        })?;
+        text.trim().to_string()
+    };
+    let snapshot = repo.join("snapshots").join(&commit);
+    if !snapshot.is_dir() {
+        return Err(Error::input(format!(
+            "{repo_id}: snapshot {commit} is missing from the Hub cache ({})",
+            snapshot.display()
+        )));
+    }
+    Ok((snapshot, commit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_ids_are_recognised() {
+        assert!(looks_like_repo_id("Qwen/Qwen3-4B"));
+        assert!(looks_like_repo_id("gpt2"));
+        assert!(!looks_like_repo_id("a/b/c"));
+        assert!(!looks_like_repo_id("../x"));
+        assert!(!looks_like_repo_id("/abs/path"));
+    }
+
+    #[test]
+    fn repo_folder_follows_the_hub_layout() {
+        let folder = repo_folder(Path::new("cache"), "Qwen/Qwen3-4B");
+        assert_eq!(folder, Path::new("cache/models--Qwen--Qwen3-4B"));
+    }
+}

@@ -1,0 +1,12 @@
+//! aib: look inside large language models by their weights alone.
+//!
+//! The library is cut into modules with one job each; none of them knows about the command line,
+//! which lives in [`cli`].
+
+pub mod cli;
+pub mod dtype;
+pub mod engine;
+pub mod error;
+pub mod format;
+pub mod hub;
+pub mod model;
