@@ -115,6 +115,8 @@ pub trait Element: Copy + Send + Sync + 'static {
     fn from_f32(value: f32) -> Self;
     /// Converts an f64 (rounds when `Self` is f32).
     fn from_f64(value: f64) -> Self;
+    /// Widens to f64 (exact).
+    fn to_f64(self) -> f64;
 }
 
 impl Element for f32 {
@@ -126,6 +128,10 @@ impl Element for f32 {
     fn from_f64(value: f64) -> f32 {
         value as f32
     }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
 }
 
 impl Element for f64 {
@@ -136,6 +142,10 @@ impl Element for f64 {
     #[inline(always)]
     fn from_f64(value: f64) -> f64 {
         value
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self
     }
 }
 

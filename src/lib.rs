@@ -3,10 +3,17 @@
 //! The library is cut into modules with one job each; none of them knows about the command line,
 //! which lives in [`cli`].
 
+pub mod classify;
 pub mod cli;
+pub mod config;
 pub mod dtype;
 pub mod engine;
 pub mod error;
 pub mod format;
 pub mod hub;
 pub mod model;
+pub mod output;
+pub mod progress;
+pub mod spectral;
+pub mod stats_table;
+pub mod timestamp;

@@ -1,3 +1,163 @@
 //! The streaming engine: tensors and tiles straight from the memory map, reduced in parallel.
+//!
+//! Two passes. The statistics pass cuts every tensor into fixed-size tiles and reduces them in
+//! parallel ([`reduce`]); its pages are released as tiles finish. The spectral pass then takes the
+//! matrices in parallel, each streaming its rows from the map ([`crate::spectral`]), with ‖W‖²_F
+//! known exactly from the first pass.
 
 pub mod moments;
+pub mod open;
+pub mod plan;
+pub mod reduce;
+pub mod view;
+
+use rayon::prelude::*;
+
+use crate::classify::{self, TensorRole};
+use crate::dtype::Dtype;
+use crate::error::Result;
+use crate::progress::Progress;
+use crate::spectral::{self, SpectralOptions, SpectralSummary};
+use moments::Moments;
+pub use open::OpenModel;
+use plan::Unit;
+use reduce::ReduceOptions;
+
+/// What to compute.
+#[derive(Debug, Clone, Default)]
+pub struct AnalysisOptions {
+    /// Tiling and sparsity threshold of the statistics pass.
+    pub reduce: ReduceOptions,
+    /// The spectral pass, or `None` to skip it (`--rank off`).
+    pub spectral: Option<SpectralOptions>,
+}
+
+/// Everything measured about one tensor (or one expert of a stacked tensor).
+#[derive(Debug, Clone)]
+pub struct TensorReport {
+    /// The shard's file name.
+    pub file: String,
+    /// The tensor's name.
+    pub name: String,
+    /// The element type as stored.
+    pub dtype: Dtype,
+    /// The shape as stored.
+    pub shape: Vec<usize>,
+    /// Block type, layer and expert.
+    pub role: TensorRole,
+    /// Rows of the 2-D view.
+    pub rows: usize,
+    /// Columns of the 2-D view.
+    pub cols: usize,
+    /// Statistics of the values.
+    pub moments: Moments,
+    /// Rank and spectrum, for matrices when the spectral pass ran and could run.
+    pub spectrum: Option<SpectralSummary>,
+    /// Remarks: dequantisation, ties, why a spectrum is missing.
+    pub notes: Vec<String>,
+}
+
+/// Runs both passes over `model` and returns one report per unit, sorted by name (numbers in names
+/// compared as numbers) and expert.
+pub fn analyse(
+    model: &OpenModel,
+    options: &AnalysisOptions,
+    progress: &Progress,
+) -> Result<Vec<TensorReport>> {
+    let units = plan::plan_units(model);
+    for unit in &units {
+        progress.log(&format!(
+            "{}: {} {} {:?}",
+            unit.file.path().display(),
+            unit.tensor.name,
+            unit.tensor.dtype,
+            unit.tensor.shape
+        ));
+    }
+    let views: Vec<_> = units.iter().map(|unit| unit.view.clone()).collect();
+    let total: u64 = views.iter().map(|view| view.bytes.len() as u64).sum();
+    progress.start_bytes("stats", total);
+    let moments = reduce::reduce_views(&views, &options.reduce, &|bytes| progress.advance(bytes));
+
+    let spectra = match &options.spectral {
+        Some(spectral_options) => spectral_pass(&units, &moments, spectral_options, progress)?,
+        None => vec![(None, None); units.len()],
+    };
+    progress.finish();
+
+    let mut reports: Vec<TensorReport> = units
+        .into_iter()
+        .zip(moments)
+        .zip(spectra)
+        .map(|((unit, moments), (spectrum, note))| report(unit, moments, spectrum, note))
+        .collect();
+    reports.sort_by(|a, b| {
+        classify::natural_cmp(&a.name, &b.name).then(a.role.expert_index.cmp(&b.role.expert_index))
+    });
+    Ok(reports)
+}
+
+type SpectralOutcome = (Option<SpectralSummary>, Option<String>);
+
+/// Spectra of every matrix, in parallel; matrices with NaN/Inf are skipped with a warning.
+fn spectral_pass(
+    units: &[Unit<'_>],
+    moments: &[Moments],
+    options: &SpectralOptions,
+    progress: &Progress,
+) -> Result<Vec<SpectralOutcome>> {
+    let wanted = |index: usize| units[index].is_matrix && units[index].view.numel() > 0;
+    let count = (0..units.len()).filter(|&index| wanted(index)).count();
+    progress.start_items("spectra", count as u64);
+    (0..units.len())
+        .into_par_iter()
+        .map(|index| {
+            if !wanted(index) {
+                return Ok((None, None));
+            }
+            let unit = &units[index];
+            let stats = &moments[index];
+            let outcome = if stats.nan + stats.inf > 0 {
+                let note = format!(
+                    "no spectrum: {} NaN and {} Inf values",
+                    stats.nan, stats.inf
+                );
+                progress.warn(&format!("{}: {note}", unit.tensor.name));
+                (None, Some(note))
+            } else {
+                let summary = spectral::analyse(&unit.view, stats.sum_of_squares(), options)
+                    .map_err(|err| err.context(&unit.tensor.name))?;
+                (Some(summary), None)
+            };
+            progress.advance(1);
+            Ok(outcome)
+        })
+        .collect()
+}
+
+fn report(
+    unit: Unit<'_>,
+    moments: Moments,
+    spectrum: Option<SpectralSummary>,
+    note: Option<String>,
+) -> TensorReport {
+    let mut notes = unit.notes;
+    notes.extend(note);
+    TensorReport {
+        file: unit
+            .file
+            .path()
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        name: unit.tensor.name.clone(),
+        dtype: unit.tensor.dtype,
+        shape: unit.tensor.shape.clone(),
+        role: unit.role,
+        rows: unit.view.rows,
+        cols: unit.view.cols,
+        moments,
+        spectrum,
+        notes,
+    }
+}

@@ -1,0 +1,57 @@
+//! JSON (one document: a header object and the rows) and JSON Lines (the header as the first line).
+
+use std::io::{self, Write};
+
+use serde_json::{Map, Value, json};
+
+use super::table::{Cell, Table};
+
+/// Writes `{"header": {...}, "rows": [{...}, ...]}`.
+pub fn write_json(table: &Table, out: &mut dyn Write) -> io::Result<()> {
+    let rows: Vec<Value> = table
+        .rows
+        .iter()
+        .map(|row| row_object(table, row))
+        .collect();
+    let document = json!({ "header": header(table), "rows": rows });
+    serde_json::to_writer_pretty(&mut *out, &document)?;
+    writeln!(out)
+}
+
+/// Writes `{"header": {...}}` on the first line, then one row object per line.
+pub fn write_jsonl(table: &Table, out: &mut dyn Write) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, &json!({ "header": header(table) }))?;
+    writeln!(out)?;
+    for row in &table.rows {
+        serde_json::to_writer(&mut *out, &row_object(table, row))?;
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+fn header(table: &Table) -> Value {
+    let mut object = Map::new();
+    for (key, value) in table.provenance.pairs() {
+        object.insert(key, Value::String(value));
+    }
+    Value::Object(object)
+}
+
+fn row_object(table: &Table, row: &[Cell]) -> Value {
+    let mut object = Map::new();
+    for ((name, _), cell) in table.columns.iter().zip(row) {
+        object.insert(name.to_string(), cell_value(cell));
+    }
+    Value::Object(object)
+}
+
+fn cell_value(cell: &Cell) -> Value {
+    match cell {
+        Cell::Null => Value::Null,
+        Cell::Int(value) => json!(value),
+        Cell::Float(value) => json!(value),
+        Cell::Text(text) => json!(text),
+        Cell::Bool(value) => json!(value),
+        Cell::IntList(values) => json!(values),
+    }
+}

@@ -1,0 +1,106 @@
+//! A typed table: the one shape every writer consumes.
+
+use std::collections::BTreeMap;
+
+/// The type of a column, which typed formats (Parquet, JSON) keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    /// 64-bit signed integer.
+    Int,
+    /// 64-bit float.
+    Float,
+    /// UTF-8 text.
+    Text,
+    /// true / false.
+    Bool,
+    /// A list of 64-bit integers (a tensor shape).
+    IntList,
+}
+
+/// One value; `Null` is an empty cell (unknown or not applicable).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    /// No value.
+    Null,
+    /// An integer.
+    Int(i64),
+    /// A float (NaN and ±Inf are written as null: outputs hold finite numbers only).
+    Float(f64),
+    /// Text.
+    Text(String),
+    /// A boolean.
+    Bool(bool),
+    /// A list of integers.
+    IntList(Vec<i64>),
+}
+
+impl Cell {
+    /// An integer cell from an optional count.
+    pub fn from_count(value: Option<usize>) -> Cell {
+        value.map_or(Cell::Null, |value| Cell::Int(value as i64))
+    }
+
+    /// A float cell from an optional value; non-finite values become null.
+    pub fn from_float(value: Option<f64>) -> Cell {
+        match value {
+            Some(value) if value.is_finite() => Cell::Float(value),
+            _ => Cell::Null,
+        }
+    }
+
+    /// A text cell, null when empty.
+    pub fn from_text(value: Option<&str>) -> Cell {
+        value.map_or(Cell::Null, |value| Cell::Text(value.to_string()))
+    }
+}
+
+/// Everything an output records about how it was made.
+#[derive(Debug, Clone, Default)]
+pub struct Provenance {
+    /// `aib <version>`.
+    pub tool: String,
+    /// The command that produced the table, e.g. `stats`.
+    pub command: String,
+    /// The model id.
+    pub model_id: String,
+    /// The model path as given.
+    pub model_path: String,
+    /// The revision (commit), when known.
+    pub revision: Option<String>,
+    /// When the run started, RFC 3339 UTC.
+    pub created_at: String,
+    /// The parameters of the run, by flag name.
+    pub parameters: BTreeMap<String, String>,
+}
+
+impl Provenance {
+    /// Key-value pairs for formats with free metadata (Parquet, the JSON header).
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        let mut pairs = vec![
+            ("aib_version".to_string(), self.tool.clone()),
+            ("command".to_string(), self.command.clone()),
+            ("model_id".to_string(), self.model_id.clone()),
+            ("model_path".to_string(), self.model_path.clone()),
+            (
+                "revision".to_string(),
+                self.revision.clone().unwrap_or_default(),
+            ),
+            ("created_at".to_string(), self.created_at.clone()),
+        ];
+        for (name, value) in &self.parameters {
+            pairs.push((format!("param.{name}"), value.clone()));
+        }
+        pairs
+    }
+}
+
+/// Named, typed columns and rows of cells.
+#[derive(Debug, Clone)]
+pub struct Table {
+    /// Column names and types, in output order.
+    pub columns: Vec<(&'static str, ColumnType)>,
+    /// Rows; each has one cell per column.
+    pub rows: Vec<Vec<Cell>>,
+    /// How the table was made.
+    pub provenance: Provenance,
+}
