@@ -5,6 +5,7 @@
 //! matrices in parallel, each streaming its rows from the map ([`crate::spectral`]), with ‖W‖²_F
 //! known exactly from the first pass.
 
+pub mod histogram;
 pub mod moments;
 pub mod open;
 pub mod plan;

@@ -5,6 +5,8 @@
 //! Chan et al.'s parallel update of count, mean and M2. This matches a float64 reference to ~1e-15
 //! relative on any size, where a naive Σx² − (Σx)²/n loses every digit on data far from zero.
 
+use crate::dtype::Element;
+
 /// Statistics of a set of values; NaN and ±Inf are counted and kept out of the moments.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Moments {
@@ -53,74 +55,31 @@ const LANES: usize = 8;
 
 impl Moments {
     /// Statistics of `values`, counting |x| ≤ `sparsity_eps` as near zero.
-    pub fn of(values: &[f64], sparsity_eps: f64) -> Moments {
-        let non_finite = values.iter().filter(|value| !value.is_finite()).count();
-        if non_finite == 0 {
-            Moments::of_finite(values, sparsity_eps)
-        } else {
-            Moments::of_mixed(values, sparsity_eps)
-        }
-    }
-
-    /// The fast path: every value is finite.
-    fn of_finite(values: &[f64], sparsity_eps: f64) -> Moments {
-        if values.is_empty() {
-            return Moments::default();
-        }
-        let n = values.len() as f64;
-        let mean0 = lane_sum(values, |x| x) / n;
-
-        let mut deviation = [0.0f64; LANES];
-        let mut squared = [0.0f64; LANES];
-        let mut abs = [0.0f64; LANES];
-        let mut low = [f64::INFINITY; LANES];
-        let mut high = [f64::NEG_INFINITY; LANES];
-        let mut zeros = [0u64; LANES];
-        let mut chunks = values.chunks_exact(LANES);
-        for chunk in &mut chunks {
-            for lane in 0..LANES {
-                let x = chunk[lane];
-                let d = x - mean0;
-                deviation[lane] += d;
-                squared[lane] += d * d;
-                abs[lane] += x.abs();
-                low[lane] = low[lane].min(x);
-                high[lane] = high[lane].max(x);
-                zeros[lane] += (x.abs() <= sparsity_eps) as u64;
+    ///
+    /// Uses AVX2 and FMA when the processor has them (detected at run time), else baseline code;
+    /// both compute the same algorithm.
+    pub fn of<T: Element>(values: &[T], sparsity_eps: f64) -> Moments {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                // SAFETY: the features this function is compiled for were just detected.
+                return unsafe { of_avx2(values, sparsity_eps) };
             }
         }
-        for &x in chunks.remainder() {
-            let d = x - mean0;
-            deviation[0] += d;
-            squared[0] += d * d;
-            abs[0] += x.abs();
-            low[0] = low[0].min(x);
-            high[0] = high[0].max(x);
-            zeros[0] += (x.abs() <= sparsity_eps) as u64;
-        }
-        let deviation: f64 = deviation.iter().sum();
-        let squared: f64 = squared.iter().sum();
-        Moments {
-            numel: values.len() as u64,
-            finite: values.len() as u64,
-            mean: mean0 + deviation / n,
-            m2: (squared - deviation * deviation / n).max(0.0),
-            min: low.iter().copied().fold(f64::INFINITY, f64::min),
-            max: high.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-            abs_sum: abs.iter().sum(),
-            near_zero: zeros.iter().sum(),
-            nan: 0,
-            inf: 0,
-        }
+        of_portable(values, sparsity_eps)
     }
 
     /// The slow path: count NaN and Inf, then reduce the finite values alone.
-    fn of_mixed(values: &[f64], sparsity_eps: f64) -> Moments {
-        let finite: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-        let mut moments = Moments::of_finite(&finite, sparsity_eps);
+    fn of_mixed<T: Element>(values: &[T], sparsity_eps: f64) -> Moments {
+        let finite: Vec<f64> = values
+            .iter()
+            .map(|value| value.to_f64())
+            .filter(|x| x.is_finite())
+            .collect();
+        let mut moments = of_finite(&finite, sparsity_eps).unwrap_or_default();
         moments.numel = values.len() as u64;
-        moments.nan = values.iter().filter(|x| x.is_nan()).count() as u64;
-        moments.inf = values.iter().filter(|x| x.is_infinite()).count() as u64;
+        moments.nan = values.iter().filter(|x| x.to_f64().is_nan()).count() as u64;
+        moments.inf = values.iter().filter(|x| x.to_f64().is_infinite()).count() as u64;
         moments
     }
 
@@ -186,16 +145,85 @@ impl Moments {
     }
 }
 
-fn lane_sum(values: &[f64], map: impl Fn(f64) -> f64) -> f64 {
-    let mut lanes = [0.0f64; LANES];
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn of_avx2<T: Element>(values: &[T], sparsity_eps: f64) -> Moments {
+    of_portable(values, sparsity_eps)
+}
+
+#[inline(always)]
+fn of_portable<T: Element>(values: &[T], sparsity_eps: f64) -> Moments {
+    if values.is_empty() {
+        return Moments::default();
+    }
+    match of_finite(values, sparsity_eps) {
+        Some(moments) => moments,
+        None => Moments::of_mixed(values, sparsity_eps),
+    }
+}
+
+/// The corrected two-pass reduction of values that are all finite; `None` when one is not (the
+/// first pass's sum is then NaN or infinite).
+#[inline(always)]
+fn of_finite<T: Element>(values: &[T], sparsity_eps: f64) -> Option<Moments> {
+    if values.is_empty() {
+        return Some(Moments::default());
+    }
+    let n = values.len() as f64;
+    let mut sums = [0.0f64; LANES];
     let mut chunks = values.chunks_exact(LANES);
     for chunk in &mut chunks {
         for lane in 0..LANES {
-            lanes[lane] += map(chunk[lane]);
+            sums[lane] += chunk[lane].to_f64();
         }
     }
-    let tail: f64 = chunks.remainder().iter().map(|&x| map(x)).sum();
-    lanes.iter().sum::<f64>() + tail
+    let tail: f64 = chunks.remainder().iter().map(|x| x.to_f64()).sum();
+    let sum = sums.iter().sum::<f64>() + tail;
+    if !sum.is_finite() {
+        return None;
+    }
+    let mean0 = sum / n;
+
+    let mut deviation = [0.0f64; LANES];
+    let mut squared = [0.0f64; LANES];
+    let mut abs = [0.0f64; LANES];
+    let mut low = [f64::INFINITY; LANES];
+    let mut high = [f64::NEG_INFINITY; LANES];
+    let mut zeros = [0u64; LANES];
+    let mut accumulate = |lane: usize, x: f64| {
+        let d = x - mean0;
+        deviation[lane] += d;
+        squared[lane] += d * d;
+        abs[lane] += x.abs();
+        // Plain comparisons (not f64::min) so they compile to single min/max instructions:
+        // every value here is finite.
+        low[lane] = if x < low[lane] { x } else { low[lane] };
+        high[lane] = if x > high[lane] { x } else { high[lane] };
+        zeros[lane] += (x.abs() <= sparsity_eps) as u64;
+    };
+    let mut chunks = values.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for lane in 0..LANES {
+            accumulate(lane, chunk[lane].to_f64());
+        }
+    }
+    for x in chunks.remainder() {
+        accumulate(0, x.to_f64());
+    }
+    let deviation: f64 = deviation.iter().sum();
+    let squared: f64 = squared.iter().sum();
+    Some(Moments {
+        numel: values.len() as u64,
+        finite: values.len() as u64,
+        mean: mean0 + deviation / n,
+        m2: (squared - deviation * deviation / n).max(0.0),
+        min: low.iter().copied().fold(f64::INFINITY, f64::min),
+        max: high.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        abs_sum: abs.iter().sum(),
+        near_zero: zeros.iter().sum(),
+        nan: 0,
+        inf: 0,
+    })
 }
 
 #[cfg(test)]
@@ -271,7 +299,7 @@ mod tests {
 
     #[test]
     fn empty_and_all_nan_have_no_moments() {
-        let empty = Moments::of(&[], 0.0);
+        let empty = Moments::of::<f64>(&[], 0.0);
         assert_eq!(empty.variance(), None);
         assert_eq!(empty.sparsity(), None);
         let nan = Moments::of(&[f64::NAN, f64::NAN], 0.0);

@@ -1,17 +1,24 @@
-//! The statistics pass: every view split into fixed-size tiles, tiles reduced in parallel, results
-//! merged in tile order.
+//! The statistics pass: every view split into fixed-size tiles, tiles reduced in parallel.
 //!
-//! Tile boundaries depend only on the tile size, never on the thread count, and partial results are
-//! merged sequentially in tile order, so the numbers are bit-identical for any number of threads.
+//! Two reductions, both independent of the thread count:
+//! - 1- and 2-byte dtypes (bf16, f16, fp8, int8, …) without a dequantisation scale are counted by
+//!   bit pattern ([`ValueHistogram`]); integer counts merge exactly in any order.
+//! - Everything else is reduced per tile in floating point ([`Moments`]); tile boundaries depend
+//!   only on the tile size and partial results are merged sequentially in tile order, so the
+//!   numbers are bit-identical for any number of threads.
 
 use std::ops::Range;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
+use super::histogram::{TileCounts, ValueHistogram};
 use super::moments::Moments;
 use super::view::MatrixView;
+use crate::dtype::{Dtype, Element};
 
-/// Elements decoded at a time inside a tile: small enough for the f64 buffer to stay in L1.
+/// Elements decoded at a time inside a tile: small enough for the buffer to stay in L1.
 const CHUNK_ELEMENTS: usize = 2048;
 
 /// How the statistics pass cuts and counts.
@@ -26,10 +33,19 @@ pub struct ReduceOptions {
 impl Default for ReduceOptions {
     fn default() -> ReduceOptions {
         ReduceOptions {
-            tile_elements: 1 << 20,
+            // 4 Mi elements: 8 MB of bf16, large enough that per-tile overheads (histogram
+            // merge, page release) stay a few percent, small enough to balance two cores.
+            tile_elements: 1 << 22,
             sparsity_eps: 1e-6,
         }
     }
+}
+
+/// The running histogram of one view: alive from its first finished tile to its last.
+struct HistogramSlot {
+    remaining_tiles: AtomicUsize,
+    histogram: Mutex<Option<ValueHistogram>>,
+    result: Mutex<Option<Moments>>,
 }
 
 /// Statistics of every view, in order. `on_bytes` is told how many stored bytes each finished tile
@@ -50,27 +66,81 @@ pub fn reduce_views(
                 .map(move |start| (index, start..(start + tile).min(numel)))
         })
         .collect();
-    let partials: Vec<Moments> = tiles
+    let slots: Vec<Option<HistogramSlot>> = views
+        .iter()
+        .map(|view| {
+            let countable = view.scale.is_none() && ValueHistogram::new(view.dtype).is_some();
+            countable.then(|| HistogramSlot {
+                remaining_tiles: AtomicUsize::new(view.numel().div_ceil(tile)),
+                histogram: Mutex::new(None),
+                result: Mutex::new(None),
+            })
+        })
+        .collect();
+
+    let partials: Vec<Option<Moments>> = tiles
         .par_iter()
         .map(|(index, elements)| {
             let view = &views[*index];
-            let moments = reduce_tile(view, elements.clone(), options.sparsity_eps);
             let bytes = view.byte_range(elements.clone());
+            let partial = match &slots[*index] {
+                Some(slot) => {
+                    count_tile(view, slot, bytes.clone(), options.sparsity_eps);
+                    None
+                }
+                None => Some(reduce_tile(view, elements.clone(), options.sparsity_eps)),
+            };
             release_pages(view, bytes.clone());
             on_bytes(bytes.len() as u64);
-            moments
+            partial
         })
         .collect();
+
     let mut results = vec![Moments::default(); views.len()];
     for ((index, _), partial) in tiles.iter().zip(&partials) {
-        results[*index].merge(partial);
+        if let Some(partial) = partial {
+            results[*index].merge(partial);
+        }
+    }
+    for (result, slot) in results.iter_mut().zip(slots) {
+        if let Some(moments) = slot.and_then(|slot| lock(&slot.result).take()) {
+            *result = moments;
+        }
     }
     results
 }
 
-/// Statistics of elements `elements` of `view`, decoded chunk by chunk.
+/// Counts one tile into its view's histogram; the last tile turns the histogram into moments.
+fn count_tile(view: &MatrixView<'_>, slot: &HistogramSlot, bytes: Range<usize>, sparsity_eps: f64) {
+    let counts = TileCounts::of(view.dtype, view.file.bytes(bytes));
+    let mut histogram = lock(&slot.histogram);
+    histogram
+        .get_or_insert_with(|| ValueHistogram::new(view.dtype).expect("countable dtype"))
+        .add(&counts);
+    if slot.remaining_tiles.fetch_sub(1, Ordering::AcqRel) == 1 {
+        if let Some(done) = histogram.take() {
+            *lock(&slot.result) = Some(done.moments(sparsity_eps));
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned lock means another tile panicked; its data (plain counts) is still consistent.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Statistics of elements `elements` of `view` in floating point, decoded chunk by chunk: into
+/// f32 (exact for every dtype but F64, and half the cache footprint), into f64 for F64 tensors.
 pub fn reduce_tile(view: &MatrixView<'_>, elements: Range<usize>, sparsity_eps: f64) -> Moments {
-    let mut buffer = [0f64; CHUNK_ELEMENTS];
+    if view.dtype == Dtype::F64 {
+        reduce_tile_as::<f64>(view, elements, sparsity_eps)
+    } else {
+        reduce_tile_as::<f32>(view, elements, sparsity_eps)
+    }
+}
+
+fn reduce_tile_as<T: Element + Default>(view: &MatrixView<'_>, elements: Range<usize>, sparsity_eps: f64) -> Moments {
+    let mut buffer = [T::default(); CHUNK_ELEMENTS];
     let mut moments = Moments::default();
     let mut start = elements.start;
     while start < elements.end {
