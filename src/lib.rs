@@ -3,7 +3,9 @@
 //! The library is cut into modules with one job each; none of them knows about the command line,
 //! which lives in [`cli`].
 
+pub mod classify;
 pub mod cli;
+pub mod config;
 pub mod dtype;
 pub mod engine;
 pub mod error;
