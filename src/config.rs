@@ -1,13 +1,190 @@
-//! STUB (replaced by the families branch).
-use crate::error::Result;
+//! A model's `config.json`: the few architecture facts aib uses to interpret tensor names.
+//!
+//! Every field is optional and unknown fields are ignored, because configs differ by family and
+//! a missing fact only means aib falls back to names alone. Multimodal checkpoints (Llava,
+//! Gemma 3, Qwen2-VL, …) keep the language model's facts in a nested `text_config`; a field absent
+//! at the top level is taken from there, so callers see the text model without knowing the layout.
+
 use std::path::Path;
-/// stub
-#[derive(Debug, Clone, Default)]
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// The architecture facts of a checkpoint, as its `config.json` states them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
 pub struct ModelConfig {
-    /// stub
+    /// Class names such as `["LlamaForCausalLM"]`.
+    pub architectures: Option<Vec<String>>,
+    /// The family tag, e.g. `llama`, `qwen3_moe`, `deepseek_v3`, `gpt2`.
+    pub model_type: Option<String>,
+    /// The number of transformer blocks (DeepSeek-V3's multi-token-prediction layer comes after these).
+    pub num_hidden_layers: Option<usize>,
+    /// Query heads per block.
+    pub num_attention_heads: Option<usize>,
+    /// Key/value heads per block; fewer than the query heads under grouped-query attention.
+    pub num_key_value_heads: Option<usize>,
+    /// The width of one attention head, when stated.
+    pub head_dim: Option<usize>,
+    /// The width of the residual stream.
+    pub hidden_size: Option<usize>,
+    /// The width of the dense MLP.
+    pub intermediate_size: Option<usize>,
+    /// Routed experts per MoE layer (Qwen2-MoE, Qwen3-MoE).
+    pub num_experts: Option<usize>,
+    /// Routed experts per MoE layer (Mixtral, Phi-3.5-MoE).
+    pub num_local_experts: Option<usize>,
+    /// Routed experts per MoE layer (DeepSeek-V2/V3).
+    pub n_routed_experts: Option<usize>,
+    /// Whether the output head shares the token embedding. Absent means not stated; transformers
+    /// then assumes `true`.
     pub tie_word_embeddings: Option<bool>,
+    /// Rows of the token embedding.
+    pub vocab_size: Option<usize>,
+    /// The language model's config inside a multimodal config; already merged into the fields
+    /// above by [`read`] and [`parse`].
+    pub text_config: Option<Box<ModelConfig>>,
 }
-/// stub
-pub fn read(_path: &Path) -> Result<ModelConfig> {
-    Ok(ModelConfig::default())
+
+impl ModelConfig {
+    /// The number of routed experts per MoE layer, whichever field the family uses to state it.
+    pub fn expert_count(&self) -> Option<usize> {
+        self.num_experts
+            .or(self.num_local_experts)
+            .or(self.n_routed_experts)
+    }
+
+    /// Fills every field absent here from the nested `text_config`, if any.
+    fn with_text_config_merged(mut self) -> ModelConfig {
+        let Some(text) = self.text_config.take() else {
+            return self;
+        };
+        let text = text.with_text_config_merged();
+        let merged = ModelConfig {
+            architectures: self.architectures.or(text.architectures.clone()),
+            model_type: self.model_type.or(text.model_type.clone()),
+            num_hidden_layers: self.num_hidden_layers.or(text.num_hidden_layers),
+            num_attention_heads: self.num_attention_heads.or(text.num_attention_heads),
+            num_key_value_heads: self.num_key_value_heads.or(text.num_key_value_heads),
+            head_dim: self.head_dim.or(text.head_dim),
+            hidden_size: self.hidden_size.or(text.hidden_size),
+            intermediate_size: self.intermediate_size.or(text.intermediate_size),
+            num_experts: self.num_experts.or(text.num_experts),
+            num_local_experts: self.num_local_experts.or(text.num_local_experts),
+            n_routed_experts: self.n_routed_experts.or(text.n_routed_experts),
+            tie_word_embeddings: self.tie_word_embeddings.or(text.tie_word_embeddings),
+            vocab_size: self.vocab_size.or(text.vocab_size),
+            text_config: None,
+        };
+        ModelConfig {
+            text_config: Some(Box::new(text)),
+            ..merged
+        }
+    }
+}
+
+/// Reads and parses the `config.json` at `path`.
+pub fn read(path: &Path) -> Result<ModelConfig> {
+    let text = std::fs::read_to_string(path).map_err(|err| Error::io("reading", path, err))?;
+    parse(&text).map_err(|err| err.context(path.display()))
+}
+
+/// Parses the text of a `config.json`; the error names no file (see [`read`]).
+pub fn parse(text: &str) -> Result<ModelConfig> {
+    let config: ModelConfig = serde_json::from_str(text)
+        .map_err(|err| Error::input(format!("not a valid model config: {err}")))?;
+    Ok(config.with_text_config_merged())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    #[test]
+    fn reads_a_llama_config_and_ignores_unknown_fields() {
+        let config = parse(
+            r#"{"architectures": ["LlamaForCausalLM"], "model_type": "llama",
+                "num_hidden_layers": 16, "num_attention_heads": 32, "num_key_value_heads": 8,
+                "head_dim": 64, "hidden_size": 2048, "intermediate_size": 8192,
+                "tie_word_embeddings": true, "vocab_size": 128256,
+                "rope_scaling": {"factor": 32.0, "rope_type": "llama3"}, "torch_dtype": "bfloat16"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.architectures.as_deref(),
+            Some(&["LlamaForCausalLM".to_string()][..])
+        );
+        assert_eq!(config.model_type.as_deref(), Some("llama"));
+        assert_eq!(config.num_hidden_layers, Some(16));
+        assert_eq!(config.num_attention_heads, Some(32));
+        assert_eq!(config.num_key_value_heads, Some(8));
+        assert_eq!(config.head_dim, Some(64));
+        assert_eq!(config.hidden_size, Some(2048));
+        assert_eq!(config.intermediate_size, Some(8192));
+        assert_eq!(config.tie_word_embeddings, Some(true));
+        assert_eq!(config.vocab_size, Some(128256));
+        assert_eq!(config.expert_count(), None);
+    }
+
+    #[test]
+    fn expert_count_comes_from_whichever_field_the_family_uses() {
+        let mixtral = parse(r#"{"num_local_experts": 8}"#).unwrap();
+        let qwen = parse(r#"{"num_experts": 128}"#).unwrap();
+        let deepseek = parse(r#"{"n_routed_experts": 256}"#).unwrap();
+        assert_eq!(mixtral.expert_count(), Some(8));
+        assert_eq!(qwen.expert_count(), Some(128));
+        assert_eq!(deepseek.expert_count(), Some(256));
+    }
+
+    #[test]
+    fn null_and_missing_fields_are_none() {
+        let config = parse(r#"{"head_dim": null}"#).unwrap();
+        assert_eq!(config, ModelConfig::default());
+    }
+
+    #[test]
+    fn multimodal_text_config_fills_missing_fields_but_not_present_ones() {
+        let config = parse(
+            r#"{"architectures": ["Gemma3ForConditionalGeneration"], "model_type": "gemma3",
+                "vision_config": {"hidden_size": 1152, "num_hidden_layers": 27},
+                "text_config": {"model_type": "gemma3_text", "hidden_size": 2560,
+                                "num_hidden_layers": 34, "num_key_value_heads": 4,
+                                "vocab_size": 262208}}"#,
+        )
+        .unwrap();
+        assert_eq!(config.model_type.as_deref(), Some("gemma3"));
+        assert_eq!(config.hidden_size, Some(2560));
+        assert_eq!(config.num_hidden_layers, Some(34));
+        assert_eq!(config.num_key_value_heads, Some(4));
+        assert_eq!(config.vocab_size, Some(262208));
+        let text = config.text_config.as_deref().unwrap();
+        assert_eq!(text.model_type.as_deref(), Some("gemma3_text"));
+    }
+
+    #[test]
+    fn invalid_json_and_wrong_types_are_input_errors() {
+        for text in ["{", "[1, 2]", r#"{"num_hidden_layers": "twelve"}"#] {
+            let err = parse(text).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Input, "{text}");
+        }
+    }
+
+    #[test]
+    fn read_names_the_file_in_every_error() {
+        let folder = tempfile::tempdir().unwrap();
+        let missing = folder.path().join("config.json");
+        let err = read(&missing).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Io);
+        assert!(err.message().contains("config.json"), "{}", err.message());
+
+        std::fs::write(&missing, "{not json").unwrap();
+        let err = read(&missing).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Input);
+        assert!(err.message().contains("config.json"), "{}", err.message());
+
+        std::fs::write(&missing, r#"{"hidden_size": 64}"#).unwrap();
+        assert_eq!(read(&missing).unwrap().hidden_size, Some(64));
+    }
 }
