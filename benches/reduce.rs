@@ -16,7 +16,8 @@ fn bf16_file() -> (tempfile::TempDir, SafetensorsFile) {
     let dir = tempfile::tempdir().expect("temporary folder");
     let path = dir.path().join("bench.safetensors");
     let bytes = ROWS * COLS * 2;
-    let mut header = format!(r#"{{"w":{{"dtype":"BF16","shape":[{ROWS},{COLS}],"data_offsets":[0,{bytes}]}}}}"#);
+    let mut header =
+        format!(r#"{{"w":{{"dtype":"BF16","shape":[{ROWS},{COLS}],"data_offsets":[0,{bytes}]}}}}"#);
     while header.len() % 8 != 0 {
         header.push(' ');
     }
@@ -61,7 +62,13 @@ fn bench_reduce(c: &mut Criterion) {
         b.iter(|| reduce_tile(&view, 0..ROWS * COLS, 1e-6))
     });
     group.bench_function("all threads, default tiles", |b| {
-        b.iter(|| reduce_views(std::slice::from_ref(&view), &ReduceOptions::default(), &|_| {}))
+        b.iter(|| {
+            reduce_views(
+                std::slice::from_ref(&view),
+                &ReduceOptions::default(),
+                &|_| {},
+            )
+        })
     });
     group.finish();
 }

@@ -109,7 +109,7 @@ fn row(report: &TensorReport, provenance: &Provenance) -> Vec<Cell> {
         Cell::from_float(has_values.then_some(moments.min)),
         Cell::from_float(has_values.then_some(moments.max)),
         Cell::from_float(moments.abs_mean()),
-        Cell::from_float(has_values.then(|| moments.l2_norm())),
+        Cell::from_float(Some(moments.l2_norm())),
         Cell::Int(moments.nan as i64),
         Cell::Int(moments.inf as i64),
         Cell::from_count(report.role.expert_index),

@@ -35,16 +35,27 @@ fn expect_failure(args: &[&str], code: i32, expected: &[&str]) {
     assert!(output.stdout.is_empty(), "{args:?} printed to stdout");
     if code != USAGE_ERROR {
         // Usage errors come from the argument parser, with its usage lines; all others are one line.
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: not one line: {stderr}");
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{args:?}: not one line: {stderr}"
+        );
     }
     assert!(!stderr.contains("panicked"), "{stderr}");
     for piece in expected {
-        assert!(stderr.contains(piece), "{args:?}: {stderr:?} lacks {piece:?}");
+        assert!(
+            stderr.contains(piece),
+            "{args:?}: {stderr:?} lacks {piece:?}"
+        );
     }
 }
 
 fn stats_on(path: &Path) -> Vec<String> {
-    vec!["stats".to_string(), path.display().to_string(), "--quiet".to_string()]
+    vec![
+        "stats".to_string(),
+        path.display().to_string(),
+        "--quiet".to_string(),
+    ]
 }
 
 fn run_case(header: &str, data_len: usize, expected: &[&str]) {
@@ -144,7 +155,11 @@ fn missing_shard() {
     expect_failure(
         &["stats", &folder, "--quiet"],
         INPUT_ERROR,
-        &["model.safetensors.index.json", "missing", "model-00002-of-00002.safetensors"],
+        &[
+            "model.safetensors.index.json",
+            "missing",
+            "model-00002-of-00002.safetensors",
+        ],
     );
 }
 
@@ -165,15 +180,27 @@ fn index_that_lies_about_a_tensor() {
 
 #[test]
 fn no_such_model() {
-    expect_failure(&["stats", "no/such/model/here", "--quiet"], INPUT_ERROR, &["no/such/model/here"]);
-    expect_failure(&["stats", "Org/NotCached", "--quiet"], INPUT_ERROR, &["Org/NotCached"]);
+    expect_failure(
+        &["stats", "no/such/model/here", "--quiet"],
+        INPUT_ERROR,
+        &["no/such/model/here"],
+    );
+    expect_failure(
+        &["stats", "Org/NotCached", "--quiet"],
+        INPUT_ERROR,
+        &["Org/NotCached"],
+    );
 }
 
 #[test]
 fn folder_without_weights() {
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().display().to_string();
-    expect_failure(&["stats", &folder, "--quiet"], INPUT_ERROR, &["no .safetensors"]);
+    expect_failure(
+        &["stats", &folder, "--quiet"],
+        INPUT_ERROR,
+        &["no .safetensors"],
+    );
 }
 
 #[test]
@@ -190,15 +217,30 @@ fn unwritable_output_folder() {
     std::fs::write(&blocker, b"").unwrap();
     let out = blocker.join("out.csv").display().to_string();
     let model = model.display().to_string();
-    expect_failure(&["stats", &model, "--quiet", "--out", &out], IO_ERROR, &["blocker"]);
-    assert!(std::fs::read_dir(dir.path()).unwrap().count() == 2, "left files behind");
+    expect_failure(
+        &["stats", &model, "--quiet", "--out", &out],
+        IO_ERROR,
+        &["blocker"],
+    );
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().count() == 2,
+        "left files behind"
+    );
 }
 
 #[test]
 fn usage_errors() {
     expect_failure(&["stats"], USAGE_ERROR, &["MODEL"]);
-    expect_failure(&["stats", "x", "--rank", "sometimes"], USAGE_ERROR, &["sometimes"]);
-    expect_failure(&["stats", "x", "--out", "table.xyz"], USAGE_ERROR, &["table.xyz"]);
+    expect_failure(
+        &["stats", "x", "--rank", "sometimes"],
+        USAGE_ERROR,
+        &["sometimes"],
+    );
+    expect_failure(
+        &["stats", "x", "--out", "table.xyz"],
+        USAGE_ERROR,
+        &["table.xyz"],
+    );
     expect_failure(&["stats", "x", "--format", "xml"], USAGE_ERROR, &["xml"]);
     expect_failure(&["embed", "x"], USAGE_ERROR, &["not yet implemented"]);
     expect_failure(&["layers", "x"], USAGE_ERROR, &["not yet implemented"]);

@@ -40,7 +40,11 @@ fn minifloat(byte: u8, exponent_bits: u32, mantissa_bits: u32, ieee: bool) -> f6
     let bias = (1 << (exponent_bits - 1)) - 1;
     let scale = (1u32 << mantissa_bits) as f64;
     if ieee && exponent == all_ones {
-        return if mantissa == 0.0 { sign * f64::INFINITY } else { f64::NAN };
+        return if mantissa == 0.0 {
+            sign * f64::INFINITY
+        } else {
+            f64::NAN
+        };
     }
     if !ieee && exponent == all_ones && mantissa == scale - 1.0 {
         return f64::NAN;
@@ -69,7 +73,11 @@ fn neumaier(values: impl Iterator<Item = f64>) -> f64 {
     let (mut sum, mut compensation) = (0.0f64, 0.0f64);
     for value in values {
         let total = sum + value;
-        compensation += if sum.abs() >= value.abs() { (sum - total) + value } else { (value - total) + sum };
+        compensation += if sum.abs() >= value.abs() {
+            (sum - total) + value
+        } else {
+            (value - total) + sum
+        };
         sum = total;
     }
     sum + compensation
@@ -90,7 +98,7 @@ fn reference(values: &[f64], eps: f64) -> Reference {
         min: some(finite.iter().copied().fold(f64::INFINITY, f64::min)),
         max: some(finite.iter().copied().fold(f64::NEG_INFINITY, f64::max)),
         abs_mean: some(neumaier(finite.iter().map(|x| x.abs())) / n),
-        l2_norm: some(neumaier(finite.iter().map(|x| x * x)).sqrt()),
+        l2_norm: Some(neumaier(finite.iter().map(|x| x * x)).sqrt()),
         near_zero: values.iter().filter(|x| x.abs() <= eps).count(),
     }
 }
@@ -100,9 +108,14 @@ fn close(got: &Value, want: Option<f64>, scale: f64, what: &str) {
     match want {
         None => assert!(got.is_null(), "{what}: expected empty, got {got}"),
         Some(want) => {
-            let got = got.as_f64().unwrap_or_else(|| panic!("{what}: expected {want}, got {got}"));
+            let got = got
+                .as_f64()
+                .unwrap_or_else(|| panic!("{what}: expected {want}, got {got}"));
             let tolerance = 1e-9 * want.abs() + 1e-13 * scale;
-            assert!((got - want).abs() <= tolerance, "{what}: got {got}, want {want}");
+            assert!(
+                (got - want).abs() <= tolerance,
+                "{what}: got {got}, want {want}"
+            );
         }
     }
 }
@@ -112,16 +125,29 @@ fn row_values(tensors: &SafeTensors<'_>, row: &Value) -> Vec<f64> {
     let name = row["param_name"].as_str().unwrap();
     let view = tensors.tensor(name).unwrap();
     let size = view.dtype().bitsize() / 8;
-    let mut values: Vec<f64> = view.data().chunks_exact(size).map(|b| decode(view.dtype(), b)).collect();
-    if let Some(expert) = row["expert_index"].as_u64().filter(|_| view.shape().len() == 3) {
+    let mut values: Vec<f64> = view
+        .data()
+        .chunks_exact(size)
+        .map(|b| decode(view.dtype(), b))
+        .collect();
+    if let Some(expert) = row["expert_index"]
+        .as_u64()
+        .filter(|_| view.shape().len() == 3)
+    {
         let per_expert = view.shape()[1] * view.shape()[2];
         values = values[expert as usize * per_expert..(expert as usize + 1) * per_expert].to_vec();
     }
-    let dequantised = row["note"].as_str().is_some_and(|note| note.contains("dequantised"));
+    let dequantised = row["note"]
+        .as_str()
+        .is_some_and(|note| note.contains("dequantised"));
     if dequantised {
         let scale = tensors.tensor(&format!("{name}_scale_inv")).unwrap();
         let scale_size = scale.dtype().bitsize() / 8;
-        let scales: Vec<f64> = scale.data().chunks_exact(scale_size).map(|b| decode(scale.dtype(), b)).collect();
+        let scales: Vec<f64> = scale
+            .data()
+            .chunks_exact(scale_size)
+            .map(|b| decode(scale.dtype(), b))
+            .collect();
         let cols = view.shape()[1];
         let scale_cols = scale.shape()[1];
         for (index, value) in values.iter_mut().enumerate() {
@@ -141,21 +167,49 @@ fn check_model(folder: &std::path::Path) {
             .entry(file.clone())
             .or_insert_with(|| std::fs::read(folder.join(&file)).unwrap());
     }
-    let parsed: BTreeMap<&String, SafeTensors<'_>> =
-        files.iter().map(|(name, bytes)| (name, SafeTensors::deserialize(bytes).unwrap())).collect();
+    let parsed: BTreeMap<&String, SafeTensors<'_>> = files
+        .iter()
+        .map(|(name, bytes)| (name, SafeTensors::deserialize(bytes).unwrap()))
+        .collect();
     let total_tensors: usize = parsed.values().map(|tensors| tensors.len()).sum();
-    let distinct: std::collections::BTreeSet<&str> = rows.iter().map(|row| row["param_name"].as_str().unwrap()).collect();
-    assert_eq!(distinct.len(), total_tensors, "{}: a tensor is missing from the output", folder.display());
+    let distinct: std::collections::BTreeSet<&str> = rows
+        .iter()
+        .map(|row| row["param_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        distinct.len(),
+        total_tensors,
+        "{}: a tensor is missing from the output",
+        folder.display()
+    );
 
     for row in &rows {
         let tensors = &parsed[&row["file"].as_str().unwrap().to_string()];
         let values = row_values(tensors, row);
         let want = reference(&values, 1e-6);
         let what = |column: &str| format!("{}: {} {column}", folder.display(), row["param_name"]);
-        let scale = want.abs_mean.unwrap_or(0.0).max(want.l2_norm.unwrap_or(0.0) / (want.numel.max(1) as f64).sqrt());
-        assert_eq!(row["numel"].as_u64(), Some(want.numel as u64), "{}", what("numel"));
-        assert_eq!(row["nan_count"].as_u64(), Some(want.nan as u64), "{}", what("nan_count"));
-        assert_eq!(row["inf_count"].as_u64(), Some(want.inf as u64), "{}", what("inf_count"));
+        let scale = want
+            .abs_mean
+            .unwrap_or(0.0)
+            .max(want.l2_norm.unwrap_or(0.0) / (want.numel.max(1) as f64).sqrt());
+        assert_eq!(
+            row["numel"].as_u64(),
+            Some(want.numel as u64),
+            "{}",
+            what("numel")
+        );
+        assert_eq!(
+            row["nan_count"].as_u64(),
+            Some(want.nan as u64),
+            "{}",
+            what("nan_count")
+        );
+        assert_eq!(
+            row["inf_count"].as_u64(),
+            Some(want.inf as u64),
+            "{}",
+            what("inf_count")
+        );
         close(&row["mean"], want.mean, scale, &what("mean"));
         close(&row["var"], want.var, scale * scale, &what("var"));
         close(&row["std"], want.var.map(f64::sqrt), scale, &what("std"));
@@ -178,14 +232,27 @@ fn every_statistic_of_every_fixture_matches_float64() {
 #[test]
 fn shapes_rows_and_cols_follow_the_spec() {
     let (_, rows) = common::stats_json(&common::fixtures().join("planted"), &["--rank", "off"]);
-    let by_name: BTreeMap<String, &Value> = rows.iter().map(|row| (common::row_key(row).0, row)).collect();
+    let by_name: BTreeMap<String, &Value> = rows
+        .iter()
+        .map(|row| (common::row_key(row).0, row))
+        .collect();
     let dims = |name: &str| {
         let row = by_name[name];
-        (row["shape"].clone(), row["rows"].as_u64().unwrap(), row["cols"].as_u64().unwrap())
+        (
+            row["shape"].clone(),
+            row["rows"].as_u64().unwrap(),
+            row["cols"].as_u64().unwrap(),
+        )
     };
     assert_eq!(dims("vector_1d_f32"), (serde_json::json!([100]), 100, 1));
-    assert_eq!(dims("tensor_3d_bf16"), (serde_json::json!([2, 3, 4]), 2, 12));
-    assert_eq!(dims("tensor_4d_f16"), (serde_json::json!([2, 2, 3, 4]), 2, 12));
+    assert_eq!(
+        dims("tensor_3d_bf16"),
+        (serde_json::json!([2, 3, 4]), 2, 12)
+    );
+    assert_eq!(
+        dims("tensor_4d_f16"),
+        (serde_json::json!([2, 2, 3, 4]), 2, 24)
+    );
     assert_eq!(dims("scalar_f32"), (serde_json::json!([]), 1, 1));
     assert_eq!(dims("empty_f32"), (serde_json::json!([0, 8]), 0, 8));
 }

@@ -63,7 +63,11 @@ impl ValueHistogram {
             numel: present.iter().map(|(_, count)| count).sum(),
             ..Moments::default()
         };
-        let finite: Vec<(f64, u64)> = present.iter().copied().filter(|(value, _)| value.is_finite()).collect();
+        let finite: Vec<(f64, u64)> = present
+            .iter()
+            .copied()
+            .filter(|(value, _)| value.is_finite())
+            .collect();
         for &(value, count) in &present {
             if value.is_nan() {
                 moments.nan += count;
@@ -77,16 +81,30 @@ impl ValueHistogram {
         }
         let n = moments.finite as f64;
         let mean0 = compensated_sum(finite.iter().map(|&(value, count)| value * count as f64)) / n;
-        let deviation = compensated_sum(finite.iter().map(|&(value, count)| (value - mean0) * count as f64));
+        let deviation = compensated_sum(
+            finite
+                .iter()
+                .map(|&(value, count)| (value - mean0) * count as f64),
+        );
         let squared = compensated_sum(finite.iter().map(|&(value, count)| {
             let d = value - mean0;
             d * d * count as f64
         }));
         moments.mean = mean0 + deviation / n;
         moments.m2 = (squared - deviation * deviation / n).max(0.0);
-        moments.abs_sum = compensated_sum(finite.iter().map(|&(value, count)| value.abs() * count as f64));
-        moments.min = finite.iter().map(|(value, _)| *value).fold(f64::INFINITY, f64::min);
-        moments.max = finite.iter().map(|(value, _)| *value).fold(f64::NEG_INFINITY, f64::max);
+        moments.abs_sum = compensated_sum(
+            finite
+                .iter()
+                .map(|&(value, count)| value.abs() * count as f64),
+        );
+        moments.min = finite
+            .iter()
+            .map(|(value, _)| *value)
+            .fold(f64::INFINITY, f64::min);
+        moments.max = finite
+            .iter()
+            .map(|(value, _)| *value)
+            .fold(f64::NEG_INFINITY, f64::max);
         moments.near_zero = finite
             .iter()
             .filter(|(value, _)| value.abs() <= sparsity_eps)
@@ -113,7 +131,10 @@ pub struct TileCounts {
 impl TileCounts {
     /// Counts the `dtype` elements stored in `bytes`; `dtype` must be 1 or 2 bytes wide.
     pub fn of(dtype: Dtype, bytes: &[u8]) -> TileCounts {
-        debug_assert!(bytes.len() < u32::MAX as usize, "tile too large for u32 counts");
+        debug_assert!(
+            bytes.len() < u32::MAX as usize,
+            "tile too large for u32 counts"
+        );
         if dtype.size() == 1 {
             let mut counts = vec![0u32; 1 << 8];
             for &byte in bytes {
@@ -154,7 +175,9 @@ mod tests {
 
     #[test]
     fn agrees_with_the_float_path() {
-        let values: Vec<f32> = (0..5000).map(|i| ((i * 7919) % 1000) as f32 / 64.0 - 7.0).collect();
+        let values: Vec<f32> = (0..5000)
+            .map(|i| ((i * 7919) % 1000) as f32 / 64.0 - 7.0)
+            .collect();
         let bytes: Vec<u8> = values
             .iter()
             .flat_map(|value| ((value.to_bits() >> 16) as u16).to_le_bytes())

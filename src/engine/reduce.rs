@@ -126,20 +126,27 @@ fn count_tile(view: &MatrixView<'_>, slot: &HistogramSlot, bytes: Range<usize>, 
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A poisoned lock means another tile panicked; its data (plain counts) is still consistent.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Statistics of elements `elements` of `view` in floating point, decoded chunk by chunk: into
-/// f32 (exact for every dtype but F64, and half the cache footprint), into f64 for F64 tensors.
+/// f32 (exact for every stored dtype but F64, and half the cache footprint), into f64 for F64
+/// tensors and for dequantised ones (a value times its scale is not exact in f32).
 pub fn reduce_tile(view: &MatrixView<'_>, elements: Range<usize>, sparsity_eps: f64) -> Moments {
-    if view.dtype == Dtype::F64 {
+    if view.dtype == Dtype::F64 || view.scale.is_some() {
         reduce_tile_as::<f64>(view, elements, sparsity_eps)
     } else {
         reduce_tile_as::<f32>(view, elements, sparsity_eps)
     }
 }
 
-fn reduce_tile_as<T: Element + Default>(view: &MatrixView<'_>, elements: Range<usize>, sparsity_eps: f64) -> Moments {
+fn reduce_tile_as<T: Element + Default>(
+    view: &MatrixView<'_>,
+    elements: Range<usize>,
+    sparsity_eps: f64,
+) -> Moments {
     let mut buffer = [T::default(); CHUNK_ELEMENTS];
     let mut moments = Moments::default();
     let mut start = elements.start;
