@@ -10,3 +10,4 @@ pub mod error;
 pub mod format;
 pub mod hub;
 pub mod model;
+pub mod spectral;
