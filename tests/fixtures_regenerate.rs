@@ -169,6 +169,39 @@ fn configs_vocabularies_and_tensors_agree_in_every_model_fixture() {
     }
 }
 
+#[test]
+fn the_reference_reader_sees_what_aib_sees() {
+    let files = files_under(&fixtures());
+    let safetensors = files
+        .values()
+        .filter(|path| path.extension().is_some_and(|e| e == "safetensors"));
+    let mut checked = 0;
+    for path in safetensors {
+        let bytes = std::fs::read(path).unwrap();
+        let reference = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let ours = SafetensorsFile::open(path).unwrap();
+        assert_eq!(reference.len(), ours.tensors().len(), "{}", path.display());
+        for tensor in ours.tensors() {
+            let view = reference.tensor(&tensor.name).unwrap();
+            assert_eq!(
+                view.dtype().to_string(),
+                tensor.dtype.name(),
+                "{}",
+                tensor.name
+            );
+            assert_eq!(view.shape(), &tensor.shape[..], "{}", tensor.name);
+            assert_eq!(
+                view.data(),
+                ours.bytes(tensor.bytes.clone()),
+                "{}",
+                tensor.name
+            );
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 10, "safetensors files under fixtures/");
+}
+
 fn tensor_named<'a>(tensors: &'a [(PathBuf, TensorInfo)], name: &str) -> &'a (PathBuf, TensorInfo) {
     tensors
         .iter()

@@ -66,13 +66,20 @@ mod tests {
         // Standard errors at this count: mean 0.0022, variance 0.0032, fourth moment ~0.02.
         assert!(mean.abs() < 0.01, "mean {mean}");
         assert!((var - 1.0).abs() < 0.015, "variance {var}");
-        assert!((fourth - 3.0).abs() < 0.1, "fourth moment {fourth} (Gaussian: 3)");
+        assert!(
+            (fourth - 3.0).abs() < 0.1,
+            "fourth moment {fourth} (Gaussian: 3)"
+        );
     }
 
     #[test]
     fn uniforms_stay_in_the_half_open_unit_interval() {
         let mut random = Random::new(0);
-        assert!((0..10_000).map(|_| random.uniform()).all(|u| u > 0.0 && u <= 1.0));
+        assert!(
+            (0..10_000)
+                .map(|_| random.uniform())
+                .all(|u| u > 0.0 && u <= 1.0)
+        );
         let mut a = Random::new(42);
         let mut b = Random::new(42);
         assert!((0..100).all(|_| a.next_u64() == b.next_u64()));
