@@ -10,6 +10,7 @@ mod checkpoint;
 mod classic;
 mod deepseek_fp8;
 mod encode;
+mod exact_rank;
 mod json_file;
 pub mod llama_like;
 mod planted;
