@@ -15,7 +15,7 @@ use aib::format::{SafetensorsFile, TensorInfo};
 use serde_json::Value;
 
 use make_fixtures::big::{big_plan, realistic_big_dims, write_big};
-use make_fixtures::llama_like::Dims;
+use make_fixtures::llama_like::tiny_dims;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
@@ -592,23 +592,11 @@ fn llama_tiny_embedding_holds_its_planted_clusters() {
     }
 }
 
-fn tiny_width() -> Dims {
-    Dims {
-        vocab: 256,
-        hidden: 64,
-        heads: 4,
-        kv_heads: 2,
-        head_dim: 16,
-        intermediate: 128,
-        layers: 0,
-    }
-}
-
 #[test]
 fn big_mode_streams_a_checkpoint_of_about_the_requested_size() {
     let out = tempfile::tempdir().unwrap();
     let target = 400_000;
-    let written = write_big(out.path(), target, &tiny_width()).unwrap();
+    let written = write_big(out.path(), target, &tiny_dims(0, 128)).unwrap();
     let file = SafetensorsFile::open(&out.path().join("model.safetensors")).unwrap();
     let data: u64 = file.tensors().iter().map(|t| t.bytes.len() as u64).sum();
     assert_eq!(data, written);
