@@ -209,8 +209,8 @@ fn block_type_of(module: &[&str], parameter: &str) -> BlockType {
         "k_proj" | "key" | "wk" => BlockType::KProj,
         "v_proj" | "value" | "wv" => BlockType::VProj,
         "o_proj" | "out_proj" | "wo" => BlockType::OProj,
-        "qkv_proj" | "c_attn" | "query_key_value" | "wqkv" | "w_pack" | "kv_a_proj_with_mqa"
-        | "kv_b_proj" => BlockType::QkvProj,
+        "qkv_proj" | "qkv" | "c_attn" | "query_key_value" | "wqkv" | "w_pack"
+        | "kv_a_proj_with_mqa" | "kv_b_proj" => BlockType::QkvProj,
         "gate_proj" | "w1" => BlockType::MlpGate,
         "up_proj" | "w3" | "c_fc" | "fc1" | "fc_in" | "dense_h_to_4h" => BlockType::MlpUp,
         "down_proj" | "w2" | "fc2" | "fc_out" | "dense_4h_to_h" => BlockType::MlpDown,
