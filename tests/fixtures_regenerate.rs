@@ -202,6 +202,75 @@ fn the_reference_reader_sees_what_aib_sees() {
     assert_eq!(checked, 10, "safetensors files under fixtures/");
 }
 
+/// How many tensors of each block type `folder` holds, by the classifier.
+fn block_counts(folder: &str) -> BTreeMap<&'static str, usize> {
+    let config = config::read(&fixtures().join(folder).join("config.json")).unwrap();
+    let mut counts = BTreeMap::new();
+    for (_, tensor) in tensors_of(&fixtures().join(folder)) {
+        let role = classify(&tensor.name, &tensor.shape, Some(&config));
+        *counts.entry(role.block_type.as_str()).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[test]
+fn every_tensor_of_the_llama_family_fixtures_lands_in_its_block() {
+    let expect =
+        |pairs: &[(&'static str, usize)]| pairs.iter().copied().collect::<BTreeMap<_, _>>();
+    let attention = [("q_proj", 2), ("k_proj", 2), ("v_proj", 2), ("o_proj", 2)];
+    let mut llama = expect(&[
+        ("embedding", 1),
+        ("norm", 5),
+        ("mlp_gate", 2),
+        ("mlp_up", 2),
+        ("mlp_down", 2),
+    ]);
+    llama.extend(attention);
+    assert_eq!(block_counts("llama-tiny"), llama);
+
+    // Two layers of four norms (input, post-attention, q, k) plus the final one; 2 × 4 experts × 3.
+    let mut qwen = expect(&[
+        ("embedding", 1),
+        ("norm", 9),
+        ("moe_router", 2),
+        ("moe", 24),
+        ("output", 1),
+    ]);
+    qwen.extend(attention);
+    assert_eq!(block_counts("qwen3-moe-tiny"), qwen);
+
+    // Layer 0: 4 experts × 3 matrices; layer 1: two stacks.
+    let mut mixtral = expect(&[
+        ("embedding", 1),
+        ("norm", 5),
+        ("moe_router", 2),
+        ("moe", 14),
+        ("output", 1),
+    ]);
+    mixtral.extend(attention);
+    assert_eq!(block_counts("mixtral-tiny"), mixtral);
+
+    // Scale companions count with their weights. Per layer: q_a, q_b and kv_a, kv_b (× 2 with
+    // scales), o_proj (× 2), four norms; layer 0 a dense fp8 MLP, layer 1 router and bias, five
+    // experts (4 routed + shared) × 3 × 2; MTP layer: embedding, three norms, eh_proj and its scale,
+    // head.
+    let fp8 = expect(&[
+        ("embedding", 2),
+        ("norm", 12),
+        ("q_proj", 8),
+        ("qkv_proj", 8),
+        ("o_proj", 4),
+        ("mlp_gate", 2),
+        ("mlp_up", 2),
+        ("mlp_down", 2),
+        ("moe_router", 2),
+        ("moe", 30),
+        ("other", 2),
+        ("output", 2),
+    ]);
+    assert_eq!(block_counts("fp8-tiny"), fp8);
+}
+
 fn tensor_named<'a>(tensors: &'a [(PathBuf, TensorInfo)], name: &str) -> &'a (PathBuf, TensorInfo) {
     tensors
         .iter()
