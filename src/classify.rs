@@ -182,7 +182,8 @@ fn block_type_of(module: &[&str], parameter: &str) -> BlockType {
         // GPT-2's causal mask buffers, saved by older transformers versions.
         return BlockType::Other;
     }
-    if matches!(last.as_str(), "gate" | "router" | "shared_expert_gate") {
+    // DBRX nests its router's linear one level deeper: `ffn.router.layer`.
+    if matches!(last.as_str(), "gate" | "router" | "shared_expert_gate") || parent(1) == "router" {
         return BlockType::MoeRouter;
     }
     if module
@@ -208,11 +209,11 @@ fn block_type_of(module: &[&str], parameter: &str) -> BlockType {
         "k_proj" | "key" | "wk" => BlockType::KProj,
         "v_proj" | "value" | "wv" => BlockType::VProj,
         "o_proj" | "out_proj" | "wo" => BlockType::OProj,
-        "qkv_proj" | "c_attn" | "query_key_value" | "wqkv" | "w_pack" | "kv_a_proj_with_mqa"
-        | "kv_b_proj" => BlockType::QkvProj,
+        "qkv_proj" | "qkv" | "c_attn" | "query_key_value" | "wqkv" | "w_pack"
+        | "kv_a_proj_with_mqa" | "kv_b_proj" => BlockType::QkvProj,
         "gate_proj" | "w1" => BlockType::MlpGate,
-        "up_proj" | "w3" | "c_fc" | "fc1" | "dense_h_to_4h" => BlockType::MlpUp,
-        "down_proj" | "w2" | "fc2" | "dense_4h_to_h" => BlockType::MlpDown,
+        "up_proj" | "w3" | "c_fc" | "fc1" | "fc_in" | "dense_h_to_4h" => BlockType::MlpUp,
+        "down_proj" | "w2" | "fc2" | "fc_out" | "dense_4h_to_h" => BlockType::MlpDown,
         "gate_up_proj" => BlockType::MlpGateUp,
         "c_proj" => match parent(1) {
             "attn" => BlockType::OProj,
@@ -224,10 +225,13 @@ fn block_type_of(module: &[&str], parameter: &str) -> BlockType {
     }
 }
 
-/// GPT-NeoX, Falcon and BERT all call several projections `dense`; the parents tell them apart.
+/// GPT-NeoX, Falcon, Phi-2 and BERT all call several projections `dense`; the parents tell them
+/// apart.
 fn dense_block_type(parent: &str, grandparent: &str) -> BlockType {
     match (grandparent, parent) {
-        (_, "attention" | "self_attention") | ("attention", "output") => BlockType::OProj,
+        (_, "attention" | "self_attention" | "self_attn") | ("attention", "output") => {
+            BlockType::OProj
+        }
         (_, "output") => BlockType::MlpDown,
         (_, "intermediate") => BlockType::MlpUp,
         _ => BlockType::Other,

@@ -4,6 +4,7 @@
 //! a missing fact only means aib falls back to names alone. Multimodal checkpoints (Llava,
 //! Gemma 3, Qwen2-VL, …) keep the language model's facts in a nested `text_config`; a field absent
 //! at the top level is taken from there, so callers see the text model without knowing the layout.
+//! GPT-2-style configs (`n_layer`, `n_head`, `n_embd`, `n_inner`) fill the same fields.
 
 use std::path::Path;
 
@@ -84,6 +85,32 @@ impl ModelConfig {
     }
 }
 
+/// What `config.json` holds: the fields above plus GPT-2's own names for four of them, kept apart
+/// so that a config stating both spellings is not a duplicate-field error.
+#[derive(Deserialize)]
+struct StoredConfig {
+    #[serde(flatten)]
+    config: ModelConfig,
+    n_layer: Option<usize>,
+    n_head: Option<usize>,
+    n_embd: Option<usize>,
+    n_inner: Option<usize>,
+}
+
+impl StoredConfig {
+    /// The config with GPT-2's names folded in where the standard ones are absent.
+    fn into_model_config(self) -> ModelConfig {
+        let config = self.config;
+        ModelConfig {
+            num_hidden_layers: config.num_hidden_layers.or(self.n_layer),
+            num_attention_heads: config.num_attention_heads.or(self.n_head),
+            hidden_size: config.hidden_size.or(self.n_embd),
+            intermediate_size: config.intermediate_size.or(self.n_inner),
+            ..config
+        }
+    }
+}
+
 /// Reads and parses the `config.json` at `path`.
 pub fn read(path: &Path) -> Result<ModelConfig> {
     let text = std::fs::read_to_string(path).map_err(|err| Error::io("reading", path, err))?;
@@ -92,9 +119,9 @@ pub fn read(path: &Path) -> Result<ModelConfig> {
 
 /// Parses the text of a `config.json`; the error names no file (see [`read`]).
 pub fn parse(text: &str) -> Result<ModelConfig> {
-    let config: ModelConfig = serde_json::from_str(text)
+    let stored: StoredConfig = serde_json::from_str(text)
         .map_err(|err| Error::input(format!("not a valid model config: {err}")))?;
-    Ok(config.with_text_config_merged())
+    Ok(stored.into_model_config().with_text_config_merged())
 }
 
 #[cfg(test)]
@@ -136,6 +163,22 @@ mod tests {
         assert_eq!(mixtral.expert_count(), Some(8));
         assert_eq!(qwen.expert_count(), Some(128));
         assert_eq!(deepseek.expert_count(), Some(256));
+    }
+
+    #[test]
+    fn gpt2_names_fill_the_standard_fields_without_overriding_them() {
+        let gpt2 = parse(
+            r#"{"model_type": "gpt2", "n_layer": 12, "n_head": 12, "n_embd": 768,
+                "n_inner": null, "n_positions": 1024, "vocab_size": 50257}"#,
+        )
+        .unwrap();
+        assert_eq!(gpt2.num_hidden_layers, Some(12));
+        assert_eq!(gpt2.num_attention_heads, Some(12));
+        assert_eq!(gpt2.hidden_size, Some(768));
+        assert_eq!(gpt2.intermediate_size, None);
+        let both = parse(r#"{"n_layer": 2, "num_hidden_layers": 3, "n_inner": 64}"#).unwrap();
+        assert_eq!(both.num_hidden_layers, Some(3));
+        assert_eq!(both.intermediate_size, Some(64));
     }
 
     #[test]

@@ -690,6 +690,87 @@ fn gemma_and_multimodal_prefixes() {
 }
 
 #[test]
+fn neighbouring_families_share_the_same_names() {
+    check_table(
+        "falcon, opt, phi-2, gpt-j, dbrx",
+        None,
+        &[
+            (
+                "transformer.word_embeddings.weight",
+                "embedding",
+                None,
+                None,
+            ),
+            (
+                "transformer.h.3.self_attention.query_key_value.weight",
+                "qkv_proj",
+                Some(3),
+                None,
+            ),
+            (
+                "transformer.h.3.self_attention.dense.weight",
+                "o_proj",
+                Some(3),
+                None,
+            ),
+            ("transformer.h.3.ln_attn.weight", "norm", Some(3), None),
+            (
+                "model.decoder.embed_positions.weight",
+                "position_embedding",
+                None,
+                None,
+            ),
+            (
+                "model.decoder.layers.5.self_attn.out_proj.weight",
+                "o_proj",
+                Some(5),
+                None,
+            ),
+            ("model.decoder.layers.5.fc1.weight", "mlp_up", Some(5), None),
+            ("model.decoder.layers.5.fc2.bias", "mlp_down", Some(5), None),
+            (
+                "model.decoder.layers.5.final_layer_norm.weight",
+                "norm",
+                Some(5),
+                None,
+            ),
+            (
+                "model.layers.7.self_attn.dense.weight",
+                "o_proj",
+                Some(7),
+                None,
+            ),
+            ("model.layers.7.mlp.fc1.weight", "mlp_up", Some(7), None),
+            ("transformer.h.2.mlp.fc_in.weight", "mlp_up", Some(2), None),
+            (
+                "transformer.h.2.mlp.fc_out.weight",
+                "mlp_down",
+                Some(2),
+                None,
+            ),
+            (
+                "transformer.blocks.4.ffn.router.layer.weight",
+                "moe_router",
+                Some(4),
+                None,
+            ),
+            (
+                "transformer.blocks.4.ffn.experts.mlp.w1",
+                "moe",
+                Some(4),
+                None,
+            ),
+            (
+                "transformer.blocks.4.norm_attn_norm.attn.Wqkv.weight",
+                "qkv_proj",
+                Some(4),
+                None,
+            ),
+        ],
+    );
+}
+
+#[test]
 fn unknown_or_malformed_names_never_fail() {
     let huge_layer = "model.layers.99999999999999999999999.mlp.up_proj.weight";
     let cases: [(&str, BlockType); 9] = [

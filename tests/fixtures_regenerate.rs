@@ -15,7 +15,7 @@ use aib::format::{SafetensorsFile, TensorInfo};
 use serde_json::Value;
 
 use make_fixtures::big::{big_plan, realistic_big_dims, write_big};
-use make_fixtures::llama_like::Dims;
+use make_fixtures::llama_like::tiny_dims;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
@@ -167,6 +167,108 @@ fn configs_vocabularies_and_tensors_agree_in_every_model_fixture() {
             }
         }
     }
+}
+
+#[test]
+fn the_reference_reader_sees_what_aib_sees() {
+    let files = files_under(&fixtures());
+    let safetensors = files
+        .values()
+        .filter(|path| path.extension().is_some_and(|e| e == "safetensors"));
+    let mut checked = 0;
+    for path in safetensors {
+        let bytes = std::fs::read(path).unwrap();
+        let reference = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let ours = SafetensorsFile::open(path).unwrap();
+        assert_eq!(reference.len(), ours.tensors().len(), "{}", path.display());
+        for tensor in ours.tensors() {
+            let view = reference.tensor(&tensor.name).unwrap();
+            assert_eq!(
+                view.dtype().to_string(),
+                tensor.dtype.name(),
+                "{}",
+                tensor.name
+            );
+            assert_eq!(view.shape(), &tensor.shape[..], "{}", tensor.name);
+            assert_eq!(
+                view.data(),
+                ours.bytes(tensor.bytes.clone()),
+                "{}",
+                tensor.name
+            );
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 10, "safetensors files under fixtures/");
+}
+
+/// How many tensors of each block type `folder` holds, by the classifier.
+fn block_counts(folder: &str) -> BTreeMap<&'static str, usize> {
+    let config = config::read(&fixtures().join(folder).join("config.json")).unwrap();
+    let mut counts = BTreeMap::new();
+    for (_, tensor) in tensors_of(&fixtures().join(folder)) {
+        let role = classify(&tensor.name, &tensor.shape, Some(&config));
+        *counts.entry(role.block_type.as_str()).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[test]
+fn every_tensor_of_the_llama_family_fixtures_lands_in_its_block() {
+    let expect =
+        |pairs: &[(&'static str, usize)]| pairs.iter().copied().collect::<BTreeMap<_, _>>();
+    let attention = [("q_proj", 2), ("k_proj", 2), ("v_proj", 2), ("o_proj", 2)];
+    let mut llama = expect(&[
+        ("embedding", 1),
+        ("norm", 5),
+        ("mlp_gate", 2),
+        ("mlp_up", 2),
+        ("mlp_down", 2),
+    ]);
+    llama.extend(attention);
+    assert_eq!(block_counts("llama-tiny"), llama);
+
+    // Two layers of four norms (input, post-attention, q, k) plus the final one; 2 × 4 experts × 3.
+    let mut qwen = expect(&[
+        ("embedding", 1),
+        ("norm", 9),
+        ("moe_router", 2),
+        ("moe", 24),
+        ("output", 1),
+    ]);
+    qwen.extend(attention);
+    assert_eq!(block_counts("qwen3-moe-tiny"), qwen);
+
+    // Layer 0: 4 experts × 3 matrices; layer 1: two stacks.
+    let mut mixtral = expect(&[
+        ("embedding", 1),
+        ("norm", 5),
+        ("moe_router", 2),
+        ("moe", 14),
+        ("output", 1),
+    ]);
+    mixtral.extend(attention);
+    assert_eq!(block_counts("mixtral-tiny"), mixtral);
+
+    // Scale companions count with their weights. Per layer: q_a, q_b and kv_a, kv_b (× 2 with
+    // scales), o_proj (× 2), four norms; layer 0 a dense fp8 MLP, layer 1 router and bias, five
+    // experts (4 routed + shared) × 3 × 2; MTP layer: embedding, three norms, eh_proj and its scale,
+    // head.
+    let fp8 = expect(&[
+        ("embedding", 2),
+        ("norm", 12),
+        ("q_proj", 8),
+        ("qkv_proj", 8),
+        ("o_proj", 4),
+        ("mlp_gate", 2),
+        ("mlp_up", 2),
+        ("mlp_down", 2),
+        ("moe_router", 2),
+        ("moe", 30),
+        ("other", 2),
+        ("output", 2),
+    ]);
+    assert_eq!(block_counts("fp8-tiny"), fp8);
 }
 
 fn tensor_named<'a>(tensors: &'a [(PathBuf, TensorInfo)], name: &str) -> &'a (PathBuf, TensorInfo) {
@@ -559,23 +661,11 @@ fn llama_tiny_embedding_holds_its_planted_clusters() {
     }
 }
 
-fn tiny_width() -> Dims {
-    Dims {
-        vocab: 256,
-        hidden: 64,
-        heads: 4,
-        kv_heads: 2,
-        head_dim: 16,
-        intermediate: 128,
-        layers: 0,
-    }
-}
-
 #[test]
 fn big_mode_streams_a_checkpoint_of_about_the_requested_size() {
     let out = tempfile::tempdir().unwrap();
     let target = 400_000;
-    let written = write_big(out.path(), target, &tiny_width()).unwrap();
+    let written = write_big(out.path(), target, &tiny_dims(0, 128)).unwrap();
     let file = SafetensorsFile::open(&out.path().join("model.safetensors")).unwrap();
     let data: u64 = file.tensors().iter().map(|t| t.bytes.len() as u64).sum();
     assert_eq!(data, written);

@@ -17,6 +17,7 @@ use super::llama_like::{layer_prefix, write_config_and_tokenizer};
 use super::random::Random;
 use super::safetensors_writer::{self, Tensor, TensorHeader};
 
+const BF16: Dtype = Dtype::BF16;
 const VOCAB: usize = 128;
 const HIDDEN: usize = 256;
 const HEADS: usize = 2;
@@ -53,123 +54,22 @@ pub struct DequantisedAnswers {
 
 /// Writes the fixture and returns the dequantised statistics of [`DEQUANTISED_WEIGHT`].
 pub fn write_fp8_tiny(folder: &Path) -> io::Result<DequantisedAnswers> {
+    let (fp8_linears, unquantised) = plan();
     let mut random = Random::new(0xf8);
     let mut tensors = Vec::new();
     let mut recorded = None;
-    let mut quantise =
-        |tensors: &mut Vec<Tensor>, random: &mut Random, name: String, out: usize, input: usize| {
-            let (weight, scale, dequantised) = quantised_linear(&name, out, input, random);
-            if name == DEQUANTISED_WEIGHT {
-                recorded = Some(Answers::of(&dequantised));
-            }
-            tensors.extend([weight, scale]);
-        };
-    let mut bf16 = vec![
-        linear("model.embed_tokens.weight", Dtype::BF16, VOCAB, HIDDEN),
-        norm("model.norm.weight", Dtype::BF16, HIDDEN),
-        linear("lm_head.weight", Dtype::BF16, VOCAB, HIDDEN),
-    ];
-    for layer in 0..LAYERS {
-        let prefix = layer_prefix(layer);
-        let attention = format!("{prefix}self_attn.");
-        bf16.extend([
-            norm(
-                format!("{prefix}input_layernorm.weight"),
-                Dtype::BF16,
-                HIDDEN,
-            ),
-            norm(
-                format!("{prefix}post_attention_layernorm.weight"),
-                Dtype::BF16,
-                HIDDEN,
-            ),
-            norm(
-                format!("{attention}q_a_layernorm.weight"),
-                Dtype::BF16,
-                Q_LORA_RANK,
-            ),
-            norm(
-                format!("{attention}kv_a_layernorm.weight"),
-                Dtype::BF16,
-                KV_LORA_RANK,
-            ),
-        ]);
-        let q_head = QK_NOPE_HEAD_DIM + QK_ROPE_HEAD_DIM;
-        let projections = [
-            ("q_a_proj", Q_LORA_RANK, HIDDEN),
-            ("q_b_proj", HEADS * q_head, Q_LORA_RANK),
-            (
-                "kv_a_proj_with_mqa",
-                KV_LORA_RANK + QK_ROPE_HEAD_DIM,
-                HIDDEN,
-            ),
-            (
-                "kv_b_proj",
-                HEADS * (QK_NOPE_HEAD_DIM + V_HEAD_DIM),
-                KV_LORA_RANK,
-            ),
-            ("o_proj", HIDDEN, HEADS * V_HEAD_DIM),
-        ];
-        for (name, out, input) in projections {
-            quantise(
-                &mut tensors,
-                &mut random,
-                format!("{attention}{name}.weight"),
-                out,
-                input,
-            );
+    for (name, out, input) in fp8_linears {
+        let (weight, scale, dequantised) = quantised_linear(&name, out, input, &mut random);
+        if name == DEQUANTISED_WEIGHT {
+            recorded = Some(Answers::of(&dequantised));
         }
-        // DeepSeek-V3's first layers are dense (`first_k_dense_replace`), the rest MoE.
-        let mlps = if layer == 0 {
-            vec![(format!("{prefix}mlp."), INTERMEDIATE)]
-        } else {
-            bf16.push(linear(
-                format!("{prefix}mlp.gate.weight"),
-                Dtype::BF16,
-                EXPERTS,
-                HIDDEN,
-            ));
-            bf16.push(checkpoint::bias(
-                format!("{prefix}mlp.gate.e_score_correction_bias"),
-                Dtype::F32,
-                EXPERTS,
-            ));
-            (0..EXPERTS)
-                .map(|expert| format!("{prefix}mlp.experts.{expert}."))
-                .chain([format!("{prefix}mlp.shared_experts.")])
-                .map(|mlp| (mlp, MOE_INTERMEDIATE))
-                .collect()
-        };
-        for (mlp, intermediate) in mlps {
-            for (name, out, input) in [
-                ("gate_proj", intermediate, HIDDEN),
-                ("up_proj", intermediate, HIDDEN),
-                ("down_proj", HIDDEN, intermediate),
-            ] {
-                quantise(
-                    &mut tensors,
-                    &mut random,
-                    format!("{mlp}{name}.weight"),
-                    out,
-                    input,
-                );
-            }
-        }
+        tensors.extend([weight, scale]);
     }
-    let mtp = layer_prefix(LAYERS);
-    bf16.extend(mtp_tensors(&mtp));
-    quantise(
-        &mut tensors,
-        &mut random,
-        format!("{mtp}eh_proj.weight"),
-        HIDDEN,
-        2 * HIDDEN,
-    );
-    tensors.extend(checkpoint::realise(bf16, &mut random));
+    tensors.extend(checkpoint::realise(unquantised, &mut random));
     safetensors_writer::write_file(&folder.join("model.safetensors"), &tensors)?;
     write_config(folder)?;
     let dequantised =
-        recorded.ok_or_else(|| io::Error::other("the recorded fp8 weight was never written"))?;
+        recorded.ok_or_else(|| io::Error::other("the recorded fp8 weight is not in the plan"))?;
     Ok(DequantisedAnswers {
         file: "fp8-tiny/model.safetensors",
         name: DEQUANTISED_WEIGHT,
@@ -178,25 +78,86 @@ pub fn write_fp8_tiny(folder: &Path) -> io::Result<DequantisedAnswers> {
     })
 }
 
+/// The fp8 linear weights as (name, out, in), and every other tensor.
+fn plan() -> (Vec<(String, usize, usize)>, Vec<Planned>) {
+    let mut fp8_linears = Vec::new();
+    let mut unquantised = vec![
+        linear("model.embed_tokens.weight", BF16, VOCAB, HIDDEN),
+        norm("model.norm.weight", BF16, HIDDEN),
+        linear("lm_head.weight", BF16, VOCAB, HIDDEN),
+    ];
+    for layer in 0..LAYERS {
+        let prefix = layer_prefix(layer);
+        let attention = format!("{prefix}self_attn.");
+        unquantised.extend([
+            norm(format!("{prefix}input_layernorm.weight"), BF16, HIDDEN),
+            norm(
+                format!("{prefix}post_attention_layernorm.weight"),
+                BF16,
+                HIDDEN,
+            ),
+            norm(
+                format!("{attention}q_a_layernorm.weight"),
+                BF16,
+                Q_LORA_RANK,
+            ),
+            norm(
+                format!("{attention}kv_a_layernorm.weight"),
+                BF16,
+                KV_LORA_RANK,
+            ),
+        ]);
+        let q_head = QK_NOPE_HEAD_DIM + QK_ROPE_HEAD_DIM;
+        let kv_head = QK_NOPE_HEAD_DIM + V_HEAD_DIM;
+        for (name, out, input) in [
+            ("q_a_proj", Q_LORA_RANK, HIDDEN),
+            ("q_b_proj", HEADS * q_head, Q_LORA_RANK),
+            (
+                "kv_a_proj_with_mqa",
+                KV_LORA_RANK + QK_ROPE_HEAD_DIM,
+                HIDDEN,
+            ),
+            ("kv_b_proj", HEADS * kv_head, KV_LORA_RANK),
+            ("o_proj", HIDDEN, HEADS * V_HEAD_DIM),
+        ] {
+            fp8_linears.push((format!("{attention}{name}.weight"), out, input));
+        }
+        // DeepSeek-V3's first layers are dense (`first_k_dense_replace`), the rest MoE.
+        let mlps = if layer == 0 {
+            vec![(format!("{prefix}mlp."), INTERMEDIATE)]
+        } else {
+            let router = format!("{prefix}mlp.gate.");
+            unquantised.push(linear(format!("{router}weight"), BF16, EXPERTS, HIDDEN));
+            let correction = format!("{router}e_score_correction_bias");
+            unquantised.push(checkpoint::bias(correction, Dtype::F32, EXPERTS));
+            (0..EXPERTS)
+                .map(|expert| format!("{prefix}mlp.experts.{expert}."))
+                .chain([format!("{prefix}mlp.shared_experts.")])
+                .map(|mlp| (mlp, MOE_INTERMEDIATE))
+                .collect()
+        };
+        for (mlp, intermediate) in mlps {
+            fp8_linears.push((format!("{mlp}gate_proj.weight"), intermediate, HIDDEN));
+            fp8_linears.push((format!("{mlp}up_proj.weight"), intermediate, HIDDEN));
+            fp8_linears.push((format!("{mlp}down_proj.weight"), HIDDEN, intermediate));
+        }
+    }
+    let mtp = layer_prefix(LAYERS);
+    unquantised.extend(mtp_tensors(&mtp));
+    fp8_linears.push((format!("{mtp}eh_proj.weight"), HIDDEN, 2 * HIDDEN));
+    (fp8_linears, unquantised)
+}
+
 /// The bf16 tensors that only the multi-token-prediction layer has.
 fn mtp_tensors(prefix: &str) -> Vec<Planned> {
     vec![
-        linear(
-            format!("{prefix}embed_tokens.weight"),
-            Dtype::BF16,
-            VOCAB,
-            HIDDEN,
-        ),
-        norm(format!("{prefix}enorm.weight"), Dtype::BF16, HIDDEN),
-        norm(format!("{prefix}hnorm.weight"), Dtype::BF16, HIDDEN),
-        norm(
-            format!("{prefix}shared_head.norm.weight"),
-            Dtype::BF16,
-            HIDDEN,
-        ),
+        linear(format!("{prefix}embed_tokens.weight"), BF16, VOCAB, HIDDEN),
+        norm(format!("{prefix}enorm.weight"), BF16, HIDDEN),
+        norm(format!("{prefix}hnorm.weight"), BF16, HIDDEN),
+        norm(format!("{prefix}shared_head.norm.weight"), BF16, HIDDEN),
         linear(
             format!("{prefix}shared_head.head.weight"),
-            Dtype::BF16,
+            BF16,
             VOCAB,
             HIDDEN,
         ),

@@ -118,6 +118,25 @@ pub fn gated_mlp(prefix: &str, hidden: usize, intermediate: usize, dtype: Dtype)
 
 /// A whole dense Llama model; `tied` leaves out `lm_head`.
 pub fn llama_plan(dims: &Dims, dtype: Dtype, tied: bool) -> Vec<Planned> {
+    decoder_plan(dims, dtype, tied, false, |prefix, _| {
+        gated_mlp(
+            &format!("{prefix}mlp."),
+            dims.hidden,
+            dims.intermediate,
+            dtype,
+        )
+    })
+}
+
+/// A decoder: the embedding; per layer the attention (with Qwen3's q/k norms when `qk_norm`) and
+/// whatever `mlp(layer prefix, layer)` plans; the final norm and, unless `tied`, the head.
+fn decoder_plan(
+    dims: &Dims,
+    dtype: Dtype,
+    tied: bool,
+    qk_norm: bool,
+    mlp: impl Fn(&str, usize) -> Vec<Planned>,
+) -> Vec<Planned> {
     let mut plan = vec![linear(
         "model.embed_tokens.weight",
         dtype,
@@ -126,13 +145,8 @@ pub fn llama_plan(dims: &Dims, dtype: Dtype, tied: bool) -> Vec<Planned> {
     )];
     for layer in 0..dims.layers {
         let prefix = layer_prefix(layer);
-        plan.extend(attention(&prefix, dims, dtype, false));
-        plan.extend(gated_mlp(
-            &format!("{prefix}mlp."),
-            dims.hidden,
-            dims.intermediate,
-            dtype,
-        ));
+        plan.extend(attention(&prefix, dims, dtype, qk_norm));
+        plan.extend(mlp(&prefix, layer));
     }
     plan.extend(head(dims, dtype, tied));
     plan
@@ -177,7 +191,7 @@ pub fn llama_config_fields(
 }
 
 /// The tiny models share one shape so their files stay small.
-fn tiny_dims(layers: usize, intermediate: usize) -> Dims {
+pub fn tiny_dims(layers: usize, intermediate: usize) -> Dims {
     Dims {
         vocab: 256,
         hidden: 64,
@@ -227,32 +241,24 @@ pub fn write_qwen3_moe_tiny(folder: &Path) -> io::Result<()> {
     let experts = 4;
     let dims = tiny_dims(2, 32);
     let dtype = Dtype::BF16;
-    let mut plan = vec![linear(
-        "model.embed_tokens.weight",
-        dtype,
-        dims.vocab,
-        dims.hidden,
-    )];
-    for layer in 0..dims.layers {
-        let prefix = layer_prefix(layer);
-        plan.extend(attention(&prefix, &dims, dtype, true));
-        plan.push(linear(
+    let plan = decoder_plan(&dims, dtype, false, true, |prefix, _| {
+        let mut mlp = vec![linear(
             format!("{prefix}mlp.gate.weight"),
             dtype,
             experts,
             dims.hidden,
-        ));
+        )];
         for expert in 0..experts {
             let expert_prefix = format!("{prefix}mlp.experts.{expert}.");
-            plan.extend(gated_mlp(
+            mlp.extend(gated_mlp(
                 &expert_prefix,
                 dims.hidden,
                 dims.intermediate,
                 dtype,
             ));
         }
-    }
-    plan.extend(head(&dims, dtype, false));
+        mlp
+    });
     let tensors = checkpoint::realise(plan, &mut Random::new(0x03e3));
     safetensors_writer::write_file(&folder.join("model.safetensors"), &tensors)?;
     let mut config =
@@ -276,61 +282,13 @@ pub fn write_mixtral_tiny(folder: &Path) -> io::Result<()> {
     let dims = tiny_dims(2, 64);
     let dtype = Dtype::BF16;
     let (hidden, intermediate) = (dims.hidden, dims.intermediate);
-    let mut plan = vec![linear(
-        "model.embed_tokens.weight",
-        dtype,
-        dims.vocab,
-        hidden,
-    )];
-    let classic = layer_prefix(0);
-    plan.extend(attention(&classic, &dims, dtype, false));
-    plan.push(linear(
-        format!("{classic}block_sparse_moe.gate.weight"),
-        dtype,
-        experts,
-        hidden,
-    ));
-    for expert in 0..experts {
-        let prefix = format!("{classic}block_sparse_moe.experts.{expert}.");
-        plan.push(linear(
-            format!("{prefix}w1.weight"),
-            dtype,
-            intermediate,
-            hidden,
-        ));
-        plan.push(linear(
-            format!("{prefix}w2.weight"),
-            dtype,
-            hidden,
-            intermediate,
-        ));
-        plan.push(linear(
-            format!("{prefix}w3.weight"),
-            dtype,
-            intermediate,
-            hidden,
-        ));
-    }
-    let fused = layer_prefix(1);
-    plan.extend(attention(&fused, &dims, dtype, false));
-    plan.push(linear(
-        format!("{fused}mlp.gate.weight"),
-        dtype,
-        experts,
-        hidden,
-    ));
-    let stack = |name: &str, shape: &[usize]| {
-        checkpoint::gaussian(
-            format!("{fused}mlp.experts.{name}"),
-            dtype,
-            shape,
-            0.0,
-            checkpoint::WEIGHT_STD,
-        )
-    };
-    plan.push(stack("gate_up_proj", &[experts, 2 * intermediate, hidden]));
-    plan.push(stack("down_proj", &[experts, hidden, intermediate]));
-    plan.extend(head(&dims, dtype, false));
+    let plan = decoder_plan(&dims, dtype, false, false, |prefix, layer| {
+        if layer == 0 {
+            classic_experts(prefix, experts, hidden, intermediate, dtype)
+        } else {
+            fused_experts(prefix, experts, hidden, intermediate, dtype)
+        }
+    });
     let tensors = checkpoint::realise(plan, &mut Random::new(0x8a7));
     safetensors_writer::write_file(&folder.join("model.safetensors"), &tensors)?;
     let mut config = llama_config_fields(&dims, "MixtralForCausalLM", "mixtral", "bfloat16", false);
@@ -339,6 +297,59 @@ pub fn write_mixtral_tiny(folder: &Path) -> io::Result<()> {
         ("num_experts_per_tok", json!(2)),
     ]);
     write_config_and_tokenizer(folder, config, dims.vocab)
+}
+
+/// Mixtral's router and per-expert `w1` (gate), `w2` (down), `w3` (up) under `block_sparse_moe`.
+fn classic_experts(
+    prefix: &str,
+    experts: usize,
+    hidden: usize,
+    intermediate: usize,
+    dtype: Dtype,
+) -> Vec<Planned> {
+    let moe = format!("{prefix}block_sparse_moe.");
+    let mut plan = vec![linear(format!("{moe}gate.weight"), dtype, experts, hidden)];
+    for expert in 0..experts {
+        let weights = format!("{moe}experts.{expert}.");
+        plan.push(linear(
+            format!("{weights}w1.weight"),
+            dtype,
+            intermediate,
+            hidden,
+        ));
+        plan.push(linear(
+            format!("{weights}w2.weight"),
+            dtype,
+            hidden,
+            intermediate,
+        ));
+        plan.push(linear(
+            format!("{weights}w3.weight"),
+            dtype,
+            intermediate,
+            hidden,
+        ));
+    }
+    plan
+}
+
+/// The router `mlp.gate` and all experts in two 3-D stacks, as newer transformers store them.
+fn fused_experts(
+    prefix: &str,
+    experts: usize,
+    hidden: usize,
+    intermediate: usize,
+    dtype: Dtype,
+) -> Vec<Planned> {
+    let stack = |name: &str, shape: &[usize]| {
+        let name = format!("{prefix}mlp.experts.{name}");
+        checkpoint::gaussian(name, dtype, shape, 0.0, checkpoint::WEIGHT_STD)
+    };
+    vec![
+        linear(format!("{prefix}mlp.gate.weight"), dtype, experts, hidden),
+        stack("gate_up_proj", &[experts, 2 * intermediate, hidden]),
+        stack("down_proj", &[experts, hidden, intermediate]),
+    ]
 }
 
 /// The number of shard files of `sharded-tiny`.
