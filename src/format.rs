@@ -214,7 +214,7 @@ fn check_tiling(
     data_start: usize,
     file_len: usize,
 ) -> std::result::Result<(), String> {
-    tensors.sort_by(|a, b| (a.bytes.start, a.bytes.end).cmp(&(b.bytes.start, b.bytes.end)));
+    tensors.sort_by_key(|tensor| (tensor.bytes.start, tensor.bytes.end));
     let mut cursor = data_start;
     let mut previous: Option<&str> = None;
     for tensor in tensors.iter() {

@@ -2,7 +2,6 @@
 
 use crate::engine::TensorReport;
 use crate::output::{Cell, ColumnType, Provenance, Table};
-use crate::spectral::RankMethod;
 
 use ColumnType::{Bool, Float, Int, IntList, Text};
 
@@ -82,10 +81,7 @@ fn row(report: &TensorReport, provenance: &Provenance) -> Vec<Cell> {
     let moments = &report.moments;
     let spectrum = report.spectrum.as_ref();
     let has_values = moments.finite > 0;
-    let method = spectrum.map(|summary| match summary.method {
-        RankMethod::Exact => "exact",
-        RankMethod::Randomized => "randomized",
-    });
+    let method = spectrum.map(|summary| summary.method.name());
     let notes = report.notes.join("; ");
     vec![
         Cell::Text(provenance.model_path.clone()),
@@ -97,7 +93,7 @@ fn row(report: &TensorReport, provenance: &Provenance) -> Vec<Cell> {
         Cell::IntList(report.shape.iter().map(|&dim| dim as i64).collect()),
         Cell::Int(report.rows as i64),
         Cell::Int(report.cols as i64),
-        Cell::from_count(spectrum.and_then(|summary| summary.rank)),
+        Cell::from_count(spectrum.map(|summary| summary.rank)),
         Cell::from_float(moments.finite_mean()),
         Cell::from_float(moments.std()),
         Cell::from_float(moments.variance()),
@@ -113,7 +109,7 @@ fn row(report: &TensorReport, provenance: &Provenance) -> Vec<Cell> {
         Cell::Int(moments.nan as i64),
         Cell::Int(moments.inf as i64),
         Cell::from_count(report.role.expert_index),
-        Cell::from_float(spectrum.and_then(|summary| summary.sigma_max)),
+        Cell::from_float(spectrum.map(|summary| summary.sigma_max)),
         Cell::from_float(spectrum.and_then(|summary| summary.stable_rank)),
         Cell::from_float(spectrum.and_then(|summary| summary.effective_rank)),
         Cell::from_count(spectrum.and_then(|summary| summary.energy_rank_90)),

@@ -51,7 +51,7 @@ pub struct StatsArgs {
     #[arg(long = "model-id", value_name = "ID")]
     model_id: Option<String>,
     /// How ranks and spectra are computed.
-    #[arg(long, value_enum, default_value = "exact")]
+    #[arg(long, value_enum, default_value = "randomized")]
     rank: RankMode,
     /// Rank tolerance relative to σ₁ (default: max(m, n) · ε(f32), NumPy's convention).
     #[arg(long = "rank-rtol", value_name = "RTOL")]
@@ -85,10 +85,13 @@ pub struct StatsArgs {
 /// Runs `aib stats`: locate the model, analyse every tensor in parallel, write the table.
 pub fn run(args: StatsArgs) -> Result<()> {
     let format = output_format(&args)?;
-    if !(args.sparsity_eps >= 0.0) {
+    if args.sparsity_eps.is_nan() || args.sparsity_eps < 0.0 {
         return Err(Error::usage("--sparsity-eps must be a non-negative number"));
     }
-    if args.rank_rtol.is_some_and(|rtol| !(rtol >= 0.0)) {
+    if args
+        .rank_rtol
+        .is_some_and(|rtol| rtol.is_nan() || rtol < 0.0)
+    {
         return Err(Error::usage("--rank-rtol must be a non-negative number"));
     }
     let spec = args

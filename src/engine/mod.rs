@@ -107,7 +107,7 @@ fn spectral_pass(
     options: &SpectralOptions,
     progress: &Progress,
 ) -> Result<Vec<SpectralOutcome>> {
-    let wanted = |index: usize| units[index].is_matrix && units[index].view.numel() > 0;
+    let wanted = |index: usize| units[index].is_matrix;
     let count = (0..units.len()).filter(|&index| wanted(index)).count();
     progress.start_items("spectra", count as u64);
     (0..units.len())

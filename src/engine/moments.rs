@@ -173,8 +173,8 @@ fn of_finite<T: Element>(values: &[T], sparsity_eps: f64) -> Option<Moments> {
     let mut sums = [0.0f64; LANES];
     let mut chunks = values.chunks_exact(LANES);
     for chunk in &mut chunks {
-        for lane in 0..LANES {
-            sums[lane] += chunk[lane].to_f64();
+        for (sum, x) in sums.iter_mut().zip(chunk) {
+            *sum += x.to_f64();
         }
     }
     let tail: f64 = chunks.remainder().iter().map(|x| x.to_f64()).sum();
@@ -203,8 +203,8 @@ fn of_finite<T: Element>(values: &[T], sparsity_eps: f64) -> Option<Moments> {
     };
     let mut chunks = values.chunks_exact(LANES);
     for chunk in &mut chunks {
-        for lane in 0..LANES {
-            accumulate(lane, chunk[lane].to_f64());
+        for (lane, x) in chunk.iter().enumerate() {
+            accumulate(lane, x.to_f64());
         }
     }
     for x in chunks.remainder() {

@@ -93,7 +93,7 @@ fn expert_units<'a>(
     (0..experts)
         .map(|expert| {
             let start = tensor.bytes.start + expert * expert_bytes;
-            let mut role = role.clone();
+            let mut role = *role;
             role.expert_index = Some(expert);
             Unit {
                 tensor,

@@ -117,10 +117,10 @@ fn count_tile(view: &MatrixView<'_>, slot: &HistogramSlot, bytes: Range<usize>, 
     histogram
         .get_or_insert_with(|| ValueHistogram::new(view.dtype).expect("countable dtype"))
         .add(&counts);
-    if slot.remaining_tiles.fetch_sub(1, Ordering::AcqRel) == 1 {
-        if let Some(done) = histogram.take() {
-            *lock(&slot.result) = Some(done.moments(sparsity_eps));
-        }
+    if slot.remaining_tiles.fetch_sub(1, Ordering::AcqRel) == 1
+        && let Some(done) = histogram.take()
+    {
+        *lock(&slot.result) = Some(done.moments(sparsity_eps));
     }
 }
 

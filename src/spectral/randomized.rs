@@ -261,12 +261,7 @@ mod tests {
         // Ranks 1, 8, 64 and 96 (200 scaled down with the matrix; 96 keeps 90% and 99% of a
         // flat spectrum off exact ties, where rounding alone decides the count); flat and spread
         // spectra; noise far below tol (≈ 5e-5 σ₁ here), and far above it (numerically full rank).
-        for (rank, rows, cols) in [
-            (1, 300, 150),
-            (8, 160, 300),
-            (64, 320, 200),
-            (96, 200, 360),
-        ] {
+        for (rank, rows, cols) in [(1, 300, 150), (8, 160, 300), (64, 320, 200), (96, 200, 360)] {
             let flat = vec![1.0; rank];
             let spread: Vec<f64> = (0..rank)
                 .map(|i| 10.0 - 9.0 * i as f64 / rank as f64)
