@@ -500,15 +500,17 @@ fn two_concurrent_fetches_of_one_repo_download_each_blob_once() {
     let server = HubServer::start(vec![tiny_repo(None)]);
     let setup = Setup::new(&server);
     // Slow the bodies down so the two runs overlap.
-    server.control.pace_micros.store(300, Ordering::Relaxed);
+    server.control.pace_micros.store(2_000, Ordering::Relaxed);
     let first = setup
         .command(&["fetch", REPO, "--quiet"])
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
     let second = setup
         .command(&["fetch", REPO, "--quiet"])
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
     let first = first.wait_with_output().expect("first ends");

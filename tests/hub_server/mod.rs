@@ -325,15 +325,22 @@ fn respond(stream: &mut TcpStream, request: &Request, shared: &Shared, port: Por
 fn route_hub<'a>(request: &Request, shared: &'a Shared) -> Answer<'a> {
     let path = request.target.split('?').next().unwrap_or("");
     if let Some(rest) = path.strip_prefix("/api/models/") {
-        let Some((repo_id, revision)) = rest.split_once("/revision/") else {
-            return error_answer(404, "NotFound");
-        };
+        // Newer Python clients list files with the tree API instead of the revision listing.
+        let (repo_id, revision, tree) =
+            match (rest.split_once("/revision/"), rest.split_once("/tree/")) {
+                (Some((repo_id, revision)), _) => (repo_id, revision, false),
+                (None, Some((repo_id, revision))) => (repo_id, revision, true),
+                (None, None) => return error_answer(404, "NotFound"),
+            };
         let repo = match authorised_repo(request, shared, repo_id) {
             Ok(repo) => repo,
             Err(answer) => return answer,
         };
         if !resolves(repo, &decode(revision)) {
             return error_answer(404, "RevisionNotFound");
+        }
+        if tree {
+            return answer(200, vec![], Body::Text(tree_json(repo)));
         }
         let blobs = request.target.contains("blobs=true");
         return answer(200, vec![], Body::Text(listing_json(repo, blobs)));
@@ -445,6 +452,31 @@ fn listing_json(repo: &Repo, blobs: bool) -> String {
         repo.commit,
         siblings.join(",")
     )
+}
+
+/// The tree API's answer: every file, with git oid, size and LFS details.
+fn tree_json(repo: &Repo) -> String {
+    let entries: Vec<String> = repo
+        .files
+        .iter()
+        .map(|file| {
+            let size = file.content.size();
+            let lfs = if file.lfs {
+                format!(
+                    ",\"lfs\":{{\"oid\":\"{}\",\"size\":{size},\"pointerSize\":134}}",
+                    file.sha256
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "{{\"type\":\"file\",\"oid\":\"{}\",\"size\":{size},\"path\":\"{}\"{lfs}}}",
+                file.blob_id(),
+                file.path
+            )
+        })
+        .collect();
+    format!("[{}]", entries.join(","))
 }
 
 fn decode(text: &str) -> String {
