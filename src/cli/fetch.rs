@@ -1,6 +1,20 @@
-//! `aib fetch`: flags and the call into [`crate::hub`].
+//! `aib fetch`: flags, the environment the Hub's client also honours, and the call into
+//! [`crate::hub::fetch`].
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::hub::cache::{cache_dir, looks_like_repo_id};
+use crate::hub::fetch::{Destination, FetchOptions, FetchReport, fetch};
+use crate::hub::glob::PathFilter;
+use crate::hub::http::RetryPolicy;
+use crate::hub::progress::Verbosity;
+
+const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
+/// Ranged chunks of 16 MiB: few enough requests for a 10 GB shard, small enough to spread a
+/// 100 MB file over several connections.
+const DEFAULT_CHUNK_BYTES: u64 = 16 << 20;
 
 /// Flags of `aib fetch`.
 #[derive(Debug, clap::Args)]
@@ -8,9 +22,183 @@ pub struct FetchArgs {
     /// Hub repo id, e.g. `Qwen/Qwen3-4B`.
     #[arg(value_name = "MODEL_ID")]
     model_id: Option<String>,
+    /// The repo id, as the seed's download.py spelled it.
+    #[arg(
+        long = "model_id",
+        value_name = "MODEL_ID",
+        conflicts_with = "model_id"
+    )]
+    model_id_flag: Option<String>,
+    /// Branch, tag or commit to fetch [default: main].
+    #[arg(long)]
+    revision: Option<String>,
+    /// Fetch only files matching this glob (fnmatch rules: `*` crosses `/`); repeatable.
+    #[arg(long, value_name = "GLOB")]
+    include: Vec<String>,
+    /// Skip files matching this glob; repeatable.
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
+    /// A plain folder: files land in DIR/{org}/{name}/ [default: the Hub cache].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Access token for gated or private repos [default: HF_TOKEN, else $HF_HOME/token].
+    #[arg(long)]
+    token: Option<String>,
+    /// Hub URL or mirror [default: HF_ENDPOINT, else https://huggingface.co].
+    #[arg(long, value_name = "URL")]
+    endpoint: Option<String>,
+    /// Parallel downloads: files at once, and ranged requests per large file.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    jobs: usize,
+    /// List the files and their sizes; download nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// No progress display or summary; errors only.
+    #[arg(long, short, conflicts_with = "verbose")]
+    quiet: bool,
+    /// One line per fetched file.
+    #[arg(long, short)]
+    verbose: bool,
 }
 
-/// Runs `aib fetch`.
-pub fn run(_args: FetchArgs) -> Result<()> {
-    Err(Error::usage("`aib fetch` is not yet implemented"))
+/// Runs `aib fetch`: prints the snapshot folder (or the plain folder) on stdout, or with
+/// `--dry-run` one `size<TAB>path` line per file.
+pub fn run(args: FetchArgs) -> Result<()> {
+    let options = options_from(args)?;
+    let started = Instant::now();
+    let report = fetch(&options)?;
+    if options.dry_run {
+        for file in &report.files {
+            let size = file.size.map_or("?".to_string(), |size| size.to_string());
+            println!("{size}\t{}", file.path);
+        }
+    } else {
+        println!("{}", report.location.display());
+    }
+    if options.verbosity != Verbosity::Quiet {
+        eprintln!("{}", summary(&options, &report, started.elapsed()));
+    }
+    Ok(())
+}
+
+fn options_from(args: FetchArgs) -> Result<FetchOptions> {
+    let repo_id = match (args.model_id, args.model_id_flag) {
+        (Some(id), None) | (None, Some(id)) => id,
+        _ => {
+            return Err(Error::usage(
+                "aib fetch: give the repo id, e.g. `aib fetch Qwen/Qwen3-4B`",
+            ));
+        }
+    };
+    if !looks_like_repo_id(&repo_id) {
+        return Err(Error::usage(format!(
+            "{repo_id:?} is not a Hub repo id (expected `org/name`)"
+        )));
+    }
+    if args.jobs == 0 {
+        return Err(Error::usage("--jobs must be at least 1"));
+    }
+    let destination = match args.out {
+        Some(out) => Destination::Folder(out),
+        None => Destination::HubCache(cache_dir().ok_or_else(|| {
+            Error::usage("no Hub cache folder: set HF_HUB_CACHE or HF_HOME, or pass --out DIR")
+        })?),
+    };
+    let verbosity = if args.quiet {
+        Verbosity::Quiet
+    } else if args.verbose {
+        Verbosity::Verbose
+    } else {
+        Verbosity::Normal
+    };
+    Ok(FetchOptions {
+        repo_id,
+        revision: args.revision,
+        filter: PathFilter::new(&args.include, &args.exclude),
+        destination,
+        endpoint: args
+            .endpoint
+            .or_else(|| non_empty_env("HF_ENDPOINT"))
+            .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string()),
+        token: args.token.or_else(token_from_environment),
+        jobs: args.jobs,
+        offline: is_truthy(non_empty_env("HF_HUB_OFFLINE").as_deref()),
+        dry_run: args.dry_run,
+        retry: retry_policy()?,
+        chunk_bytes: env_number("AIB_CHUNK_BYTES")?.unwrap_or(DEFAULT_CHUNK_BYTES),
+        read_timeout: Duration::from_millis(env_number("AIB_READ_TIMEOUT_MS")?.unwrap_or(60_000)),
+        verbosity,
+    })
+}
+
+/// `HF_TOKEN`, else the file `huggingface-cli login` writes: `$HF_HOME/token`.
+fn token_from_environment() -> Option<String> {
+    if let Some(token) = non_empty_env("HF_TOKEN") {
+        return Some(token);
+    }
+    let home = non_empty_env("HF_HOME").map(PathBuf::from).or_else(|| {
+        non_empty_env("HOME").map(|home| PathBuf::from(home).join(".cache/huggingface"))
+    })?;
+    let token = std::fs::read_to_string(home.join("token")).ok()?;
+    Some(token.trim().to_string()).filter(|token| !token.is_empty())
+}
+
+/// Retry tuning; the `AIB_RETRY_*` variables exist so tests need not wait out real backoff.
+fn retry_policy() -> Result<RetryPolicy> {
+    let default = RetryPolicy::default();
+    Ok(RetryPolicy {
+        max_attempts: env_number("AIB_RETRY_ATTEMPTS")?
+            .map_or(default.max_attempts, |n| n.clamp(1, 100) as u32),
+        base_delay: env_number("AIB_RETRY_BASE_MS")?
+            .map_or(default.base_delay, Duration::from_millis),
+    })
+}
+
+fn env_number(name: &str) -> Result<Option<u64>> {
+    match non_empty_env(name) {
+        None => Ok(None),
+        Some(text) => text
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| Error::usage(format!("{name}={text:?} is not a whole number"))),
+    }
+}
+
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
+/// The Hub client's reading of boolean variables.
+fn is_truthy(value: Option<&str>) -> bool {
+    value.is_some_and(|v| {
+        matches!(
+            v.trim().to_ascii_uppercase().as_str(),
+            "1" | "ON" | "YES" | "TRUE"
+        )
+    })
+}
+
+fn summary(options: &FetchOptions, report: &FetchReport, elapsed: Duration) -> String {
+    let commit = report.commit.as_deref().unwrap_or("?");
+    let total: u64 = report.files.iter().filter_map(|file| file.size).sum();
+    if options.dry_run {
+        return format!(
+            "aib fetch: {}@{commit}: {} files, {total} bytes (dry run)",
+            options.repo_id,
+            report.files.len()
+        );
+    }
+    let transferred: u64 = report.files.iter().map(|file| file.transferred).sum();
+    let present = report
+        .files
+        .iter()
+        .filter(|file| file.transferred == 0)
+        .count();
+    format!(
+        "aib fetch: {}@{commit}: {} files, {total} bytes; {transferred} bytes transferred in {:.1} s; {present} already present",
+        options.repo_id,
+        report.files.len(),
+        elapsed.as_secs_f64()
+    )
 }

@@ -1,3 +1,9 @@
-//! The Hugging Face Hub: its local cache layout, and (later) downloads into it.
+//! The Hugging Face Hub: its local cache layout, and downloads into it.
 
+pub mod api;
+pub mod blob;
 pub mod cache;
+pub mod fetch;
+pub mod glob;
+pub mod http;
+pub mod progress;

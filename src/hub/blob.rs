@@ -1,0 +1,339 @@
+//! Downloading one file into place: bytes go to a `.incomplete` file that always holds a valid
+//! prefix (so a later run, or the Hub's Python client, resumes from its length), the sha256 is
+//! computed as bytes are appended, and only a verified file is renamed to its final name.
+//!
+//! Large files are fetched as parallel ranged chunks; chunks are appended strictly in order, so
+//! the prefix property holds and the hash never needs a second pass over the file.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
+
+use sha2::{Digest, Sha256};
+
+use super::http::HubHttp;
+use crate::error::{Error, Result};
+
+/// How a single file is transferred.
+#[derive(Debug, Clone, Copy)]
+pub struct TransferPlan {
+    /// Bytes per ranged request of a chunked download; files of at least two chunks are chunked.
+    pub chunk_bytes: u64,
+    /// Parallel ranged requests per chunked file.
+    pub connections: usize,
+}
+
+/// One file to download and where it goes.
+#[derive(Debug, Clone)]
+pub struct BlobDownload<'a> {
+    /// The resolve URL.
+    pub url: &'a str,
+    /// Where the bytes collect until verified: `{blob}.incomplete`.
+    pub partial: &'a Path,
+    /// The final name, reached by rename.
+    pub destination: &'a Path,
+    /// Expected size, when known.
+    pub size: Option<u64>,
+    /// Expected sha256 (LFS files), lowercase hex.
+    pub sha256: Option<&'a str>,
+}
+
+/// Downloads `blob`, resuming its `.incomplete` file, verifying size and sha256, and renaming it
+/// into place. `on_bytes` hears every chunk of bytes received. Returns the bytes transferred.
+pub fn download_blob(
+    http: &HubHttp,
+    blob: &BlobDownload<'_>,
+    plan: TransferPlan,
+    on_bytes: &(dyn Fn(u64) + Sync),
+) -> Result<u64> {
+    let partial = blob.partial;
+    let mut file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(partial)
+        .map_err(|err| Error::io("opening", partial, err))?;
+    let mut resumed = file
+        .metadata()
+        .map_err(|err| Error::io("reading", partial, err))?
+        .len();
+    if blob.size.is_some_and(|size| resumed > size) {
+        // Longer than the file can be: not a prefix of it, so start over.
+        file.set_len(0)
+            .map_err(|err| Error::io("truncating", partial, err))?;
+        resumed = 0;
+    }
+    let mut hasher = Sha256::new();
+    if blob.sha256.is_some() && resumed > 0 {
+        hash_prefix(&mut file, partial, resumed, &mut hasher)?;
+    }
+    on_bytes(resumed);
+    let mut writer = PrefixWriter {
+        file,
+        path: partial,
+        hasher: blob.sha256.map(|_| hasher),
+        length: resumed,
+    };
+    let transferred = match blob.size {
+        Some(size) if size.saturating_sub(resumed) >= 2 * plan.chunk_bytes => {
+            download_chunked(http, blob.url, resumed, size, plan, &mut writer, on_bytes)?
+        }
+        size => {
+            http.download(blob.url, resumed, size, &mut |bytes| {
+                writer.append(bytes)?;
+                on_bytes(bytes.len() as u64);
+                Ok(())
+            })?;
+            writer.length - resumed
+        }
+    };
+    writer.finish(blob)?;
+    Ok(transferred)
+}
+
+/// The `.incomplete` file, appended to in order, with the running hash of its contents.
+struct PrefixWriter<'a> {
+    file: File,
+    path: &'a Path,
+    hasher: Option<Sha256>,
+    length: u64,
+}
+
+impl PrefixWriter<'_> {
+    fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        self.file
+            .write_all(bytes)
+            .map_err(|err| Error::io("writing", self.path, err))?;
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(bytes);
+        }
+        self.length += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Checks size and hash, then renames into place; a wrong file is deleted.
+    fn finish(self, blob: &BlobDownload<'_>) -> Result<()> {
+        if let Some(size) = blob.size
+            && self.length != size
+        {
+            remove_quietly(self.path);
+            return Err(Error::network(format!(
+                "{}: received {} bytes, expected {size}; the partial file was deleted",
+                blob.url, self.length
+            )));
+        }
+        if let (Some(hasher), Some(expected)) = (self.hasher, blob.sha256) {
+            let actual = to_hex(&hasher.finalize());
+            if !actual.eq_ignore_ascii_case(expected) {
+                remove_quietly(self.path);
+                return Err(Error::input(format!(
+                    "{}: sha256 mismatch: expected {expected}, got {actual}; the download was \
+                     deleted, run the fetch again",
+                    blob.url
+                )));
+            }
+        }
+        drop(self.file);
+        std::fs::rename(self.path, blob.destination)
+            .map_err(|err| Error::io("renaming into", blob.destination, err))
+    }
+}
+
+fn remove_quietly(path: &Path) {
+    // Best effort: the error that made us remove it is the one worth reporting.
+    let _ = std::fs::remove_file(path);
+}
+
+/// Feeds the first `length` bytes of `file` to `hasher` (a resumed download's prefix).
+fn hash_prefix(file: &mut File, path: &Path, length: u64, hasher: &mut Sha256) -> Result<()> {
+    let mut reader = (&*file).take(length);
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let read = reader
+            .read(&mut buffer)
+            .map_err(|err| Error::io("reading", path, err))?;
+        if read == 0 {
+            return Ok(());
+        }
+        hasher.update(&buffer[..read]);
+    }
+}
+
+/// Lowercase hex of `bytes`.
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The bookkeeping shared by chunk workers and the in-order writer.
+struct ChunkQueue {
+    /// Index of the next chunk a worker may start.
+    next_to_fetch: usize,
+    /// Index of the next chunk the writer appends.
+    next_to_write: usize,
+    /// Fetched chunks waiting for their turn.
+    ready: BTreeMap<usize, Vec<u8>>,
+    /// The first error of any worker.
+    failure: Option<Error>,
+}
+
+/// Fetches `start..size` as parallel ranged chunks and appends them in order.
+fn download_chunked(
+    http: &HubHttp,
+    url: &str,
+    start: u64,
+    size: u64,
+    plan: TransferPlan,
+    writer: &mut PrefixWriter<'_>,
+    on_bytes: &(dyn Fn(u64) + Sync),
+) -> Result<u64> {
+    let chunk_count = (size - start).div_ceil(plan.chunk_bytes) as usize;
+    let connections = plan.connections.clamp(1, chunk_count);
+    // Fetched-but-unwritten chunks are bounded so one slow chunk cannot pile up memory.
+    let window = 2 * connections;
+    let queue = Mutex::new(ChunkQueue {
+        next_to_fetch: 0,
+        next_to_write: 0,
+        ready: BTreeMap::new(),
+        failure: None,
+    });
+    let changed = Condvar::new();
+    let stop = AtomicBool::new(false);
+    let chunk_range = |index: usize| {
+        let begin = start + index as u64 * plan.chunk_bytes;
+        (begin, (begin + plan.chunk_bytes).min(size))
+    };
+    let fail = |error: Error| {
+        stop.store(true, Ordering::Relaxed);
+        let mut state = lock(&queue);
+        state.failure.get_or_insert(error);
+        changed.notify_all();
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..connections {
+            scope.spawn(|| {
+                loop {
+                    let index = {
+                        let mut state = lock(&queue);
+                        while state.failure.is_none()
+                            && state.next_to_fetch < chunk_count
+                            && state.next_to_fetch >= state.next_to_write + window
+                        {
+                            state = changed.wait(state).unwrap_or_else(|p| p.into_inner());
+                        }
+                        if state.failure.is_some() || state.next_to_fetch >= chunk_count {
+                            return;
+                        }
+                        state.next_to_fetch += 1;
+                        state.next_to_fetch - 1
+                    };
+                    let (begin, end) = chunk_range(index);
+                    let mut bytes = Vec::with_capacity((end - begin) as usize);
+                    let fetched = http.download(url, begin, Some(end), &mut |data| {
+                        if stop.load(Ordering::Relaxed) {
+                            return Err(Error::network(format!("{url}: download cancelled")));
+                        }
+                        bytes.extend_from_slice(data);
+                        on_bytes(data.len() as u64);
+                        Ok(())
+                    });
+                    match fetched {
+                        Ok(()) => {
+                            let mut state = lock(&queue);
+                            state.ready.insert(index, bytes);
+                            changed.notify_all();
+                        }
+                        Err(error) => {
+                            fail(error);
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+        // This thread is the writer: it appends chunks in order as they arrive.
+        loop {
+            let bytes = {
+                let mut state = lock(&queue);
+                loop {
+                    if state.failure.is_some() || state.next_to_write >= chunk_count {
+                        return;
+                    }
+                    let next = state.next_to_write;
+                    if let Some(bytes) = state.ready.remove(&next) {
+                        break bytes;
+                    }
+                    state = changed.wait(state).unwrap_or_else(|p| p.into_inner());
+                }
+            };
+            let appended = writer.append(&bytes);
+            let mut state = lock(&queue);
+            match appended {
+                Ok(()) => state.next_to_write += 1,
+                Err(error) => {
+                    stop.store(true, Ordering::Relaxed);
+                    state.failure.get_or_insert(error);
+                }
+            }
+            changed.notify_all();
+        }
+    });
+    let state = queue.into_inner().unwrap_or_else(|p| p.into_inner());
+    match state.failure {
+        Some(error) => Err(error),
+        None => Ok(size - start),
+    }
+}
+
+/// Locks `mutex`, carrying on after a panicked holder: the queue stays consistent because every
+/// update is a single assignment.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The `.incomplete` name beside `path`.
+pub fn incomplete_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".incomplete");
+    PathBuf::from(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_of_known_digest() {
+        // sha256("abc") from FIPS 180-2, appendix B.1.
+        assert_eq!(
+            to_hex(&Sha256::digest(b"abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn prefix_hash_equals_hash_of_the_prefix() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("blob");
+        std::fs::write(&path, b"hello world").expect("write");
+        let mut file = File::open(&path).expect("open");
+        let mut hasher = Sha256::new();
+        hash_prefix(&mut file, &path, 5, &mut hasher).expect("hash");
+        assert_eq!(
+            to_hex(&hasher.finalize()),
+            to_hex(&Sha256::digest(b"hello"))
+        );
+    }
+
+    #[test]
+    fn incomplete_path_appends_the_suffix() {
+        assert_eq!(
+            incomplete_path(Path::new("blobs/abc")),
+            Path::new("blobs/abc.incomplete")
+        );
+    }
+}

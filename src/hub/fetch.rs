@@ -1,0 +1,561 @@
+//! A whole repo fetch: list the revision, pick the files, download what is missing in parallel,
+//! and lay it out as the Hub's own client does (the cache) or as a plain folder.
+//!
+//! Small files run on `jobs` worker threads at once; files of at least two chunks run one at a
+//! time beside them, each as `jobs` parallel ranged requests, which bounds both connections
+//! (`2 × jobs`) and memory (`2 × jobs` chunks).
+
+use std::fs::File;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use super::api::{RemoteFile, RepoEndpoint, RepoListing};
+use super::blob::{BlobDownload, TransferPlan, download_blob, incomplete_path};
+use super::cache::{is_commit_hash, repo_folder, resolve_snapshot};
+use super::glob::PathFilter;
+use super::http::{HubHttp, RetryPolicy};
+use super::progress::{FetchProgress, Verbosity};
+use crate::error::{Error, Result};
+
+/// Where fetched files land.
+#[derive(Debug, Clone)]
+pub enum Destination {
+    /// The Hub cache folder (blobs, snapshots, refs), shared with the Python client.
+    HubCache(PathBuf),
+    /// A plain folder: files land in `{folder}/{repo_id}/{path}`.
+    Folder(PathBuf),
+}
+
+/// Everything one fetch needs to know.
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    /// `org/name`.
+    pub repo_id: String,
+    /// Branch, tag or commit; `main` when `None`.
+    pub revision: Option<String>,
+    /// Which files to fetch.
+    pub filter: PathFilter,
+    /// Cache or plain folder.
+    pub destination: Destination,
+    /// The Hub or a mirror, e.g. `https://huggingface.co`.
+    pub endpoint: String,
+    /// Sent to the endpoint's host only.
+    pub token: Option<String>,
+    /// Parallel downloads (files, or ranged chunks of one large file).
+    pub jobs: usize,
+    /// Answer from local files only, without any network access.
+    pub offline: bool,
+    /// List files and sizes, download nothing.
+    pub dry_run: bool,
+    /// Retries of failed requests.
+    pub retry: RetryPolicy,
+    /// Bytes per ranged request of large files.
+    pub chunk_bytes: u64,
+    /// Give up on a connection silent for this long (then retry).
+    pub read_timeout: Duration,
+    /// What to show on stderr.
+    pub verbosity: Verbosity,
+}
+
+/// One file of the fetch and what happened to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedFile {
+    /// Path inside the repo.
+    pub path: String,
+    /// Size in bytes, when known.
+    pub size: Option<u64>,
+    /// Bytes that crossed the network for it in this run (0: it was already there).
+    pub transferred: u64,
+}
+
+/// The result of a fetch.
+#[derive(Debug, Clone)]
+pub struct FetchReport {
+    /// The snapshot folder (cache) or `{out}/{repo_id}` (plain folder).
+    pub location: PathBuf,
+    /// The commit fetched, when known (always online; offline from the cache).
+    pub commit: Option<String>,
+    /// The selected files.
+    pub files: Vec<FetchedFile>,
+}
+
+/// Runs one fetch as `options` say.
+pub fn fetch(options: &FetchOptions) -> Result<FetchReport> {
+    if options.offline {
+        return answer_offline(options);
+    }
+    let http = HubHttp::new(options.token.clone(), options.retry, options.read_timeout);
+    let repo = RepoEndpoint::new(&options.endpoint, &options.repo_id);
+    let revision = options.revision.as_deref().unwrap_or("main");
+    let listing = repo
+        .listing(&http, revision)
+        .map_err(|err| err.context(format!("{}@{revision}", options.repo_id)))?;
+    let selected: Vec<RemoteFile> = listing
+        .files
+        .iter()
+        .filter(|file| options.filter.keeps(&file.path))
+        .cloned()
+        .collect();
+    let layout = Layout::new(options, &listing.commit);
+    if options.dry_run {
+        let files = selected
+            .iter()
+            .map(|file| FetchedFile {
+                path: file.path.clone(),
+                size: file.size,
+                transferred: 0,
+            })
+            .collect();
+        return Ok(FetchReport {
+            location: layout.location(),
+            commit: Some(listing.commit),
+            files,
+        });
+    }
+    let total_bytes = selected.iter().filter_map(|file| file.size).sum();
+    let progress = FetchProgress::new(
+        options.verbosity,
+        std::io::stderr().is_terminal(),
+        total_bytes,
+    );
+    let job = FetchJob {
+        http,
+        repo,
+        listing: &listing,
+        layout,
+        plan: TransferPlan {
+            chunk_bytes: options.chunk_bytes.max(1),
+            connections: options.jobs.max(1),
+        },
+        progress,
+    };
+    let files = job.run(&selected, options.jobs.max(1));
+    job.progress.finish();
+    let files = files?;
+    job.layout.record_revision(revision)?;
+    Ok(FetchReport {
+        location: job.layout.location(),
+        commit: Some(listing.commit),
+        files,
+    })
+}
+
+/// Where each file of a fetch goes.
+#[derive(Debug, Clone)]
+enum Layout {
+    HubCache {
+        repo: PathBuf,
+        locks: PathBuf,
+        commit: String,
+    },
+    Folder {
+        root: PathBuf,
+        commit: String,
+    },
+}
+
+impl Layout {
+    fn new(options: &FetchOptions, commit: &str) -> Layout {
+        match &options.destination {
+            Destination::HubCache(cache) => {
+                let repo = repo_folder(cache, &options.repo_id);
+                let name = repo.file_name().map(PathBuf::from).unwrap_or_default();
+                Layout::HubCache {
+                    locks: cache.join(".locks").join(name),
+                    repo,
+                    commit: commit.to_string(),
+                }
+            }
+            Destination::Folder(out) => Layout::Folder {
+                root: out.join(&options.repo_id),
+                commit: commit.to_string(),
+            },
+        }
+    }
+
+    fn location(&self) -> PathBuf {
+        match self {
+            Layout::HubCache { repo, commit, .. } => repo.join("snapshots").join(commit),
+            Layout::Folder { root, .. } => root.clone(),
+        }
+    }
+
+    /// `refs/{revision}` holds the commit, so `aib stats org/name` and the Python client find the
+    /// snapshot by branch or tag name. Written last: a ref never points at a half-fetched commit.
+    fn record_revision(&self, revision: &str) -> Result<()> {
+        let Layout::HubCache { repo, commit, .. } = self else {
+            return Ok(());
+        };
+        if is_commit_hash(revision) {
+            return Ok(());
+        }
+        let path = repo.join("refs").join(revision);
+        if std::fs::read_to_string(&path).is_ok_and(|text| text.trim() == commit) {
+            return Ok(());
+        }
+        create_parent(&path)?;
+        std::fs::write(&path, commit).map_err(|err| Error::io("writing", &path, err))
+    }
+}
+
+/// The shared state of the download phase.
+struct FetchJob<'a> {
+    http: HubHttp,
+    repo: RepoEndpoint,
+    listing: &'a RepoListing,
+    layout: Layout,
+    plan: TransferPlan,
+    progress: FetchProgress,
+}
+
+impl FetchJob<'_> {
+    /// Fetches `files`: large ones in sequence (each chunked), small ones on `jobs` threads.
+    /// The first failure stops new files from starting and is returned.
+    fn run(&self, files: &[RemoteFile], jobs: usize) -> Result<Vec<FetchedFile>> {
+        let is_large = |file: &RemoteFile| file.size.unwrap_or(0) >= 2 * self.plan.chunk_bytes;
+        let large: Vec<&RemoteFile> = files.iter().filter(|f| is_large(f)).collect();
+        let small: Vec<&RemoteFile> = files.iter().filter(|f| !is_large(f)).collect();
+        let results = Mutex::new(Vec::with_capacity(files.len()));
+        let failed = AtomicBool::new(false);
+        let next_small = AtomicUsize::new(0);
+        let record = |result: Result<FetchedFile>| {
+            if result.is_err() {
+                failed.store(true, Ordering::Relaxed);
+            }
+            results
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(result);
+        };
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for file in &large {
+                    if failed.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    record(self.fetch_file(file));
+                }
+            });
+            for _ in 0..jobs.min(small.len()) {
+                scope.spawn(|| {
+                    loop {
+                        let index = next_small.fetch_add(1, Ordering::Relaxed);
+                        if index >= small.len() || failed.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        record(self.fetch_file(small[index]));
+                    }
+                });
+            }
+        });
+        let mut fetched: Vec<FetchedFile> = results
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .into_iter()
+            .collect::<Result<_>>()?;
+        fetched.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(fetched)
+    }
+
+    fn fetch_file(&self, file: &RemoteFile) -> Result<FetchedFile> {
+        let result = match &self.layout {
+            Layout::HubCache {
+                repo,
+                locks,
+                commit,
+            } => self.fetch_into_cache(file, repo, locks, commit),
+            Layout::Folder { root, commit } => self.fetch_into_folder(file, root, commit),
+        };
+        result.map_err(|err| err.context(format!("{}: {}", self.listing.commit, file.path)))
+    }
+
+    /// The cache way: one blob per etag, shared by every snapshot, a symlink per snapshot file.
+    fn fetch_into_cache(
+        &self,
+        file: &RemoteFile,
+        repo: &Path,
+        locks: &Path,
+        commit: &str,
+    ) -> Result<FetchedFile> {
+        let pointer = repo.join("snapshots").join(commit).join(&file.path);
+        if pointer.is_file() {
+            return Ok(already_there(file));
+        }
+        let (etag, size) = self.etag_and_size(file)?;
+        let blob = repo.join("blobs").join(&etag);
+        let transferred = {
+            let _lock = lock_file(&locks.join(format!("{etag}.lock")))?;
+            // Another process may have finished this blob while we waited for the lock.
+            if blob.is_file() {
+                0
+            } else {
+                create_parent(&blob)?;
+                self.download(file, &blob, size)?
+            }
+        };
+        link_pointer(&pointer, &etag, &file.path)?;
+        Ok(FetchedFile {
+            path: file.path.clone(),
+            size,
+            transferred,
+        })
+    }
+
+    /// The plain-folder way, with the Python client's `local_dir` bookkeeping: a
+    /// `.cache/huggingface/download/{path}.metadata` of commit and etag says a file is current.
+    fn fetch_into_folder(
+        &self,
+        file: &RemoteFile,
+        root: &Path,
+        commit: &str,
+    ) -> Result<FetchedFile> {
+        let destination = root.join(&file.path);
+        let bookkeeping = root.join(".cache/huggingface/download").join(&file.path);
+        let metadata = with_suffix(&bookkeeping, ".metadata");
+        if is_current(&destination, &metadata, commit, file.size) {
+            return Ok(already_there(file));
+        }
+        let (etag, size) = self.etag_and_size(file)?;
+        create_parent(&bookkeeping)?;
+        create_parent(&destination)?;
+        let _lock = lock_file(&with_suffix(&bookkeeping, ".lock"))?;
+        let transferred = if is_current(&destination, &metadata, commit, size) {
+            0
+        } else {
+            self.download_to(
+                file,
+                &destination,
+                &with_suffix(&bookkeeping, ".incomplete"),
+                size,
+            )?
+        };
+        let timestamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        std::fs::write(&metadata, format!("{commit}\n{etag}\n{timestamp}\n"))
+            .map_err(|err| Error::io("writing", &metadata, err))?;
+        Ok(FetchedFile {
+            path: file.path.clone(),
+            size,
+            transferred,
+        })
+    }
+
+    /// The blob name and size: from the listing when it has them, else from a HEAD.
+    fn etag_and_size(&self, file: &RemoteFile) -> Result<(String, Option<u64>)> {
+        if let (Some(etag), Some(size)) = (file.known_etag(), file.size) {
+            return Ok((etag.to_string(), Some(size)));
+        }
+        let metadata = self
+            .repo
+            .file_metadata(&self.http, &self.listing.commit, &file.path)?;
+        Ok((metadata.etag, file.size.or(metadata.size)))
+    }
+
+    fn download(&self, file: &RemoteFile, blob: &Path, size: Option<u64>) -> Result<u64> {
+        self.download_to(file, blob, &incomplete_path(blob), size)
+    }
+
+    fn download_to(
+        &self,
+        file: &RemoteFile,
+        destination: &Path,
+        partial: &Path,
+        size: Option<u64>,
+    ) -> Result<u64> {
+        let url = self.repo.resolve_url(&self.listing.commit, &file.path);
+        let bar = self.progress.start_file(&file.path, size);
+        let transferred = download_blob(
+            &self.http,
+            &BlobDownload {
+                url: &url,
+                partial,
+                destination,
+                size,
+                sha256: file.lfs_sha256.as_deref(),
+            },
+            self.plan,
+            &|bytes| bar.advance(bytes),
+        )?;
+        self.progress
+            .note(&format!("fetched {} ({transferred} bytes)", file.path));
+        Ok(transferred)
+    }
+}
+
+fn already_there(file: &RemoteFile) -> FetchedFile {
+    FetchedFile {
+        path: file.path.clone(),
+        size: file.size,
+        transferred: 0,
+    }
+}
+
+/// A plain-folder file is current when its metadata names this commit and its size is right.
+fn is_current(destination: &Path, metadata: &Path, commit: &str, size: Option<u64>) -> bool {
+    let recorded = std::fs::read_to_string(metadata).unwrap_or_default();
+    let size_ok = match (std::fs::metadata(destination), size) {
+        (Ok(meta), Some(size)) => meta.is_file() && meta.len() == size,
+        (Ok(meta), None) => meta.is_file(),
+        (Err(_), _) => false,
+    };
+    size_ok && recorded.lines().next() == Some(commit)
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+fn create_parent(path: &Path) -> Result<()> {
+    match path.parent() {
+        Some(parent) => {
+            std::fs::create_dir_all(parent).map_err(|err| Error::io("creating folder", parent, err))
+        }
+        None => Ok(()),
+    }
+}
+
+/// Takes the exclusive lock the Python client also takes (`flock` on the same file), blocking
+/// until a concurrent fetch of the same blob lets go; released when the file is dropped.
+fn lock_file(path: &Path) -> Result<File> {
+    create_parent(path)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|err| Error::io("opening lock", path, err))?;
+    // `File::lock` is std since 1.89, one past the crate's declared MSRV (1.88); the toolchain
+    // here is newer, and the MSRV line is not this module's to change (see the commit message).
+    #[allow(clippy::incompatible_msrv)]
+    file.lock().map_err(|err| Error::io("locking", path, err))?;
+    Ok(file)
+}
+
+/// `snapshots/{commit}/{path}` → `../../blobs/{etag}` (one `..` per folder level), relative so
+/// the cache can move, exactly as the Python client links it.
+fn link_pointer(pointer: &Path, etag: &str, repo_path: &str) -> Result<()> {
+    create_parent(pointer)?;
+    let depth = repo_path.split('/').count() + 1;
+    let mut target = PathBuf::new();
+    for _ in 0..depth {
+        target.push("..");
+    }
+    target.push("blobs");
+    target.push(etag);
+    if std::fs::symlink_metadata(pointer).is_ok() {
+        // A stale or dangling pointer (or one a concurrent fetch just made): replace it.
+        std::fs::remove_file(pointer).map_err(|err| Error::io("replacing", pointer, err))?;
+    }
+    match std::os::unix::fs::symlink(&target, pointer) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists && pointer.is_file() => Ok(()),
+        Err(err) => Err(Error::io("linking", pointer, err)),
+    }
+}
+
+/// `HF_HUB_OFFLINE=1`: the files of the revision as the cache (or plain folder) has them.
+fn answer_offline(options: &FetchOptions) -> Result<FetchReport> {
+    let (location, commit) = match &options.destination {
+        Destination::HubCache(cache) => {
+            let (snapshot, commit) =
+                resolve_snapshot(cache, &options.repo_id, options.revision.as_deref())?;
+            (snapshot, Some(commit))
+        }
+        Destination::Folder(out) => (out.join(&options.repo_id), None),
+    };
+    if !location.is_dir() {
+        return Err(Error::input(format!(
+            "{}: not downloaded to {} and HF_HUB_OFFLINE forbids the network",
+            options.repo_id,
+            location.display()
+        )));
+    }
+    let mut files = Vec::new();
+    collect_files(&location, &location, &mut files)?;
+    let mut selected: Vec<FetchedFile> = files
+        .into_iter()
+        .filter(|(path, _)| options.filter.keeps(path))
+        .map(|(path, size)| FetchedFile {
+            path,
+            size: Some(size),
+            transferred: 0,
+        })
+        .collect();
+    selected.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(FetchReport {
+        location,
+        commit,
+        files: selected,
+    })
+}
+
+/// Every file below `folder` as (`/`-separated path relative to `root`, size), skipping the
+/// plain folder's `.cache` bookkeeping; a dangling snapshot link is an error.
+fn collect_files(root: &Path, folder: &Path, files: &mut Vec<(String, u64)>) -> Result<()> {
+    let entries = std::fs::read_dir(folder).map_err(|err| Error::io("listing", folder, err))?;
+    for entry in entries {
+        let entry = entry.map_err(|err| Error::io("listing", folder, err))?;
+        let path = entry.path();
+        if folder == root && entry.file_name() == ".cache" {
+            continue;
+        }
+        let metadata = std::fs::metadata(&path).map_err(|err| {
+            Error::input(format!(
+                "{}: broken link in the cache (the blob is missing): {err}",
+                path.display()
+            ))
+        })?;
+        if metadata.is_dir() {
+            collect_files(root, &path, files)?;
+        } else {
+            let relative = path.strip_prefix(root).unwrap_or(&path);
+            let name = relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            files.push((name, metadata.len()));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pointer_links_climb_to_the_repo_folder() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let repo = dir.path();
+        std::fs::create_dir_all(repo.join("blobs")).expect("blobs");
+        std::fs::write(repo.join("blobs/e1"), b"x").expect("blob");
+        let pointer = repo.join("snapshots/c/sub/dir/f.json");
+        link_pointer(&pointer, "e1", "sub/dir/f.json").expect("link");
+        let target = std::fs::read_link(&pointer).expect("a symlink");
+        assert_eq!(target, Path::new("../../../../blobs/e1"));
+        assert_eq!(std::fs::read(&pointer).expect("readable"), b"x");
+        // Linking again (a second run) replaces rather than fails.
+        link_pointer(&pointer, "e1", "sub/dir/f.json").expect("relink");
+    }
+
+    #[test]
+    fn folder_files_are_current_only_for_their_commit_and_size() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("f");
+        let meta = dir.path().join("f.metadata");
+        std::fs::write(&file, b"abc").expect("file");
+        std::fs::write(&meta, "c1\netag\n1.0\n").expect("meta");
+        assert!(is_current(&file, &meta, "c1", Some(3)));
+        assert!(!is_current(&file, &meta, "c2", Some(3)));
+        assert!(!is_current(&file, &meta, "c1", Some(4)));
+        assert!(!is_current(&dir.path().join("g"), &meta, "c1", None));
+    }
+}
