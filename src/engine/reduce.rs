@@ -90,7 +90,7 @@ pub fn reduce_views(
                 }
                 None => Some(reduce_tile(view, elements.clone(), options.sparsity_eps)),
             };
-            release_pages(view, bytes.clone());
+            view.release_pages(bytes.clone());
             on_bytes(bytes.len() as u64);
             partial
         })
@@ -158,21 +158,4 @@ fn reduce_tile_as<T: Element + Default>(
         start += len;
     }
     moments
-}
-
-/// Drops the pages of `bytes` from this process's resident set; they stay in the page cache and
-/// fault back in if read again, so this only bounds memory, never changes a value.
-pub fn release_pages(view: &MatrixView<'_>, bytes: Range<usize>) {
-    if bytes.is_empty() {
-        return;
-    }
-    // SAFETY: the map is read-only and shared, so DONTNEED discards no data of ours: the next
-    // access re-reads the same bytes from the file. Failure only means the pages stay resident.
-    let _ = unsafe {
-        view.file.map().unchecked_advise_range(
-            memmap2::UncheckedAdvice::DontNeed,
-            bytes.start,
-            bytes.len(),
-        )
-    };
 }

@@ -89,6 +89,24 @@ impl MatrixView<'_> {
         }
     }
 
+    /// Drops the pages of `bytes` (absolute, inside this view's file) from this process's resident
+    /// set. They stay in the page cache and fault back in if read again, so this only bounds
+    /// memory, never changes a value.
+    pub fn release_pages(&self, bytes: Range<usize>) {
+        if bytes.is_empty() {
+            return;
+        }
+        // SAFETY: the map is read-only and shared, so DONTNEED discards no data of ours: the next
+        // access re-reads the same bytes from the file. Failure only means the pages stay resident.
+        let _ = unsafe {
+            self.file.map().unchecked_advise_range(
+                memmap2::UncheckedAdvice::DontNeed,
+                bytes.start,
+                bytes.len(),
+            )
+        };
+    }
+
     /// Byte range of elements `elements` (for releasing pages once they are done).
     pub fn byte_range(&self, elements: Range<usize>) -> Range<usize> {
         let size = self.dtype.size();
@@ -101,7 +119,11 @@ impl crate::spectral::MatrixRows for MatrixView<'_> {
         (self.rows, self.cols)
     }
 
+    /// Decodes the rows and releases their pages: the spectral pass reads each matrix several
+    /// times, and resident memory must not grow with the model.
     fn read_rows(&self, start: usize, out: &mut [f32]) {
-        self.decode_elements(start * self.cols, out);
+        let first = start * self.cols;
+        self.decode_elements(first, out);
+        self.release_pages(self.byte_range(first..first + out.len()));
     }
 }
