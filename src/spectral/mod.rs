@@ -16,7 +16,7 @@
 
 mod dense;
 mod exact;
-mod gaussian;
+pub mod gaussian;
 mod randomized;
 mod streaming;
 mod summary;
