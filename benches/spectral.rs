@@ -56,7 +56,8 @@ impl MatrixRows for Bf16Rows {
 
     fn read_rows(&self, start: usize, out: &mut [f32]) {
         let begin = start * self.cols;
-        for (value, &bits) in out.iter_mut().zip(&self.bits[begin..begin + out.len()]) {
+        let source = &self.bits[begin..begin + out.len()];
+        for (value, &bits) in out.iter_mut().zip(source) {
             *value = decode(bits);
         }
     }
