@@ -9,7 +9,7 @@ use faer::Mat;
 use rayon::prelude::*;
 
 /// A SplitMix64 generator producing standard-normal values.
-pub(crate) struct GaussianStream {
+pub struct GaussianStream {
     state: u64,
 }
 

@@ -40,10 +40,7 @@ pub(crate) fn summarise(
         return zero_summary(method, trusted.len());
     }
 
-    let tolerance = match rtol {
-        Some(rtol) => rtol * sigma_max,
-        None => sigma_max * shape.0.max(shape.1) as f64 * f64::from(f32::EPSILON),
-    };
+    let tolerance = rank_tolerance(sigma_max, shape, rtol);
     let above_tolerance = trusted
         .iter()
         .take_while(|&&value| value > tolerance)
@@ -74,6 +71,14 @@ pub(crate) fn summarise(
         energy_rank_90_lower_bound,
         energy_rank_99_lower_bound,
         resolved_values: trusted.len(),
+    }
+}
+
+/// The rank tolerance: `rtol · σ₁`, or NumPy's σ₁ · max(m, n) · ε(f32) by default.
+pub(crate) fn rank_tolerance(sigma_max: f64, shape: (usize, usize), rtol: Option<f64>) -> f64 {
+    match rtol {
+        Some(rtol) => rtol * sigma_max,
+        None => sigma_max * shape.0.max(shape.1) as f64 * f64::from(f32::EPSILON),
     }
 }
 
