@@ -137,7 +137,7 @@ fn assert_exit(output: &Output, code: i32) {
 }
 
 fn total_size(files: &[Fixture]) -> u64 {
-    files.iter().map(|f| file_len(f)).sum()
+    files.iter().map(file_len).sum()
 }
 
 fn file_len(fixture: &Fixture) -> u64 {

@@ -1,0 +1,124 @@
+//! Throughput of `aib fetch` on loopback against a single-stream `curl` of the same URL, for a
+//! 1 GiB LFS file served by the stand-in with sendfile. A measurement, not a check: run it by
+//! hand with a release build:
+//!
+//! ```text
+//! cargo test --release --test fetch_speed -- --ignored --nocapture
+//! ```
+//!
+//! Set `AIB_SPEED_DIR` to measure on another file system (e.g. a tmpfs).
+//!
+//! The aib time includes sha256 verification (it hashes while appending) and the rename into the
+//! cache; curl only writes the file.
+
+mod hub_server;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use hub_server::{Content, Fixture, HubServer, Repo};
+use sha2::{Digest, Sha256};
+
+const SIZE: u64 = 1 << 30;
+const REPO: &str = "speed/one-gig";
+const COMMIT: &str = "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed";
+
+/// The 1 GiB file under the system temp folder (kept between runs) and its sha256.
+fn big_file(folder: &Path) -> (PathBuf, String) {
+    let path = folder.join("one-gig.bin");
+    if std::fs::metadata(&path).map(|m| m.len()).ok() != Some(SIZE) {
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&path).expect("create"));
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut block = vec![0u8; 1 << 20];
+        for _ in 0..SIZE >> 20 {
+            for word in block.chunks_mut(8) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                word.copy_from_slice(&state.to_le_bytes());
+            }
+            file.write_all(&block).expect("write");
+        }
+        file.flush().expect("flush");
+    }
+    let mut hasher = Sha256::new();
+    let mut reader = std::fs::File::open(&path).expect("open");
+    let mut block = vec![0u8; 1 << 20];
+    loop {
+        let read = reader.read(&mut block).expect("read");
+        if read == 0 {
+            break;
+        }
+        hasher.update(&block[..read]);
+    }
+    (path, hub_server::hex(&hasher.finalize()))
+}
+
+#[test]
+#[ignore = "a 1 GiB measurement: run by hand with --release"]
+fn one_gigabyte_on_loopback_against_curl() {
+    // AIB_SPEED_DIR puts the downloads elsewhere (a tmpfs, to take the disk out of the picture).
+    let folder = std::env::var_os("AIB_SPEED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+        .join("aib-fetch-speed");
+    std::fs::create_dir_all(&folder).expect("folder");
+    let (path, sha256) = big_file(&folder);
+    let server = HubServer::start(vec![Repo {
+        id: REPO.to_string(),
+        commit: COMMIT.to_string(),
+        refs: vec!["main".to_string()],
+        files: vec![Fixture {
+            path: "model.safetensors".to_string(),
+            content: Content::File { path, size: SIZE },
+            lfs: true,
+            sha256: sha256.clone(),
+        }],
+        token: None,
+    }]);
+    let url = format!("{}/{REPO}/resolve/main/model.safetensors", server.endpoint);
+
+    let curl_out = folder.join("curl.bin");
+    let started = Instant::now();
+    let curl = Command::new("curl")
+        .args(["-sSfL", "-o"])
+        .arg(&curl_out)
+        .arg(&url)
+        .status()
+        .expect("curl runs");
+    let curl_seconds = started.elapsed().as_secs_f64();
+    assert!(curl.success());
+    std::fs::remove_file(&curl_out).expect("remove curl copy");
+
+    for jobs in ["1", "2", "4", "8"] {
+        let cache = folder.join(format!("cache-{jobs}"));
+        let _ = std::fs::remove_dir_all(&cache);
+        let started = Instant::now();
+        let output = Command::new(env!("CARGO_BIN_EXE_aib"))
+            .args(["fetch", REPO, "--quiet", "--jobs", jobs])
+            .env("HF_ENDPOINT", &server.endpoint)
+            .env("HF_HUB_CACHE", &cache)
+            .env_remove("HF_HUB_OFFLINE")
+            .output()
+            .expect("aib runs");
+        let seconds = started.elapsed().as_secs_f64();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let blob = cache.join("models--speed--one-gig/blobs").join(&sha256);
+        assert_eq!(std::fs::metadata(&blob).expect("blob").len(), SIZE);
+        println!(
+            "aib fetch --jobs {jobs}: {seconds:.2} s = {:.2} GB/s (sha256 verified)",
+            SIZE as f64 / seconds / 1e9
+        );
+        std::fs::remove_dir_all(&cache).expect("remove cache");
+    }
+    println!(
+        "curl, one stream: {curl_seconds:.2} s = {:.2} GB/s",
+        SIZE as f64 / curl_seconds / 1e9
+    );
+}
