@@ -351,6 +351,74 @@ fn a_cut_chunk_is_retried_from_where_it_broke() {
 }
 
 #[test]
+fn a_stalled_transfer_times_out_and_is_retried() {
+    let server = HubServer::start(vec![tiny_repo(None)]);
+    let setup = Setup::new(&server);
+    lock(&server.control.stall_once).push("small.bin".to_string());
+    let started = std::time::Instant::now();
+    let output = setup
+        .command(&["fetch", REPO, "--include", "small.bin"])
+        .env("AIB_READ_TIMEOUT_MS", "200")
+        .output()
+        .expect("aib runs");
+    assert_exit(&output, 0);
+    // It gave up on the silent connection instead of waiting for the server to drop it.
+    assert!(
+        started.elapsed() < hub_server::STALL,
+        "{:?}",
+        started.elapsed()
+    );
+    let small = &tiny_files()[4];
+    assert_eq!(
+        std::fs::read(setup.snapshot().join("small.bin")).expect("file"),
+        fixture_bytes(small)
+    );
+    let cdn_gets = lock(&server.control.log)
+        .iter()
+        .filter(|line| line.contains("/blobs/"))
+        .count();
+    assert_eq!(cdn_gets, 2, "one stalled request, one retry");
+}
+
+#[test]
+fn a_full_disk_stops_cleanly_and_leaves_the_cache_consistent() {
+    let server = HubServer::start(vec![tiny_repo(None)]);
+    let setup = Setup::new(&server);
+    let big = &tiny_files()[5];
+    let blobs = setup.repo_folder().join("blobs");
+    std::fs::create_dir_all(&blobs).expect("blobs");
+    // Writes to /dev/full fail with ENOSPC: the download's `.incomplete` file sees a full disk.
+    let partial = blobs.join(format!("{}.incomplete", big.etag()));
+    std::os::unix::fs::symlink("/dev/full", &partial).expect("symlink");
+    let output = setup.run(&["fetch", REPO, "--include", "big.bin"]);
+    assert_exit(&output, 5);
+    assert!(
+        stderr(&output).contains("No space left"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        !blobs.join(big.etag()).exists(),
+        "no blob without its bytes"
+    );
+    assert!(
+        !setup.snapshot().join("big.bin").exists(),
+        "no link to a missing blob"
+    );
+    assert!(
+        !setup.repo_folder().join("refs/main").exists(),
+        "no ref to a partial snapshot"
+    );
+
+    std::fs::remove_file(&partial).expect("free the disk");
+    assert_exit(&setup.run(&["fetch", REPO, "--include", "big.bin"]), 0);
+    assert_eq!(
+        std::fs::read(setup.snapshot().join("big.bin")).expect("file"),
+        fixture_bytes(big)
+    );
+}
+
+#[test]
 fn a_corrupted_download_is_deleted_and_fails_loudly() {
     let server = HubServer::start(vec![tiny_repo(None)]);
     let setup = Setup::new(&server);

@@ -79,46 +79,65 @@ fn one_gigabyte_on_loopback_against_curl() {
         token: None,
     }]);
     let url = format!("{}/{REPO}/resolve/main/model.safetensors", server.endpoint);
-
-    let curl_out = folder.join("curl.bin");
-    let started = Instant::now();
-    let curl = Command::new("curl")
-        .args(["-sSfL", "-o"])
-        .arg(&curl_out)
-        .arg(&url)
-        .status()
-        .expect("curl runs");
-    let curl_seconds = started.elapsed().as_secs_f64();
-    assert!(curl.success());
-    std::fs::remove_file(&curl_out).expect("remove curl copy");
-
-    for jobs in ["1", "2", "4", "8"] {
-        let cache = folder.join(format!("cache-{jobs}"));
-        let _ = std::fs::remove_dir_all(&cache);
-        let started = Instant::now();
-        let output = Command::new(env!("CARGO_BIN_EXE_aib"))
-            .args(["fetch", REPO, "--quiet", "--jobs", jobs])
-            .env("HF_ENDPOINT", &server.endpoint)
-            .env("HF_HUB_CACHE", &cache)
-            .env_remove("HF_HUB_OFFLINE")
-            .output()
-            .expect("aib runs");
-        let seconds = started.elapsed().as_secs_f64();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let blob = cache.join("models--speed--one-gig/blobs").join(&sha256);
-        assert_eq!(std::fs::metadata(&blob).expect("blob").len(), SIZE);
+    // The machine is shared, so alternate the contenders and keep each one's best round.
+    let mut best: Vec<(String, f64)> = Vec::new();
+    for _round in 0..3 {
+        for contender in ["curl", "aib --jobs 1", "aib --jobs 4", "aib --jobs 8"] {
+            let seconds = match contender.strip_prefix("aib --jobs ") {
+                Some(jobs) => time_aib(&server.endpoint, &folder, jobs, &sha256),
+                None => time_curl(&url, &folder),
+            };
+            match best.iter_mut().find(|(name, _)| name == contender) {
+                Some((_, fastest)) => *fastest = fastest.min(seconds),
+                None => best.push((contender.to_string(), seconds)),
+            }
+        }
+    }
+    for (contender, seconds) in best {
         println!(
-            "aib fetch --jobs {jobs}: {seconds:.2} s = {:.2} GB/s (sha256 verified)",
+            "{contender:>13}: best of 3 {seconds:.2} s = {:.2} GB/s",
             SIZE as f64 / seconds / 1e9
         );
-        std::fs::remove_dir_all(&cache).expect("remove cache");
     }
-    println!(
-        "curl, one stream: {curl_seconds:.2} s = {:.2} GB/s",
-        SIZE as f64 / curl_seconds / 1e9
+}
+
+/// Seconds for one single-stream curl download of `url` into `folder`.
+fn time_curl(url: &str, folder: &Path) -> f64 {
+    let out = folder.join("curl.bin");
+    let started = Instant::now();
+    let status = Command::new("curl")
+        .args(["-sSfL", "-o"])
+        .arg(&out)
+        .arg(url)
+        .status()
+        .expect("curl runs");
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(status.success());
+    assert_eq!(std::fs::metadata(&out).expect("curl output").len(), SIZE);
+    std::fs::remove_file(&out).expect("remove curl copy");
+    seconds
+}
+
+/// Seconds for one `aib fetch` into a fresh cache under `folder`, sha256 verification included.
+fn time_aib(endpoint: &str, folder: &Path, jobs: &str, sha256: &str) -> f64 {
+    let cache = folder.join("cache");
+    let _ = std::fs::remove_dir_all(&cache);
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_aib"))
+        .args(["fetch", REPO, "--quiet", "--jobs", jobs])
+        .env("HF_ENDPOINT", endpoint)
+        .env("HF_HUB_CACHE", &cache)
+        .env_remove("HF_HUB_OFFLINE")
+        .output()
+        .expect("aib runs");
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
     );
+    let blob = cache.join("models--speed--one-gig/blobs").join(sha256);
+    assert_eq!(std::fs::metadata(&blob).expect("blob").len(), SIZE);
+    std::fs::remove_dir_all(&cache).expect("remove cache");
+    seconds
 }
