@@ -98,7 +98,9 @@ fn options_from(args: FetchArgs) -> Result<FetchOptions> {
         )));
     }
     if !(1..=MAX_JOBS).contains(&args.jobs) {
-        return Err(Error::usage(format!("--jobs must be between 1 and {MAX_JOBS}")));
+        return Err(Error::usage(format!(
+            "--jobs must be between 1 and {MAX_JOBS}"
+        )));
     }
     let destination = match args.out {
         Some(out) => Destination::Folder(out),

@@ -242,7 +242,10 @@ fn download_chunked(
                             return;
                         }
                         state.next_to_fetch += 1;
-                        (state.next_to_fetch - 1, state.spare.pop().unwrap_or_default())
+                        (
+                            state.next_to_fetch - 1,
+                            state.spare.pop().unwrap_or_default(),
+                        )
                     };
                     let (begin, end) = chunk_range(index);
                     bytes.clear();

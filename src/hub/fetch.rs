@@ -122,6 +122,7 @@ pub fn fetch(options: &FetchOptions) -> Result<FetchReport> {
         total_bytes,
     );
     let job = FetchJob {
+        repo_id: &options.repo_id,
         http,
         repo,
         listing: &listing,
@@ -203,6 +204,7 @@ impl Layout {
 
 /// The shared state of the download phase.
 struct FetchJob<'a> {
+    repo_id: &'a str,
     http: HubHttp,
     repo: RepoEndpoint,
     listing: &'a RepoListing,
@@ -269,7 +271,7 @@ impl FetchJob<'_> {
             } => self.fetch_into_cache(file, repo, locks, commit),
             Layout::Folder { root, commit } => self.fetch_into_folder(file, root, commit),
         };
-        result.map_err(|err| err.context(format!("{}: {}", self.listing.commit, file.path)))
+        result.map_err(|err| err.context(format!("{}: {}", self.repo_id, file.path)))
     }
 
     /// The cache way: one blob per etag, shared by every snapshot, a symlink per snapshot file.
