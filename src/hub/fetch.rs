@@ -284,7 +284,7 @@ impl FetchJob<'_> {
     ) -> Result<FetchedFile> {
         let pointer = repo.join("snapshots").join(commit).join(&file.path);
         if pointer.is_file() {
-            return Ok(already_there(file));
+            return Ok(self.already_there(file));
         }
         let (etag, size) = self.etag_and_size(file)?;
         let blob = repo.join("blobs").join(&etag);
@@ -318,7 +318,7 @@ impl FetchJob<'_> {
         let bookkeeping = root.join(".cache/huggingface/download").join(&file.path);
         let metadata = with_suffix(&bookkeeping, ".metadata");
         if is_current(&destination, &metadata, commit, file.size) {
-            return Ok(already_there(file));
+            return Ok(self.already_there(file));
         }
         let (etag, size) = self.etag_and_size(file)?;
         create_parent(&bookkeeping)?;
@@ -345,6 +345,17 @@ impl FetchJob<'_> {
             size,
             transferred,
         })
+    }
+
+    /// A file found complete on disk: it counts towards the total shown, with no transfer.
+    fn already_there(&self, file: &RemoteFile) -> FetchedFile {
+        self.progress.skip(file.size.unwrap_or(0));
+        self.progress.note(&format!("present {}", file.path));
+        FetchedFile {
+            path: file.path.clone(),
+            size: file.size,
+            transferred: 0,
+        }
     }
 
     /// The blob name and size: from the listing when it has them, else from a HEAD.
@@ -386,14 +397,6 @@ impl FetchJob<'_> {
         self.progress
             .note(&format!("fetched {} ({transferred} bytes)", file.path));
         Ok(transferred)
-    }
-}
-
-fn already_there(file: &RemoteFile) -> FetchedFile {
-    FetchedFile {
-        path: file.path.clone(),
-        size: file.size,
-        transferred: 0,
     }
 }
 
