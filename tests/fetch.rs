@@ -481,6 +481,29 @@ fn gated_repos_need_a_token_that_never_reaches_the_cdn() {
 }
 
 #[test]
+fn endpoint_flag_beats_hf_endpoint_and_hf_token_is_read() {
+    let server = HubServer::start(vec![tiny_repo(Some("hf_secret"))]);
+    let setup = Setup::new(&server);
+    let output = setup
+        .command(&[
+            "fetch",
+            REPO,
+            "--endpoint",
+            &server.endpoint,
+            "--include",
+            "*.json",
+        ])
+        // Port 1 on loopback refuses connections: using it would fail the fetch.
+        .env("HF_ENDPOINT", "http://127.0.0.1:1")
+        .env("HF_TOKEN", "hf_secret")
+        .output()
+        .expect("aib runs");
+    assert_exit(&output, 0);
+    assert!(setup.snapshot().join("config.json").is_file());
+    assert_exit(&setup.run(&["fetch", REPO, "--jobs", "0"]), 2);
+}
+
+#[test]
 fn missing_repo_revision_and_file_are_404s_with_clear_messages() {
     let server = HubServer::start(vec![tiny_repo(None)]);
     let setup = Setup::new(&server);
