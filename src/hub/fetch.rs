@@ -2,8 +2,8 @@
 //! and lay it out as the Hub's own client does (the cache) or as a plain folder.
 //!
 //! Small files run on `jobs` worker threads at once; files of at least two chunks run one at a
-//! time beside them, each as `jobs` parallel ranged requests, which bounds both connections
-//! (`2 × jobs`) and memory (`2 × jobs` chunks).
+//! time beside them, each as up to `jobs` parallel ranged requests (at most two per core), which
+//! bounds both connections (`2 × jobs`) and memory (`2 × jobs` chunks).
 
 use std::fs::File;
 use std::io::IsTerminal;
@@ -129,7 +129,7 @@ pub fn fetch(options: &FetchOptions) -> Result<FetchReport> {
         layout,
         plan: TransferPlan {
             chunk_bytes: options.chunk_bytes.max(1),
-            connections: options.jobs.max(1),
+            connections: chunk_connections(options.jobs),
         },
         progress,
     };
@@ -142,6 +142,14 @@ pub fn fetch(options: &FetchOptions) -> Result<FetchReport> {
         commit: Some(listing.commit),
         files,
     })
+}
+
+/// Ranged requests per large file: `jobs`, but at most two per core. Every connection needs a
+/// receiving thread, and on a fast link more of them than that only contend for the CPU (on 2
+/// cores, 8 connections measured slower than 4 and than one `curl` stream).
+fn chunk_connections(jobs: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    jobs.min(2 * cores).max(1)
 }
 
 /// Where each file of a fetch goes.
