@@ -334,6 +334,23 @@ fn a_cut_transfer_resumes_in_a_later_run_without_downloading_bytes_twice() {
 }
 
 #[test]
+fn a_server_without_range_support_still_resumes_correctly() {
+    let server = HubServer::start(vec![tiny_repo(None)]);
+    let setup = Setup::new(&server);
+    server.control.ignore_range.store(true, Ordering::Relaxed);
+    lock(&server.control.cut_once).insert("small.bin".to_string(), 7_000);
+    assert_exit(&setup.run(&["fetch", REPO, "--include", "small.bin"]), 0);
+    let small = &tiny_files()[4];
+    // The retry had to receive the whole file again and drop the first 7000 bytes.
+    assert_eq!(
+        server.control.bytes_sent("small.bin"),
+        7_000 + file_len(small)
+    );
+    let fetched = std::fs::read(setup.snapshot().join("small.bin")).expect("file");
+    assert_eq!(fetched, fixture_bytes(small));
+}
+
+#[test]
 fn a_cut_chunk_is_retried_from_where_it_broke() {
     let server = HubServer::start(vec![tiny_repo(None)]);
     let setup = Setup::new(&server);

@@ -14,9 +14,11 @@ use std::sync::{Condvar, Mutex};
 
 use sha2::{Digest, Sha256};
 
-use super::http::HubHttp;
+use super::http::{ByteSink, HubHttp};
 use crate::error::{Error, Result};
 
+/// Read size of single-stream downloads: large enough that per-call overhead vanishes at GB/s.
+const STREAM_BUFFER_BYTES: usize = 1 << 20;
 /// Appends at least this large hash on a second thread while the first one writes.
 const PARALLEL_HASH_BYTES: usize = 4 << 20;
 
@@ -85,16 +87,61 @@ pub fn download_blob(
             download_chunked(http, blob.url, resumed, size, plan, &mut writer, on_bytes)?
         }
         size => {
-            http.download(blob.url, resumed, size, &mut |bytes| {
-                writer.append(bytes)?;
-                on_bytes(bytes.len() as u64);
-                Ok(())
-            })?;
+            let mut sink = StreamSink {
+                writer: &mut writer,
+                buffer: vec![0u8; STREAM_BUFFER_BYTES],
+                on_bytes,
+            };
+            http.download(blob.url, resumed, size, &mut sink)?;
             writer.length - resumed
         }
     };
     writer.finish(blob)?;
     Ok(transferred)
+}
+
+/// A single-stream download appended straight to the `.incomplete` file.
+struct StreamSink<'w, 'p> {
+    writer: &'w mut PrefixWriter<'p>,
+    buffer: Vec<u8>,
+    on_bytes: &'w (dyn Fn(u64) + Sync),
+}
+
+impl ByteSink for StreamSink<'_, '_> {
+    fn space(&mut self) -> &mut [u8] {
+        &mut self.buffer
+    }
+
+    fn filled(&mut self, count: usize) -> Result<()> {
+        self.writer.append(&self.buffer[..count])?;
+        (self.on_bytes)(count as u64);
+        Ok(())
+    }
+}
+
+/// One ranged chunk, read straight into its (reused) buffer.
+struct ChunkSink<'a> {
+    bytes: &'a mut [u8],
+    length: usize,
+    stop: &'a AtomicBool,
+    url: &'a str,
+    on_bytes: &'a (dyn Fn(u64) + Sync),
+}
+
+impl ByteSink for ChunkSink<'_> {
+    fn space(&mut self) -> &mut [u8] {
+        &mut self.bytes[self.length..]
+    }
+
+    fn filled(&mut self, count: usize) -> Result<()> {
+        // Another chunk failed: stop instead of fetching bytes nobody will write.
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(Error::network(format!("{}: download cancelled", self.url)));
+        }
+        self.length += count;
+        (self.on_bytes)(count as u64);
+        Ok(())
+    }
 }
 
 /// The `.incomplete` file, appended to in order, with the running hash of its contents.
@@ -248,16 +295,17 @@ fn download_chunked(
                         )
                     };
                     let (begin, end) = chunk_range(index);
-                    bytes.clear();
-                    bytes.reserve((end - begin) as usize);
-                    let fetched = http.download(url, begin, Some(end), &mut |data| {
-                        if stop.load(Ordering::Relaxed) {
-                            return Err(Error::network(format!("{url}: download cancelled")));
-                        }
-                        bytes.extend_from_slice(data);
-                        on_bytes(data.len() as u64);
-                        Ok(())
-                    });
+                    // A reused buffer of the same length is not touched; only a fresh one is
+                    // zeroed, once.
+                    bytes.resize((end - begin) as usize, 0);
+                    let mut sink = ChunkSink {
+                        bytes: &mut bytes,
+                        length: 0,
+                        stop: &stop,
+                        url,
+                        on_bytes,
+                    };
+                    let fetched = http.download(url, begin, Some(end), &mut sink);
                     match fetched {
                         Ok(()) => {
                             let mut state = lock(&queue);

@@ -100,6 +100,8 @@ pub struct Control {
     pub missing: Mutex<Vec<String>>,
     /// Paths whose next body stalls (nothing sent for `STALL`) and is then dropped, once.
     pub stall_once: Mutex<Vec<String>>,
+    /// Answer every request with the whole file, as a server without Range support does.
+    pub ignore_range: AtomicBool,
     /// Sleep this long per 4 KiB piece of body (to make transfers overlap).
     pub pace_micros: AtomicU64,
     /// Body bytes sent per path, over both ports.
@@ -532,7 +534,9 @@ fn write_answer(
         Body::File(file) => {
             let size = file.content.size();
             headers.push(("Accept-Ranges".into(), "bytes".into()));
-            match request.headers.get("range") {
+            let range = request.headers.get("range");
+            let range = range.filter(|_| !control.ignore_range.load(Ordering::Relaxed));
+            match range {
                 Some(range) => match parse_range(range, size) {
                     Some((start, end)) => {
                         status = 206;
