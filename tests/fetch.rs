@@ -137,7 +137,7 @@ fn assert_exit(output: &Output, code: i32) {
 }
 
 fn total_size(files: &[Fixture]) -> u64 {
-    files.iter().map(|f| file_len(f)).sum()
+    files.iter().map(file_len).sum()
 }
 
 fn file_len(fixture: &Fixture) -> u64 {
@@ -334,6 +334,23 @@ fn a_cut_transfer_resumes_in_a_later_run_without_downloading_bytes_twice() {
 }
 
 #[test]
+fn a_server_without_range_support_still_resumes_correctly() {
+    let server = HubServer::start(vec![tiny_repo(None)]);
+    let setup = Setup::new(&server);
+    server.control.ignore_range.store(true, Ordering::Relaxed);
+    lock(&server.control.cut_once).insert("small.bin".to_string(), 7_000);
+    assert_exit(&setup.run(&["fetch", REPO, "--include", "small.bin"]), 0);
+    let small = &tiny_files()[4];
+    // The retry had to receive the whole file again and drop the first 7000 bytes.
+    assert_eq!(
+        server.control.bytes_sent("small.bin"),
+        7_000 + file_len(small)
+    );
+    let fetched = std::fs::read(setup.snapshot().join("small.bin")).expect("file");
+    assert_eq!(fetched, fixture_bytes(small));
+}
+
+#[test]
 fn a_cut_chunk_is_retried_from_where_it_broke() {
     let server = HubServer::start(vec![tiny_repo(None)]);
     let setup = Setup::new(&server);
@@ -344,6 +361,74 @@ fn a_cut_chunk_is_retried_from_where_it_broke() {
     );
     let big = &tiny_files()[5];
     assert_eq!(server.control.bytes_sent("big.bin"), file_len(big));
+    assert_eq!(
+        std::fs::read(setup.snapshot().join("big.bin")).expect("file"),
+        fixture_bytes(big)
+    );
+}
+
+#[test]
+fn a_stalled_transfer_times_out_and_is_retried() {
+    let server = HubServer::start(vec![tiny_repo(None)]);
+    let setup = Setup::new(&server);
+    lock(&server.control.stall_once).push("small.bin".to_string());
+    let started = std::time::Instant::now();
+    let output = setup
+        .command(&["fetch", REPO, "--include", "small.bin"])
+        .env("AIB_READ_TIMEOUT_MS", "200")
+        .output()
+        .expect("aib runs");
+    assert_exit(&output, 0);
+    // It gave up on the silent connection instead of waiting for the server to drop it.
+    assert!(
+        started.elapsed() < hub_server::STALL,
+        "{:?}",
+        started.elapsed()
+    );
+    let small = &tiny_files()[4];
+    assert_eq!(
+        std::fs::read(setup.snapshot().join("small.bin")).expect("file"),
+        fixture_bytes(small)
+    );
+    let cdn_gets = lock(&server.control.log)
+        .iter()
+        .filter(|line| line.contains("/blobs/"))
+        .count();
+    assert_eq!(cdn_gets, 2, "one stalled request, one retry");
+}
+
+#[test]
+fn a_full_disk_stops_cleanly_and_leaves_the_cache_consistent() {
+    let server = HubServer::start(vec![tiny_repo(None)]);
+    let setup = Setup::new(&server);
+    let big = &tiny_files()[5];
+    let blobs = setup.repo_folder().join("blobs");
+    std::fs::create_dir_all(&blobs).expect("blobs");
+    // Writes to /dev/full fail with ENOSPC: the download's `.incomplete` file sees a full disk.
+    let partial = blobs.join(format!("{}.incomplete", big.etag()));
+    std::os::unix::fs::symlink("/dev/full", &partial).expect("symlink");
+    let output = setup.run(&["fetch", REPO, "--include", "big.bin"]);
+    assert_exit(&output, 5);
+    assert!(
+        stderr(&output).contains("No space left"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        !blobs.join(big.etag()).exists(),
+        "no blob without its bytes"
+    );
+    assert!(
+        !setup.snapshot().join("big.bin").exists(),
+        "no link to a missing blob"
+    );
+    assert!(
+        !setup.repo_folder().join("refs/main").exists(),
+        "no ref to a partial snapshot"
+    );
+
+    std::fs::remove_file(&partial).expect("free the disk");
+    assert_exit(&setup.run(&["fetch", REPO, "--include", "big.bin"]), 0);
     assert_eq!(
         std::fs::read(setup.snapshot().join("big.bin")).expect("file"),
         fixture_bytes(big)
@@ -410,6 +495,29 @@ fn gated_repos_need_a_token_that_never_reaches_the_cdn() {
     let out = setup.home.join("plain").to_string_lossy().into_owned();
     assert_exit(&setup.run(&["fetch", REPO, "--out", &out]), 0);
     assert_eq!(server.control.cdn_saw_token.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn endpoint_flag_beats_hf_endpoint_and_hf_token_is_read() {
+    let server = HubServer::start(vec![tiny_repo(Some("hf_secret"))]);
+    let setup = Setup::new(&server);
+    let output = setup
+        .command(&[
+            "fetch",
+            REPO,
+            "--endpoint",
+            &server.endpoint,
+            "--include",
+            "*.json",
+        ])
+        // Port 1 on loopback refuses connections: using it would fail the fetch.
+        .env("HF_ENDPOINT", "http://127.0.0.1:1")
+        .env("HF_TOKEN", "hf_secret")
+        .output()
+        .expect("aib runs");
+    assert_exit(&output, 0);
+    assert!(setup.snapshot().join("config.json").is_file());
+    assert_exit(&setup.run(&["fetch", REPO, "--jobs", "0"]), 2);
 }
 
 #[test]

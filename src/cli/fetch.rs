@@ -15,6 +15,8 @@ const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 /// Ranged chunks of 16 MiB: few enough requests for a 10 GB shard, small enough to spread a
 /// 100 MB file over several connections.
 const DEFAULT_CHUNK_BYTES: u64 = 16 << 20;
+/// More parallel connections than this only queue at the server and cost threads and memory.
+const MAX_JOBS: usize = 64;
 
 /// Flags of `aib fetch`.
 #[derive(Debug, clap::Args)]
@@ -95,8 +97,10 @@ fn options_from(args: FetchArgs) -> Result<FetchOptions> {
             "{repo_id:?} is not a Hub repo id (expected `org/name`)"
         )));
     }
-    if args.jobs == 0 {
-        return Err(Error::usage("--jobs must be at least 1"));
+    if !(1..=MAX_JOBS).contains(&args.jobs) {
+        return Err(Error::usage(format!(
+            "--jobs must be between 1 and {MAX_JOBS}"
+        )));
     }
     let destination = match args.out {
         Some(out) => Destination::Folder(out),

@@ -14,8 +14,13 @@ use std::sync::{Condvar, Mutex};
 
 use sha2::{Digest, Sha256};
 
-use super::http::HubHttp;
+use super::http::{ByteSink, HubHttp};
 use crate::error::{Error, Result};
+
+/// Read size of single-stream downloads: large enough that per-call overhead vanishes at GB/s.
+const STREAM_BUFFER_BYTES: usize = 1 << 20;
+/// Appends at least this large hash on a second thread while the first one writes.
+const PARALLEL_HASH_BYTES: usize = 4 << 20;
 
 /// How a single file is transferred.
 #[derive(Debug, Clone, Copy)]
@@ -82,16 +87,61 @@ pub fn download_blob(
             download_chunked(http, blob.url, resumed, size, plan, &mut writer, on_bytes)?
         }
         size => {
-            http.download(blob.url, resumed, size, &mut |bytes| {
-                writer.append(bytes)?;
-                on_bytes(bytes.len() as u64);
-                Ok(())
-            })?;
+            let mut sink = StreamSink {
+                writer: &mut writer,
+                buffer: vec![0u8; STREAM_BUFFER_BYTES],
+                on_bytes,
+            };
+            http.download(blob.url, resumed, size, &mut sink)?;
             writer.length - resumed
         }
     };
     writer.finish(blob)?;
     Ok(transferred)
+}
+
+/// A single-stream download appended straight to the `.incomplete` file.
+struct StreamSink<'w, 'p> {
+    writer: &'w mut PrefixWriter<'p>,
+    buffer: Vec<u8>,
+    on_bytes: &'w (dyn Fn(u64) + Sync),
+}
+
+impl ByteSink for StreamSink<'_, '_> {
+    fn space(&mut self) -> &mut [u8] {
+        &mut self.buffer
+    }
+
+    fn filled(&mut self, count: usize) -> Result<()> {
+        self.writer.append(&self.buffer[..count])?;
+        (self.on_bytes)(count as u64);
+        Ok(())
+    }
+}
+
+/// One ranged chunk, read straight into its (reused) buffer.
+struct ChunkSink<'a> {
+    bytes: &'a mut [u8],
+    length: usize,
+    stop: &'a AtomicBool,
+    url: &'a str,
+    on_bytes: &'a (dyn Fn(u64) + Sync),
+}
+
+impl ByteSink for ChunkSink<'_> {
+    fn space(&mut self) -> &mut [u8] {
+        &mut self.bytes[self.length..]
+    }
+
+    fn filled(&mut self, count: usize) -> Result<()> {
+        // Another chunk failed: stop instead of fetching bytes nobody will write.
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(Error::network(format!("{}: download cancelled", self.url)));
+        }
+        self.length += count;
+        (self.on_bytes)(count as u64);
+        Ok(())
+    }
 }
 
 /// The `.incomplete` file, appended to in order, with the running hash of its contents.
@@ -104,12 +154,21 @@ struct PrefixWriter<'a> {
 
 impl PrefixWriter<'_> {
     fn append(&mut self, bytes: &[u8]) -> Result<()> {
-        self.file
-            .write_all(bytes)
-            .map_err(|err| Error::io("writing", self.path, err))?;
-        if let Some(hasher) = &mut self.hasher {
-            hasher.update(bytes);
-        }
+        let file = &mut self.file;
+        let written = match &mut self.hasher {
+            // Hashing and the kernel's copy into the page cache cost about the same; doing them
+            // on two threads keeps the writer from being the bottleneck of a fast download.
+            Some(hasher) if bytes.len() >= PARALLEL_HASH_BYTES => std::thread::scope(|scope| {
+                scope.spawn(|| hasher.update(bytes));
+                file.write_all(bytes)
+            }),
+            Some(hasher) => {
+                hasher.update(bytes);
+                file.write_all(bytes)
+            }
+            None => file.write_all(bytes),
+        };
+        written.map_err(|err| Error::io("writing", self.path, err))?;
         self.length += bytes.len() as u64;
         Ok(())
     }
@@ -177,6 +236,8 @@ struct ChunkQueue {
     ready: BTreeMap<usize, Vec<u8>>,
     /// The first error of any worker.
     failure: Option<Error>,
+    /// Buffers of written chunks, for reuse: fresh ones would cost a page fault per 4 KiB.
+    spare: Vec<Vec<u8>>,
 }
 
 /// Fetches `start..size` as parallel ranged chunks and appends them in order.
@@ -198,6 +259,7 @@ fn download_chunked(
         next_to_write: 0,
         ready: BTreeMap::new(),
         failure: None,
+        spare: Vec::new(),
     });
     let changed = Condvar::new();
     let stop = AtomicBool::new(false);
@@ -215,7 +277,7 @@ fn download_chunked(
         for _ in 0..connections {
             scope.spawn(|| {
                 loop {
-                    let index = {
+                    let (index, mut bytes) = {
                         let mut state = lock(&queue);
                         while state.failure.is_none()
                             && state.next_to_fetch < chunk_count
@@ -227,18 +289,23 @@ fn download_chunked(
                             return;
                         }
                         state.next_to_fetch += 1;
-                        state.next_to_fetch - 1
+                        (
+                            state.next_to_fetch - 1,
+                            state.spare.pop().unwrap_or_default(),
+                        )
                     };
                     let (begin, end) = chunk_range(index);
-                    let mut bytes = Vec::with_capacity((end - begin) as usize);
-                    let fetched = http.download(url, begin, Some(end), &mut |data| {
-                        if stop.load(Ordering::Relaxed) {
-                            return Err(Error::network(format!("{url}: download cancelled")));
-                        }
-                        bytes.extend_from_slice(data);
-                        on_bytes(data.len() as u64);
-                        Ok(())
-                    });
+                    // A reused buffer of the same length is not touched; only a fresh one is
+                    // zeroed, once.
+                    bytes.resize((end - begin) as usize, 0);
+                    let mut sink = ChunkSink {
+                        bytes: &mut bytes,
+                        length: 0,
+                        stop: &stop,
+                        url,
+                        on_bytes,
+                    };
+                    let fetched = http.download(url, begin, Some(end), &mut sink);
                     match fetched {
                         Ok(()) => {
                             let mut state = lock(&queue);
@@ -270,6 +337,7 @@ fn download_chunked(
             };
             let appended = writer.append(&bytes);
             let mut state = lock(&queue);
+            state.spare.push(bytes);
             match appended {
                 Ok(()) => state.next_to_write += 1,
                 Err(error) => {

@@ -2,8 +2,8 @@
 //! and lay it out as the Hub's own client does (the cache) or as a plain folder.
 //!
 //! Small files run on `jobs` worker threads at once; files of at least two chunks run one at a
-//! time beside them, each as `jobs` parallel ranged requests, which bounds both connections
-//! (`2 × jobs`) and memory (`2 × jobs` chunks).
+//! time beside them, each as up to `jobs` parallel ranged requests (at most two per core), which
+//! bounds both connections (`2 × jobs`) and memory (`2 × jobs` chunks).
 
 use std::fs::File;
 use std::io::IsTerminal;
@@ -122,13 +122,14 @@ pub fn fetch(options: &FetchOptions) -> Result<FetchReport> {
         total_bytes,
     );
     let job = FetchJob {
+        repo_id: &options.repo_id,
         http,
         repo,
         listing: &listing,
         layout,
         plan: TransferPlan {
             chunk_bytes: options.chunk_bytes.max(1),
-            connections: options.jobs.max(1),
+            connections: chunk_connections(options.jobs),
         },
         progress,
     };
@@ -141,6 +142,14 @@ pub fn fetch(options: &FetchOptions) -> Result<FetchReport> {
         commit: Some(listing.commit),
         files,
     })
+}
+
+/// Ranged requests per large file: `jobs`, but at most two per core. Every connection needs a
+/// receiving thread, and on a fast link more of them than that only contend for the CPU (on 2
+/// cores, 8 connections measured slower than 4 and than one `curl` stream).
+fn chunk_connections(jobs: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    jobs.min(2 * cores).max(1)
 }
 
 /// Where each file of a fetch goes.
@@ -203,6 +212,7 @@ impl Layout {
 
 /// The shared state of the download phase.
 struct FetchJob<'a> {
+    repo_id: &'a str,
     http: HubHttp,
     repo: RepoEndpoint,
     listing: &'a RepoListing,
@@ -269,7 +279,7 @@ impl FetchJob<'_> {
             } => self.fetch_into_cache(file, repo, locks, commit),
             Layout::Folder { root, commit } => self.fetch_into_folder(file, root, commit),
         };
-        result.map_err(|err| err.context(format!("{}: {}", self.listing.commit, file.path)))
+        result.map_err(|err| err.context(format!("{}: {}", self.repo_id, file.path)))
     }
 
     /// The cache way: one blob per etag, shared by every snapshot, a symlink per snapshot file.
@@ -282,7 +292,7 @@ impl FetchJob<'_> {
     ) -> Result<FetchedFile> {
         let pointer = repo.join("snapshots").join(commit).join(&file.path);
         if pointer.is_file() {
-            return Ok(already_there(file));
+            return Ok(self.already_there(file));
         }
         let (etag, size) = self.etag_and_size(file)?;
         let blob = repo.join("blobs").join(&etag);
@@ -316,7 +326,7 @@ impl FetchJob<'_> {
         let bookkeeping = root.join(".cache/huggingface/download").join(&file.path);
         let metadata = with_suffix(&bookkeeping, ".metadata");
         if is_current(&destination, &metadata, commit, file.size) {
-            return Ok(already_there(file));
+            return Ok(self.already_there(file));
         }
         let (etag, size) = self.etag_and_size(file)?;
         create_parent(&bookkeeping)?;
@@ -343,6 +353,17 @@ impl FetchJob<'_> {
             size,
             transferred,
         })
+    }
+
+    /// A file found complete on disk: it counts towards the total shown, with no transfer.
+    fn already_there(&self, file: &RemoteFile) -> FetchedFile {
+        self.progress.skip(file.size.unwrap_or(0));
+        self.progress.note(&format!("present {}", file.path));
+        FetchedFile {
+            path: file.path.clone(),
+            size: file.size,
+            transferred: 0,
+        }
     }
 
     /// The blob name and size: from the listing when it has them, else from a HEAD.
@@ -384,14 +405,6 @@ impl FetchJob<'_> {
         self.progress
             .note(&format!("fetched {} ({transferred} bytes)", file.path));
         Ok(transferred)
-    }
-}
-
-fn already_there(file: &RemoteFile) -> FetchedFile {
-    FetchedFile {
-        path: file.path.clone(),
-        size: file.size,
-        transferred: 0,
     }
 }
 

@@ -12,8 +12,6 @@ use crate::error::{Error, Result};
 
 /// Redirect hops followed before giving up, as many as browsers allow.
 const MAX_REDIRECTS: usize = 10;
-/// Read size of body transfers: large enough that per-call overhead vanishes at GB/s.
-const READ_BUFFER_BYTES: usize = 1 << 20;
 
 /// How often and how patiently a failed request is tried again.
 #[derive(Debug, Clone, Copy)]
@@ -148,17 +146,16 @@ impl HubHttp {
         url: &str,
         start: u64,
         end: Option<u64>,
-        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+        sink: &mut dyn ByteSink,
     ) -> Result<()> {
         let mut position = start;
         let mut attempt = 0;
-        let mut buffer = vec![0u8; READ_BUFFER_BYTES];
         loop {
             if end.is_some_and(|end| position >= end) {
                 return Ok(());
             }
             let before = position;
-            match self.download_once(url, &mut position, end, &mut buffer, sink) {
+            match self.download_once(url, &mut position, end, sink) {
                 Ok(()) => return Ok(()),
                 Err(failure) if !failure.transient => return Err(failure.error),
                 Err(failure) => {
@@ -177,8 +174,7 @@ impl HubHttp {
         url: &str,
         position: &mut u64,
         end: Option<u64>,
-        buffer: &mut [u8],
-        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+        sink: &mut dyn ByteSink,
     ) -> std::result::Result<(), Failure> {
         let range = match end {
             Some(end) => Some(format!("bytes={}-{}", *position, end - 1)),
@@ -186,30 +182,33 @@ impl HubHttp {
             None => None,
         };
         let response = self.send(url, Method::Get, range.as_deref(), true)?;
+        if response.status() == 416 && end.is_none() && *position > 0 {
+            // Nothing lies past what we have: a file of unknown size was already complete.
+            // The caller's size and hash checks still judge the bytes.
+            return Ok(());
+        }
         let response = ok_or_failure(url, response)?;
-        let mut skip = 0;
-        if response.status() == 200 && *position > 0 {
-            // The server ignored the Range header: drop what we already have.
-            skip = *position;
-        } else if response.status() == 206 {
+        let ignored_range = response.status() == 200 && *position > 0;
+        if response.status() == 206 {
             check_content_range(url, &response, *position)?;
         }
         let mut reader = response.into_body().into_reader();
+        if ignored_range {
+            // The server sent the whole file: drop what we already have.
+            discard(url, &mut reader, *position)?;
+        }
         loop {
+            let space = sink.space();
             let wanted = match end {
-                Some(end) => (end - *position + skip).min(buffer.len() as u64) as usize,
-                None => buffer.len(),
+                Some(end) => (end - *position).min(space.len() as u64) as usize,
+                None => space.len(),
             };
             if wanted == 0 {
                 return Ok(());
             }
-            let read = match reader.read(&mut buffer[..wanted]) {
-                Ok(read) => read,
-                Err(err) => {
-                    let error = Error::network(format!("{url}: transfer broken: {err}"));
-                    return Err(Failure::transient(error));
-                }
-            };
+            let read = reader
+                .read(&mut space[..wanted])
+                .map_err(|err| broken(url, err))?;
             if read == 0 {
                 return match end {
                     None => Ok(()),
@@ -219,13 +218,8 @@ impl HubHttp {
                     )))),
                 };
             }
-            let skipped = (skip.min(read as u64)) as usize;
-            skip -= skipped as u64;
-            let fresh = &buffer[skipped..read];
-            if !fresh.is_empty() {
-                sink(fresh).map_err(Failure::permanent)?;
-                *position += fresh.len() as u64;
-            }
+            sink.filled(read).map_err(Failure::permanent)?;
+            *position += read as u64;
         }
     }
 
@@ -293,6 +287,32 @@ impl HubHttp {
             "{url}: more than {MAX_REDIRECTS} redirects"
         ))))
     }
+}
+
+/// Where a download's bytes go. The sink lends the space they are read into, so they land in
+/// their final buffer without another copy.
+pub trait ByteSink {
+    /// Space for the next bytes; empty when the sink is full.
+    fn space(&mut self) -> &mut [u8];
+    /// The first `count` bytes of the last [`ByteSink::space`] now hold data; an error stops
+    /// the download for good (a full disk, a cancelled transfer).
+    fn filled(&mut self, count: usize) -> Result<()>;
+}
+
+fn broken(url: &str, err: std::io::Error) -> Failure {
+    Failure::transient(Error::network(format!("{url}: transfer broken: {err}")))
+}
+
+/// Reads and drops the first `count` bytes of a body.
+fn discard(url: &str, reader: &mut impl Read, count: u64) -> std::result::Result<(), Failure> {
+    let copied = std::io::copy(&mut reader.take(count), &mut std::io::sink())
+        .map_err(|err| broken(url, err))?;
+    if copied < count {
+        return Err(Failure::transient(Error::network(format!(
+            "{url}: transfer ended at byte {copied} while skipping to {count}"
+        ))));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -58,6 +58,13 @@ impl FetchProgress {
         }
     }
 
+    /// Counts `bytes` of a file that was already on disk towards the total.
+    pub fn skip(&self, bytes: u64) {
+        if let Some(total) = &self.total {
+            total.inc(bytes);
+        }
+    }
+
     /// A line about one file, shown when verbose.
     pub fn note(&self, line: &str) {
         if !self.verbose {

@@ -18,6 +18,8 @@ use sha2::{Digest, Sha256};
 
 /// No server thread outlives this, whatever the test does.
 const LIFETIME: Duration = Duration::from_secs(120);
+/// How long a stalled body stays silent before the connection drops.
+pub const STALL: Duration = Duration::from_millis(1500);
 /// A keep-alive connection idle this long is closed.
 const IDLE: Duration = Duration::from_secs(3);
 
@@ -96,6 +98,10 @@ pub struct Control {
     pub corrupt: Mutex<Vec<String>>,
     /// Paths that are listed but whose resolve URL answers 404.
     pub missing: Mutex<Vec<String>>,
+    /// Paths whose next body stalls (nothing sent for `STALL`) and is then dropped, once.
+    pub stall_once: Mutex<Vec<String>>,
+    /// Answer every request with the whole file, as a server without Range support does.
+    pub ignore_range: AtomicBool,
     /// Sleep this long per 4 KiB piece of body (to make transfers overlap).
     pub pace_micros: AtomicU64,
     /// Body bytes sent per path, over both ports.
@@ -528,7 +534,9 @@ fn write_answer(
         Body::File(file) => {
             let size = file.content.size();
             headers.push(("Accept-Ranges".into(), "bytes".into()));
-            match request.headers.get("range") {
+            let range = request.headers.get("range");
+            let range = range.filter(|_| !control.ignore_range.load(Ordering::Relaxed));
+            match range {
                 Some(range) => match parse_range(range, size) {
                     Some((start, end)) => {
                         status = 206;
@@ -581,6 +589,17 @@ fn write_file_body(
     end: u64,
     control: &Control,
 ) -> bool {
+    let stalled = {
+        let mut stall = lock(&control.stall_once);
+        let before = stall.len();
+        stall.retain(|path| *path != file.path);
+        stall.len() != before
+    };
+    if stalled {
+        std::thread::sleep(STALL);
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+        return false;
+    }
     let cut = lock(&control.cut_once).remove(&file.path);
     let stop_at = cut.map_or(end, |cut| (start + cut).min(end));
     let corrupt = lock(&control.corrupt).contains(&file.path);
