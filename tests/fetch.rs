@@ -634,10 +634,7 @@ fn two_concurrent_fetches_of_one_repo_download_each_blob_once() {
     }
 }
 
-// `aib stats` is being built on another branch; on this branch it still answers "not yet
-// implemented". Un-ignore once the branches meet.
 #[test]
-#[ignore = "aib stats is not implemented on the fetch branch yet"]
 fn stats_finds_the_fetched_repo_by_id() {
     let server = HubServer::start(vec![tiny_repo(None)]);
     let setup = Setup::new(&server);

@@ -444,9 +444,6 @@ fn lock_file(path: &Path) -> Result<File> {
         .write(true)
         .open(path)
         .map_err(|err| Error::io("opening lock", path, err))?;
-    // `File::lock` is std since 1.89, one past the crate's declared MSRV (1.88); the toolchain
-    // here is newer, and the MSRV line is not this module's to change (see the commit message).
-    #[allow(clippy::incompatible_msrv)]
     file.lock().map_err(|err| Error::io("locking", path, err))?;
     Ok(file)
 }
