@@ -165,6 +165,13 @@ pub struct SpectralSummary {
     pub resolved_values: usize,
 }
 
+/// The error for a matrix holding NaN or ±Inf, whose spectrum is undefined.
+fn non_finite_error(rows: usize, cols: usize) -> Error {
+    Error::input(format!(
+        "the {rows} × {cols} matrix holds NaN or Inf values; its spectrum is undefined"
+    ))
+}
+
 /// Rank and spectrum metrics of `matrix`.
 ///
 /// `frobenius_sq` = ‖W‖²_F, known exactly by the caller from its statistics pass (in f64); it must be

@@ -10,8 +10,7 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
-use super::MatrixRows;
-use super::exact::non_finite_error;
+use super::{MatrixRows, non_finite_error};
 use crate::error::Result;
 
 /// Target size of one decoded row tile: a few MB keeps tiles in the last-level cache's
