@@ -4,7 +4,8 @@
 //! 4096² SVD takes seconds). With `AIB_SPECTRAL_ONE_OFF=randomized`, `exact` or `both` it instead
 //! times one run of each on a 4096 × 11008 matrix (an MLP down-projection of a 7B model) and prints
 //! the times, their ratio and the summaries; running only `randomized` under `/usr/bin/time -v`
-//! gives the randomized path's peak memory.
+//! gives the randomized path's peak memory. `AIB_SPECTRAL_SHAPE=ROWSxCOLS` changes the shape, e.g.
+//! to a tall embedding-like matrix.
 
 use std::time::{Duration, Instant};
 
@@ -109,11 +110,21 @@ fn timed(matrix: &Bf16Rows, frobenius_sq: f64, method: RankMethod) -> (Duration,
     (elapsed, summary)
 }
 
+/// The one-off shape: `AIB_SPECTRAL_SHAPE=ROWSxCOLS`, 4096 × 11008 by default.
+fn one_off_shape() -> (usize, usize) {
+    let shape = std::env::var("AIB_SPECTRAL_SHAPE").unwrap_or_else(|_| "4096x11008".to_string());
+    let parsed = shape
+        .split_once('x')
+        .and_then(|(rows, cols)| Some((rows.parse().ok()?, cols.parse().ok()?)));
+    parsed.unwrap_or_else(|| panic!("AIB_SPECTRAL_SHAPE={shape} is not ROWSxCOLS"))
+}
+
 fn one_off(which: &str) {
-    let matrix = Bf16Rows::gaussian(4096, 11008, 11);
+    let (rows, cols) = one_off_shape();
+    let matrix = Bf16Rows::gaussian(rows, cols, 11);
     let frobenius_sq = matrix.frobenius_sq();
     println!(
-        "4096 × 11008 bf16 Gaussian, {} rayon threads",
+        "{rows} × {cols} bf16 Gaussian, {} rayon threads",
         rayon::current_num_threads()
     );
     let randomized =
