@@ -4,49 +4,56 @@
 //! 4096² SVD takes seconds). With `AIB_SPECTRAL_ONE_OFF=randomized`, `exact` or `both` it instead
 //! times one run of each on a 4096 × 11008 matrix (an MLP down-projection of a 7B model) and prints
 //! the times, their ratio and the summaries; running only `randomized` under `/usr/bin/time -v`
-//! gives the randomized path's peak memory.
+//! gives the randomized path's peak memory. `AIB_SPECTRAL_SHAPE=ROWSxCOLS` changes the shape, e.g.
+//! to a tall embedding-like matrix.
 
 use std::time::{Duration, Instant};
 
+use aib::dtype::{Dtype, decode};
 use aib::spectral::gaussian::GaussianStream;
 use aib::spectral::{MatrixRows, RankMethod, SpectralOptions, SpectralSummary, analyse};
 use criterion::{BenchmarkId, Criterion};
 use rayon::prelude::*;
 
-/// A bf16 matrix decoded on demand, as the statistics engine serves rows from a memory map.
+/// A bf16 matrix decoded on demand by the crate's dtype decoder, as the statistics engine serves
+/// rows from a memory map.
 struct Bf16Rows {
     rows: usize,
     cols: usize,
-    bits: Vec<u16>,
+    bytes: Vec<u8>,
 }
 
 impl Bf16Rows {
     /// Standard-normal values rounded to bf16, row r from stream r of `seed`.
     fn gaussian(rows: usize, cols: usize, seed: u64) -> Bf16Rows {
-        let mut bits = vec![0_u16; rows * cols];
-        bits.par_chunks_mut(cols)
+        let mut bytes = vec![0_u8; rows * cols * 2];
+        bytes
+            .par_chunks_mut(cols * 2)
             .enumerate()
             .for_each(|(row, out)| {
                 let mut stream = GaussianStream::new(seed, row as u64);
-                for value in out {
-                    *value = half::bf16::from_f64(stream.next_gaussian_pair().0).to_bits();
+                for value in out.chunks_exact_mut(2) {
+                    let rounded = half::bf16::from_f64(stream.next_gaussian_pair().0);
+                    value.copy_from_slice(&rounded.to_bits().to_le_bytes());
                 }
             });
-        Bf16Rows { rows, cols, bits }
+        Bf16Rows { rows, cols, bytes }
     }
 
     /// ‖W‖²_F in f64, as the statistics pass would hand it over.
     fn frobenius_sq(&self) -> f64 {
-        self.bits
-            .par_iter()
-            .map(|&bits| f64::from(decode(bits)).powi(2))
+        (0..self.rows)
+            .into_par_iter()
+            .map(|row| {
+                let mut values = vec![0.0_f32; self.cols];
+                self.read_rows(row, &mut values);
+                values
+                    .iter()
+                    .map(|&v| f64::from(v) * f64::from(v))
+                    .sum::<f64>()
+            })
             .sum()
     }
-}
-
-/// bf16 is the upper half of an f32.
-fn decode(bits: u16) -> f32 {
-    f32::from_bits(u32::from(bits) << 16)
 }
 
 impl MatrixRows for Bf16Rows {
@@ -55,11 +62,8 @@ impl MatrixRows for Bf16Rows {
     }
 
     fn read_rows(&self, start: usize, out: &mut [f32]) {
-        let begin = start * self.cols;
-        let source = &self.bits[begin..begin + out.len()];
-        for (value, &bits) in out.iter_mut().zip(source) {
-            *value = decode(bits);
-        }
+        let begin = start * self.cols * 2;
+        decode(Dtype::BF16, &self.bytes[begin..begin + out.len() * 2], out);
     }
 }
 
@@ -106,11 +110,21 @@ fn timed(matrix: &Bf16Rows, frobenius_sq: f64, method: RankMethod) -> (Duration,
     (elapsed, summary)
 }
 
+/// The one-off shape: `AIB_SPECTRAL_SHAPE=ROWSxCOLS`, 4096 × 11008 by default.
+fn one_off_shape() -> (usize, usize) {
+    let shape = std::env::var("AIB_SPECTRAL_SHAPE").unwrap_or_else(|_| "4096x11008".to_string());
+    let parsed = shape
+        .split_once('x')
+        .and_then(|(rows, cols)| Some((rows.parse().ok()?, cols.parse().ok()?)));
+    parsed.unwrap_or_else(|| panic!("AIB_SPECTRAL_SHAPE={shape} is not ROWSxCOLS"))
+}
+
 fn one_off(which: &str) {
-    let matrix = Bf16Rows::gaussian(4096, 11008, 11);
+    let (rows, cols) = one_off_shape();
+    let matrix = Bf16Rows::gaussian(rows, cols, 11);
     let frobenius_sq = matrix.frobenius_sq();
     println!(
-        "4096 × 11008 bf16 Gaussian, {} rayon threads",
+        "{rows} × {cols} bf16 Gaussian, {} rayon threads",
         rayon::current_num_threads()
     );
     let randomized =

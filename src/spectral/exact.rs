@@ -7,7 +7,7 @@ use faer::MatRef;
 use rayon::prelude::*;
 
 use super::summary::Spectrum;
-use super::{MatrixRows, dense};
+use super::{MatrixRows, dense, non_finite_error};
 use crate::error::{Error, Result};
 
 /// Default cap on the smaller side for the exact method: 4096 covers the square and MLP matrices
@@ -52,13 +52,6 @@ fn materialise(matrix: &dyn MatrixRows) -> Result<Vec<f32>> {
         return Err(non_finite_error(rows, cols));
     }
     Ok(values)
-}
-
-/// The error for a matrix holding NaN or ±Inf, whose spectrum is undefined.
-pub(crate) fn non_finite_error(rows: usize, cols: usize) -> Error {
-    Error::input(format!(
-        "the {rows} × {cols} matrix holds NaN or Inf values; its spectrum is undefined"
-    ))
 }
 
 #[cfg(test)]

@@ -103,7 +103,7 @@ pub struct SpectralOptions {
     pub initial_k: usize,
     /// Extra sketch columns whose singular values are never trusted (HMT's oversampling p).
     pub oversample: usize,
-    /// Number of power iterations (A·Aᵀ applications, with re-orthonormalisation between products).
+    /// Number of power iterations (AᵀA applications, re-orthonormalised between A and Aᵀ).
     pub power_iterations: usize,
     /// Seed of the Gaussian sketch: a fixed seed gives bit-identical results on any thread count.
     pub seed: u64,
@@ -112,7 +112,8 @@ pub struct SpectralOptions {
 }
 
 impl Default for SpectralOptions {
-    /// Randomized, NumPy tolerance, and sketch sizes chosen in `randomized` (see its constants' docs).
+    /// Randomized, NumPy tolerance, `initial_k` 32, `max_k` 128, `oversample` 16,
+    /// `power_iterations` 2, `seed` 0, `exact_max_dim` 4096 (each argued in `randomized` / `exact`).
     fn default() -> SpectralOptions {
         SpectralOptions {
             method: RankMethod::Randomized,
@@ -163,6 +164,13 @@ pub struct SpectralSummary {
     pub energy_rank_99_lower_bound: bool,
     /// How many singular values were computed and trusted (min(m, n) when the spectrum is complete).
     pub resolved_values: usize,
+}
+
+/// The error for a matrix holding NaN or ±Inf, whose spectrum is undefined.
+fn non_finite_error(rows: usize, cols: usize) -> Error {
+    Error::input(format!(
+        "the {rows} × {cols} matrix holds NaN or Inf values; its spectrum is undefined"
+    ))
 }
 
 /// Rank and spectrum metrics of `matrix`.
@@ -233,6 +241,23 @@ mod tests {
             assert!(!summary.lower_bound);
             assert_eq!(summary.method, options.method);
         }
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let options = SpectralOptions::default();
+        assert_eq!(options.method, RankMethod::Randomized);
+        assert_eq!(options.rtol, None);
+        assert_eq!(
+            (
+                options.initial_k,
+                options.max_k,
+                options.oversample,
+                options.power_iterations
+            ),
+            (32, 128, 16, 2)
+        );
+        assert_eq!((options.seed, options.exact_max_dim), (0, 4096));
     }
 
     #[test]

@@ -10,8 +10,7 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
-use super::MatrixRows;
-use super::exact::non_finite_error;
+use super::{MatrixRows, non_finite_error};
 use crate::error::Result;
 
 /// Target size of one decoded row tile: a few MB keeps tiles in the last-level cache's
@@ -42,11 +41,18 @@ fn row_tiles(rows: usize, cols: usize) -> impl Iterator<Item = (usize, usize)> {
         .map(move |start| (start, rows_per_tile.min(rows - start)))
 }
 
-/// Decodes rows `start .. start + tile.len() / cols` into `tile`, in parallel blocks.
-fn decode_tile(matrix: &dyn MatrixRows, start: usize, cols: usize, tile: &mut [f32]) {
-    tile.par_chunks_mut(ROWS_PER_TASK * cols)
-        .enumerate()
-        .for_each(|(block, out)| matrix.read_rows(start + block * ROWS_PER_TASK, out));
+/// Calls `visit(first row, tile)` on each row tile of `matrix` in order, decoding every tile into
+/// one reused buffer in parallel blocks of rows.
+fn for_each_tile(matrix: &dyn MatrixRows, mut visit: impl FnMut(usize, MatRef<'_, f32>)) {
+    let (rows, cols) = matrix.shape();
+    let mut tile = Vec::new();
+    for (start, count) in row_tiles(rows, cols) {
+        tile.resize(count * cols, 0.0);
+        tile.par_chunks_mut(ROWS_PER_TASK * cols)
+            .enumerate()
+            .for_each(|(block, out)| matrix.read_rows(start + block * ROWS_PER_TASK, out));
+        visit(start, MatRef::from_row_major_slice(&tile, count, cols));
+    }
 }
 
 /// `product` (t × k) = `tile` (t × n, row-major) · `basis` (n × k), in parallel row blocks.
@@ -74,13 +80,9 @@ pub(crate) fn gram_of_product(
     let width = basis.ncols();
     let mut gram = Mat::<f64>::zeros(width, width);
     let mut kept = keep_product.then(|| vec![0.0_f32; rows * width]);
-    let mut tile = Vec::new();
     let mut scratch = Vec::new();
-    let mut product_f64 = Mat::<f64>::zeros(0, 0);
-    for (start, count) in row_tiles(rows, cols) {
-        tile.resize(count * cols, 0.0);
-        decode_tile(matrix, start, cols, &mut tile);
-        let tile_ref = MatRef::from_row_major_slice(&tile, count, cols);
+    for_each_tile(matrix, |start, tile| {
+        let count = tile.nrows();
         let product_slice = match kept.as_mut() {
             Some(kept) => &mut kept[start * width..(start + count) * width],
             None => {
@@ -89,13 +91,8 @@ pub(crate) fn gram_of_product(
             }
         };
         let mut product = MatMut::from_row_major_slice_mut(product_slice, count, width);
-        multiply_tile(tile_ref, basis, product.as_mut());
-        product_f64.resize_with(count, width, |_, _| 0.0);
-        for j in 0..width {
-            for i in 0..count {
-                product_f64[(i, j)] = f64::from(product[(i, j)]);
-            }
-        }
+        multiply_tile(tile, basis, product.as_mut());
+        let product_f64 = Mat::<f64>::from_fn(count, width, |i, j| f64::from(product[(i, j)]));
         let product_f64 = product_f64.as_ref();
         gram.as_mut()
             .par_col_chunks_mut(OUTPUT_BLOCK)
@@ -111,7 +108,7 @@ pub(crate) fn gram_of_product(
                     Par::Seq,
                 );
             });
-    }
+    });
     if gram
         .col_iter()
         .any(|column| column.iter().any(|value| !value.is_finite()))
@@ -133,16 +130,13 @@ pub(crate) fn back_project(
     whitening: MatRef<'_, f32>,
     product: Option<&[f32]>,
 ) -> Mat<f32> {
-    let (rows, cols) = matrix.shape();
+    let cols = matrix.shape().1;
     let width = basis.ncols();
     let mut result = Mat::<f32>::zeros(cols, whitening.ncols());
-    let mut tile = Vec::new();
     let mut scratch = Mat::<f32>::zeros(0, 0);
     let mut whitened = Mat::<f32>::zeros(0, 0);
-    for (start, count) in row_tiles(rows, cols) {
-        tile.resize(count * cols, 0.0);
-        decode_tile(matrix, start, cols, &mut tile);
-        let tile_ref = MatRef::from_row_major_slice(&tile, count, cols);
+    for_each_tile(matrix, |start, tile| {
+        let count = tile.nrows();
         let tile_product = match product {
             Some(kept) => MatRef::from_row_major_slice(
                 &kept[start * width..(start + count) * width],
@@ -151,7 +145,7 @@ pub(crate) fn back_project(
             ),
             None => {
                 scratch.resize_with(count, width, |_, _| 0.0);
-                multiply_tile(tile_ref, basis, scratch.as_mut());
+                multiply_tile(tile, basis, scratch.as_mut());
                 scratch.as_ref()
             }
         };
@@ -163,7 +157,7 @@ pub(crate) fn back_project(
             .par_row_chunks_mut(OUTPUT_BLOCK)
             .enumerate()
             .for_each(|(block, out)| {
-                let tile_columns = tile_ref.subcols(block * OUTPUT_BLOCK, out.nrows());
+                let tile_columns = tile.subcols(block * OUTPUT_BLOCK, out.nrows());
                 matmul(
                     out,
                     Accum::Add,
@@ -173,7 +167,7 @@ pub(crate) fn back_project(
                     Par::Seq,
                 );
             });
-    }
+    });
     result
 }
 
