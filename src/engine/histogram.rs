@@ -33,7 +33,10 @@ impl ValueHistogram {
 
     /// Counts the elements stored in `bytes` (little-endian, whole elements).
     pub fn count(&mut self, bytes: &[u8]) {
-        self.add(&TileCounts::of(self.dtype, bytes));
+        if let Some(mut tile) = TileCounts::new(self.dtype) {
+            tile.count(bytes);
+            self.add(&tile);
+        }
     }
 
     /// Adds the counts of one tile.
@@ -122,30 +125,42 @@ impl ValueHistogram {
 }
 
 /// The counts of one tile, kept in u32 (cheaper increments than u64; a tile holds far fewer than
-/// 4 Gi elements) until they are added to a [`ValueHistogram`].
+/// 4 Gi elements) until they are added to a [`ValueHistogram`]. Reused from tile to tile: a fresh
+/// 256 KB table per tile would cost page faults and zeroing each time.
 #[derive(Debug)]
 pub struct TileCounts {
+    dtype: Dtype,
     counts: Vec<u32>,
 }
 
 impl TileCounts {
-    /// Counts the `dtype` elements stored in `bytes`; `dtype` must be 1 or 2 bytes wide.
-    pub fn of(dtype: Dtype, bytes: &[u8]) -> TileCounts {
+    /// An empty table for `dtype`, or `None` when the dtype is wider than 2 bytes.
+    pub fn new(dtype: Dtype) -> Option<TileCounts> {
+        let bins = match dtype.size() {
+            1 => 1 << 8,
+            2 => 1 << 16,
+            _ => return None,
+        };
+        Some(TileCounts {
+            dtype,
+            counts: vec![0; bins],
+        })
+    }
+
+    /// The dtype whose bit patterns this table counts.
+    pub fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+
+    /// Counts the elements stored in `bytes`, adding to what the table holds.
+    pub fn count(&mut self, bytes: &[u8]) {
         debug_assert!(
             bytes.len() < u32::MAX as usize,
             "tile too large for u32 counts"
         );
-        if dtype.size() == 1 {
-            let mut counts = vec![0u32; 1 << 8];
-            for &byte in bytes {
-                counts[byte as usize] += 1;
-            }
-            TileCounts { counts }
-        } else {
-            let mut counts = vec![0u32; 1 << 16];
-            // A fixed-size view lets the compiler see every u16 index is in bounds.
-            let table: &mut [u32; 1 << 16] = (&mut counts[..]).try_into().expect("65536 bins");
-            // Four elements per 8-byte load: measured ~1.5x faster than element-wise loads.
+        if let Ok(table) = <&mut [u32; 1 << 16]>::try_from(&mut self.counts[..]) {
+            // Four elements per 8-byte load: measured ~1.5x faster than element-wise loads. The
+            // fixed-size table lets the compiler see every u16 index is in bounds.
             let mut words = bytes.chunks_exact(8);
             for word in &mut words {
                 let word = u64::from_le_bytes(word.try_into().expect("8 bytes"));
@@ -157,8 +172,16 @@ impl TileCounts {
             for pair in words.remainder().chunks_exact(2) {
                 table[u16::from_le_bytes([pair[0], pair[1]]) as usize] += 1;
             }
-            TileCounts { counts }
+        } else {
+            for &byte in bytes {
+                self.counts[byte as usize] += 1;
+            }
         }
+    }
+
+    /// Empties the table for the next tile.
+    pub fn clear(&mut self) {
+        self.counts.fill(0);
     }
 }
 

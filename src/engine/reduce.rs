@@ -80,12 +80,12 @@ pub fn reduce_views(
 
     let partials: Vec<Option<Moments>> = tiles
         .par_iter()
-        .map(|(index, elements)| {
+        .map_init(Vec::<TileCounts>::new, |tables, (index, elements)| {
             let view = &views[*index];
             let bytes = view.byte_range(elements.clone());
             let partial = match &slots[*index] {
                 Some(slot) => {
-                    count_tile(view, slot, bytes.clone(), options.sparsity_eps);
+                    count_tile(view, slot, tables, bytes.clone(), options.sparsity_eps);
                     None
                 }
                 None => Some(reduce_tile(view, elements.clone(), options.sparsity_eps)),
@@ -110,13 +110,28 @@ pub fn reduce_views(
     results
 }
 
-/// Counts one tile into its view's histogram; the last tile turns the histogram into moments.
-fn count_tile(view: &MatrixView<'_>, slot: &HistogramSlot, bytes: Range<usize>, sparsity_eps: f64) {
-    let counts = TileCounts::of(view.dtype, view.file.bytes(bytes));
+/// Counts one tile into its view's histogram, with a table from `tables` (one per dtype width,
+/// reused across tiles); the last tile turns the histogram into moments.
+fn count_tile(
+    view: &MatrixView<'_>,
+    slot: &HistogramSlot,
+    tables: &mut Vec<TileCounts>,
+    bytes: Range<usize>,
+    sparsity_eps: f64,
+) {
+    let table = match tables.iter().position(|table| table.dtype() == view.dtype) {
+        Some(position) => &mut tables[position],
+        None => {
+            tables.push(TileCounts::new(view.dtype).expect("countable dtype"));
+            tables.last_mut().expect("just pushed")
+        }
+    };
+    table.count(view.file.bytes(bytes));
     let mut histogram = lock(&slot.histogram);
     histogram
         .get_or_insert_with(|| ValueHistogram::new(view.dtype).expect("countable dtype"))
-        .add(&counts);
+        .add(table);
+    table.clear();
     if slot.remaining_tiles.fetch_sub(1, Ordering::AcqRel) == 1
         && let Some(done) = histogram.take()
     {
