@@ -47,7 +47,7 @@ pub const AIB_COLUMNS: [(&str, ColumnType); 17] = [
 ];
 
 /// The columns shown by the terminal table (`aib stats` without `--out`).
-pub const TERMINAL_COLUMNS: [&str; 13] = [
+pub const TERMINAL_COLUMNS: [&str; 14] = [
     "param_name",
     "block_type",
     "layer_index",
@@ -58,6 +58,7 @@ pub const TERMINAL_COLUMNS: [&str; 13] = [
     "std",
     "sparsity",
     "rank",
+    "rank_lower_bound",
     "stable_rank",
     "nan_count",
     "note",

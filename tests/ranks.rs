@@ -13,8 +13,11 @@ fn planted() -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
+/// Rows of the planted fixture with `--rank method`; the fixture's matrices are small, so the
+/// randomized path is forced on them with `--exact-below-dim 0`.
 fn rows_by_name(method: &str) -> BTreeMap<String, Value> {
-    let (_, rows) = common::stats_json(&common::fixtures().join("planted"), &["--rank", method]);
+    let args = ["--rank", method, "--exact-below-dim", "0"];
+    let (_, rows) = common::stats_json(&common::fixtures().join("planted"), &args);
     rows.into_iter()
         .map(|row| (common::row_key(&row).0, row))
         .collect()
@@ -152,4 +155,17 @@ fn stacked_experts_get_one_row_and_one_rank_each() {
         );
         assert!(row["rank"].as_u64().is_some());
     }
+}
+
+#[test]
+fn small_matrices_get_exact_spectra_by_default() {
+    let (_, rows) = common::stats_json(&common::fixtures().join("planted"), &[]);
+    let row = rows
+        .iter()
+        .find(|row| row["param_name"] == "spectrum_known_f32")
+        .unwrap();
+    assert_eq!(row["rank_method"], "exact");
+    assert_eq!(row["rank_lower_bound"], false);
+    assert_eq!(row["rank"], 32);
+    assert!((row["effective_rank"].as_f64().unwrap() - 26.767561059053115).abs() < 1e-4);
 }

@@ -62,6 +62,9 @@ pub struct StatsArgs {
     /// Largest smaller side of a matrix for `--rank exact`.
     #[arg(long = "exact-max-dim", value_name = "N", default_value_t = SpectralOptions::default().exact_max_dim)]
     exact_max_dim: usize,
+    /// Matrices whose smaller side is at most N get exact spectra even in randomized mode (0: never).
+    #[arg(long = "exact-below-dim", value_name = "N", default_value_t = SpectralOptions::default().exact_below_dim)]
+    exact_below_dim: usize,
     /// Seed of the randomized SVD's Gaussian sketch.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -156,6 +159,7 @@ fn spectral_options(args: &StatsArgs) -> Option<SpectralOptions> {
         rtol: args.rank_rtol,
         max_k: args.rank_max_k,
         exact_max_dim: args.exact_max_dim,
+        exact_below_dim: args.exact_below_dim,
         seed: args.seed,
         ..SpectralOptions::default()
     })
@@ -169,6 +173,10 @@ fn parameters(args: &StatsArgs) -> std::collections::BTreeMap<String, String> {
         parameters.insert("rank_rtol".to_string(), rtol.to_string());
     }
     parameters.insert("rank_max_k".to_string(), args.rank_max_k.to_string());
+    parameters.insert(
+        "exact_below_dim".to_string(),
+        args.exact_below_dim.to_string(),
+    );
     parameters.insert("seed".to_string(), args.seed.to_string());
     parameters.insert("sparsity_eps".to_string(), args.sparsity_eps.to_string());
     parameters.insert("tile_elements".to_string(), args.tile_elements.to_string());

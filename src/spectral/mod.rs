@@ -109,11 +109,15 @@ pub struct SpectralOptions {
     pub seed: u64,
     /// The exact method refuses matrices whose smaller side exceeds this (memory and time grow as m·n·min).
     pub exact_max_dim: usize,
+    /// A randomized request on a matrix whose smaller side is at most this is answered exactly
+    /// (see [`effective_method`]); 0 never does.
+    pub exact_below_dim: usize,
 }
 
 impl Default for SpectralOptions {
     /// Randomized, NumPy tolerance, `initial_k` 32, `max_k` 128, `oversample` 16,
-    /// `power_iterations` 2, `seed` 0, `exact_max_dim` 4096 (each argued in `randomized` / `exact`).
+    /// `power_iterations` 2, `seed` 0, `exact_max_dim` 4096 (each argued in `randomized` / `exact`),
+    /// `exact_below_dim` 256 (see [`effective_method`]).
     fn default() -> SpectralOptions {
         SpectralOptions {
             method: RankMethod::Randomized,
@@ -124,6 +128,7 @@ impl Default for SpectralOptions {
             power_iterations: randomized::DEFAULT_POWER_ITERATIONS,
             seed: 0,
             exact_max_dim: exact::DEFAULT_EXACT_MAX_DIM,
+            exact_below_dim: 2 * randomized::DEFAULT_MAX_K,
         }
     }
 }
@@ -197,7 +202,8 @@ pub fn analyse(
         )));
     }
     let (rows, cols) = matrix.shape();
-    let spectrum = match options.method {
+    let method = effective_method(options, rows, cols);
+    let spectrum = match method {
         RankMethod::Exact => exact::singular_values(matrix, options.exact_max_dim)?,
         RankMethod::Randomized => randomized::singular_values(matrix, frobenius_sq, options)?,
     };
@@ -206,8 +212,23 @@ pub fn analyse(
         (rows, cols),
         frobenius_sq,
         options.rtol,
-        options.method,
+        method,
     ))
+}
+
+/// The method actually used: a randomized request on a matrix whose smaller side is at most
+/// `exact_below_dim` (default 2 · max_k = 256) is answered exactly, because there the full SVD costs
+/// no more than the sketch (≈10 · min(m, n) against ≈30 · max_k flops per element) and leaves
+/// nothing as a lower bound.
+pub fn effective_method(options: &SpectralOptions, rows: usize, cols: usize) -> RankMethod {
+    let smaller = rows.min(cols);
+    let small = options.exact_below_dim > 0
+        && smaller <= options.exact_below_dim
+        && smaller <= options.exact_max_dim;
+    match options.method {
+        RankMethod::Randomized if small => RankMethod::Exact,
+        method => method,
+    }
 }
 
 #[cfg(test)]
@@ -239,8 +260,31 @@ mod tests {
             assert!((summary.effective_rank.unwrap() - 6.0).abs() < 1e-5);
             assert_eq!(summary.energy_rank_90, Some(6));
             assert!(!summary.lower_bound);
-            assert_eq!(summary.method, options.method);
+            // A 6 × 6 matrix is answered exactly whatever was asked.
+            assert_eq!(summary.method, RankMethod::Exact);
         }
+    }
+
+    #[test]
+    fn small_matrices_are_answered_exactly_large_ones_by_the_sketch() {
+        let options = SpectralOptions::default();
+        assert_eq!(effective_method(&options, 256, 11008), RankMethod::Exact);
+        assert_eq!(
+            effective_method(&options, 257, 11008),
+            RankMethod::Randomized
+        );
+        assert_eq!(
+            effective_method(&options, 4096, 4096),
+            RankMethod::Randomized
+        );
+        let exact_asked = SpectralOptions {
+            method: RankMethod::Exact,
+            ..SpectralOptions::default()
+        };
+        assert_eq!(
+            effective_method(&exact_asked, 4096, 4096),
+            RankMethod::Exact
+        );
     }
 
     #[test]
@@ -258,6 +302,7 @@ mod tests {
             (32, 128, 16, 2)
         );
         assert_eq!((options.seed, options.exact_max_dim), (0, 4096));
+        assert_eq!(options.exact_below_dim, 256);
     }
 
     #[test]

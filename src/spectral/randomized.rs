@@ -205,12 +205,14 @@ mod tests {
     use crate::spectral::test_matrices::{planted, round_to_bf16};
     use crate::spectral::{DenseRows, SpectralSummary, analyse, exact};
 
-    /// Small sketch limits so that these small matrices are really sketched, not covered whole.
+    /// Small sketch limits so that these small matrices are really sketched, not covered whole
+    /// (nor answered exactly, as small matrices are by default).
     fn randomized(max_k: usize) -> SpectralOptions {
         SpectralOptions {
             max_k,
             initial_k: 32,
             oversample: 8,
+            exact_below_dim: 0,
             ..SpectralOptions::default()
         }
     }
@@ -454,6 +456,7 @@ mod tests {
         let options = SpectralOptions {
             max_k: 8,
             oversample: 8,
+            exact_below_dim: 0,
             ..SpectralOptions::default()
         };
         let error = analyse(&data, 1.0, &options).unwrap_err();
