@@ -20,14 +20,9 @@ pub struct ValueHistogram {
 impl ValueHistogram {
     /// An empty histogram for `dtype`, or `None` when the dtype is wider than 2 bytes.
     pub fn new(dtype: Dtype) -> Option<ValueHistogram> {
-        let bins = match dtype.size() {
-            1 => 1 << 8,
-            2 => 1 << 16,
-            _ => return None,
-        };
         Some(ValueHistogram {
             dtype,
-            counts: vec![0; bins],
+            counts: vec![0; bit_patterns(dtype)?],
         })
     }
 
@@ -136,14 +131,9 @@ pub struct TileCounts {
 impl TileCounts {
     /// An empty table for `dtype`, or `None` when the dtype is wider than 2 bytes.
     pub fn new(dtype: Dtype) -> Option<TileCounts> {
-        let bins = match dtype.size() {
-            1 => 1 << 8,
-            2 => 1 << 16,
-            _ => return None,
-        };
         Some(TileCounts {
             dtype,
-            counts: vec![0; bins],
+            counts: vec![0; bit_patterns(dtype)?],
         })
     }
 
@@ -182,6 +172,15 @@ impl TileCounts {
     /// Empties the table for the next tile.
     pub fn clear(&mut self) {
         self.counts.fill(0);
+    }
+}
+
+/// How many bit patterns `dtype` has, when it is narrow enough to count them (1 or 2 bytes).
+fn bit_patterns(dtype: Dtype) -> Option<usize> {
+    match dtype.size() {
+        1 => Some(1 << 8),
+        2 => Some(1 << 16),
+        _ => None,
     }
 }
 
