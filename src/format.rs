@@ -183,9 +183,16 @@ fn parse_entry(
             offsets.0, offsets.1
         )));
     }
+    // Every partial product must fit, not only the total: `[0, 2^40, 2^40]` holds no bytes, yet
+    // its rows × cols view would overflow.
+    let dims_fit = shape
+        .iter()
+        .try_fold(dtype.size(), |bytes, &dim| bytes.checked_mul(dim.max(1)))
+        .is_some();
     let expected = shape
         .iter()
         .try_fold(dtype.size(), |bytes, &dim| bytes.checked_mul(dim))
+        .filter(|_| dims_fit)
         .ok_or_else(|| fail(&format!("shape {shape:?} × {dtype} overflows")))?;
     let stored = offsets.1 - offsets.0;
     if stored != expected as u64 {
@@ -312,6 +319,11 @@ mod tests {
             (
                 r#"{"a":{"dtype":"U8","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,8]}}"#,
                 8,
+                "overflows",
+            ),
+            (
+                r#"{"a":{"dtype":"U8","shape":[0,4294967296,4294967296],"data_offsets":[0,0]}}"#,
+                0,
                 "overflows",
             ),
             (r#"[1,2]"#, 0, "not a JSON object"),
