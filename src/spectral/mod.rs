@@ -140,8 +140,8 @@ impl Default for SpectralOptions {
 /// are still valid lower bounds, and the per-column flags below say which ones are exact.
 /// `sigma_max` and `stable_rank` are never flagged: σ₁ is the best-resolved value of any sketch.
 /// A randomized σ₁ never exceeds the true one (so `stable_rank` can only be high); it is within
-/// 1e-3 on decaying spectra, but on flat, noise-like spectra (no gap at the top) it can be a few
-/// percent low: 4% on a 4096 × 11008 Gaussian matrix with the defaults.
+/// 1e-3 on decaying spectra, but on flat, noise-like spectra (no gap at the top) it can be ~2% low:
+/// 1.8% on a 4096 × 11008 Gaussian matrix with the defaults.
 /// `effective_rank` needs the whole spectrum: it is `None` unless every singular value was computed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpectralSummary {
