@@ -110,7 +110,7 @@ pub fn reduce_views(
     results
 }
 
-/// Counts one tile into its view's histogram, with a table from `tables` (one per dtype width,
+/// Counts one tile into its view's histogram, with a table from `tables` (one per dtype,
 /// reused across tiles); the last tile turns the histogram into moments.
 fn count_tile(
     view: &MatrixView<'_>,
