@@ -1,5 +1,5 @@
 //! Throughput of `aib fetch` on loopback against a single-stream `curl` of the same URL, for a
-//! 1 GiB LFS file served by the stand-in with sendfile. A measurement, not a check: run it by
+//! 1 GiB LFS file served by the stand-in with sendfile(2). A measurement, not a check: run it by
 //! hand with a release build:
 //!
 //! ```text
