@@ -204,6 +204,11 @@ impl HubHttp {
                 None => space.len(),
             };
             if wanted == 0 {
+                // ureq returns a connection to its pool only once a read has seen the body's
+                // end; without this read every chunk would open a new connection. Whatever it
+                // finds (more bytes from a server that ignored the range, an error) only means
+                // the connection is not reused.
+                let _ = reader.read(&mut [0u8; 1]);
                 return Ok(());
             }
             let read = reader
