@@ -465,6 +465,34 @@ fn a_corrupted_download_is_deleted_and_fails_loudly() {
 }
 
 #[test]
+fn a_corrupted_chunked_download_is_caught_by_the_hashing_thread() {
+    // big.bin spans ten chunks: appending and hashing run on separate threads.
+    let server = HubServer::start(vec![tiny_repo(None)]);
+    let setup = Setup::new(&server);
+    lock(&server.control.corrupt).push("big.bin".to_string());
+    let output = setup.run(&["fetch", REPO, "--include", "big.bin", "--jobs", "3"]);
+    assert_exit(&output, 3);
+    assert!(
+        stderr(&output).contains("sha256 mismatch") && stderr(&output).contains("big.bin"),
+        "{}",
+        stderr(&output)
+    );
+    let blobs = setup.repo_folder().join("blobs");
+    assert_eq!(files_under(&blobs), Vec::<String>::new());
+
+    lock(&server.control.corrupt).clear();
+    assert_exit(
+        &setup.run(&["fetch", REPO, "--include", "big.bin", "--jobs", "3"]),
+        0,
+    );
+    let big = &tiny_files()[5];
+    assert_eq!(
+        std::fs::read(setup.snapshot().join("big.bin")).expect("file"),
+        fixture_bytes(big)
+    );
+}
+
+#[test]
 fn gated_repos_need_a_token_that_never_reaches_the_cdn() {
     let server = HubServer::start(vec![tiny_repo(Some("hf_secret"))]);
     let setup = Setup::new(&server);
