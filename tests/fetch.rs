@@ -368,6 +368,21 @@ fn a_cut_chunk_is_retried_from_where_it_broke() {
 }
 
 #[test]
+fn ranged_chunks_reuse_their_connections() {
+    let server = HubServer::start(vec![tiny_repo(None)]);
+    let setup = Setup::new(&server);
+    assert_exit(
+        &setup.run(&["fetch", REPO, "--include", "big.bin", "--jobs", "2"]),
+        0,
+    );
+    // Ten chunks over two connections: a new connection per chunk would make ten.
+    let requests = server.control.cdn_requests.load(Ordering::Relaxed);
+    let connections = server.control.cdn_connections.load(Ordering::Relaxed);
+    assert_eq!(requests, 10);
+    assert!(connections <= 2, "{connections} connections");
+}
+
+#[test]
 fn a_stalled_transfer_times_out_and_is_retried() {
     let server = HubServer::start(vec![tiny_repo(None)]);
     let setup = Setup::new(&server);

@@ -111,6 +111,8 @@ pub struct Control {
     pub cdn_saw_token: AtomicUsize,
     /// Requests that reached the CDN port.
     pub cdn_requests: AtomicUsize,
+    /// Connections accepted on the CDN port (fewer than requests when clients keep them alive).
+    pub cdn_connections: AtomicUsize,
     /// Every request line, in order.
     pub log: Mutex<Vec<String>>,
 }
@@ -200,6 +202,12 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>, port: Port) -> JoinHa
         while !shared.stop.load(Ordering::Relaxed) && Instant::now() < shared.deadline {
             match listener.accept() {
                 Ok((stream, _)) => {
+                    if port == Port::Cdn {
+                        shared
+                            .control
+                            .cdn_connections
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
                     let shared = shared.clone();
                     connections.push(std::thread::spawn(move || {
                         serve_connection(stream, &shared, port)
