@@ -368,6 +368,21 @@ fn a_cut_chunk_is_retried_from_where_it_broke() {
 }
 
 #[test]
+fn ranged_chunks_reuse_their_connections() {
+    let server = HubServer::start(vec![tiny_repo(None)]);
+    let setup = Setup::new(&server);
+    assert_exit(
+        &setup.run(&["fetch", REPO, "--include", "big.bin", "--jobs", "2"]),
+        0,
+    );
+    // Ten chunks over two connections: a new connection per chunk would make ten.
+    let requests = server.control.cdn_requests.load(Ordering::Relaxed);
+    let connections = server.control.cdn_connections.load(Ordering::Relaxed);
+    assert_eq!(requests, 10);
+    assert!(connections <= 2, "{connections} connections");
+}
+
+#[test]
 fn a_stalled_transfer_times_out_and_is_retried() {
     let server = HubServer::start(vec![tiny_repo(None)]);
     let setup = Setup::new(&server);
@@ -461,6 +476,34 @@ fn a_corrupted_download_is_deleted_and_fails_loudly() {
     assert_exit(
         &setup.run(&["fetch", REPO, "--include", "model.safetensors"]),
         0,
+    );
+}
+
+#[test]
+fn a_corrupted_chunked_download_is_caught_by_the_hashing_thread() {
+    // big.bin spans ten chunks: appending and hashing run on separate threads.
+    let server = HubServer::start(vec![tiny_repo(None)]);
+    let setup = Setup::new(&server);
+    lock(&server.control.corrupt).push("big.bin".to_string());
+    let output = setup.run(&["fetch", REPO, "--include", "big.bin", "--jobs", "3"]);
+    assert_exit(&output, 3);
+    assert!(
+        stderr(&output).contains("sha256 mismatch") && stderr(&output).contains("big.bin"),
+        "{}",
+        stderr(&output)
+    );
+    let blobs = setup.repo_folder().join("blobs");
+    assert_eq!(files_under(&blobs), Vec::<String>::new());
+
+    lock(&server.control.corrupt).clear();
+    assert_exit(
+        &setup.run(&["fetch", REPO, "--include", "big.bin", "--jobs", "3"]),
+        0,
+    );
+    let big = &tiny_files()[5];
+    assert_eq!(
+        std::fs::read(setup.snapshot().join("big.bin")).expect("file"),
+        fixture_bytes(big)
     );
 }
 

@@ -3,14 +3,15 @@
 //! computed as bytes are appended, and only a verified file is renamed to its final name.
 //!
 //! Large files are fetched as parallel ranged chunks; chunks are appended strictly in order, so
-//! the prefix property holds and the hash never needs a second pass over the file.
+//! the prefix property holds and the hash never needs a second pass over the file. Appending and
+//! hashing run on two threads, each taking the chunks in order at its own pace.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use sha2::{Digest, Sha256};
 
@@ -19,8 +20,6 @@ use crate::error::{Error, Result};
 
 /// Read size of single-stream downloads: large enough that per-call overhead vanishes at GB/s.
 const STREAM_BUFFER_BYTES: usize = 1 << 20;
-/// Appends at least this large hash on a second thread while the first one writes.
-const PARALLEL_HASH_BYTES: usize = 4 << 20;
 
 /// How a single file is transferred.
 #[derive(Debug, Clone, Copy)]
@@ -77,10 +76,12 @@ pub fn download_blob(
     }
     on_bytes(resumed);
     let mut writer = PrefixWriter {
-        file,
-        path: partial,
+        file: AppendFile {
+            file,
+            path: partial,
+            length: resumed,
+        },
         hasher: blob.sha256.map(|_| hasher),
-        length: resumed,
     };
     let transferred = match blob.size {
         Some(size) if size.saturating_sub(resumed) >= 2 * plan.chunk_bytes => {
@@ -93,7 +94,7 @@ pub fn download_blob(
                 on_bytes,
             };
             http.download(blob.url, resumed, size, &mut sink)?;
-            writer.length - resumed
+            writer.file.length - resumed
         }
     };
     writer.finish(blob)?;
@@ -144,50 +145,55 @@ impl ByteSink for ChunkSink<'_> {
     }
 }
 
-/// The `.incomplete` file, appended to in order, with the running hash of its contents.
-struct PrefixWriter<'a> {
+/// The `.incomplete` file, appended to in order.
+struct AppendFile<'a> {
     file: File,
     path: &'a Path,
-    hasher: Option<Sha256>,
     length: u64,
 }
 
-impl PrefixWriter<'_> {
+impl AppendFile<'_> {
     fn append(&mut self, bytes: &[u8]) -> Result<()> {
-        let file = &mut self.file;
-        let written = match &mut self.hasher {
-            // Hashing and the kernel's copy into the page cache cost about the same; doing them
-            // on two threads keeps the writer from being the bottleneck of a fast download.
-            Some(hasher) if bytes.len() >= PARALLEL_HASH_BYTES => std::thread::scope(|scope| {
-                scope.spawn(|| hasher.update(bytes));
-                file.write_all(bytes)
-            }),
-            Some(hasher) => {
-                hasher.update(bytes);
-                file.write_all(bytes)
-            }
-            None => file.write_all(bytes),
-        };
-        written.map_err(|err| Error::io("writing", self.path, err))?;
+        self.file
+            .write_all(bytes)
+            .map_err(|err| Error::io("writing", self.path, err))?;
         self.length += bytes.len() as u64;
         Ok(())
+    }
+}
+
+/// The `.incomplete` file with the running hash of its contents.
+struct PrefixWriter<'a> {
+    file: AppendFile<'a>,
+    hasher: Option<Sha256>,
+}
+
+impl PrefixWriter<'_> {
+    /// Hashes and appends on the calling thread: the single-stream way, whose pieces are small
+    /// enough to be hashed while still in the CPU cache.
+    fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(bytes);
+        }
+        self.file.append(bytes)
     }
 
     /// Checks size and hash, then renames into place; a wrong file is deleted.
     fn finish(self, blob: &BlobDownload<'_>) -> Result<()> {
+        let path = self.file.path;
         if let Some(size) = blob.size
-            && self.length != size
+            && self.file.length != size
         {
-            remove_quietly(self.path);
+            remove_quietly(path);
             return Err(Error::network(format!(
                 "{}: received {} bytes, expected {size}; the partial file was deleted",
-                blob.url, self.length
+                blob.url, self.file.length
             )));
         }
         if let (Some(hasher), Some(expected)) = (self.hasher, blob.sha256) {
             let actual = to_hex(&hasher.finalize());
             if !actual.eq_ignore_ascii_case(expected) {
-                remove_quietly(self.path);
+                remove_quietly(path);
                 return Err(Error::input(format!(
                     "{}: sha256 mismatch: expected {expected}, got {actual}; the download was \
                      deleted, run the fetch again",
@@ -196,7 +202,7 @@ impl PrefixWriter<'_> {
             }
         }
         drop(self.file);
-        std::fs::rename(self.path, blob.destination)
+        std::fs::rename(path, blob.destination)
             .map_err(|err| Error::io("renaming into", blob.destination, err))
     }
 }
@@ -226,21 +232,61 @@ pub fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The bookkeeping shared by chunk workers and the in-order writer.
+/// The bookkeeping shared by chunk workers and the two in-order consumers (append, hash).
 struct ChunkQueue {
     /// Index of the next chunk a worker may start.
     next_to_fetch: usize,
-    /// Index of the next chunk the writer appends.
-    next_to_write: usize,
-    /// Fetched chunks waiting for their turn.
-    ready: BTreeMap<usize, Vec<u8>>,
-    /// The first error of any worker.
+    /// Chunks appended to the file so far.
+    appended: usize,
+    /// Chunks hashed so far (all of them from the start when there is no hash to check).
+    hashed: usize,
+    /// Fetched chunks, kept until both consumers are past them; shared so that both can read
+    /// one chunk at the same time.
+    ready: BTreeMap<usize, Arc<Vec<u8>>>,
+    /// The first error of any thread.
     failure: Option<Error>,
-    /// Buffers of written chunks, for reuse: fresh ones would cost a page fault per 4 KiB.
+    /// Buffers of finished chunks, for reuse: fresh ones would cost a page fault per 4 KiB.
     spare: Vec<Vec<u8>>,
 }
 
-/// Fetches `start..size` as parallel ranged chunks and appends them in order.
+/// The two threads that take fetched chunks in order.
+#[derive(Debug, Clone, Copy)]
+enum Consumer {
+    Appender,
+    Hasher,
+}
+
+impl ChunkQueue {
+    /// Chunks before this index have been appended and hashed.
+    fn consumed(&self) -> usize {
+        self.appended.min(self.hashed)
+    }
+
+    fn progress(&mut self, consumer: Consumer) -> &mut usize {
+        match consumer {
+            Consumer::Appender => &mut self.appended,
+            Consumer::Hasher => &mut self.hashed,
+        }
+    }
+
+    /// Moves the buffers of chunks both consumers are done with to the spares.
+    fn recycle(&mut self) {
+        let consumed = self.consumed();
+        while let Some(entry) = self.ready.first_entry() {
+            if *entry.key() >= consumed {
+                return;
+            }
+            // Each consumer drops its handle before counting the chunk done, so this is the
+            // last one; if not, the buffer is simply freed.
+            if let Ok(bytes) = Arc::try_unwrap(entry.remove()) {
+                self.spare.push(bytes);
+            }
+        }
+    }
+}
+
+/// Fetches `start..size` as parallel ranged chunks; this thread appends them in order while
+/// another hashes them.
 fn download_chunked(
     http: &HubHttp,
     url: &str,
@@ -252,11 +298,16 @@ fn download_chunked(
 ) -> Result<u64> {
     let chunk_count = (size - start).div_ceil(plan.chunk_bytes) as usize;
     let connections = plan.connections.clamp(1, chunk_count);
-    // Fetched-but-unwritten chunks are bounded so one slow chunk cannot pile up memory.
+    // Fetched-but-unconsumed chunks are bounded so one slow chunk cannot pile up memory.
     let window = 2 * connections;
     let queue = Mutex::new(ChunkQueue {
         next_to_fetch: 0,
-        next_to_write: 0,
+        appended: 0,
+        hashed: if writer.hasher.is_some() {
+            0
+        } else {
+            chunk_count
+        },
         ready: BTreeMap::new(),
         failure: None,
         spare: Vec::new(),
@@ -273,6 +324,39 @@ fn download_chunked(
         state.failure.get_or_insert(error);
         changed.notify_all();
     };
+    // Takes the chunks in order as they arrive and hands each to `work`.
+    let consume = |consumer: Consumer, work: &mut dyn FnMut(&[u8]) -> Result<()>| {
+        loop {
+            let bytes = {
+                let mut state = lock(&queue);
+                loop {
+                    let next = *state.progress(consumer);
+                    if state.failure.is_some() || next >= chunk_count {
+                        return;
+                    }
+                    if let Some(bytes) = state.ready.get(&next) {
+                        break bytes.clone();
+                    }
+                    state = changed.wait(state).unwrap_or_else(|p| p.into_inner());
+                }
+            };
+            let done = work(&bytes);
+            drop(bytes);
+            match done {
+                Ok(()) => {
+                    let mut state = lock(&queue);
+                    *state.progress(consumer) += 1;
+                    state.recycle();
+                    changed.notify_all();
+                }
+                Err(error) => {
+                    fail(error);
+                    return;
+                }
+            }
+        }
+    };
+    let PrefixWriter { file, hasher } = writer;
     std::thread::scope(|scope| {
         for _ in 0..connections {
             scope.spawn(|| {
@@ -281,7 +365,7 @@ fn download_chunked(
                         let mut state = lock(&queue);
                         while state.failure.is_none()
                             && state.next_to_fetch < chunk_count
-                            && state.next_to_fetch >= state.next_to_write + window
+                            && state.next_to_fetch >= state.consumed() + window
                         {
                             state = changed.wait(state).unwrap_or_else(|p| p.into_inner());
                         }
@@ -305,11 +389,10 @@ fn download_chunked(
                         url,
                         on_bytes,
                     };
-                    let fetched = http.download(url, begin, Some(end), &mut sink);
-                    match fetched {
+                    match http.download(url, begin, Some(end), &mut sink) {
                         Ok(()) => {
                             let mut state = lock(&queue);
-                            state.ready.insert(index, bytes);
+                            state.ready.insert(index, Arc::new(bytes));
                             changed.notify_all();
                         }
                         Err(error) => {
@@ -320,33 +403,17 @@ fn download_chunked(
                 }
             });
         }
-        // This thread is the writer: it appends chunks in order as they arrive.
-        loop {
-            let bytes = {
-                let mut state = lock(&queue);
-                loop {
-                    if state.failure.is_some() || state.next_to_write >= chunk_count {
-                        return;
-                    }
-                    let next = state.next_to_write;
-                    if let Some(bytes) = state.ready.remove(&next) {
-                        break bytes;
-                    }
-                    state = changed.wait(state).unwrap_or_else(|p| p.into_inner());
-                }
-            };
-            let appended = writer.append(&bytes);
-            let mut state = lock(&queue);
-            state.spare.push(bytes);
-            match appended {
-                Ok(()) => state.next_to_write += 1,
-                Err(error) => {
-                    stop.store(true, Ordering::Relaxed);
-                    state.failure.get_or_insert(error);
-                }
-            }
-            changed.notify_all();
+        // Hashing costs about as much as the kernel's copy into the page cache; on their own
+        // threads neither waits for the other, and the slower one sets the pace.
+        if let Some(hasher) = hasher {
+            scope.spawn(|| {
+                consume(Consumer::Hasher, &mut |bytes| {
+                    hasher.update(bytes);
+                    Ok(())
+                })
+            });
         }
+        consume(Consumer::Appender, &mut |bytes| file.append(bytes));
     });
     let state = queue.into_inner().unwrap_or_else(|p| p.into_inner());
     match state.failure {

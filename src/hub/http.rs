@@ -189,7 +189,8 @@ impl HubHttp {
         }
         let response = ok_or_failure(url, response)?;
         let ignored_range = response.status() == 200 && *position > 0;
-        if response.status() == 206 {
+        let ranged = response.status() == 206;
+        if ranged {
             check_content_range(url, &response, *position)?;
         }
         let mut reader = response.into_body().into_reader();
@@ -204,6 +205,13 @@ impl HubHttp {
                 None => space.len(),
             };
             if wanted == 0 {
+                if ranged {
+                    // ureq returns a connection to its pool only once a read has seen the
+                    // body's end; without this read every chunk would open a new connection.
+                    // A 206 body ends where our range does, so the read returns at once; an
+                    // error only means the connection is not reused.
+                    let _ = reader.read(&mut [0u8; 1]);
+                }
                 return Ok(());
             }
             let read = reader
