@@ -21,23 +21,12 @@ fn check_answer(row: &Value, answer: &Value, what: &str) {
     assert_eq!(row["inf_count"], answer["inf_count"], "{what} inf_count");
     let scale = answer["abs_mean"].as_f64().unwrap_or(0.0).max(1e-300);
     for column in ["mean", "std", "var", "min", "max", "abs_mean", "l2_norm"] {
-        match answer[column].as_f64() {
-            None => assert!(
-                row[column].is_null(),
-                "{what} {column}: expected empty, got {}",
-                row[column]
-            ),
-            Some(want) => {
-                let got = row[column]
-                    .as_f64()
-                    .unwrap_or_else(|| panic!("{what} {column} is empty"));
-                let tolerance = 1e-9 * want.abs() + 1e-13 * scale;
-                assert!(
-                    (got - want).abs() <= tolerance,
-                    "{what} {column}: got {got}, want {want}"
-                );
-            }
-        }
+        common::assert_close(
+            &row[column],
+            answer[column].as_f64(),
+            scale,
+            &format!("{what} {column}"),
+        );
     }
     let zeros = answer["zero_count"].as_u64().unwrap();
     let sparsity = (numel > 0).then(|| zeros as f64 / numel as f64);

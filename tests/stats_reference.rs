@@ -103,23 +103,6 @@ fn reference(values: &[f64], eps: f64) -> Reference {
     }
 }
 
-/// |got − want| ≤ 1e-9·|want| + 1e-13·scale (scale: the data's magnitude, for values near zero).
-fn close(got: &Value, want: Option<f64>, scale: f64, what: &str) {
-    match want {
-        None => assert!(got.is_null(), "{what}: expected empty, got {got}"),
-        Some(want) => {
-            let got = got
-                .as_f64()
-                .unwrap_or_else(|| panic!("{what}: expected {want}, got {got}"));
-            let tolerance = 1e-9 * want.abs() + 1e-13 * scale;
-            assert!(
-                (got - want).abs() <= tolerance,
-                "{what}: got {got}, want {want}"
-            );
-        }
-    }
-}
-
 /// Values of each output row's tensor (or expert slice), dequantised where aib says it did.
 fn row_values(tensors: &SafeTensors<'_>, row: &Value) -> Vec<f64> {
     let name = row["param_name"].as_str().unwrap();
@@ -210,15 +193,15 @@ fn check_model(folder: &std::path::Path) {
             "{}",
             what("inf_count")
         );
-        close(&row["mean"], want.mean, scale, &what("mean"));
-        close(&row["var"], want.var, scale * scale, &what("var"));
-        close(&row["std"], want.var.map(f64::sqrt), scale, &what("std"));
-        close(&row["min"], want.min, scale, &what("min"));
-        close(&row["max"], want.max, scale, &what("max"));
-        close(&row["abs_mean"], want.abs_mean, scale, &what("abs_mean"));
-        close(&row["l2_norm"], want.l2_norm, scale, &what("l2_norm"));
+        common::assert_close(&row["mean"], want.mean, scale, &what("mean"));
+        common::assert_close(&row["var"], want.var, scale * scale, &what("var"));
+        common::assert_close(&row["std"], want.var.map(f64::sqrt), scale, &what("std"));
+        common::assert_close(&row["min"], want.min, scale, &what("min"));
+        common::assert_close(&row["max"], want.max, scale, &what("max"));
+        common::assert_close(&row["abs_mean"], want.abs_mean, scale, &what("abs_mean"));
+        common::assert_close(&row["l2_norm"], want.l2_norm, scale, &what("l2_norm"));
         let sparsity = (want.numel > 0).then(|| want.near_zero as f64 / want.numel as f64);
-        close(&row["sparsity"], sparsity, 0.0, &what("sparsity"));
+        common::assert_close(&row["sparsity"], sparsity, 0.0, &what("sparsity"));
     }
 }
 

@@ -55,3 +55,20 @@ pub fn row_key(row: &Value) -> (String, Option<u64>) {
         row["expert_index"].as_u64(),
     )
 }
+
+/// |got − want| ≤ 1e-9·|want| + 1e-13·scale (scale: the data's magnitude, for values near zero).
+pub fn assert_close(got: &Value, want: Option<f64>, scale: f64, what: &str) {
+    match want {
+        None => assert!(got.is_null(), "{what}: expected empty, got {got}"),
+        Some(want) => {
+            let got = got
+                .as_f64()
+                .unwrap_or_else(|| panic!("{what}: expected {want}, got {got}"));
+            let tolerance = 1e-9 * want.abs() + 1e-13 * scale;
+            assert!(
+                (got - want).abs() <= tolerance,
+                "{what}: got {got}, want {want}"
+            );
+        }
+    }
+}
