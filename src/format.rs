@@ -46,7 +46,6 @@ pub struct SafetensorsFile {
     path: PathBuf,
     map: Mmap,
     tensors: Vec<TensorInfo>,
-    metadata: BTreeMap<String, String>,
 }
 
 impl SafetensorsFile {
@@ -56,13 +55,12 @@ impl SafetensorsFile {
         // SAFETY: the map is read-only; a concurrent writer truncating the file could fault us,
         // which is the accepted contract of every memory-mapped model reader.
         let map = unsafe { Mmap::map(&file) }.map_err(|err| Error::io("mapping", path, err))?;
-        let (tensors, metadata) = parse_header(&map)
+        let (tensors, _metadata) = parse_header(&map)
             .map_err(|message| Error::input(format!("{}: {message}", path.display())))?;
         Ok(SafetensorsFile {
             path: path.to_path_buf(),
             map,
             tensors,
-            metadata,
         })
     }
 
@@ -74,11 +72,6 @@ impl SafetensorsFile {
     /// Tensors in the order of their data in the file.
     pub fn tensors(&self) -> &[TensorInfo] {
         &self.tensors
-    }
-
-    /// The header's `__metadata__` map (empty when absent).
-    pub fn metadata(&self) -> &BTreeMap<String, String> {
-        &self.metadata
     }
 
     /// The bytes of `range`, which must come from this file's [`TensorInfo::bytes`].

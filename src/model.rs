@@ -26,8 +26,6 @@ pub struct ModelSource {
     pub weight_map: Option<BTreeMap<String, String>>,
     /// `config.json` beside the weights, when present.
     pub config: Option<PathBuf>,
-    /// `tokenizer.json` or `vocab.txt` beside the weights, when present.
-    pub tokenizer: Option<PathBuf>,
 }
 
 /// Finds the model named by `spec` (see the module doc); `revision` picks a Hub snapshot.
@@ -58,7 +56,6 @@ pub fn locate(spec: &str, revision: Option<&str>) -> Result<ModelSource> {
         model_id,
         revision,
         config: beside("config.json"),
-        tokenizer: beside("tokenizer.json").or_else(|| beside("vocab.txt")),
         folder,
         shards,
         weight_map,
