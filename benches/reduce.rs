@@ -55,14 +55,14 @@ fn bench_reduce(c: &mut Criterion) {
     let mut group = c.benchmark_group("bf16 statistics");
     group.sample_size(10);
     group.throughput(Throughput::Bytes(tensor.bytes.len() as u64));
-    group.bench_function("one thread, bit-pattern counts", |b| {
+    group.bench_function("one thread, bit-pattern counts (the fp8/int path)", |b| {
         let mut table = TileCounts::new(tensor.dtype).expect("bf16 is countable");
         b.iter(|| {
             table.count(file.bytes(tensor.bytes.clone()));
             table.clear();
         })
     });
-    group.bench_function("one thread, float reduction", |b| {
+    group.bench_function("one thread, one-pass power sums (the bf16 path)", |b| {
         b.iter(|| reduce_tile(&view, 0..ROWS * COLS, 1e-6))
     });
     group.bench_function("all threads, default tiles", |b| {

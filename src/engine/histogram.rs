@@ -1,10 +1,11 @@
-//! Exact statistics of 8- and 16-bit data by counting bit patterns.
+//! Exact statistics of 8- and 16-bit data by counting bit patterns: the path of fp8 and of the
+//! narrow integer dtypes (bf16 and f16 take the one-pass float kernel, [`super::power_sums`]).
 //!
-//! A bf16 or f16 tensor holds at most 65,536 distinct values, so counting how often each bit
+//! A 1- or 2-byte tensor holds at most 65,536 distinct values, so counting how often each bit
 //! pattern occurs is a complete, lossless summary: counts merge exactly in any order (the numbers
-//! are bit-identical for any tiling and thread count) and counting is several times faster than
-//! float arithmetic per element. The moments are then taken over the distinct values in f64 with
-//! compensated sums.
+//! are bit-identical for any tiling and thread count) and counting costs one table increment per
+//! element, where decoding an fp8 value costs a table look-up and a conversion. The moments are
+//! then taken over the distinct values in f64 with compensated sums.
 
 use crate::dtype::{self, Dtype};
 

@@ -9,6 +9,7 @@ pub mod histogram;
 pub mod moments;
 pub mod open;
 pub mod plan;
+pub mod power_sums;
 pub mod reduce;
 pub mod view;
 

@@ -1,11 +1,15 @@
 //! The statistics pass: every view split into fixed-size tiles, tiles reduced in parallel.
 //!
-//! Two reductions, both independent of the thread count:
-//! - 1- and 2-byte dtypes (bf16, f16, fp8, int8, …) without a dequantisation scale are counted by
-//!   bit pattern ([`ValueHistogram`]); integer counts merge exactly in any order.
-//! - Everything else is reduced per tile in floating point ([`Moments`]); tile boundaries depend
-//!   only on the tile size and partial results are merged sequentially in tile order, so the
-//!   numbers are bit-identical for any number of threads.
+//! Three reductions, all independent of the thread count:
+//! - bf16, f16 and f32 without a dequantisation scale: one read per value, power sums in f64
+//!   ([`power_sums`]), the fast path for almost every byte of a checkpoint;
+//! - other 1- and 2-byte dtypes (fp8, int8, int16, …) without a scale are counted by bit pattern
+//!   ([`ValueHistogram`]); integer counts merge exactly in any order;
+//! - everything else is decoded and reduced by the two-pass algorithm ([`Moments::of`]).
+//!
+//! Floating-point partial results are per tile; tile boundaries depend only on the tile size and
+//! partials are merged sequentially in tile order, so the numbers are bit-identical for any
+//! number of threads.
 
 use std::ops::Range;
 use std::sync::Mutex;
@@ -15,6 +19,7 @@ use rayon::prelude::*;
 
 use super::histogram::{TileCounts, ValueHistogram};
 use super::moments::Moments;
+use super::power_sums;
 use super::view::MatrixView;
 use crate::dtype::{Dtype, Element};
 
@@ -69,7 +74,9 @@ pub fn reduce_views(
     let slots: Vec<Option<HistogramSlot>> = views
         .iter()
         .map(|view| {
-            let countable = view.scale.is_none() && ValueHistogram::new(view.dtype).is_some();
+            let countable = view.scale.is_none()
+                && !power_sums::supports(view.dtype)
+                && ValueHistogram::new(view.dtype).is_some();
             countable.then(|| HistogramSlot {
                 remaining_tiles: AtomicUsize::new(view.numel().div_ceil(tile)),
                 histogram: Mutex::new(None),
@@ -146,10 +153,15 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Statistics of elements `elements` of `view` in floating point, decoded chunk by chunk: into
-/// f32 (exact for every stored dtype but F64, and half the cache footprint), into f64 for F64
-/// tensors and for dequantised ones (a value times its scale is not exact in f32).
+/// Statistics of elements `elements` of `view` in floating point: in one pass over the stored
+/// bytes for bf16, f16 and f32; else decoded chunk by chunk into f32 (exact for every stored dtype
+/// but F64, and half the cache footprint), into f64 for F64 tensors and for dequantised ones (a
+/// value times its scale is not exact in f32).
 pub fn reduce_tile(view: &MatrixView<'_>, elements: Range<usize>, sparsity_eps: f64) -> Moments {
+    if view.scale.is_none() && power_sums::supports(view.dtype) {
+        let bytes = view.file.bytes(view.byte_range(elements));
+        return power_sums::moments(view.dtype, bytes, sparsity_eps);
+    }
     if view.dtype == Dtype::F64 || view.scale.is_some() {
         reduce_tile_as::<f64>(view, elements, sparsity_eps)
     } else {
