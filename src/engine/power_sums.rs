@@ -330,23 +330,19 @@ mod avx2 {
     /// The largest |x| pattern of a 16-bit float dtype whose value is ≤ `sparsity_eps`, as a
     /// signed 16-bit integer (−1 when no value is: every |x| pattern is ≥ 0).
     fn near_zero_limit_16bit(dtype: Dtype, sparsity_eps: f64) -> i16 {
-        // Patterns of |x| order like their values: bisect for the last finite one ≤ eps.
-        // Invariant: pattern `low` is ≤ eps; `high` is not, or is +Inf (chunks holding
-        // non-finite values never reach the kernel's count).
-        let infinity: i32 = if dtype == Dtype::F16 { 0x7c00 } else { 0x7f80 };
-        let (mut low, mut high) = (0, infinity);
         if !(0.0..).contains(&sparsity_eps) {
             return -1;
         }
-        while high - low > 1 {
-            let middle = (low + high) / 2;
-            if f64::from(decode_pattern(dtype, middle as u16)) <= sparsity_eps {
-                low = middle;
-            } else {
-                high = middle;
-            }
+        if dtype == Dtype::BF16 {
+            // A bf16 pattern is the top half of an f32 one: cutting the largest f32 ≤ eps rounds
+            // it toward zero, to the largest bf16 ≤ eps.
+            return (near_zero_limit_f32(sparsity_eps) >> 16) as i16;
         }
-        low as i16
+        let mut limit = half::f16::from_f64(sparsity_eps.min(f64::from(half::f16::MAX)));
+        if f64::from(limit) > sparsity_eps {
+            limit = half::f16::from_bits(limit.to_bits() - 1);
+        }
+        limit.to_bits() as i16
     }
 
     fn decode_pattern(dtype: Dtype, pattern: u16) -> f32 {
