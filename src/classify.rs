@@ -149,6 +149,12 @@ pub fn scale_companion_of(name: &str) -> Option<String> {
         .map(|module| format!("{module}.weight"))
 }
 
+/// The name of the block-scale tensor that would scale weight `name`, the inverse of
+/// [`scale_companion_of`]: `….weight` → `….weight_scale_inv`.
+pub fn scale_name_of(name: &str) -> String {
+    format!("{name}_scale_inv")
+}
+
 /// The number in the first numeric segment that follows one of `containers`.
 fn number_after(segments: &[&str], containers: &[&str]) -> Option<usize> {
     segments
@@ -379,6 +385,11 @@ mod tests {
             None
         );
         assert_eq!(scale_companion_of("weight_scale_inv"), None);
+        let weight = "model.layers.3.mlp.up_proj.weight";
+        assert_eq!(
+            scale_companion_of(&scale_name_of(weight)).as_deref(),
+            Some(weight)
+        );
     }
 
     #[test]

@@ -125,7 +125,7 @@ fn dequantisation<'a>(
     if !matches!(tensor.dtype, Dtype::F8E4M3 | Dtype::F8E5M2) || tensor.shape.len() != 2 {
         return None;
     }
-    let scale_name = format!("{}_scale_inv", tensor.name);
+    let scale_name = classify::scale_name_of(&tensor.name);
     let (scale_file, scale) = model.find(&scale_name)?;
     let fits = |dim: usize, blocks: usize| -> Option<usize> {
         if blocks == 0 {
