@@ -11,9 +11,10 @@
 //!   of M2 on the fast path is below ~5e-10 in the worst case and typically ~1e-15.
 //!
 //! The arithmetic is laid out as 8 f64 lanes, each summing its share of the chunk in order; which
-//! element goes to which lane follows how the kernel loads 16 values at a time ([`lane_of`]). An
-//! AVX2 kernel (chosen at run time) and a portable loop compute exactly the same lanes, so both
-//! give bit-identical numbers.
+//! element goes to which lane follows how the kernel loads 16 values at a time ([`lane_of`]). The
+//! kernel needs AVX2, FMA and F16C (checked at run time, see [`supports`]); a portable loop that
+//! computes exactly the same lanes, bit for bit, sums the kernel's tail and is its reference in
+//! tests.
 
 use crate::dtype::Dtype;
 
@@ -43,9 +44,26 @@ fn lane_of(dtype: Dtype, index: usize) -> usize {
 /// Ill-conditioned below this ratio M2 / Σx² (2⁻¹⁰): such chunks take the two-pass path.
 const CONDITION_LIMIT: f64 = 1.0 / 1024.0;
 
-/// Whether `dtype` has a one-pass kernel here.
+/// Whether `dtype` has a one-pass kernel on this processor. Without one, the statistics pass keeps
+/// its other reductions: counting bit patterns for bf16 and f16 (portable, ~5 GB/s per core),
+/// the two-pass algorithm for f32.
 pub fn supports(dtype: Dtype) -> bool {
-    matches!(dtype, Dtype::BF16 | Dtype::F16 | Dtype::F32)
+    matches!(dtype, Dtype::BF16 | Dtype::F16 | Dtype::F32) && kernel_available()
+}
+
+/// Whether the processor runs the AVX2 kernel (detected once, then cached by the standard
+/// library).
+fn kernel_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("f16c")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
 /// Statistics of the values stored in `bytes` (little-endian, whole elements of `dtype`, one of
@@ -95,6 +113,18 @@ impl ChunkSums {
         }
     }
 
+    /// Adds one value to `lane`.
+    #[inline(always)]
+    fn add(&mut self, lane: usize, x: f32, sparsity_eps: f64) {
+        let wide = f64::from(x);
+        self.sum[lane] += wide;
+        self.sum_sq[lane] += wide * wide;
+        self.abs_sum[lane] += wide.abs();
+        self.min = self.min.min(x);
+        self.max = self.max.max(x);
+        self.near_zero += u64::from(wide.abs() <= sparsity_eps);
+    }
+
     /// The moments of the chunk, or `None` when its values are not all finite or it is
     /// ill-conditioned (see the module comment).
     fn well_conditioned_moments(&self) -> Option<Moments> {
@@ -142,17 +172,16 @@ fn add_lanes(lanes: &[f64; LANES]) -> f64 {
 fn chunk_sums(dtype: Dtype, chunk: &[u8], sparsity_eps: f64) -> ChunkSums {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx2")
-            && std::is_x86_feature_detected!("fma")
-            && std::is_x86_feature_detected!("f16c")
-        {
+        if kernel_available() {
             // SAFETY: the features the kernels are compiled for were just detected.
             return unsafe { avx2::chunk_sums(dtype, chunk, sparsity_eps) };
         }
     }
+    // Callers check `supports` first, so this runs only in tests; it is correct all the same.
     portable_chunk_sums(dtype, chunk, sparsity_eps)
 }
 
+/// The same sums as the kernel, one value at a time.
 fn portable_chunk_sums(dtype: Dtype, chunk: &[u8], sparsity_eps: f64) -> ChunkSums {
     let mut sums = ChunkSums::empty();
     accumulate_scalar(dtype, chunk, 0, sparsity_eps, &mut sums);
@@ -170,8 +199,8 @@ fn decode_one(dtype: Dtype, chunk: &[u8], index: usize) -> f32 {
     }
 }
 
-/// Adds elements `from..` of `chunk` to `sums`, in order, each into its [`lane_of`]. The
-/// portable path, and the kernel's tail (the last partial group of 16).
+/// Adds elements `from..` of `chunk` to `sums`, in order, each into its [`lane_of`]: the
+/// kernel's tail (the last partial group of 16), and the reference the kernel is tested against.
 fn accumulate_scalar(
     dtype: Dtype,
     chunk: &[u8],
@@ -182,14 +211,7 @@ fn accumulate_scalar(
     let count = chunk.len() / dtype.size();
     for index in from..count {
         let x = decode_one(dtype, chunk, index);
-        let lane = lane_of(dtype, index);
-        let wide = f64::from(x);
-        sums.sum[lane] += wide;
-        sums.sum_sq[lane] += wide * wide;
-        sums.abs_sum[lane] += wide.abs();
-        sums.min = sums.min.min(x);
-        sums.max = sums.max.max(x);
-        sums.near_zero += u64::from(wide.abs() <= sparsity_eps);
+        sums.add(lane_of(dtype, index), x, sparsity_eps);
     }
     sums.count = count as u64;
 }
