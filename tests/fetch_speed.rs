@@ -83,7 +83,8 @@ fn one_gigabyte_on_loopback_against_curl() {
     let mut best: Vec<(String, Timing)> = Vec::new();
     for _round in 0..3 {
         // Plain `aib` runs with the defaults; --jobs 4 and 8 need no row of their own, as
-        // ranged connections per file are capped at two per core (4 on a 2-core machine).
+        // ranged connections per file are capped at one per core (on a 2-core machine the
+        // defaults are --jobs 2 again: a second sample of it).
         for contender in ["curl", "aib --jobs 1", "aib --jobs 2", "aib"] {
             let timing = match contender.strip_prefix("aib") {
                 Some(flags) => time_aib(&server.endpoint, &folder, flags, &sha256),

@@ -21,6 +21,12 @@ use crate::error::{Error, Result};
 /// Read size of single-stream downloads: large enough that per-call overhead vanishes at GB/s.
 const STREAM_BUFFER_BYTES: usize = 1 << 20;
 
+/// Most bytes handed to one `write` call. A large call makes Linux fill the page cache with
+/// large folios, which on a VM that returns free memory to its host come from pages the host
+/// must first fault back in: 1 GiB in 16 MiB calls measured 1.0–2.0 s of kernel time on ext4
+/// (Linux 6.18), in 256 KiB calls 0.3 s; below 64 KiB the calls themselves start to cost.
+const WRITE_PIECE_BYTES: usize = 256 << 10;
+
 /// How a single file is transferred.
 #[derive(Debug, Clone, Copy)]
 pub struct TransferPlan {
@@ -154,10 +160,12 @@ struct AppendFile<'a> {
 
 impl AppendFile<'_> {
     fn append(&mut self, bytes: &[u8]) -> Result<()> {
-        self.file
-            .write_all(bytes)
-            .map_err(|err| Error::io("writing", self.path, err))?;
-        self.length += bytes.len() as u64;
+        for piece in bytes.chunks(WRITE_PIECE_BYTES) {
+            self.file
+                .write_all(piece)
+                .map_err(|err| Error::io("writing", self.path, err))?;
+            self.length += piece.len() as u64;
+        }
         Ok(())
     }
 }
@@ -462,6 +470,28 @@ mod tests {
             to_hex(&hasher.finalize()),
             to_hex(&Sha256::digest(b"hello"))
         );
+    }
+
+    #[test]
+    fn appends_larger_than_a_write_piece_land_whole_and_in_order() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("blob");
+        let file = File::create(&path).expect("create");
+        let mut append = AppendFile {
+            file,
+            path: &path,
+            length: 0,
+        };
+        let first: Vec<u8> = (0..3 * WRITE_PIECE_BYTES + 123)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        append.append(&first).expect("append");
+        append.append(b"tail").expect("append");
+        assert_eq!(append.length, first.len() as u64 + 4);
+        drop(append);
+        let written = std::fs::read(&path).expect("read back");
+        assert_eq!(written[..first.len()], first[..]);
+        assert_eq!(&written[first.len()..], b"tail");
     }
 
     #[test]

@@ -13,6 +13,11 @@ use crate::error::{Error, Result};
 /// Redirect hops followed before giving up, as many as browsers allow.
 const MAX_REDIRECTS: usize = 10;
 
+/// ureq's per-connection receive buffer (its default is 128 KiB). Each socket read fills at most
+/// this much, so a larger one means fewer reads and window updates per byte: 1 GiB on loopback
+/// measured 1.77 CPU-s with 128 KiB, 1.57 s with 1 MiB, no better with 2 MiB, worse with 4 MiB.
+const RECEIVE_BUFFER_BYTES: usize = 1 << 20;
+
 /// How often and how patiently a failed request is tried again.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -98,6 +103,7 @@ impl HubHttp {
             .timeout_recv_response(Some(read_timeout))
             .timeout_per_read(Some(read_timeout))
             .user_agent(concat!("aib/", env!("CARGO_PKG_VERSION")))
+            .input_buffer_size(RECEIVE_BUFFER_BYTES)
             .build()
             .new_agent();
         HubHttp {
