@@ -186,7 +186,7 @@ fn bit_patterns(dtype: Dtype) -> Option<usize> {
 }
 
 /// Neumaier's compensated sum: error of a few ulps of the result, whatever the cancellation.
-fn compensated_sum(values: impl Iterator<Item = f64>) -> f64 {
+pub(crate) fn compensated_sum(values: impl Iterator<Item = f64>) -> f64 {
     let mut sum = 0.0f64;
     let mut compensation = 0.0f64;
     for value in values {

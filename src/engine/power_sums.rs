@@ -517,6 +517,7 @@ mod avx2 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::histogram::compensated_sum;
 
     /// Deterministic pseudo-random values, stored as `dtype` (rounded to it).
     fn stored(dtype: Dtype, count: usize, offset: f32, scale: f32, seed: u64) -> Vec<u8> {
@@ -540,38 +541,23 @@ mod tests {
         }
     }
 
-    /// Neumaier's compensated sum: the reference must be more accurate than what it checks
-    /// (repeated identical terms make a plain running sum drift by ~n·2⁻⁵⁴).
-    fn accurate_sum(values: impl Iterator<Item = f64>) -> f64 {
-        let (mut sum, mut compensation) = (0.0f64, 0.0f64);
-        for value in values {
-            let total = sum + value;
-            compensation += if sum.abs() >= value.abs() {
-                (sum - total) + value
-            } else {
-                (value - total) + sum
-            };
-            sum = total;
-        }
-        sum + compensation
-    }
-
-    /// Float64 reference: two passes with compensated sums over the decoded finite values.
+    /// Float64 reference: two passes with compensated sums over the decoded finite values (plain
+    /// running sums drift by ~n·2⁻⁵⁴ on repeated identical terms, more than the engine's error).
     fn reference(dtype: Dtype, bytes: &[u8], eps: f64) -> Moments {
         let values: Vec<f64> = (0..bytes.len() / dtype.size())
             .map(|i| f64::from(decode_one(dtype, bytes, i)))
             .collect();
         let finite: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
         let n = finite.len() as f64;
-        let mean = accurate_sum(finite.iter().copied()) / n;
+        let mean = compensated_sum(finite.iter().copied()) / n;
         Moments {
             numel: values.len() as u64,
             finite: finite.len() as u64,
             mean,
-            m2: accurate_sum(finite.iter().map(|x| (x - mean) * (x - mean))),
+            m2: compensated_sum(finite.iter().map(|x| (x - mean) * (x - mean))),
             min: finite.iter().copied().fold(f64::INFINITY, f64::min),
             max: finite.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-            abs_sum: accurate_sum(finite.iter().map(|x| x.abs())),
+            abs_sum: compensated_sum(finite.iter().map(|x| x.abs())),
             near_zero: values.iter().filter(|x| x.abs() <= eps).count() as u64,
             nan: values.iter().filter(|x| x.is_nan()).count() as u64,
             inf: values.iter().filter(|x| x.is_infinite()).count() as u64,
