@@ -613,6 +613,29 @@ fn server_errors_are_retried_then_reported() {
 }
 
 #[test]
+fn a_network_failure_names_the_cached_snapshot_when_there_is_one() {
+    let server = HubServer::start(vec![tiny_repo(None)]);
+    let setup = Setup::new(&server);
+    server.control.fail_next.store(1_000, Ordering::Relaxed);
+    let nothing_cached = setup.run(&["fetch", REPO]);
+    assert_exit(&nothing_cached, 4);
+    assert!(!stderr(&nothing_cached).contains("HF_HUB_OFFLINE"));
+
+    server.control.fail_next.store(0, Ordering::Relaxed);
+    assert_exit(&setup.run(&["fetch", REPO, "--include", "*.json"]), 0);
+    server.control.fail_next.store(1_000, Ordering::Relaxed);
+    let cached = setup.run(&["fetch", REPO]);
+    // Still a failure: the cached snapshot holds only the JSON files, and only the Hub knows.
+    assert_exit(&cached, 4);
+    let message = stderr(&cached);
+    assert!(message.contains("503"), "{message}");
+    assert!(message.contains("HF_HUB_OFFLINE=1"), "{message}");
+    assert!(message.contains(COMMIT), "{message}");
+    assert!(message.contains(&format!("aib stats {REPO}`")), "{message}");
+    assert_eq!(message.lines().count(), 1, "one line: {message}");
+}
+
+#[test]
 fn offline_mode_answers_from_the_cache_without_the_network() {
     let server = HubServer::start(vec![tiny_repo(None)]);
     let setup = Setup::new(&server);

@@ -18,7 +18,7 @@ use super::cache::{is_commit_hash, repo_folder, resolve_snapshot};
 use super::glob::PathFilter;
 use super::http::{HubHttp, RetryPolicy};
 use super::progress::{FetchProgress, Verbosity};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// Where fetched files land.
 #[derive(Debug, Clone)]
@@ -90,9 +90,9 @@ pub fn fetch(options: &FetchOptions) -> Result<FetchReport> {
     let http = HubHttp::new(options.token.clone(), options.retry, options.read_timeout);
     let repo = RepoEndpoint::new(&options.endpoint, &options.repo_id);
     let revision = options.revision.as_deref().unwrap_or("main");
-    let listing = repo
-        .listing(&http, revision)
-        .map_err(|err| err.context(format!("{}@{revision}", options.repo_id)))?;
+    let listing = repo.listing(&http, revision).map_err(|err| {
+        with_offline_hint(err, options).context(format!("{}@{revision}", options.repo_id))
+    })?;
     let selected: Vec<RemoteFile> = listing
         .files
         .iter()
@@ -469,6 +469,35 @@ fn link_pointer(pointer: &Path, etag: &str, repo_path: &str) -> Result<()> {
         Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists && pointer.is_file() => Ok(()),
         Err(err) => Err(Error::io("linking", pointer, err)),
     }
+}
+
+/// A network failure, plus how to go on without the network when the cache already holds a
+/// snapshot of the revision. The fetch still fails: the snapshot may lack files this fetch asked
+/// for, and only the Hub's listing could tell.
+fn with_offline_hint(err: Error, options: &FetchOptions) -> Error {
+    let Destination::HubCache(cache) = &options.destination else {
+        return err;
+    };
+    if err.kind() != ErrorKind::Network {
+        return err;
+    }
+    let Ok((snapshot, commit)) =
+        resolve_snapshot(cache, &options.repo_id, options.revision.as_deref())
+    else {
+        return err;
+    };
+    let revision_flag = options
+        .revision
+        .as_ref()
+        .map(|revision| format!(" --revision {revision}"))
+        .unwrap_or_default();
+    Error::network(format!(
+        "{}; the cache holds snapshot {commit} ({}): `HF_HUB_OFFLINE=1` uses it as it is, and \
+         `aib stats {}{revision_flag}` reads it without the network",
+        err.message(),
+        snapshot.display(),
+        options.repo_id
+    ))
 }
 
 /// `HF_HUB_OFFLINE=1`: the files of the revision as the cache (or plain folder) has them.
