@@ -117,6 +117,13 @@ impl Setup {
     fn snapshot(&self) -> PathBuf {
         self.repo_folder().join("snapshots").join(COMMIT)
     }
+
+    /// Asserts that the snapshot holds `fixture` with exactly its bytes.
+    fn assert_snapshot_holds(&self, fixture: &Fixture) {
+        let path = self.snapshot().join(&fixture.path);
+        let bytes = std::fs::read(&path).expect("fetched file");
+        assert_eq!(bytes, fixture_bytes(fixture), "{}", fixture.path);
+    }
 }
 
 fn stdout(output: &Output) -> String {
@@ -326,10 +333,7 @@ fn a_cut_transfer_resumes_in_a_later_run_without_downloading_bytes_twice() {
 
     assert_exit(&setup.run(&["fetch", REPO, "--include", "small.bin"]), 0);
     assert_eq!(server.control.bytes_sent("small.bin"), file_len(small));
-    assert_eq!(
-        std::fs::read(setup.snapshot().join("small.bin")).expect("file"),
-        fixture_bytes(small)
-    );
+    setup.assert_snapshot_holds(small);
     assert!(!partial.exists());
 }
 
@@ -361,10 +365,7 @@ fn a_cut_chunk_is_retried_from_where_it_broke() {
     );
     let big = &tiny_files()[5];
     assert_eq!(server.control.bytes_sent("big.bin"), file_len(big));
-    assert_eq!(
-        std::fs::read(setup.snapshot().join("big.bin")).expect("file"),
-        fixture_bytes(big)
-    );
+    setup.assert_snapshot_holds(big);
 }
 
 #[test]
@@ -401,10 +402,7 @@ fn a_stalled_transfer_times_out_and_is_retried() {
         started.elapsed()
     );
     let small = &tiny_files()[4];
-    assert_eq!(
-        std::fs::read(setup.snapshot().join("small.bin")).expect("file"),
-        fixture_bytes(small)
-    );
+    setup.assert_snapshot_holds(small);
     let cdn_gets = lock(&server.control.log)
         .iter()
         .filter(|line| line.contains("/blobs/"))
@@ -444,10 +442,7 @@ fn a_full_disk_stops_cleanly_and_leaves_the_cache_consistent() {
 
     std::fs::remove_file(&partial).expect("free the disk");
     assert_exit(&setup.run(&["fetch", REPO, "--include", "big.bin"]), 0);
-    assert_eq!(
-        std::fs::read(setup.snapshot().join("big.bin")).expect("file"),
-        fixture_bytes(big)
-    );
+    setup.assert_snapshot_holds(big);
 }
 
 #[test]
@@ -501,10 +496,7 @@ fn a_corrupted_chunked_download_is_caught_by_the_hashing_thread() {
         0,
     );
     let big = &tiny_files()[5];
-    assert_eq!(
-        std::fs::read(setup.snapshot().join("big.bin")).expect("file"),
-        fixture_bytes(big)
-    );
+    setup.assert_snapshot_holds(big);
 }
 
 #[test]
