@@ -10,8 +10,9 @@
 use std::time::{Duration, Instant};
 
 use aib::dtype::{Dtype, decode};
+use aib::matrix::MatrixRows;
 use aib::spectral::gaussian::GaussianStream;
-use aib::spectral::{MatrixRows, RankMethod, SpectralOptions, SpectralSummary, analyse};
+use aib::spectral::{RankMethod, SpectralOptions, SpectralSummary, analyse};
 use criterion::{BenchmarkId, Criterion};
 use rayon::prelude::*;
 

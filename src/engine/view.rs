@@ -114,7 +114,7 @@ impl MatrixView<'_> {
     }
 }
 
-impl crate::spectral::MatrixRows for MatrixView<'_> {
+impl crate::matrix::MatrixRows for MatrixView<'_> {
     fn shape(&self) -> (usize, usize) {
         (self.rows, self.cols)
     }

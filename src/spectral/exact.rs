@@ -7,8 +7,9 @@ use faer::MatRef;
 use rayon::prelude::*;
 
 use super::summary::Spectrum;
-use super::{MatrixRows, dense, non_finite_error};
+use super::{dense, non_finite_error};
 use crate::error::{Error, Result};
+use crate::matrix::MatrixRows;
 
 /// Default cap on the smaller side for the exact method: 4096 covers the square and MLP matrices
 /// of 7B-class models (a 4096² SVD takes ~10 s in f32 on one core); larger needs asking for.
@@ -58,7 +59,7 @@ fn materialise(matrix: &dyn MatrixRows) -> Result<Vec<f32>> {
 mod tests {
     use super::*;
     use crate::error::ErrorKind;
-    use crate::spectral::DenseRows;
+    use crate::matrix::DenseRows;
     use crate::spectral::test_matrices::{planted, reference_singular_values};
 
     #[test]

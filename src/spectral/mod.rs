@@ -24,52 +24,7 @@ mod summary;
 mod test_matrices;
 
 use crate::error::{Error, Result};
-
-/// A matrix whose rows can be decoded on demand, tile by tile, e.g. bf16 rows straight from a memory map.
-pub trait MatrixRows: Sync {
-    /// (rows, cols) of the matrix.
-    fn shape(&self) -> (usize, usize);
-    /// Decodes rows `start .. start + out.len() / cols` into `out`, row-major f32.
-    fn read_rows(&self, start: usize, out: &mut [f32]);
-}
-
-/// An in-memory row-major f32 matrix (tests, small matrices).
-#[derive(Debug, Clone, PartialEq)]
-pub struct DenseRows {
-    rows: usize,
-    cols: usize,
-    values: Vec<f32>,
-}
-
-impl DenseRows {
-    /// A `rows × cols` matrix from its row-major `values`; fails unless `values.len() == rows * cols`.
-    pub fn new(rows: usize, cols: usize, values: Vec<f32>) -> Result<DenseRows> {
-        if rows.checked_mul(cols) != Some(values.len()) {
-            return Err(Error::input(format!(
-                "a {rows} × {cols} matrix needs {} values, got {}",
-                rows.saturating_mul(cols),
-                values.len()
-            )));
-        }
-        Ok(DenseRows { rows, cols, values })
-    }
-
-    /// The row-major values.
-    pub fn values(&self) -> &[f32] {
-        &self.values
-    }
-}
-
-impl MatrixRows for DenseRows {
-    fn shape(&self) -> (usize, usize) {
-        (self.rows, self.cols)
-    }
-
-    fn read_rows(&self, start: usize, out: &mut [f32]) {
-        let begin = start * self.cols;
-        out.copy_from_slice(&self.values[begin..begin + out.len()]);
-    }
-}
+use crate::matrix::MatrixRows;
 
 /// How the singular values are obtained; "off" is the caller's business.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,6 +190,7 @@ pub fn effective_method(options: &SpectralOptions, rows: usize, cols: usize) -> 
 mod tests {
     use super::*;
     use crate::error::ErrorKind;
+    use crate::matrix::DenseRows;
 
     fn exact() -> SpectralOptions {
         SpectralOptions {

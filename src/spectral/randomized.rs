@@ -18,8 +18,9 @@
 use faer::{Mat, MatRef};
 
 use super::summary::{Spectrum, rank_tolerance, summarise};
-use super::{MatrixRows, RankMethod, SpectralOptions, dense, gaussian, streaming};
+use super::{RankMethod, SpectralOptions, dense, gaussian, streaming};
 use crate::error::{Error, Result};
+use crate::matrix::MatrixRows;
 
 /// Default largest sketch. Cost grows linearly with it: at 128 the randomized path on a
 /// 4096 × 11008 bf16 matrix measured ~19× faster than the exact SVD (the floor is 10×; 512 measured
@@ -213,8 +214,9 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
+    use crate::matrix::{DenseRows, MatrixRows};
     use crate::spectral::test_matrices::{planted, round_to_bf16};
-    use crate::spectral::{DenseRows, SpectralSummary, analyse, exact};
+    use crate::spectral::{SpectralSummary, analyse, exact};
 
     /// Small sketch limits so that these small matrices are really sketched, not covered whole
     /// (nor answered exactly, as small matrices are by default).

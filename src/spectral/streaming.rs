@@ -10,8 +10,9 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
-use super::{MatrixRows, non_finite_error};
+use super::non_finite_error;
 use crate::error::Result;
+use crate::matrix::{MatrixRows, tiles};
 
 /// Target size of one decoded row tile: a few MB keeps tiles in the last-level cache's
 /// neighbourhood and makes every product large enough to run at full speed.
@@ -32,28 +33,6 @@ const ROWS_PER_TASK: usize = 8;
 const OUTPUT_BLOCK: usize = 256;
 #[cfg(test)]
 const OUTPUT_BLOCK: usize = 32;
-
-/// Row tiles of an m × n matrix: `(first row, row count)`, fixed by the shape alone.
-fn row_tiles(rows: usize, cols: usize) -> impl Iterator<Item = (usize, usize)> {
-    let rows_per_tile = (TILE_BYTES / (4 * cols.max(1))).clamp(1, rows.max(1));
-    (0..rows)
-        .step_by(rows_per_tile)
-        .map(move |start| (start, rows_per_tile.min(rows - start)))
-}
-
-/// Calls `visit(first row, tile)` on each row tile of `matrix` in order, decoding every tile into
-/// one reused buffer in parallel blocks of rows.
-fn for_each_tile(matrix: &dyn MatrixRows, mut visit: impl FnMut(usize, MatRef<'_, f32>)) {
-    let (rows, cols) = matrix.shape();
-    let mut tile = Vec::new();
-    for (start, count) in row_tiles(rows, cols) {
-        tile.resize(count * cols, 0.0);
-        tile.par_chunks_mut(ROWS_PER_TASK * cols)
-            .enumerate()
-            .for_each(|(block, out)| matrix.read_rows(start + block * ROWS_PER_TASK, out));
-        visit(start, MatRef::from_row_major_slice(&tile, count, cols));
-    }
-}
 
 /// `product` (t × k) = `tile` (t × n, row-major) · `basis` (n × k), in parallel row blocks.
 fn multiply_tile(tile: MatRef<'_, f32>, basis: MatRef<'_, f32>, product: MatMut<'_, f32>) {
@@ -81,7 +60,7 @@ pub(crate) fn gram_of_product(
     let mut gram = Mat::<f64>::zeros(width, width);
     let mut kept = keep_product.then(|| vec![0.0_f32; rows * width]);
     let mut scratch = Vec::new();
-    for_each_tile(matrix, |start, tile| {
+    tiles::for_each_row_tile(matrix, TILE_BYTES, |start, tile| {
         let count = tile.nrows();
         let product_slice = match kept.as_mut() {
             Some(kept) => &mut kept[start * width..(start + count) * width],
@@ -135,7 +114,7 @@ pub(crate) fn back_project(
     let mut result = Mat::<f32>::zeros(cols, whitening.ncols());
     let mut scratch = Mat::<f32>::zeros(0, 0);
     let mut whitened = Mat::<f32>::zeros(0, 0);
-    for_each_tile(matrix, |start, tile| {
+    tiles::for_each_row_tile(matrix, TILE_BYTES, |start, tile| {
         let count = tile.nrows();
         let tile_product = match product {
             Some(kept) => MatRef::from_row_major_slice(
@@ -174,7 +153,7 @@ pub(crate) fn back_project(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spectral::DenseRows;
+    use crate::matrix::DenseRows;
     use crate::spectral::gaussian::gaussian_matrix;
 
     /// A·B in f64 by the definition, for row-major A and a faer B.
@@ -188,21 +167,6 @@ mod tests {
             }
         }
         out
-    }
-
-    #[test]
-    fn tiles_cover_the_rows_once() {
-        let tiles: Vec<_> = row_tiles(1000, 100).collect();
-        assert!(tiles.len() > 1);
-        assert_eq!(tiles[0].0, 0);
-        assert!(
-            tiles
-                .windows(2)
-                .all(|pair| pair[0].0 + pair[0].1 == pair[1].0)
-        );
-        let last = tiles[tiles.len() - 1];
-        assert_eq!(last.0 + last.1, 1000);
-        assert_eq!(row_tiles(0, 5).count(), 0);
     }
 
     #[test]
