@@ -1,4 +1,5 @@
-//! The one error type of aib: a message that names its subject, and a kind that picks the exit code.
+//! The one error type of aib: a message that names its subject, a kind that picks the exit code,
+//! and the underlying error it came from, when there is one.
 
 use std::fmt;
 use std::path::Path;
@@ -29,10 +30,15 @@ impl ErrorKind {
 }
 
 /// An error with a one-line message that already names the file, tensor or URL it is about.
+///
+/// The message is complete for a reader; the cause, when the error came from another one (an I/O
+/// error, a JSON parse error), is kept as [`std::error::Error::source`] so that callers can act on
+/// it by type, as [`Error::is_broken_pipe`] does, never by matching message text.
 #[derive(Debug)]
 pub struct Error {
     kind: ErrorKind,
     message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 /// Result with aib's [`Error`].
@@ -44,7 +50,14 @@ impl Error {
         Error {
             kind,
             message: message.into(),
+            source: None,
         }
+    }
+
+    /// The same error, recording `source` as its cause.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Error {
+        self.source = Some(Box::new(source));
+        self
     }
 
     /// A bad command line.
@@ -64,7 +77,7 @@ impl Error {
 
     /// A local I/O failure on `path`, e.g. `Error::io("writing", path, err)`.
     pub fn io(action: &str, path: &Path, err: std::io::Error) -> Error {
-        Error::new(ErrorKind::Io, format!("{action} {}: {err}", path.display()))
+        Error::new(ErrorKind::Io, format!("{action} {}: {err}", path.display())).with_source(err)
     }
 
     /// The kind of this error.
@@ -80,9 +93,24 @@ impl Error {
     /// The same error with `context` put in front of its message.
     pub fn context(self, context: impl fmt::Display) -> Error {
         Error {
-            kind: self.kind,
             message: format!("{context}: {}", self.message),
+            ..self
         }
+    }
+
+    /// True when this error, or any error in its chain of causes, is an I/O error of kind
+    /// `BrokenPipe`: the reader of our output went away (`aib stats | head`), a normal end.
+    pub fn is_broken_pipe(&self) -> bool {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(error) = cause {
+            if let Some(io) = error.downcast_ref::<std::io::Error>()
+                && io.kind() == std::io::ErrorKind::BrokenPipe
+            {
+                return true;
+            }
+            cause = error.source();
+        }
+        false
     }
 }
 
@@ -92,4 +120,29 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|source| source as &(dyn std::error::Error + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_its_cause_and_finds_a_broken_pipe_by_kind() {
+        let pipe = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "gone");
+        let error = Error::io("writing", Path::new("<stdout>"), pipe).context("stats");
+        assert!(error.is_broken_pipe());
+        assert_eq!(error.message(), "stats: writing <stdout>: gone");
+        assert!(std::error::Error::source(&error).is_some());
+
+        // The words alone are not enough: only the kind counts.
+        let other = std::io::Error::other("Broken pipe");
+        assert!(!Error::io("writing", Path::new("out.csv"), other).is_broken_pipe());
+        assert!(!Error::input("Broken pipe").is_broken_pipe());
+    }
+}

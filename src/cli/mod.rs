@@ -52,7 +52,7 @@ pub fn run() -> i32 {
     };
     match dispatch(cli.command) {
         Ok(()) => 0,
-        Err(err) if is_broken_pipe(&err) => 0,
+        Err(err) if err.is_broken_pipe() => 0,
         Err(err) => {
             eprintln!("aib: {err}");
             err.kind().exit_code()
@@ -67,8 +67,4 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Embed(_) => Err(Error::usage("`aib embed` is not yet implemented")),
         Command::Layers(_) => Err(Error::usage("`aib layers` is not yet implemented")),
     }
-}
-
-fn is_broken_pipe(err: &Error) -> bool {
-    err.kind() == crate::error::ErrorKind::Io && err.message().contains("Broken pipe")
 }
