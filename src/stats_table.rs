@@ -1,49 +1,94 @@
-//! The `stats` table: the seed's columns first, in its order and names, then aib's own.
+//! The `stats` table: the seed's columns first, in its order and names, then aib's own, each
+//! declared once with its type and how it is read from a report.
 
 use crate::engine::TensorReport;
-use crate::output::{Cell, ColumnType, Provenance, Table};
+use crate::output::{Cell, Column, ColumnType, Provenance, Table};
+use crate::spectral::SpectralSummary;
 
 use ColumnType::{Bool, Float, Int, IntList, Text};
 
-/// The seed toolkit's columns, in its order.
-pub const SEED_COLUMNS: [(&str, ColumnType); 16] = [
-    ("model_path", Text),
-    ("model_id", Text),
-    ("revision", Text),
-    ("param_name", Text),
-    ("layer_index", Int),
-    ("block_type", Text),
-    ("shape", IntList),
-    ("rows", Int),
-    ("cols", Int),
-    ("rank", Int),
-    ("mean", Float),
-    ("std", Float),
-    ("var", Float),
-    ("sparsity", Float),
-    ("dtype", Text),
-    ("created_at", Text),
-];
+/// The spectrum of a report, when one was computed.
+fn spectrum(report: &TensorReport) -> Option<&SpectralSummary> {
+    report.spectrum.as_ref()
+}
 
-/// aib's columns, after the seed's.
-pub const AIB_COLUMNS: [(&str, ColumnType); 17] = [
-    ("file", Text),
-    ("numel", Int),
-    ("min", Float),
-    ("max", Float),
-    ("abs_mean", Float),
-    ("l2_norm", Float),
-    ("nan_count", Int),
-    ("inf_count", Int),
-    ("expert_index", Int),
-    ("sigma_max", Float),
-    ("stable_rank", Float),
-    ("effective_rank", Float),
-    ("energy_rank_90", Int),
-    ("energy_rank_99", Int),
-    ("rank_method", Text),
-    ("rank_lower_bound", Bool),
-    ("note", Text),
+/// A moment that exists only when the tensor has a finite value.
+fn when_finite(report: &TensorReport, value: f64) -> Cell {
+    Cell::from_float((report.moments.finite > 0).then_some(value))
+}
+
+/// Every column of the table, in output order: the seed's 16, then aib's.
+pub const COLUMNS: [Column<TensorReport>; 33] = [
+    Column::new("model_path", Text, |_, p| Cell::Text(p.model_path.clone())),
+    Column::new("model_id", Text, |_, p| Cell::Text(p.model_id.clone())),
+    Column::new("revision", Text, |_, p| {
+        Cell::from_text(p.revision.as_deref())
+    }),
+    Column::new("param_name", Text, |r, _| Cell::Text(r.name.clone())),
+    Column::new("layer_index", Int, |r, _| {
+        Cell::from_count(r.role.layer_index)
+    }),
+    Column::new("block_type", Text, |r, _| {
+        Cell::Text(r.role.block_type.as_str().to_string())
+    }),
+    Column::new("shape", IntList, |r, _| {
+        Cell::IntList(r.shape.iter().map(|&dim| dim as i64).collect())
+    }),
+    Column::new("rows", Int, |r, _| Cell::Int(r.rows as i64)),
+    Column::new("cols", Int, |r, _| Cell::Int(r.cols as i64)),
+    Column::new("rank", Int, |r, _| {
+        Cell::from_count(spectrum(r).map(|s| s.rank))
+    }),
+    Column::new("mean", Float, |r, _| {
+        Cell::from_float(r.moments.finite_mean())
+    }),
+    Column::new("std", Float, |r, _| Cell::from_float(r.moments.std())),
+    Column::new("var", Float, |r, _| Cell::from_float(r.moments.variance())),
+    Column::new("sparsity", Float, |r, _| {
+        Cell::from_float(r.moments.sparsity())
+    }),
+    Column::new("dtype", Text, |r, _| Cell::Text(r.dtype.name().to_string())),
+    Column::new("created_at", Text, |_, p| Cell::Text(p.created_at.clone())),
+    Column::new("file", Text, |r, _| Cell::Text(r.file.clone())),
+    Column::new("numel", Int, |r, _| Cell::Int(r.moments.numel as i64)),
+    Column::new("min", Float, |r, _| when_finite(r, r.moments.min)),
+    Column::new("max", Float, |r, _| when_finite(r, r.moments.max)),
+    Column::new("abs_mean", Float, |r, _| {
+        Cell::from_float(r.moments.abs_mean())
+    }),
+    Column::new("l2_norm", Float, |r, _| {
+        Cell::from_float(Some(r.moments.l2_norm()))
+    }),
+    Column::new("nan_count", Int, |r, _| Cell::Int(r.moments.nan as i64)),
+    Column::new("inf_count", Int, |r, _| Cell::Int(r.moments.inf as i64)),
+    Column::new("expert_index", Int, |r, _| {
+        Cell::from_count(r.role.expert_index)
+    }),
+    Column::new("sigma_max", Float, |r, _| {
+        Cell::from_float(spectrum(r).map(|s| s.sigma_max))
+    }),
+    Column::new("stable_rank", Float, |r, _| {
+        Cell::from_float(spectrum(r).and_then(|s| s.stable_rank))
+    }),
+    Column::new("effective_rank", Float, |r, _| {
+        Cell::from_float(spectrum(r).and_then(|s| s.effective_rank))
+    }),
+    Column::new("energy_rank_90", Int, |r, _| {
+        Cell::from_count(spectrum(r).and_then(|s| s.energy_rank_90))
+    }),
+    Column::new("energy_rank_99", Int, |r, _| {
+        Cell::from_count(spectrum(r).and_then(|s| s.energy_rank_99))
+    }),
+    Column::new("rank_method", Text, |r, _| {
+        Cell::from_text(spectrum(r).map(|s| s.method.name()))
+    }),
+    Column::new("rank_lower_bound", Bool, |r, _| {
+        spectrum(r).map_or(Cell::Null, |s| Cell::Bool(s.lower_bound))
+    }),
+    Column::new("note", Text, |r, _| {
+        let notes = r.notes.join("; ");
+        Cell::from_text(Some(notes.as_str()).filter(|notes| !notes.is_empty()))
+    }),
 ];
 
 /// The columns shown by the terminal table (`aib stats` without `--out`).
@@ -66,57 +111,5 @@ pub const TERMINAL_COLUMNS: [&str; 14] = [
 
 /// Builds the table of `reports`, stamping each row with the provenance's model and time.
 pub fn stats_table(reports: &[TensorReport], provenance: Provenance) -> Table {
-    let columns = SEED_COLUMNS.iter().chain(&AIB_COLUMNS).copied().collect();
-    let rows = reports
-        .iter()
-        .map(|report| row(report, &provenance))
-        .collect();
-    Table {
-        columns,
-        rows,
-        provenance,
-    }
-}
-
-fn row(report: &TensorReport, provenance: &Provenance) -> Vec<Cell> {
-    let moments = &report.moments;
-    let spectrum = report.spectrum.as_ref();
-    let has_values = moments.finite > 0;
-    let method = spectrum.map(|summary| summary.method.name());
-    let notes = report.notes.join("; ");
-    vec![
-        Cell::Text(provenance.model_path.clone()),
-        Cell::Text(provenance.model_id.clone()),
-        Cell::from_text(provenance.revision.as_deref()),
-        Cell::Text(report.name.clone()),
-        Cell::from_count(report.role.layer_index),
-        Cell::Text(report.role.block_type.as_str().to_string()),
-        Cell::IntList(report.shape.iter().map(|&dim| dim as i64).collect()),
-        Cell::Int(report.rows as i64),
-        Cell::Int(report.cols as i64),
-        Cell::from_count(spectrum.map(|summary| summary.rank)),
-        Cell::from_float(moments.finite_mean()),
-        Cell::from_float(moments.std()),
-        Cell::from_float(moments.variance()),
-        Cell::from_float(moments.sparsity()),
-        Cell::Text(report.dtype.name().to_string()),
-        Cell::Text(provenance.created_at.clone()),
-        Cell::Text(report.file.clone()),
-        Cell::Int(moments.numel as i64),
-        Cell::from_float(has_values.then_some(moments.min)),
-        Cell::from_float(has_values.then_some(moments.max)),
-        Cell::from_float(moments.abs_mean()),
-        Cell::from_float(Some(moments.l2_norm())),
-        Cell::Int(moments.nan as i64),
-        Cell::Int(moments.inf as i64),
-        Cell::from_count(report.role.expert_index),
-        Cell::from_float(spectrum.map(|summary| summary.sigma_max)),
-        Cell::from_float(spectrum.and_then(|summary| summary.stable_rank)),
-        Cell::from_float(spectrum.and_then(|summary| summary.effective_rank)),
-        Cell::from_count(spectrum.and_then(|summary| summary.energy_rank_90)),
-        Cell::from_count(spectrum.and_then(|summary| summary.energy_rank_99)),
-        Cell::from_text(method),
-        spectrum.map_or(Cell::Null, |summary| Cell::Bool(summary.lower_bound)),
-        Cell::from_text(Some(notes.as_str()).filter(|notes| !notes.is_empty())),
-    ]
+    Table::from_records(&COLUMNS, reports, provenance)
 }

@@ -3,6 +3,7 @@
 //! Nothing below `cli` is known to the library modules; this is the only place that maps flags to
 //! calls and errors to exit codes.
 
+mod args;
 mod fetch;
 mod stats;
 

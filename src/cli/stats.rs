@@ -1,14 +1,15 @@
 //! `aib stats`: flags and the call into the engine.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
 
 use clap::ValueEnum;
 
+use super::args::{self, ModelArgs, OutputArgs, RunArgs};
 use crate::engine::reduce::ReduceOptions;
 use crate::engine::{self, AnalysisOptions, OpenModel};
 use crate::error::{Error, Result};
 use crate::model;
-use crate::output::{self, Format, Provenance};
+use crate::output;
 use crate::progress::Progress;
 use crate::spectral::{RankMethod, SpectralOptions};
 use crate::stats_table::{TERMINAL_COLUMNS, stats_table};
@@ -27,29 +28,10 @@ pub enum RankMode {
 /// Flags of `aib stats`.
 #[derive(Debug, clap::Args)]
 pub struct StatsArgs {
-    /// A folder of `*.safetensors`, one `.safetensors` file, an index file, or a Hub id in the local cache.
-    #[arg(value_name = "MODEL", required_unless_present = "model_path")]
-    model: Option<String>,
-    /// The model, as the seed's `analyze.py --model_path` took it.
-    #[arg(
-        long = "model_path",
-        visible_alias = "model-path",
-        value_name = "MODEL",
-        conflicts_with = "model"
-    )]
-    model_path: Option<String>,
-    /// Output file; without it a table goes to stdout.
-    #[arg(long, short = 'o', value_name = "FILE")]
-    out: Option<PathBuf>,
-    /// csv, json, jsonl, parquet or table; inferred from `--out`'s extension when omitted.
-    #[arg(long, value_name = "FORMAT")]
-    format: Option<String>,
-    /// Branch, tag or commit of a Hub-cached model (default: main).
-    #[arg(long)]
-    revision: Option<String>,
-    /// The model id recorded in outputs (default: the Hub id, or the folder's last two components).
-    #[arg(long = "model-id", value_name = "ID")]
-    model_id: Option<String>,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    output: OutputArgs,
     /// How ranks and spectra are computed.
     #[arg(long, value_enum, default_value = "randomized")]
     rank: RankMode,
@@ -71,23 +53,36 @@ pub struct StatsArgs {
     /// |x| ≤ this counts as zero in `sparsity` (0 counts exact zeros only).
     #[arg(long = "sparsity-eps", value_name = "EPS", default_value_t = 1e-6)]
     sparsity_eps: f64,
-    /// Worker threads (default: all cores).
-    #[arg(long, short = 'j', value_name = "N")]
-    threads: Option<usize>,
     /// Elements per tile of the statistics pass (results do not depend on it beyond rounding).
     #[arg(long = "tile-elements", value_name = "N", default_value_t = ReduceOptions::default().tile_elements, hide = true)]
     tile_elements: usize,
-    /// No progress bar.
-    #[arg(long, short = 'q')]
-    quiet: bool,
-    /// Log which files and tensors are read.
-    #[arg(long, short = 'v')]
-    verbose: bool,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
-/// Runs `aib stats`: locate the model, analyse every tensor in parallel, write the table.
+/// Runs `aib stats`: check every option, locate the model, analyse every tensor in parallel,
+/// write the table.
 pub fn run(args: StatsArgs) -> Result<()> {
-    let format = output_format(&args)?;
+    let format = args.output.format()?;
+    let options = analysis_options(&args)?;
+    let source = model::locate(args.model.spec(), args.model.revision.as_deref())?;
+    let progress = Progress::new(args.run.quiet, args.run.verbose);
+    progress.log(&format!(
+        "model {} ({} shard(s))",
+        source.model_id,
+        source.shards.len()
+    ));
+    let model = OpenModel::open(&source)?;
+    let reports = args
+        .run
+        .in_pool(|| engine::analyse(&model, &options, &progress))??;
+    let provenance = args::provenance("stats", &args.model, &source, parameters(&args));
+    let table = stats_table(&reports, provenance);
+    output::write_table(&table, format, args.output.path(), &TERMINAL_COLUMNS)
+}
+
+/// The engine's options from the flags, every value checked before any work starts.
+fn analysis_options(args: &StatsArgs) -> Result<AnalysisOptions> {
     if args.sparsity_eps.is_nan() || args.sparsity_eps < 0.0 {
         return Err(Error::usage("--sparsity-eps must be a non-negative number"));
     }
@@ -97,55 +92,17 @@ pub fn run(args: StatsArgs) -> Result<()> {
     {
         return Err(Error::usage("--rank-rtol must be a non-negative number"));
     }
-    let spec = args
-        .model
-        .as_deref()
-        .or(args.model_path.as_deref())
-        .unwrap_or_default();
-    let source = model::locate(spec, args.revision.as_deref())?;
-    let progress = Progress::new(args.quiet, args.verbose);
-    progress.log(&format!(
-        "model {} ({} shard(s))",
-        source.model_id,
-        source.shards.len()
-    ));
-    let model = OpenModel::open(&source)?;
-    let options = AnalysisOptions {
+    let spectral = spectral_options(args);
+    if let Some(spectral) = &spectral {
+        spectral.validate()?;
+    }
+    Ok(AnalysisOptions {
         reduce: ReduceOptions {
             tile_elements: args.tile_elements.max(1),
             sparsity_eps: args.sparsity_eps,
         },
-        spectral: spectral_options(&args),
-    };
-    let reports = in_pool(args.threads, || {
-        engine::analyse(&model, &options, &progress)
-    })??;
-    let provenance = Provenance {
-        tool: format!("aib {}", env!("CARGO_PKG_VERSION")),
-        command: "stats".to_string(),
-        model_id: args.model_id.clone().unwrap_or(source.model_id),
-        model_path: source.model_path,
-        revision: source.revision,
-        created_at: crate::timestamp::now_rfc3339(),
-        parameters: parameters(&args),
-    };
-    let table = stats_table(&reports, provenance);
-    output::write_table(&table, format, args.out.as_deref(), &TERMINAL_COLUMNS)
-}
-
-fn output_format(args: &StatsArgs) -> Result<Format> {
-    match (&args.format, &args.out) {
-        (Some(name), _) => Format::from_name(name).ok_or_else(|| {
-            Error::usage(format!("unknown --format {name:?}: use csv, json, jsonl, parquet or table"))
-        }),
-        (None, Some(path)) => Format::from_path(path).ok_or_else(|| {
-            Error::usage(format!(
-                "cannot tell the format of {} from its extension: add --format csv|json|jsonl|parquet",
-                path.display()
-            ))
-        }),
-        (None, None) => Ok(Format::Table),
-    }
+        spectral,
+    })
 }
 
 fn spectral_options(args: &StatsArgs) -> Option<SpectralOptions> {
@@ -165,8 +122,8 @@ fn spectral_options(args: &StatsArgs) -> Option<SpectralOptions> {
     })
 }
 
-fn parameters(args: &StatsArgs) -> std::collections::BTreeMap<String, String> {
-    let mut parameters = std::collections::BTreeMap::new();
+fn parameters(args: &StatsArgs) -> BTreeMap<String, String> {
+    let mut parameters = BTreeMap::new();
     let rank = format!("{:?}", args.rank).to_lowercase();
     parameters.insert("rank".to_string(), rank);
     if let Some(rtol) = args.rank_rtol {
@@ -181,19 +138,4 @@ fn parameters(args: &StatsArgs) -> std::collections::BTreeMap<String, String> {
     parameters.insert("sparsity_eps".to_string(), args.sparsity_eps.to_string());
     parameters.insert("tile_elements".to_string(), args.tile_elements.to_string());
     parameters
-}
-
-/// Runs `work` on a rayon pool of `threads` workers, or on the global pool.
-fn in_pool<T: Send>(threads: Option<usize>, work: impl FnOnce() -> T + Send) -> Result<T> {
-    match threads {
-        None => Ok(work()),
-        Some(0) => Err(Error::usage("--threads must be at least 1")),
-        Some(count) => {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(count)
-                .build()
-                .map_err(|err| Error::usage(format!("cannot start {count} threads: {err}")))?;
-            Ok(pool.install(work))
-        }
-    }
 }

@@ -11,40 +11,32 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-pub use table::{Cell, ColumnType, Provenance, Table};
+pub use table::{Cell, Column, ColumnType, Provenance, Table};
 
-/// An output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An output format; the command line's `--format` values are these names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     /// Comma-separated values with a header line.
     Csv,
     /// One JSON document: a header object and an array of row objects.
     Json,
     /// JSON Lines: the header object, then one row object per line.
+    #[value(alias = "ndjson")]
     Jsonl,
     /// Apache Parquet, zstd-compressed, typed columns.
+    #[value(alias = "pq")]
     Parquet,
     /// An aligned, human-readable table (stdout only).
     Table,
 }
 
 impl Format {
-    /// Parses a `--format` value.
-    pub fn from_name(name: &str) -> Option<Format> {
-        match name.to_ascii_lowercase().as_str() {
-            "csv" => Some(Format::Csv),
-            "json" => Some(Format::Json),
-            "jsonl" | "ndjson" => Some(Format::Jsonl),
-            "parquet" | "pq" => Some(Format::Parquet),
-            "table" => Some(Format::Table),
-            _ => None,
-        }
-    }
-
-    /// The format implied by a file's extension.
+    /// The file format implied by a file's extension (any case); never the terminal table.
     pub fn from_path(path: &Path) -> Option<Format> {
         let extension = path.extension()?.to_str()?;
-        Format::from_name(extension).filter(|format| *format != Format::Table)
+        <Format as clap::ValueEnum>::from_str(extension, true)
+            .ok()
+            .filter(|format| *format != Format::Table)
     }
 }
 

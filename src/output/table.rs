@@ -24,7 +24,8 @@ pub enum Cell {
     Null,
     /// An integer.
     Int(i64),
-    /// A float (NaN and ±Inf are written as null: outputs hold finite numbers only).
+    /// A float. Build it with [`Cell::from_float`], which turns NaN and ±Inf into `Null`: that is
+    /// how every output holds finite numbers only (the writers write what they are given).
     Float(f64),
     /// Text.
     Text(String),
@@ -94,6 +95,29 @@ impl Provenance {
     }
 }
 
+/// One column of a table over records of type `R`: its name, its type, and how to get its value
+/// from a record and the run's provenance (for columns such as `model_id` that every row repeats).
+/// A table is declared as one list of these, so names, types and values cannot drift out of order.
+pub struct Column<R> {
+    /// The column's name in every format.
+    pub name: &'static str,
+    /// Its type, which typed formats keep.
+    pub kind: ColumnType,
+    /// Its value for one record.
+    pub value: fn(&R, &Provenance) -> Cell,
+}
+
+impl<R> Column<R> {
+    /// A column called `name` of type `kind` whose cells are `value(record, provenance)`.
+    pub const fn new(
+        name: &'static str,
+        kind: ColumnType,
+        value: fn(&R, &Provenance) -> Cell,
+    ) -> Column<R> {
+        Column { name, kind, value }
+    }
+}
+
 /// Named, typed columns and rows of cells.
 #[derive(Debug, Clone)]
 pub struct Table {
@@ -103,4 +127,26 @@ pub struct Table {
     pub rows: Vec<Vec<Cell>>,
     /// How the table was made.
     pub provenance: Provenance,
+}
+
+impl Table {
+    /// The table of `records` under `columns`, one row per record.
+    pub fn from_records<R>(columns: &[Column<R>], records: &[R], provenance: Provenance) -> Table {
+        Table {
+            columns: columns
+                .iter()
+                .map(|column| (column.name, column.kind))
+                .collect(),
+            rows: records
+                .iter()
+                .map(|record| {
+                    columns
+                        .iter()
+                        .map(|column| (column.value)(record, &provenance))
+                        .collect()
+                })
+                .collect(),
+            provenance,
+        }
+    }
 }

@@ -88,6 +88,27 @@ impl Default for SpectralOptions {
     }
 }
 
+impl SpectralOptions {
+    /// Checks that the options make sense together, so that a bad value fails before any work
+    /// starts (a usage error naming the value).
+    pub fn validate(&self) -> Result<()> {
+        if let Some(rtol) = self.rtol
+            && !(rtol.is_finite() && rtol >= 0.0)
+        {
+            return Err(Error::usage(format!(
+                "rank tolerance {rtol} must be a finite non-negative number"
+            )));
+        }
+        if self.method == RankMethod::Randomized && self.max_k <= self.oversample {
+            return Err(Error::usage(format!(
+                "the sketch size limit {} must exceed the oversampling {}",
+                self.max_k, self.oversample
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// The rank and spectrum metrics of one matrix.
 ///
 /// Which columns `lower_bound` applies to: **`rank`, `energy_rank_90` and `energy_rank_99`**. When
@@ -149,13 +170,7 @@ pub fn analyse(
             "squared Frobenius norm {frobenius_sq} is not a finite non-negative number"
         )));
     }
-    if let Some(rtol) = options.rtol
-        && !(rtol.is_finite() && rtol >= 0.0)
-    {
-        return Err(Error::usage(format!(
-            "rank tolerance {rtol} must be a finite non-negative number"
-        )));
-    }
+    options.validate()?;
     let (rows, cols) = matrix.shape();
     let method = effective_method(options, rows, cols);
     let spectrum = match method {

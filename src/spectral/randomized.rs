@@ -19,7 +19,7 @@ use faer::{Mat, MatRef};
 
 use super::summary::{Spectrum, rank_tolerance, summarise};
 use super::{RankMethod, SpectralOptions, dense, gaussian, streaming};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::matrix::MatrixRows;
 
 /// Default largest sketch. Cost grows linearly with it: at 128 the randomized path on a
@@ -55,12 +55,6 @@ pub(crate) fn singular_values(
     let (rows, cols) = matrix.shape();
     if rows == 0 || cols == 0 {
         return Ok(Spectrum::complete(Vec::new()));
-    }
-    if options.max_k <= options.oversample {
-        return Err(Error::usage(format!(
-            "the sketch size limit {} must exceed the oversampling {}",
-            options.max_k, options.oversample
-        )));
     }
     let mut size = options
         .initial_k
