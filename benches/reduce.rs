@@ -4,8 +4,8 @@ use std::io::Write;
 
 use aib::engine::histogram::TileCounts;
 use aib::engine::reduce::{ReduceOptions, reduce_tile, reduce_views};
-use aib::engine::view::MatrixView;
 use aib::format::SafetensorsFile;
+use aib::matrix::view::MatrixView;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const ROWS: usize = 4096;
@@ -44,14 +44,7 @@ fn bf16_file() -> (tempfile::TempDir, SafetensorsFile) {
 fn bench_reduce(c: &mut Criterion) {
     let (_dir, file) = bf16_file();
     let tensor = &file.tensors()[0];
-    let view = MatrixView {
-        file: &file,
-        bytes: tensor.bytes.clone(),
-        dtype: tensor.dtype,
-        rows: ROWS,
-        cols: COLS,
-        scale: None,
-    };
+    let view = MatrixView::new(file.map(), tensor.bytes.clone(), tensor.dtype, ROWS, COLS);
     let mut group = c.benchmark_group("bf16 statistics");
     group.sample_size(10);
     group.throughput(Throughput::Bytes(tensor.bytes.len() as u64));

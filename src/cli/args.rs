@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::model::ModelSource;
+use crate::model::Model;
 use crate::output::{Format, Provenance};
 
 /// The model to read: `MODEL` or the seed's `--model_path`, and how to name it in outputs.
@@ -108,7 +108,7 @@ impl RunArgs {
 pub fn provenance(
     command: &str,
     model: &ModelArgs,
-    source: &ModelSource,
+    source: &Model,
     parameters: BTreeMap<String, String>,
 ) -> Provenance {
     Provenance {

@@ -6,9 +6,9 @@ use clap::ValueEnum;
 
 use super::args::{self, ModelArgs, OutputArgs, RunArgs};
 use crate::engine::reduce::ReduceOptions;
-use crate::engine::{self, AnalysisOptions, OpenModel};
+use crate::engine::{self, AnalysisOptions};
 use crate::error::{Error, Result};
-use crate::model;
+use crate::model::Model;
 use crate::output;
 use crate::progress::Progress;
 use crate::spectral::{RankMethod, SpectralOptions};
@@ -65,18 +65,17 @@ pub struct StatsArgs {
 pub fn run(args: StatsArgs) -> Result<()> {
     let format = args.output.format()?;
     let options = analysis_options(&args)?;
-    let source = model::locate(args.model.spec(), args.model.revision.as_deref())?;
+    let model = Model::open(args.model.spec(), args.model.revision.as_deref())?;
     let progress = Progress::new(args.run.quiet, args.run.verbose);
     progress.log(&format!(
         "model {} ({} shard(s))",
-        source.model_id,
-        source.shards.len()
+        model.model_id,
+        model.files.len()
     ));
-    let model = OpenModel::open(&source)?;
     let reports = args
         .run
         .in_pool(|| engine::analyse(&model, &options, &progress))??;
-    let provenance = args::provenance("stats", &args.model, &source, parameters(&args));
+    let provenance = args::provenance("stats", &args.model, &model, parameters(&args));
     let table = stats_table(&reports, provenance);
     output::write_table(&table, format, args.output.path(), &TERMINAL_COLUMNS)
 }

@@ -7,21 +7,19 @@
 
 pub mod histogram;
 pub mod moments;
-pub mod open;
 pub mod plan;
 pub mod power_sums;
 pub mod reduce;
-pub mod view;
 
 use rayon::prelude::*;
 
 use crate::classify::{self, TensorRole};
 use crate::dtype::Dtype;
 use crate::error::Result;
+use crate::model::Model;
 use crate::progress::Progress;
 use crate::spectral::{self, SpectralOptions, SpectralSummary};
 use moments::Moments;
-pub use open::OpenModel;
 use plan::Unit;
 use reduce::ReduceOptions;
 
@@ -62,7 +60,7 @@ pub struct TensorReport {
 /// Runs both passes over `model` and returns one report per unit, sorted by name (numbers in names
 /// compared as numbers) and expert.
 pub fn analyse(
-    model: &OpenModel,
+    model: &Model,
     options: &AnalysisOptions,
     progress: &Progress,
 ) -> Result<Vec<TensorReport>> {

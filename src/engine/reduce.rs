@@ -20,8 +20,8 @@ use rayon::prelude::*;
 use super::histogram::{TileCounts, ValueHistogram};
 use super::moments::Moments;
 use super::power_sums;
-use super::view::MatrixView;
 use crate::dtype::{Dtype, Element};
+use crate::matrix::view::MatrixView;
 
 /// Elements decoded at a time inside a tile: small enough for the buffer to stay in L1.
 const CHUNK_ELEMENTS: usize = 2048;
@@ -133,7 +133,7 @@ fn count_tile(
             tables.last_mut().expect("just pushed")
         }
     };
-    table.count(view.file.bytes(bytes));
+    table.count(&view.map[bytes]);
     let mut histogram = lock(&slot.histogram);
     histogram
         .get_or_insert_with(|| ValueHistogram::new(view.dtype).expect("countable dtype"))
@@ -159,7 +159,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// value times its scale is not exact in f32).
 pub fn reduce_tile(view: &MatrixView<'_>, elements: Range<usize>, sparsity_eps: f64) -> Moments {
     if view.scale.is_none() && power_sums::supports(view.dtype) {
-        let bytes = view.file.bytes(view.byte_range(elements));
+        let bytes = view.raw_bytes(elements);
         return power_sums::moments(view.dtype, bytes, sparsity_eps);
     }
     if view.dtype == Dtype::F64 || view.scale.is_some() {

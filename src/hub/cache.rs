@@ -48,6 +48,17 @@ pub fn repo_folder(cache: &Path, repo_id: &str) -> PathBuf {
     cache.join(format!("models--{}", repo_id.replace('/', "--")))
 }
 
+/// `(repo id, commit)` when `path` lies inside a snapshot of a cache laid out as above, e.g.
+/// `…/models--Qwen--Qwen3-4B/snapshots/{commit}/model.safetensors`.
+pub fn snapshot_identity(path: &Path) -> Option<(String, String)> {
+    let absolute = std::fs::canonicalize(path).ok()?;
+    let parts: Vec<&str> = absolute.iter().filter_map(|part| part.to_str()).collect();
+    let at = parts.iter().rposition(|part| *part == "snapshots")?;
+    let repo = parts.get(at.checked_sub(1)?)?.strip_prefix("models--")?;
+    let commit = parts.get(at + 1)?;
+    Some((repo.replacen("--", "/", 1), commit.to_string()))
+}
+
 /// A 40-hex-digit commit hash.
 pub fn is_commit_hash(revision: &str) -> bool {
     revision.len() == 40 && revision.chars().all(|c| c.is_ascii_hexdigit())

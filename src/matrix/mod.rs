@@ -2,9 +2,11 @@
 //!
 //! [`MatrixRows`] is the one interface the spectral engine, k-means and per-head metrics read
 //! through; a memory-mapped tensor implements it by decoding its rows straight from the map, a test
-//! by copying from a `Vec` ([`DenseRows`]). [`tiles`] walks any of them in row tiles.
+//! by copying from a `Vec` ([`DenseRows`]). [`view`] is that memory-mapped tensor, with its
+//! row and column sub-views and block-scale dequantisation; [`tiles`] walks any matrix in row tiles.
 
 pub mod tiles;
+pub mod view;
 
 use crate::error::{Error, Result};
 

@@ -1,4 +1,5 @@
-//! Locating a model: a folder, one `.safetensors` file, an index file, or a Hub id in the local cache.
+//! Locating a model's files: a folder, one `.safetensors` file, an index file, or a Hub id in the
+//! local cache.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
@@ -11,12 +12,10 @@ pub const INDEX_FILE: &str = "model.safetensors.index.json";
 
 /// Where a model's files are, and what to call it in outputs.
 #[derive(Debug, Clone)]
-pub struct ModelSource {
-    /// What the user passed, verbatim (the seed's `model_path` column).
-    pub model_path: String,
+pub(super) struct Location {
     /// A Hub-style id: the repo id for cached models, else the folder's last two path components.
     pub model_id: String,
-    /// The commit of a Hub snapshot, when known.
+    /// The commit of a Hub snapshot, when known, else the revision asked for.
     pub revision: Option<String>,
     /// The folder holding the weights.
     pub folder: PathBuf,
@@ -24,16 +23,14 @@ pub struct ModelSource {
     pub shards: Vec<PathBuf>,
     /// The index's tensor → shard file map, when the model is sharded with an index.
     pub weight_map: Option<BTreeMap<String, String>>,
-    /// `config.json` beside the weights, when present.
-    pub config: Option<PathBuf>,
 }
 
 /// Finds the model named by `spec` (see the module doc); `revision` picks a Hub snapshot.
-pub fn locate(spec: &str, revision: Option<&str>) -> Result<ModelSource> {
+pub(super) fn locate(spec: &str, revision: Option<&str>) -> Result<Location> {
     let path = Path::new(spec);
     let (folder, shards, weight_map, hub) = if path.exists() {
         let (folder, shards, weight_map) = files_at(path)?;
-        (folder, shards, weight_map, hub_identity(path))
+        (folder, shards, weight_map, cache::snapshot_identity(path))
     } else if cache::looks_like_repo_id(spec) {
         let cache_dir = cache::cache_dir().ok_or_else(|| {
             Error::input(format!(
@@ -50,12 +47,9 @@ pub fn locate(spec: &str, revision: Option<&str>) -> Result<ModelSource> {
         Some((id, commit)) => (id, Some(commit)),
         None => (id_from_path(&folder), revision.map(str::to_string)),
     };
-    let beside = |name: &str| Some(folder.join(name)).filter(|path| path.is_file());
-    Ok(ModelSource {
-        model_path: spec.to_string(),
+    Ok(Location {
         model_id,
         revision,
-        config: beside("config.json"),
         folder,
         shards,
         weight_map,
@@ -170,16 +164,6 @@ fn files_of_index(index: &Path) -> Result<Files> {
         )));
     }
     Ok((folder, shards, Some(parsed.weight_map)))
-}
-
-/// `(repo id, commit)` when `path` lies inside a Hub cache snapshot.
-fn hub_identity(path: &Path) -> Option<(String, String)> {
-    let absolute = std::fs::canonicalize(path).ok()?;
-    let parts: Vec<&str> = absolute.iter().filter_map(|part| part.to_str()).collect();
-    let at = parts.iter().rposition(|part| *part == "snapshots")?;
-    let repo = parts.get(at.checked_sub(1)?)?.strip_prefix("models--")?;
-    let commit = parts.get(at + 1)?;
-    Some((repo.replacen("--", "/", 1), commit.to_string()))
 }
 
 /// The last two components of a folder, e.g. `data/models/Qwen/Qwen3-4B` → `Qwen/Qwen3-4B`.
