@@ -5,6 +5,7 @@
 
 mod args;
 mod fetch;
+mod progress;
 mod stats;
 
 use clap::{Parser, Subcommand};

@@ -5,12 +5,13 @@ use std::collections::BTreeMap;
 use clap::ValueEnum;
 
 use super::args::{self, ModelArgs, OutputArgs, RunArgs};
+use super::progress::Progress;
 use crate::engine::reduce::ReduceOptions;
 use crate::engine::{self, AnalysisOptions};
 use crate::error::{Error, Result};
 use crate::model::Model;
+use crate::observe::Observer;
 use crate::output;
-use crate::progress::Progress;
 use crate::spectral::{RankMethod, SpectralOptions};
 use crate::stats_table::{TERMINAL_COLUMNS, stats_table};
 
@@ -67,7 +68,7 @@ pub fn run(args: StatsArgs) -> Result<()> {
     let options = analysis_options(&args)?;
     let model = Model::open(args.model.spec(), args.model.revision.as_deref())?;
     let progress = Progress::new(args.run.quiet, args.run.verbose);
-    progress.log(&format!(
+    progress.detail(&format!(
         "model {} ({} shard(s))",
         model.model_id,
         model.files.len()

@@ -15,9 +15,9 @@ use rayon::prelude::*;
 
 use crate::classify::{self, TensorRole};
 use crate::dtype::Dtype;
-use crate::error::Result;
+use crate::error::{ErrorKind, Result};
 use crate::model::Model;
-use crate::progress::Progress;
+use crate::observe::{Observer, Quantity};
 use crate::spectral::{self, SpectralOptions, SpectralSummary};
 use moments::Moments;
 use plan::Unit;
@@ -62,11 +62,11 @@ pub struct TensorReport {
 pub fn analyse(
     model: &Model,
     options: &AnalysisOptions,
-    progress: &Progress,
+    observer: &dyn Observer,
 ) -> Result<Vec<TensorReport>> {
     let units = plan::plan_units(model);
     for unit in &units {
-        progress.log(&format!(
+        observer.detail(&format!(
             "{}: {} {} {:?}",
             unit.file.path().display(),
             unit.tensor.name,
@@ -76,14 +76,14 @@ pub fn analyse(
     }
     let views: Vec<_> = units.iter().map(|unit| unit.view.clone()).collect();
     let total: u64 = views.iter().map(|view| view.bytes.len() as u64).sum();
-    progress.start_bytes("stats", total);
-    let moments = reduce::reduce_views(&views, &options.reduce, &|bytes| progress.advance(bytes));
+    observer.phase("stats", total, Quantity::Bytes);
+    let moments = reduce::reduce_views(&views, &options.reduce, &|bytes| observer.advance(bytes));
 
     let spectra = match &options.spectral {
-        Some(spectral_options) => spectral_pass(&units, &moments, spectral_options, progress)?,
+        Some(spectral_options) => spectral_pass(&units, &moments, spectral_options, observer)?,
         None => vec![(None, None); units.len()],
     };
-    progress.finish();
+    observer.finish();
 
     let mut reports: Vec<TensorReport> = units
         .into_iter()
@@ -99,16 +99,17 @@ pub fn analyse(
 
 type SpectralOutcome = (Option<SpectralSummary>, Option<String>);
 
-/// Spectra of every matrix, in parallel; matrices with NaN/Inf are skipped with a warning.
+/// Spectra of every matrix, in parallel. A matrix with NaN/Inf, or whose decomposition fails, is
+/// skipped with a note and a warning; the run goes on.
 fn spectral_pass(
     units: &[Unit<'_>],
     moments: &[Moments],
     options: &SpectralOptions,
-    progress: &Progress,
+    observer: &dyn Observer,
 ) -> Result<Vec<SpectralOutcome>> {
     let wanted = |index: usize| units[index].is_matrix;
     let count = (0..units.len()).filter(|&index| wanted(index)).count();
-    progress.start_items("spectra", count as u64);
+    observer.phase("spectra", count as u64, Quantity::Items);
     (0..units.len())
         .into_par_iter()
         .map(|index| {
@@ -122,14 +123,24 @@ fn spectral_pass(
                     "no spectrum: {} NaN and {} Inf values",
                     stats.nan, stats.inf
                 );
-                progress.warn(&format!("{}: {note}", unit.tensor.name));
+                observer.warn(&format!("{}: {note}", unit.tensor.name));
                 (None, Some(note))
             } else {
-                let summary = spectral::analyse(&unit.view, stats.sum_of_squares(), options)
-                    .map_err(|err| err.context(&unit.tensor.name))?;
-                (Some(summary), None)
+                match spectral::analyse(&unit.view, stats.sum_of_squares(), options) {
+                    Ok(summary) => (Some(summary), None),
+                    // A request the options make impossible fails the run, like a bad flag.
+                    Err(err) if err.kind() == ErrorKind::Usage => {
+                        return Err(err.context(&unit.tensor.name));
+                    }
+                    // A decomposition that fails costs this row its spectrum, not the run.
+                    Err(err) => {
+                        let note = format!("no spectrum: {}", err.message());
+                        observer.warn(&format!("{}: {note}", unit.tensor.name));
+                        (None, Some(note))
+                    }
+                }
             };
-            progress.advance(1);
+            observer.advance(1);
             Ok(outcome)
         })
         .collect()
