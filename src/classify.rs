@@ -1,4 +1,5 @@
-//! What a tensor is, from its name: block type, layer and expert (see `ARCHITECTURES.md`).
+//! What a tensor is, from its name: block type, layer and expert (the taxonomy is the README's
+//! "Block taxonomy"; `tests/classify.rs` holds the real names of every family it covers).
 //!
 //! Names are split at dots into a module path and a trailing parameter name (`weight`, `bias`,
 //! `weight_scale_inv`, …); the block type comes from the last module segment and, where that is

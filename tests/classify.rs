@@ -1,4 +1,5 @@
-//! The classifier against the real tensor names of every family in `ARCHITECTURES.md`.
+//! The classifier against the real tensor names of every family aib knows (Llama, Qwen, Mixtral,
+//! DeepSeek, GPT-2, GPT-NeoX, Phi-3, BERT, Gemma).
 //!
 //! Each table lists the names of a real checkpoint (top level plus whole layers) with the role a
 //! researcher expects; layer and expert numbers are varied so that parsing them is tested too.

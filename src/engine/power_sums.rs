@@ -16,7 +16,7 @@
 //! computes exactly the same lanes, bit for bit, sums the kernel's tail and is its reference in
 //! tests.
 
-use crate::dtype::Dtype;
+use crate::dtype::{self, Dtype};
 
 use super::moments::Moments;
 
@@ -189,15 +189,13 @@ fn portable_chunk_sums(dtype: Dtype, chunk: &[u8], sparsity_eps: f64) -> ChunkSu
     sums
 }
 
-/// Decodes element `index` of `chunk` to f32 (exact for the supported dtypes).
+/// Decodes element `index` of `chunk` to f32 (exact for the supported dtypes) through the one
+/// dtype switch, [`dtype::decode`]; only the kernel's tail and its tests decode this way.
 fn decode_one(dtype: Dtype, chunk: &[u8], index: usize) -> f32 {
     let size = dtype.size();
-    let bytes = &chunk[index * size..(index + 1) * size];
-    match dtype {
-        Dtype::BF16 => f32::from_bits(u32::from(u16::from_le_bytes([bytes[0], bytes[1]])) << 16),
-        Dtype::F16 => half::f16::from_le_bytes([bytes[0], bytes[1]]).to_f32(),
-        _ => f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
-    }
+    let mut value = [0f32];
+    dtype::decode(dtype, &chunk[index * size..(index + 1) * size], &mut value);
+    value[0]
 }
 
 /// Adds elements `from..` of `chunk` to `sums`, in order, each into its [`lane_of`]: the

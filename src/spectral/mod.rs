@@ -2,7 +2,7 @@
 //!
 //! The caller hands over a [`MatrixRows`] (rows decoded on demand, e.g. bf16 straight from a memory
 //! map) and ‖W‖²_F, which it knows exactly from its statistics pass. [`analyse`] returns a
-//! [`SpectralSummary`] with the definitions of SPEC.md "Rank and spectrum":
+//! [`SpectralSummary`] with the definitions of the README's "Rank and spectrum":
 //!
 //! - `rank` = #{σᵢ > tol}, tol = σ₁ · max(m, n) · ε(f32) (NumPy's `matrix_rank`), or `rtol · σ₁`;
 //! - `sigma_max` = σ₁, `stable_rank` = ‖W‖²_F / σ₁²;

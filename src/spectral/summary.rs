@@ -23,7 +23,7 @@ impl Spectrum {
 /// Energy fractions behind `energy_rank_90` and `energy_rank_99`.
 const ENERGY_FRACTIONS: [f64; 2] = [0.90, 0.99];
 
-/// The metrics of SPEC.md "Rank and spectrum" from `spectrum` of a `shape` matrix with
+/// The metrics of the README's "Rank and spectrum" from `spectrum` of a `shape` matrix with
 /// ‖W‖²_F = `frobenius_sq`; values beyond the trusted head never decide anything.
 pub(crate) fn summarise(
     spectrum: &Spectrum,
