@@ -28,10 +28,12 @@ fn planted_ranks_are_found_by_both_methods() {
     let planted = planted();
     for method in ["exact", "randomized"] {
         let rows = rows_by_name(method);
+        let mut checked = 0;
         for answer in planted["tensors"].as_array().unwrap() {
             let Some(rank) = answer["rank"].as_u64() else {
                 continue;
             };
+            checked += 1;
             let name = answer["name"].as_str().unwrap();
             let row = &rows[name];
             assert_eq!(row["rank_method"], method, "{name}");
@@ -47,6 +49,10 @@ fn planted_ranks_are_found_by_both_methods() {
                 assert_eq!(got, rank, "{name} ({method})");
             }
         }
+        assert!(
+            checked >= 20,
+            "only {checked} planted ranks checked ({method})"
+        );
     }
 }
 
@@ -55,10 +61,12 @@ fn known_spectrum_gives_its_metrics() {
     let planted = planted();
     for method in ["exact", "randomized"] {
         let rows = rows_by_name(method);
+        let mut checked = 0;
         for answer in planted["tensors"].as_array().unwrap() {
             let Some(spectrum) = answer.get("spectrum") else {
                 continue;
             };
+            checked += 1;
             let name = answer["name"].as_str().unwrap();
             let row = &rows[name];
             for column in ["sigma_max", "stable_rank"] {
@@ -92,6 +100,10 @@ fn known_spectrum_gives_its_metrics() {
                 );
             }
         }
+        assert!(
+            checked >= 2,
+            "only {checked} planted spectra checked ({method})"
+        );
     }
 }
 
@@ -123,6 +135,7 @@ fn non_matrices_and_broken_matrices_have_no_spectrum() {
 #[test]
 fn rank_off_leaves_the_spectral_columns_empty() {
     let rows = rows_by_name("off");
+    assert!(rows.len() >= 10, "only {} rows", rows.len());
     for row in rows.values() {
         assert!(
             row["rank"].is_null() && row["sigma_max"].is_null() && row["rank_method"].is_null()
