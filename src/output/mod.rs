@@ -1,6 +1,6 @@
 //! Writers: CSV, JSON, JSON Lines, Parquet and an aligned terminal table, over one [`Table`].
 
-mod atomic;
+pub(crate) mod atomic;
 pub mod csv;
 mod json;
 mod parquet;
@@ -8,7 +8,7 @@ mod pretty;
 pub mod table;
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 pub use table::{Cell, Column, ColumnType, Provenance, Table};
@@ -84,5 +84,50 @@ fn write_to(
         Format::Jsonl => json::write_jsonl(table, out),
         Format::Parquet => parquet::write_parquet(table, out).map_err(std::io::Error::other),
         Format::Table => pretty::write_pretty(table, shown, out),
+    }
+}
+
+/// Where a command's further outputs go beside its main file `FILE.EXT`: `FILE.{name}.EXT`, or
+/// `FILE.{name}.{extension}` when `extension` is given (`FILE.summary.json`).
+pub fn sibling_path(out: &Path, name: &str, extension: Option<&str>) -> PathBuf {
+    let stem = out.file_stem().unwrap_or(out.as_os_str()).to_string_lossy();
+    let extension = extension.map(str::to_string).or_else(|| {
+        out.extension()
+            .map(|ext| ext.to_string_lossy().into_owned())
+    });
+    let file_name = match extension {
+        Some(extension) => format!("{stem}.{name}.{extension}"),
+        None => format!("{stem}.{name}"),
+    };
+    out.with_file_name(file_name)
+}
+
+/// Writes `document` as pretty-printed JSON to `path`, atomically.
+pub fn write_json_document(path: &Path, document: &serde_json::Value) -> Result<()> {
+    atomic::write_atomically(path, |writer| {
+        serde_json::to_writer_pretty(&mut *writer, document).map_err(std::io::Error::other)?;
+        writer.write_all(b"\n")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn siblings_keep_the_folder_and_the_format() {
+        let out = Path::new("data/outputs/qwen.csv");
+        assert_eq!(
+            sibling_path(out, "clusters", None),
+            Path::new("data/outputs/qwen.clusters.csv")
+        );
+        assert_eq!(
+            sibling_path(out, "summary", Some("json")),
+            Path::new("data/outputs/qwen.summary.json")
+        );
+        assert_eq!(
+            sibling_path(Path::new("plain"), "sweep", None),
+            Path::new("plain.sweep")
+        );
     }
 }
