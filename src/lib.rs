@@ -17,4 +17,5 @@ pub mod output;
 pub mod progress;
 pub mod spectral;
 pub mod stats_table;
+pub mod sync;
 pub mod timestamp;

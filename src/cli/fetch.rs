@@ -1,15 +1,16 @@
 //! `aib fetch`: flags, the environment the Hub's client also honours, and the call into
 //! [`crate::hub::fetch`].
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use super::progress::{FetchDisplay, ProgressDisplay, Verbosity};
 use crate::error::{Error, Result};
 use crate::hub::cache::{cache_dir, looks_like_repo_id};
 use crate::hub::fetch::{Destination, FetchOptions, FetchReport, fetch};
 use crate::hub::glob::PathFilter;
 use crate::hub::http::RetryPolicy;
-use crate::hub::progress::Verbosity;
 
 const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 /// Ranged chunks of 16 MiB: few enough requests for a 10 GB shard, small enough to spread a
@@ -66,9 +67,14 @@ pub struct FetchArgs {
 /// Runs `aib fetch`: prints the snapshot folder (or the plain folder) on stdout, or with
 /// `--dry-run` one `size<TAB>path` line per file.
 pub fn run(args: FetchArgs) -> Result<()> {
+    let verbosity = Verbosity::from_flags(args.quiet, args.verbose);
     let options = options_from(args)?;
     let started = Instant::now();
-    let report = fetch(&options)?;
+    let display = FetchDisplay::new(ProgressDisplay::new(
+        verbosity,
+        std::io::stderr().is_terminal(),
+    ));
+    let report = fetch(&options, &display)?;
     if options.dry_run {
         for file in &report.files {
             let size = file.size.map_or("?".to_string(), |size| size.to_string());
@@ -77,7 +83,7 @@ pub fn run(args: FetchArgs) -> Result<()> {
     } else {
         println!("{}", report.location.display());
     }
-    if options.verbosity != Verbosity::Quiet {
+    if verbosity != Verbosity::Quiet {
         eprintln!("{}", summary(&options, &report, started.elapsed()));
     }
     Ok(())
@@ -108,13 +114,6 @@ fn options_from(args: FetchArgs) -> Result<FetchOptions> {
             Error::usage("no Hub cache folder: set HF_HUB_CACHE or HF_HOME, or pass --out DIR")
         })?),
     };
-    let verbosity = if args.quiet {
-        Verbosity::Quiet
-    } else if args.verbose {
-        Verbosity::Verbose
-    } else {
-        Verbosity::Normal
-    };
     Ok(FetchOptions {
         repo_id,
         revision: args.revision,
@@ -131,7 +130,6 @@ fn options_from(args: FetchArgs) -> Result<FetchOptions> {
         retry: retry_policy()?,
         chunk_bytes: env_number("AIB_CHUNK_BYTES")?.unwrap_or(DEFAULT_CHUNK_BYTES),
         read_timeout: Duration::from_millis(env_number("AIB_READ_TIMEOUT_MS")?.unwrap_or(60_000)),
-        verbosity,
     })
 }
 

@@ -4,6 +4,7 @@
 //! calls and errors to exit codes.
 
 mod fetch;
+mod progress;
 mod stats;
 
 use clap::{Parser, Subcommand};

@@ -6,7 +6,6 @@
 //! bounds both connections (`2 × jobs`) and memory (`2 × jobs` chunks).
 
 use std::fs::File;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -17,7 +16,7 @@ use super::blob::{BlobDownload, TransferPlan, download_blob, incomplete_path};
 use super::cache::{is_commit_hash, repo_folder, resolve_snapshot};
 use super::glob::PathFilter;
 use super::http::{HubHttp, RetryPolicy};
-use super::progress::{FetchProgress, Verbosity};
+use super::observer::FetchObserver;
 use crate::error::{Error, ErrorKind, Result};
 
 /// Where fetched files land.
@@ -56,8 +55,6 @@ pub struct FetchOptions {
     pub chunk_bytes: u64,
     /// Give up on a connection silent for this long (then retry).
     pub read_timeout: Duration,
-    /// What to show on stderr.
-    pub verbosity: Verbosity,
 }
 
 /// One file of the fetch and what happened to it.
@@ -82,8 +79,8 @@ pub struct FetchReport {
     pub files: Vec<FetchedFile>,
 }
 
-/// Runs one fetch as `options` say.
-pub fn fetch(options: &FetchOptions) -> Result<FetchReport> {
+/// Runs one fetch as `options` say, telling `observer` how the downloads progress.
+pub fn fetch(options: &FetchOptions, observer: &dyn FetchObserver) -> Result<FetchReport> {
     if options.offline {
         return answer_offline(options);
     }
@@ -115,12 +112,7 @@ pub fn fetch(options: &FetchOptions) -> Result<FetchReport> {
             files,
         });
     }
-    let total_bytes = selected.iter().filter_map(|file| file.size).sum();
-    let progress = FetchProgress::new(
-        options.verbosity,
-        std::io::stderr().is_terminal(),
-        total_bytes,
-    );
+    observer.fetch_started(selected.iter().filter_map(|file| file.size).sum());
     let job = FetchJob {
         repo_id: &options.repo_id,
         http,
@@ -131,10 +123,10 @@ pub fn fetch(options: &FetchOptions) -> Result<FetchReport> {
             chunk_bytes: options.chunk_bytes.max(1),
             connections: chunk_connections(options.jobs),
         },
-        progress,
+        observer,
     };
     let files = job.run(&selected, options.jobs.max(1));
-    job.progress.finish();
+    observer.fetch_finished();
     let files = files?;
     job.layout.record_revision(revision)?;
     Ok(FetchReport {
@@ -219,7 +211,7 @@ struct FetchJob<'a> {
     listing: &'a RepoListing,
     layout: Layout,
     plan: TransferPlan,
-    progress: FetchProgress,
+    observer: &'a dyn FetchObserver,
 }
 
 impl FetchJob<'_> {
@@ -358,8 +350,8 @@ impl FetchJob<'_> {
 
     /// A file found complete on disk: it counts towards the total shown, with no transfer.
     fn already_there(&self, file: &RemoteFile) -> FetchedFile {
-        self.progress.skip(file.size.unwrap_or(0));
-        self.progress.note(&format!("present {}", file.path));
+        self.observer.file_skipped(&file.path, file.size);
+        self.observer.note(&format!("present {}", file.path));
         FetchedFile {
             path: file.path.clone(),
             size: file.size,
@@ -390,7 +382,7 @@ impl FetchJob<'_> {
         size: Option<u64>,
     ) -> Result<u64> {
         let url = self.repo.resolve_url(&self.listing.commit, &file.path);
-        let bar = self.progress.start_file(&file.path, size);
+        self.observer.file_started(&file.path, size);
         let transferred = download_blob(
             &self.http,
             &BlobDownload {
@@ -401,9 +393,11 @@ impl FetchJob<'_> {
                 sha256: file.lfs_sha256.as_deref(),
             },
             self.plan,
-            &|bytes| bar.advance(bytes),
-        )?;
-        self.progress
+            &|bytes| self.observer.file_advanced(&file.path, bytes),
+        );
+        self.observer.file_finished(&file.path);
+        let transferred = transferred?;
+        self.observer
             .note(&format!("fetched {} ({transferred} bytes)", file.path));
         Ok(transferred)
     }

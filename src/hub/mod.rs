@@ -6,4 +6,4 @@ pub mod cache;
 pub mod fetch;
 pub mod glob;
 pub mod http;
-pub mod progress;
+pub mod observer;
