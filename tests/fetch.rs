@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::Ordering;
 
+use aib::sync::lock;
 use hub_server::{Fixture, HubServer, Repo};
 
 const COMMIT: &str = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00";
@@ -700,10 +701,4 @@ fn stats_finds_the_fetched_repo_by_id() {
     let stats = setup.run(&["stats", REPO]);
     assert_exit(&stats, 0);
     assert!(stdout(&stats).contains(TENSOR), "{}", stdout(&stats));
-}
-
-fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::progress::{FetchDisplay, ProgressDisplay, Verbosity};
 use crate::error::{Error, Result};
-use crate::hub::cache::{cache_dir, looks_like_repo_id};
+use crate::hub::cache::{cache_dir, hf_home, looks_like_repo_id, non_empty_env};
 use crate::hub::fetch::{Destination, FetchOptions, FetchReport, fetch};
 use crate::hub::glob::PathFilter;
 use crate::hub::http::RetryPolicy;
@@ -138,10 +138,7 @@ fn token_from_environment() -> Option<String> {
     if let Some(token) = non_empty_env("HF_TOKEN") {
         return Some(token);
     }
-    let home = non_empty_env("HF_HOME").map(PathBuf::from).or_else(|| {
-        non_empty_env("HOME").map(|home| PathBuf::from(home).join(".cache/huggingface"))
-    })?;
-    let token = std::fs::read_to_string(home.join("token")).ok()?;
+    let token = std::fs::read_to_string(hf_home()?.join("token")).ok()?;
     Some(token.trim().to_string()).filter(|token| !token.is_empty())
 }
 
@@ -165,10 +162,6 @@ fn env_number(name: &str) -> Result<Option<u64>> {
             .map(Some)
             .map_err(|_| Error::usage(format!("{name}={text:?} is not a whole number"))),
     }
-}
-
-fn non_empty_env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|value| !value.is_empty())
 }
 
 /// The Hub client's reading of boolean variables.

@@ -12,12 +12,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::api::{RemoteFile, RepoEndpoint, RepoListing};
-use super::blob::{BlobDownload, TransferPlan, download_blob, incomplete_path};
+use super::blob::{BlobDownload, TransferPlan, download_blob, with_suffix};
 use super::cache::{is_commit_hash, repo_folder, resolve_snapshot};
 use super::glob::PathFilter;
 use super::http::{HubHttp, RetryPolicy};
 use super::observer::FetchObserver;
 use crate::error::{Error, ErrorKind, Result};
+use crate::sync::{into_inner, lock};
 
 /// Where fetched files land.
 #[derive(Debug, Clone)]
@@ -228,10 +229,7 @@ impl FetchJob<'_> {
             if result.is_err() {
                 failed.store(true, Ordering::Relaxed);
             }
-            results
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(result);
+            lock(&results).push(result);
         };
         std::thread::scope(|scope| {
             scope.spawn(|| {
@@ -254,11 +252,8 @@ impl FetchJob<'_> {
                 });
             }
         });
-        let mut fetched: Vec<FetchedFile> = results
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner())
-            .into_iter()
-            .collect::<Result<_>>()?;
+        let mut fetched: Vec<FetchedFile> =
+            into_inner(results).into_iter().collect::<Result<_>>()?;
         fetched.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(fetched)
     }
@@ -371,7 +366,7 @@ impl FetchJob<'_> {
     }
 
     fn download(&self, file: &RemoteFile, blob: &Path, size: Option<u64>) -> Result<u64> {
-        self.download_to(file, blob, &incomplete_path(blob), size)
+        self.download_to(file, blob, &with_suffix(blob, ".incomplete"), size)
     }
 
     fn download_to(
@@ -412,12 +407,6 @@ fn is_current(destination: &Path, metadata: &Path, commit: &str, size: Option<u6
         (Err(_), _) => false,
     };
     size_ok && recorded.lines().next() == Some(commit)
-}
-
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
 }
 
 fn create_parent(path: &Path) -> Result<()> {

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod blob;
 pub mod cache;
+pub mod chunked;
 pub mod fetch;
 pub mod glob;
 pub mod http;

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use aib::sync::lock;
 use sha2::{Digest, Sha256};
 
 /// No server thread outlives this, whatever the test does.
@@ -681,12 +682,6 @@ fn send_file_range(
         }
     }
     ((offset as u64) - start, Ok(()))
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Lowercase hex.
