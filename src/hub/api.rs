@@ -137,8 +137,9 @@ impl RepoEndpoint {
 
 /// Parses the revision listing; `url` names it in errors.
 pub fn parse_listing(url: &str, text: &str) -> Result<RepoListing> {
-    let json: ListingJson = serde_json::from_str(text)
-        .map_err(|err| Error::network(format!("{url}: not a Hub revision listing: {err}")))?;
+    let json: ListingJson = serde_json::from_str(text).map_err(|err| {
+        Error::network(format!("{url}: not a Hub revision listing: {err}")).with_source(err)
+    })?;
     let commit = json
         .sha
         .filter(|sha| super::cache::is_commit_hash(sha))
@@ -250,7 +251,9 @@ mod tests {
         let escaping = format!(r#"{{"sha":"{SHA}","siblings":[{{"rfilename":"../x"}}]}}"#);
         assert!(parse_listing("u", &escaping).is_err());
         assert!(parse_listing("u", r#"{"siblings":[]}"#).is_err());
-        assert!(parse_listing("u", "<html>").is_err());
+        let not_json = parse_listing("u", "<html>").expect_err("not JSON");
+        let cause = std::error::Error::source(&not_json).expect("the parse error is kept");
+        assert!(cause.is::<serde_json::Error>());
     }
 
     #[test]

@@ -95,6 +95,7 @@ pub fn resolve_snapshot(
                 "{repo_id}: revision {revision:?} is not in the Hub cache ({}: {err})",
                 ref_path.display()
             ))
+            .with_source(err)
         })?;
         text.trim().to_string()
     };

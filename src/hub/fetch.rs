@@ -481,6 +481,7 @@ fn with_offline_hint(err: Error, options: &FetchOptions) -> Error {
         snapshot.display(),
         options.repo_id
     ))
+    .with_source(err)
 }
 
 /// `HF_HUB_OFFLINE=1`: the files of the revision as the cache (or plain folder) has them.
@@ -534,6 +535,7 @@ fn collect_files(root: &Path, folder: &Path, files: &mut Vec<(String, u64)>) -> 
                 "{}: broken link in the cache (the blob is missing): {err}",
                 path.display()
             ))
+            .with_source(err)
         })?;
         if metadata.is_dir() {
             collect_files(root, &path, files)?;

@@ -314,7 +314,7 @@ pub trait ByteSink {
 }
 
 fn broken(url: &str, err: std::io::Error) -> Failure {
-    Failure::transient(Error::network(format!("{url}: transfer broken: {err}")))
+    Failure::transient(Error::network(format!("{url}: transfer broken: {err}")).with_source(err))
 }
 
 /// Reads and drops the first `count` bytes of a body.
@@ -337,9 +337,9 @@ enum Method {
 
 /// `scheme://host:port` of `url`, to compare hosts across redirects.
 fn authority_of(url: &str) -> std::result::Result<String, Failure> {
-    let uri: Uri = url
-        .parse()
-        .map_err(|err| Failure::permanent(Error::usage(format!("{url}: not a URL: {err}"))))?;
+    let uri: Uri = url.parse().map_err(|err| {
+        Failure::permanent(Error::usage(format!("{url}: not a URL: {err}")).with_source(err))
+    })?;
     match (uri.scheme_str(), uri.authority()) {
         (Some(scheme), Some(authority)) => Ok(format!("{scheme}://{authority}")),
         _ => Err(Failure::permanent(Error::usage(format!(
@@ -442,15 +442,16 @@ fn ok_or_failure(
 
 /// Sorts ureq errors into worth-retrying (the network hiccupped) and not.
 fn classify(url: &str, err: ureq::Error) -> Failure {
-    let error = Error::network(format!("{url}: {err}"));
-    match err {
+    let transient = matches!(
+        err,
         ureq::Error::Io(_)
-        | ureq::Error::Timeout(_)
-        | ureq::Error::ConnectionFailed
-        | ureq::Error::Protocol(_)
-        | ureq::Error::BodyStalled => Failure::transient(error),
-        _ => Failure::permanent(error),
-    }
+            | ureq::Error::Timeout(_)
+            | ureq::Error::ConnectionFailed
+            | ureq::Error::Protocol(_)
+            | ureq::Error::BodyStalled
+    );
+    let error = Error::network(format!("{url}: {err}")).with_source(err);
+    Failure { error, transient }
 }
 
 #[cfg(test)]
@@ -468,6 +469,25 @@ mod tests {
             join("other.bin"),
             Ok("http://hub:8080/org/name/resolve/abc/sub/other.bin".to_string())
         );
+    }
+
+    #[test]
+    fn failures_keep_their_cause() {
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        let failure = broken("http://h/f", reset);
+        assert!(failure.transient);
+        assert_eq!(
+            failure.error.message(),
+            "http://h/f: transfer broken: reset"
+        );
+        let cause = std::error::Error::source(&failure.error).expect("the I/O error");
+        assert!(cause.is::<std::io::Error>());
+
+        let failure = classify("http://h/f", ureq::Error::ConnectionFailed);
+        assert!(failure.transient);
+        let cause = std::error::Error::source(&failure.error).expect("the ureq error");
+        assert!(cause.is::<ureq::Error>());
+        assert!(!classify("http://h/f", ureq::Error::BadUri("x".into())).transient);
     }
 
     #[test]
