@@ -487,15 +487,19 @@ fn check_tiling(
     Ok(())
 }
 
+// The integration tests' image builder, so that the two test suites build files one way.
+#[cfg(test)]
+#[path = "../tests/common/safetensors_image.rs"]
+mod safetensors_image;
+
 #[cfg(test)]
 mod tests {
+    use super::safetensors_image::safetensors_image;
     use super::*;
 
+    /// A file image: `header`, then `data_len` zero bytes.
     fn image(header: &str, data_len: usize) -> Vec<u8> {
-        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
-        bytes.extend_from_slice(header.as_bytes());
-        bytes.resize(bytes.len() + data_len, 0);
-        bytes
+        safetensors_image(header, &vec![0; data_len])
     }
 
     #[test]

@@ -67,6 +67,19 @@ impl Fixture {
         self.sha256[24..].to_string()
     }
 
+    /// The file's size in bytes.
+    pub fn size(&self) -> u64 {
+        self.content.size()
+    }
+
+    /// The bytes of a file kept in memory (every fixture but the 1 GB speed test's).
+    pub fn in_memory_bytes(&self) -> &[u8] {
+        match &self.content {
+            Content::Bytes(bytes) => bytes,
+            Content::File { .. } => panic!("{}: not kept in memory", self.path),
+        }
+    }
+
     /// The blob name a Hub client stores this file under.
     pub fn etag(&self) -> String {
         if self.lfs {
