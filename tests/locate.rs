@@ -44,11 +44,7 @@ fn stats_in_cache(cache: &Path, args: &[&str]) -> (Value, Vec<Value>) {
         .env("HF_HUB_CACHE", cache)
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::assert_exit(&output, common::EXIT_OK);
     let document: Value = serde_json::from_slice(&output.stdout).unwrap();
     (
         document["header"].clone(),

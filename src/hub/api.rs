@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::http::HubHttp;
+use super::http::{HubHttp, header};
 use crate::error::{Error, Result};
 
 /// One file of a repo revision, as the listing describes it.
@@ -114,16 +114,10 @@ impl RepoEndpoint {
     pub fn file_metadata(&self, http: &HubHttp, commit: &str, path: &str) -> Result<FileMetadata> {
         let url = self.resolve_url(commit, path);
         let response = http.head(&url)?;
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
+        let header = |name: &str| header(&response, name);
         let etag = header("x-linked-etag")
             .or_else(|| header("etag"))
-            .map(|etag| normalize_etag(&etag))
+            .map(normalize_etag)
             .filter(|etag| is_safe_blob_name(etag))
             .ok_or_else(|| {
                 Error::network(format!("{url}: the server sent no usable ETag for {path}"))

@@ -284,11 +284,7 @@ impl HubHttp {
             if !response.status().is_redirection() {
                 return Ok(response);
             }
-            let Some(location) = response
-                .headers()
-                .get("location")
-                .and_then(|v| v.to_str().ok())
-            else {
+            let Some(location) = header(&response, "location") else {
                 return Ok(response);
             };
             let next = join_url(&current, location)?;
@@ -301,6 +297,11 @@ impl HubHttp {
             "{url}: more than {MAX_REDIRECTS} redirects"
         ))))
     }
+}
+
+/// The value of header `name`, when present and text.
+pub fn header<'r>(response: &'r Response<ureq::Body>, name: &str) -> Option<&'r str> {
+    response.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
 /// Where a download's bytes go. The sink lends the space they are read into, so they land in
@@ -373,10 +374,7 @@ fn check_content_range(
     response: &Response<ureq::Body>,
     position: u64,
 ) -> std::result::Result<(), Failure> {
-    let header = response
-        .headers()
-        .get("content-range")
-        .and_then(|v| v.to_str().ok());
+    let header = header(response, "content-range");
     let start = header
         .and_then(|h| h.strip_prefix("bytes "))
         .and_then(|h| h.split('-').next())
@@ -399,22 +397,14 @@ fn ok_or_failure(
     if (200..300).contains(&status) {
         return Ok(response);
     }
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string()
-    };
-    let code = header("x-error-code");
-    let server_message = header("x-error-message");
+    let code = header(&response, "x-error-code").unwrap_or("");
+    let server_message = header(&response, "x-error-message").unwrap_or("");
     let detail = if server_message.is_empty() {
         String::new()
     } else {
         format!(" ({server_message})")
     };
-    let message = match (status, code.as_str()) {
+    let message = match (status, code) {
         (401 | 403, "GatedRepo") | (403, _) => format!(
             "{url}: HTTP {status}: access denied: the repo is gated or private{detail}; \
              accept its terms on the Hub, then pass a token with --token, HF_TOKEN or $HF_HOME/token"

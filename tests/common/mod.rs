@@ -72,11 +72,7 @@ pub fn fixture_models() -> Vec<PathBuf> {
 /// Runs aib with `args`, asserts success, and returns stdout.
 pub fn aib_ok(args: &[&str]) -> String {
     let output = aib().args(args).output().expect("run aib");
-    assert!(
-        output.status.success(),
-        "aib {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_exit(&output, EXIT_OK);
     String::from_utf8(output.stdout).expect("UTF-8 output")
 }
 
