@@ -98,9 +98,13 @@ impl Error {
         }
     }
 
-    /// True when this error, or any error in its chain of causes, is an I/O error of kind
+    /// True when this is a local I/O error whose chain of causes holds an I/O error of kind
     /// `BrokenPipe`: the reader of our output went away (`aib stats | head`), a normal end.
+    /// A network error never is, whatever its socket said.
     pub fn is_broken_pipe(&self) -> bool {
+        if self.kind != ErrorKind::Io {
+            return false;
+        }
         let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
         while let Some(error) = cause {
             if let Some(io) = error.downcast_ref::<std::io::Error>()
@@ -144,5 +148,11 @@ mod tests {
         let other = std::io::Error::other("Broken pipe");
         assert!(!Error::io("writing", Path::new("out.csv"), other).is_broken_pipe());
         assert!(!Error::input("Broken pipe").is_broken_pipe());
+        let socket = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "reset");
+        assert!(
+            !Error::network("fetching")
+                .with_source(socket)
+                .is_broken_pipe()
+        );
     }
 }

@@ -17,4 +17,5 @@ pub mod observe;
 pub mod output;
 pub mod spectral;
 pub mod stats_table;
+pub mod sync;
 pub mod timestamp;

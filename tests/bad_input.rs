@@ -1,39 +1,32 @@
 //! Every kind of bad input gets one clear line naming the file (and tensor) and a distinct exit
 //! code; never a panic, never a number.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-const INPUT_ERROR: i32 = 3;
-const USAGE_ERROR: i32 = 2;
-const IO_ERROR: i32 = 5;
-
-fn aib(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_aib"))
-        .args(args)
-        .env("HF_HUB_CACHE", "/nonexistent-aib-test-cache")
-        .output()
-        .expect("run aib")
-}
+use common::{EXIT_INPUT, EXIT_IO, EXIT_USAGE};
 
 /// Writes a safetensors image: header JSON as given, then `data_len` zero bytes.
 fn write_image(dir: &Path, name: &str, header: &str, data_len: usize) -> PathBuf {
-    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
-    bytes.extend_from_slice(header.as_bytes());
-    bytes.resize(bytes.len() + data_len, 0);
     let path = dir.join(name);
-    std::fs::write(&path, bytes).expect("write fixture");
+    let image = common::safetensors_image(header, &vec![0; data_len]);
+    std::fs::write(&path, image).expect("write fixture");
     path
 }
 
 /// Runs aib with `args` and checks the exit code, that nothing reached stdout, and that stderr
 /// holds every expected piece (on one line, but for the argument parser's usage errors).
 fn expect_failure(args: &[&str], code: i32, expected: &[&str]) {
-    let output = aib(args);
+    let output = common::aib()
+        .args(args)
+        .env("HF_HUB_CACHE", "/nonexistent-aib-test-cache")
+        .output()
+        .expect("run aib");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
     assert!(output.stdout.is_empty(), "{args:?} printed to stdout");
-    if code != USAGE_ERROR {
+    if code != EXIT_USAGE {
         // Usage errors come from the argument parser, with its usage lines; all others are one line.
         assert_eq!(
             stderr.trim_end().lines().count(),
@@ -65,7 +58,7 @@ fn run_case(header: &str, data_len: usize, expected: &[&str]) {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut pieces = vec!["model.safetensors"];
     pieces.extend_from_slice(expected);
-    expect_failure(&args, INPUT_ERROR, &pieces);
+    expect_failure(&args, EXIT_INPUT, &pieces);
 }
 
 #[test]
@@ -84,7 +77,7 @@ fn file_shorter_than_the_length_prefix() {
     std::fs::write(&path, [1u8, 2, 3]).unwrap();
     let args = stats_on(&path);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    expect_failure(&args, INPUT_ERROR, &["model.safetensors", "too short"]);
+    expect_failure(&args, EXIT_INPUT, &["model.safetensors", "too short"]);
 }
 
 #[test]
@@ -96,7 +89,7 @@ fn header_length_beyond_the_file() {
     std::fs::write(&path, bytes).unwrap();
     let args = stats_on(&path);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    expect_failure(&args, INPUT_ERROR, &["model.safetensors", "past the end"]);
+    expect_failure(&args, EXIT_INPUT, &["model.safetensors", "past the end"]);
 }
 
 #[test]
@@ -154,7 +147,7 @@ fn missing_shard() {
     let folder = dir.path().display().to_string();
     expect_failure(
         &["stats", &folder, "--quiet"],
-        INPUT_ERROR,
+        EXIT_INPUT,
         &[
             "model.safetensors.index.json",
             "missing",
@@ -175,19 +168,19 @@ fn index_that_lies_about_a_tensor() {
     let index = r#"{"weight_map":{"a":"model-00001-of-00001.safetensors","ghost":"model-00001-of-00001.safetensors"}}"#;
     std::fs::write(dir.path().join("model.safetensors.index.json"), index).unwrap();
     let folder = dir.path().display().to_string();
-    expect_failure(&["stats", &folder, "--quiet"], INPUT_ERROR, &["\"ghost\""]);
+    expect_failure(&["stats", &folder, "--quiet"], EXIT_INPUT, &["\"ghost\""]);
 }
 
 #[test]
 fn no_such_model() {
     expect_failure(
         &["stats", "no/such/model/here", "--quiet"],
-        INPUT_ERROR,
+        EXIT_INPUT,
         &["no/such/model/here"],
     );
     expect_failure(
         &["stats", "Org/NotCached", "--quiet"],
-        INPUT_ERROR,
+        EXIT_INPUT,
         &["Org/NotCached"],
     );
 }
@@ -198,7 +191,7 @@ fn folder_without_weights() {
     let folder = dir.path().display().to_string();
     expect_failure(
         &["stats", &folder, "--quiet"],
-        INPUT_ERROR,
+        EXIT_INPUT,
         &["no .safetensors"],
     );
 }
@@ -219,7 +212,7 @@ fn unwritable_output_folder() {
     let model = model.display().to_string();
     expect_failure(
         &["stats", &model, "--quiet", "--out", &out],
-        IO_ERROR,
+        EXIT_IO,
         &["blocker"],
     );
     assert!(
@@ -230,18 +223,18 @@ fn unwritable_output_folder() {
 
 #[test]
 fn usage_errors() {
-    expect_failure(&["stats"], USAGE_ERROR, &["MODEL"]);
+    expect_failure(&["stats"], EXIT_USAGE, &["MODEL"]);
     expect_failure(
         &["stats", "x", "--rank", "sometimes"],
-        USAGE_ERROR,
+        EXIT_USAGE,
         &["sometimes"],
     );
     expect_failure(
         &["stats", "x", "--out", "table.xyz"],
-        USAGE_ERROR,
+        EXIT_USAGE,
         &["table.xyz"],
     );
-    expect_failure(&["stats", "x", "--format", "xml"], USAGE_ERROR, &["xml"]);
-    expect_failure(&["embed", "x"], USAGE_ERROR, &["not yet implemented"]);
-    expect_failure(&["layers", "x"], USAGE_ERROR, &["not yet implemented"]);
+    expect_failure(&["stats", "x", "--format", "xml"], EXIT_USAGE, &["xml"]);
+    expect_failure(&["embed", "x"], EXIT_USAGE, &["not yet implemented"]);
+    expect_failure(&["layers", "x"], EXIT_USAGE, &["not yet implemented"]);
 }

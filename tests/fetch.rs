@@ -1,12 +1,15 @@
 //! `aib fetch` end to end against the Hub stand-in in `hub_server`: layouts, filters, resume,
 //! verification, tokens, errors, retries, offline mode and concurrent runs.
 
+mod common;
 mod hub_server;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::Ordering;
 
+use aib::sync::lock;
+use common::{EXIT_INPUT, EXIT_IO, EXIT_NETWORK, EXIT_OK, EXIT_USAGE, assert_exit, stderr, stdout};
 use hub_server::{Fixture, HubServer, Repo};
 
 const COMMIT: &str = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00";
@@ -35,12 +38,10 @@ fn tiny_safetensors() -> Vec<u8> {
     while header.len() % 8 != 0 {
         header.push(' ');
     }
-    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
-    bytes.extend_from_slice(header.as_bytes());
-    for value in 0..32 {
-        bytes.extend_from_slice(&(value as f32).to_le_bytes());
-    }
-    bytes
+    let data: Vec<u8> = (0..32)
+        .flat_map(|value| (value as f32).to_le_bytes())
+        .collect();
+    common::safetensors_image(&header, &data)
 }
 
 fn tiny_files() -> Vec<Fixture> {
@@ -90,7 +91,7 @@ impl Setup {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_aib"));
+        let mut command = common::aib();
         command
             .args(args)
             .env_remove("HF_TOKEN")
@@ -122,43 +123,12 @@ impl Setup {
     fn assert_snapshot_holds(&self, fixture: &Fixture) {
         let path = self.snapshot().join(&fixture.path);
         let bytes = std::fs::read(&path).expect("fetched file");
-        assert_eq!(bytes, fixture_bytes(fixture), "{}", fixture.path);
+        assert_eq!(bytes, fixture.in_memory_bytes(), "{}", fixture.path);
     }
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).to_string()
-}
-
-fn assert_exit(output: &Output, code: i32) {
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "stderr: {}",
-        stderr(output)
-    );
 }
 
 fn total_size(files: &[Fixture]) -> u64 {
-    files.iter().map(file_len).sum()
-}
-
-fn file_len(fixture: &Fixture) -> u64 {
-    match &fixture.content {
-        hub_server::Content::Bytes(bytes) => bytes.len() as u64,
-        hub_server::Content::File { size, .. } => *size,
-    }
-}
-
-fn fixture_bytes(fixture: &Fixture) -> &[u8] {
-    match &fixture.content {
-        hub_server::Content::Bytes(bytes) => bytes,
-        hub_server::Content::File { .. } => panic!("in-memory fixtures only"),
-    }
+    files.iter().map(Fixture::size).sum()
 }
 
 fn files_under(folder: &Path) -> Vec<String> {
@@ -188,7 +158,7 @@ fn fetch_into_the_cache_matches_the_hub_layout_and_a_rerun_transfers_nothing() {
     let server = HubServer::start(vec![tiny_repo(None)]);
     let setup = Setup::new(&server);
     let output = setup.run(&["fetch", REPO, "--quiet"]);
-    assert_exit(&output, 0);
+    assert_exit(&output, EXIT_OK);
     assert_eq!(PathBuf::from(stdout(&output)), setup.snapshot());
     let repo = setup.repo_folder();
     for fixture in tiny_files() {
@@ -199,7 +169,7 @@ fn fetch_into_the_cache_matches_the_hub_layout_and_a_rerun_transfers_nothing() {
         assert_eq!(link, PathBuf::from(expected_link), "{}", fixture.path);
         assert_eq!(
             std::fs::read(&pointer).expect("readable"),
-            fixture_bytes(&fixture)
+            fixture.in_memory_bytes()
         );
         let lock_file = setup
             .cache
@@ -217,7 +187,7 @@ fn fetch_into_the_cache_matches_the_hub_layout_and_a_rerun_transfers_nothing() {
     assert_eq!(server.control.total_bytes_sent(), total_size(&tiny_files()));
 
     let again = setup.run(&["fetch", REPO]);
-    assert_exit(&again, 0);
+    assert_exit(&again, EXIT_OK);
     assert_eq!(server.control.total_bytes_sent(), total_size(&tiny_files()));
     assert!(
         stderr(&again).contains("0 bytes transferred"),
@@ -243,13 +213,16 @@ fn seed_flags_fetch_into_a_plain_folder() {
         "--verbose",
     ];
     let output = setup.run(&args);
-    assert_exit(&output, 0);
+    assert_exit(&output, EXIT_OK);
     let folder = out.join("acme/tiny");
     assert_eq!(PathBuf::from(stdout(&output)), folder);
     for fixture in tiny_files() {
         let path = folder.join(&fixture.path);
         assert!(!path.is_symlink(), "{} must be a plain file", fixture.path);
-        assert_eq!(std::fs::read(&path).expect("file"), fixture_bytes(&fixture));
+        assert_eq!(
+            std::fs::read(&path).expect("file"),
+            fixture.in_memory_bytes()
+        );
     }
     assert!(
         stderr(&output).contains("fetched config.json"),
@@ -268,7 +241,7 @@ fn seed_flags_fetch_into_a_plain_folder() {
             "--revision",
             "v1",
         ]),
-        0,
+        EXIT_OK,
     );
     assert_eq!(server.control.total_bytes_sent(), sent);
     assert!(!setup.cache.exists(), "--out must not touch the Hub cache");
@@ -289,9 +262,9 @@ fn include_and_exclude_select_files_and_dry_run_lists_sizes() {
         "--exclude",
         "sub/*",
     ]);
-    assert_exit(&listing, 0);
+    assert_exit(&listing, EXIT_OK);
     let safetensors_len = tiny_safetensors().len();
-    let config_len = fixture_bytes(&tiny_files()[0]).len();
+    let config_len = tiny_files()[0].in_memory_bytes().len();
     assert_eq!(
         stdout(&listing),
         format!("{config_len}\tconfig.json\n{safetensors_len}\tmodel.safetensors")
@@ -303,7 +276,7 @@ fn include_and_exclude_select_files_and_dry_run_lists_sizes() {
     );
 
     let output = setup.run(&["fetch", REPO, "--include", "*.json", "--exclude", "sub/"]);
-    assert_exit(&output, 0);
+    assert_exit(&output, EXIT_OK);
     assert_eq!(
         files_under(&setup.snapshot()),
         vec!["config.json".to_string()]
@@ -320,7 +293,7 @@ fn a_cut_transfer_resumes_in_a_later_run_without_downloading_bytes_twice() {
         .env("AIB_RETRY_ATTEMPTS", "1")
         .output()
         .expect("aib runs");
-    assert_exit(&failed, 4);
+    assert_exit(&failed, EXIT_NETWORK);
     let small = &tiny_files()[4];
     let partial = setup
         .repo_folder()
@@ -331,8 +304,11 @@ fn a_cut_transfer_resumes_in_a_later_run_without_downloading_bytes_twice() {
         7_000
     );
 
-    assert_exit(&setup.run(&["fetch", REPO, "--include", "small.bin"]), 0);
-    assert_eq!(server.control.bytes_sent("small.bin"), file_len(small));
+    assert_exit(
+        &setup.run(&["fetch", REPO, "--include", "small.bin"]),
+        EXIT_OK,
+    );
+    assert_eq!(server.control.bytes_sent("small.bin"), small.size());
     setup.assert_snapshot_holds(small);
     assert!(!partial.exists());
 }
@@ -343,15 +319,15 @@ fn a_server_without_range_support_still_resumes_correctly() {
     let setup = Setup::new(&server);
     server.control.ignore_range.store(true, Ordering::Relaxed);
     lock(&server.control.cut_once).insert("small.bin".to_string(), 7_000);
-    assert_exit(&setup.run(&["fetch", REPO, "--include", "small.bin"]), 0);
+    assert_exit(
+        &setup.run(&["fetch", REPO, "--include", "small.bin"]),
+        EXIT_OK,
+    );
     let small = &tiny_files()[4];
     // The retry had to receive the whole file again and drop the first 7000 bytes.
-    assert_eq!(
-        server.control.bytes_sent("small.bin"),
-        7_000 + file_len(small)
-    );
+    assert_eq!(server.control.bytes_sent("small.bin"), 7_000 + small.size());
     let fetched = std::fs::read(setup.snapshot().join("small.bin")).expect("file");
-    assert_eq!(fetched, fixture_bytes(small));
+    assert_eq!(fetched, small.in_memory_bytes());
 }
 
 #[test]
@@ -361,10 +337,10 @@ fn a_cut_chunk_is_retried_from_where_it_broke() {
     lock(&server.control.cut_once).insert("big.bin".to_string(), 10_000);
     assert_exit(
         &setup.run(&["fetch", REPO, "--include", "big.bin", "--jobs", "4"]),
-        0,
+        EXIT_OK,
     );
     let big = &tiny_files()[5];
-    assert_eq!(server.control.bytes_sent("big.bin"), file_len(big));
+    assert_eq!(server.control.bytes_sent("big.bin"), big.size());
     setup.assert_snapshot_holds(big);
 }
 
@@ -374,7 +350,7 @@ fn ranged_chunks_reuse_their_connections() {
     let setup = Setup::new(&server);
     assert_exit(
         &setup.run(&["fetch", REPO, "--include", "big.bin", "--jobs", "2"]),
-        0,
+        EXIT_OK,
     );
     // Ten chunks over two connections: a new connection per chunk would make ten.
     let requests = server.control.cdn_requests.load(Ordering::Relaxed);
@@ -394,7 +370,7 @@ fn a_stalled_transfer_times_out_and_is_retried() {
         .env("AIB_READ_TIMEOUT_MS", "200")
         .output()
         .expect("aib runs");
-    assert_exit(&output, 0);
+    assert_exit(&output, EXIT_OK);
     // It gave up on the silent connection instead of waiting for the server to drop it.
     assert!(
         started.elapsed() < hub_server::STALL,
@@ -421,7 +397,7 @@ fn a_full_disk_stops_cleanly_and_leaves_the_cache_consistent() {
     let partial = blobs.join(format!("{}.incomplete", big.etag()));
     std::os::unix::fs::symlink("/dev/full", &partial).expect("symlink");
     let output = setup.run(&["fetch", REPO, "--include", "big.bin"]);
-    assert_exit(&output, 5);
+    assert_exit(&output, EXIT_IO);
     assert!(
         stderr(&output).contains("No space left"),
         "{}",
@@ -441,7 +417,10 @@ fn a_full_disk_stops_cleanly_and_leaves_the_cache_consistent() {
     );
 
     std::fs::remove_file(&partial).expect("free the disk");
-    assert_exit(&setup.run(&["fetch", REPO, "--include", "big.bin"]), 0);
+    assert_exit(
+        &setup.run(&["fetch", REPO, "--include", "big.bin"]),
+        EXIT_OK,
+    );
     setup.assert_snapshot_holds(big);
 }
 
@@ -451,7 +430,7 @@ fn a_corrupted_download_is_deleted_and_fails_loudly() {
     let setup = Setup::new(&server);
     lock(&server.control.corrupt).push("model.safetensors".to_string());
     let output = setup.run(&["fetch", REPO, "--include", "model.safetensors"]);
-    assert_exit(&output, 3);
+    assert_exit(&output, EXIT_INPUT);
     assert!(
         stderr(&output).contains("sha256 mismatch"),
         "{}",
@@ -470,7 +449,7 @@ fn a_corrupted_download_is_deleted_and_fails_loudly() {
     lock(&server.control.corrupt).clear();
     assert_exit(
         &setup.run(&["fetch", REPO, "--include", "model.safetensors"]),
-        0,
+        EXIT_OK,
     );
 }
 
@@ -481,7 +460,7 @@ fn a_corrupted_chunked_download_is_caught_by_the_hashing_thread() {
     let setup = Setup::new(&server);
     lock(&server.control.corrupt).push("big.bin".to_string());
     let output = setup.run(&["fetch", REPO, "--include", "big.bin", "--jobs", "3"]);
-    assert_exit(&output, 3);
+    assert_exit(&output, EXIT_INPUT);
     assert!(
         stderr(&output).contains("sha256 mismatch") && stderr(&output).contains("big.bin"),
         "{}",
@@ -493,7 +472,7 @@ fn a_corrupted_chunked_download_is_caught_by_the_hashing_thread() {
     lock(&server.control.corrupt).clear();
     assert_exit(
         &setup.run(&["fetch", REPO, "--include", "big.bin", "--jobs", "3"]),
-        0,
+        EXIT_OK,
     );
     let big = &tiny_files()[5];
     setup.assert_snapshot_holds(big);
@@ -504,7 +483,7 @@ fn gated_repos_need_a_token_that_never_reaches_the_cdn() {
     let server = HubServer::start(vec![tiny_repo(Some("hf_secret"))]);
     let setup = Setup::new(&server);
     let denied = setup.run(&["fetch", REPO]);
-    assert_exit(&denied, 4);
+    assert_exit(&denied, EXIT_NETWORK);
     let message = stderr(&denied);
     assert!(
         message.contains("gated") && message.contains("--token"),
@@ -517,10 +496,13 @@ fn gated_repos_need_a_token_that_never_reaches_the_cdn() {
     );
 
     let wrong = setup.run(&["fetch", REPO, "--token", "hf_wrong"]);
-    assert_exit(&wrong, 4);
+    assert_exit(&wrong, EXIT_NETWORK);
     assert!(stderr(&wrong).contains("403"), "{}", stderr(&wrong));
 
-    assert_exit(&setup.run(&["fetch", REPO, "--token", "hf_secret"]), 0);
+    assert_exit(
+        &setup.run(&["fetch", REPO, "--token", "hf_secret"]),
+        EXIT_OK,
+    );
     assert!(server.control.cdn_requests.load(Ordering::Relaxed) > 0);
     assert_eq!(server.control.cdn_saw_token.load(Ordering::Relaxed), 0);
 
@@ -528,7 +510,7 @@ fn gated_repos_need_a_token_that_never_reaches_the_cdn() {
     std::fs::create_dir_all(&setup.home).expect("home");
     std::fs::write(setup.home.join("token"), "hf_secret\n").expect("token file");
     let out = setup.home.join("plain").to_string_lossy().into_owned();
-    assert_exit(&setup.run(&["fetch", REPO, "--out", &out]), 0);
+    assert_exit(&setup.run(&["fetch", REPO, "--out", &out]), EXIT_OK);
     assert_eq!(server.control.cdn_saw_token.load(Ordering::Relaxed), 0);
 }
 
@@ -550,9 +532,9 @@ fn endpoint_flag_beats_hf_endpoint_and_hf_token_is_read() {
         .env("HF_TOKEN", "hf_secret")
         .output()
         .expect("aib runs");
-    assert_exit(&output, 0);
+    assert_exit(&output, EXIT_OK);
     assert!(setup.snapshot().join("config.json").is_file());
-    assert_exit(&setup.run(&["fetch", REPO, "--jobs", "0"]), 2);
+    assert_exit(&setup.run(&["fetch", REPO, "--jobs", "0"]), EXIT_USAGE);
 }
 
 #[test]
@@ -560,7 +542,7 @@ fn missing_repo_revision_and_file_are_404s_with_clear_messages() {
     let server = HubServer::start(vec![tiny_repo(None)]);
     let setup = Setup::new(&server);
     let repo = setup.run(&["fetch", "acme/absent"]);
-    assert_exit(&repo, 4);
+    assert_exit(&repo, EXIT_NETWORK);
     assert!(
         stderr(&repo).contains("repository not found"),
         "{}",
@@ -568,7 +550,7 @@ fn missing_repo_revision_and_file_are_404s_with_clear_messages() {
     );
 
     let revision = setup.run(&["fetch", REPO, "--revision", "no-such-branch"]);
-    assert_exit(&revision, 4);
+    assert_exit(&revision, EXIT_NETWORK);
     assert!(
         stderr(&revision).contains("revision not found"),
         "{}",
@@ -577,14 +559,14 @@ fn missing_repo_revision_and_file_are_404s_with_clear_messages() {
 
     lock(&server.control.missing).push("README.md".to_string());
     let file = setup.run(&["fetch", REPO, "--include", "README.md"]);
-    assert_exit(&file, 4);
+    assert_exit(&file, EXIT_NETWORK);
     assert!(
         stderr(&file).contains("file not found") && stderr(&file).contains("README.md"),
         "{}",
         stderr(&file)
     );
 
-    assert_exit(&setup.run(&["fetch", "not/a/repo"]), 2);
+    assert_exit(&setup.run(&["fetch", "not/a/repo"]), EXIT_USAGE);
 }
 
 #[test]
@@ -592,13 +574,13 @@ fn server_errors_are_retried_then_reported() {
     let server = HubServer::start(vec![tiny_repo(None)]);
     let setup = Setup::new(&server);
     server.control.fail_next.store(3, Ordering::Relaxed);
-    assert_exit(&setup.run(&["fetch", REPO, "--include", "*.json"]), 0);
+    assert_exit(&setup.run(&["fetch", REPO, "--include", "*.json"]), EXIT_OK);
     assert_eq!(server.control.fail_next.load(Ordering::Relaxed), 0);
     assert!(setup.snapshot().join("config.json").is_file());
 
     server.control.fail_next.store(1_000, Ordering::Relaxed);
     let output = setup.run(&["fetch", REPO]);
-    assert_exit(&output, 4);
+    assert_exit(&output, EXIT_NETWORK);
     assert!(stderr(&output).contains("503"), "{}", stderr(&output));
     // Four attempts, then give up: the retry loop is bounded.
     assert_eq!(server.control.fail_next.load(Ordering::Relaxed), 996);
@@ -610,15 +592,15 @@ fn a_network_failure_names_the_cached_snapshot_when_there_is_one() {
     let setup = Setup::new(&server);
     server.control.fail_next.store(1_000, Ordering::Relaxed);
     let nothing_cached = setup.run(&["fetch", REPO]);
-    assert_exit(&nothing_cached, 4);
+    assert_exit(&nothing_cached, EXIT_NETWORK);
     assert!(!stderr(&nothing_cached).contains("HF_HUB_OFFLINE"));
 
     server.control.fail_next.store(0, Ordering::Relaxed);
-    assert_exit(&setup.run(&["fetch", REPO, "--include", "*.json"]), 0);
+    assert_exit(&setup.run(&["fetch", REPO, "--include", "*.json"]), EXIT_OK);
     server.control.fail_next.store(1_000, Ordering::Relaxed);
     let cached = setup.run(&["fetch", REPO]);
     // Still a failure: the cached snapshot holds only the JSON files, and only the Hub knows.
-    assert_exit(&cached, 4);
+    assert_exit(&cached, EXIT_NETWORK);
     let message = stderr(&cached);
     assert!(message.contains("503"), "{message}");
     assert!(message.contains("HF_HUB_OFFLINE=1"), "{message}");
@@ -636,15 +618,15 @@ fn offline_mode_answers_from_the_cache_without_the_network() {
         .env("HF_HUB_OFFLINE", "1")
         .output()
         .expect("aib runs");
-    assert_exit(&empty, 3);
-    assert_exit(&setup.run(&["fetch", REPO, "--include", "*.json"]), 0);
+    assert_exit(&empty, EXIT_INPUT);
+    assert_exit(&setup.run(&["fetch", REPO, "--include", "*.json"]), EXIT_OK);
     let requests = lock(&server.control.log).len();
     let offline = setup
         .command(&["fetch", REPO, "--dry-run"])
         .env("HF_HUB_OFFLINE", "1")
         .output()
         .expect("aib runs");
-    assert_exit(&offline, 0);
+    assert_exit(&offline, EXIT_OK);
     assert_eq!(stdout(&offline).lines().count(), 2, "{}", stdout(&offline));
     assert!(stdout(&offline).contains("sub/extra.json"));
     let located = setup
@@ -652,7 +634,7 @@ fn offline_mode_answers_from_the_cache_without_the_network() {
         .env("HF_HUB_OFFLINE", "1")
         .output()
         .expect("aib runs");
-    assert_exit(&located, 0);
+    assert_exit(&located, EXIT_OK);
     assert_eq!(PathBuf::from(stdout(&located)), setup.snapshot());
     assert_eq!(
         lock(&server.control.log).len(),
@@ -681,13 +663,13 @@ fn two_concurrent_fetches_of_one_repo_download_each_blob_once() {
         .expect("spawn");
     let first = first.wait_with_output().expect("first ends");
     let second = second.wait_with_output().expect("second ends");
-    assert_exit(&first, 0);
-    assert_exit(&second, 0);
+    assert_exit(&first, EXIT_OK);
+    assert_exit(&second, EXIT_OK);
     assert_eq!(server.control.total_bytes_sent(), total_size(&tiny_files()));
     for fixture in tiny_files() {
         assert_eq!(
             std::fs::read(setup.snapshot().join(&fixture.path)).expect("file"),
-            fixture_bytes(&fixture)
+            fixture.in_memory_bytes()
         );
     }
 }
@@ -696,14 +678,8 @@ fn two_concurrent_fetches_of_one_repo_download_each_blob_once() {
 fn stats_finds_the_fetched_repo_by_id() {
     let server = HubServer::start(vec![tiny_repo(None)]);
     let setup = Setup::new(&server);
-    assert_exit(&setup.run(&["fetch", REPO, "--quiet"]), 0);
+    assert_exit(&setup.run(&["fetch", REPO, "--quiet"]), EXIT_OK);
     let stats = setup.run(&["stats", REPO]);
-    assert_exit(&stats, 0);
+    assert_exit(&stats, EXIT_OK);
     assert!(stdout(&stats).contains(TENSOR), "{}", stdout(&stats));
-}
-
-fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

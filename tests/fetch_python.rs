@@ -2,9 +2,14 @@
 //! wrote is used by `huggingface_hub` without downloading, and a cache the client wrote is used by
 //! aib without downloading.
 //!
-//! Runs only with `AIB_TEST_PYTHON_HUB=1` and `AIB_TEST_PYTHON` naming a python that has
-//! huggingface_hub (`.ci/python-hub` prints one); otherwise it says it was skipped.
+//! Ignored unless asked for, as they need a python with huggingface_hub (`.ci/python-hub` makes
+//! one in a venv, and `.ci/run` runs them):
+//!
+//! ```text
+//! AIB_TEST_PYTHON=$(.ci/python-hub) cargo test --test fetch_python -- --ignored
+//! ```
 
+mod common;
 mod hub_server;
 
 use std::path::{Path, PathBuf};
@@ -34,13 +39,9 @@ fn server() -> HubServer {
     }])
 }
 
-/// The python to use, or `None` (with a note) when the test is not switched on.
-fn python() -> Option<String> {
-    if std::env::var("AIB_TEST_PYTHON_HUB").ok().as_deref() != Some("1") {
-        eprintln!("skipped: set AIB_TEST_PYTHON_HUB=1 and AIB_TEST_PYTHON=$(.ci/python-hub)");
-        return None;
-    }
-    Some(std::env::var("AIB_TEST_PYTHON").unwrap_or_else(|_| "python3".to_string()))
+/// The python to use: `AIB_TEST_PYTHON`, else `python3`.
+fn python() -> String {
+    std::env::var("AIB_TEST_PYTHON").unwrap_or_else(|_| "python3".to_string())
 }
 
 /// Runs the Python client's `snapshot_download` into `cache`; `offline` sets HF_HUB_OFFLINE.
@@ -62,7 +63,7 @@ fn python_snapshot(python: &str, endpoint: &str, cache: &Path, offline: bool) ->
 }
 
 fn aib_fetch(endpoint: &str, cache: &Path, offline: bool) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_aib"));
+    let mut command = common::aib();
     command
         .args(["fetch", REPO])
         .env("HF_ENDPOINT", endpoint)
@@ -90,14 +91,10 @@ fn success_path(output: &Output, who: &str) -> PathBuf {
 
 fn assert_snapshot_complete(snapshot: &Path) {
     for fixture in files() {
-        let expected = match &fixture.content {
-            hub_server::Content::Bytes(bytes) => bytes.clone(),
-            hub_server::Content::File { .. } => unreachable!("in-memory fixtures"),
-        };
         let path = snapshot.join(&fixture.path);
         assert_eq!(
             std::fs::read(&path).expect("snapshot file"),
-            expected,
+            fixture.in_memory_bytes(),
             "{}",
             path.display()
         );
@@ -105,8 +102,9 @@ fn assert_snapshot_complete(snapshot: &Path) {
 }
 
 #[test]
+#[ignore = "needs a python with huggingface_hub (see the module documentation)"]
 fn python_client_reads_a_cache_aib_wrote_without_downloading() {
-    let Some(python) = python() else { return };
+    let python = python();
     let server = server();
     let dir = tempfile::tempdir().expect("temp dir");
     let cache = dir.path().join("cache");
@@ -132,8 +130,9 @@ fn python_client_reads_a_cache_aib_wrote_without_downloading() {
 }
 
 #[test]
+#[ignore = "needs a python with huggingface_hub (see the module documentation)"]
 fn aib_reads_a_cache_the_python_client_wrote_without_downloading() {
-    let Some(python) = python() else { return };
+    let python = python();
     let server = server();
     let dir = tempfile::tempdir().expect("temp dir");
     let cache = dir.path().join("cache");

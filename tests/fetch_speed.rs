@@ -11,6 +11,7 @@
 //! The aib time includes sha256 verification (it hashes while appending) and the rename into the
 //! cache; curl only writes the file.
 
+mod common;
 mod hub_server;
 
 use std::io::{Read, Write};
@@ -170,7 +171,7 @@ fn time_aib(endpoint: &str, folder: &Path, flags: &str, sha256: &str) -> Timing 
         ("HF_ENDPOINT", endpoint.as_ref()),
         ("HF_HUB_CACHE", cache.as_os_str()),
     ];
-    let timing = timed(env!("CARGO_BIN_EXE_aib"), &args, &envs);
+    let timing = timed(common::AIB, &args, &envs);
     let blob = cache.join("models--speed--one-gig/blobs").join(sha256);
     assert_eq!(std::fs::metadata(&blob).expect("blob").len(), SIZE);
     std::fs::remove_dir_all(&cache).expect("remove cache");

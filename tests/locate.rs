@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -40,16 +39,12 @@ fn stats_in_cache(cache: &Path, args: &[&str]) -> (Value, Vec<Value>) {
     let mut full = vec!["stats"];
     full.extend_from_slice(args);
     full.extend_from_slice(&["--format", "json", "--quiet", "--rank", "off"]);
-    let output = Command::new(env!("CARGO_BIN_EXE_aib"))
+    let output = common::aib()
         .args(&full)
         .env("HF_HUB_CACHE", cache)
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::assert_exit(&output, common::EXIT_OK);
     let document: Value = serde_json::from_slice(&output.stdout).unwrap();
     (
         document["header"].clone(),
@@ -95,12 +90,12 @@ fn a_snapshot_path_is_recognised_as_its_repo() {
 fn unknown_revision_is_an_input_error() {
     let dir = tempfile::tempdir().unwrap();
     make_cache(dir.path());
-    let output = Command::new(env!("CARGO_BIN_EXE_aib"))
+    let output = common::aib()
         .args(["stats", "Org/Tiny", "--revision", "nope", "--quiet"])
         .env("HF_HUB_CACHE", dir.path())
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(3));
+    common::assert_exit(&output, common::EXIT_INPUT);
     assert!(String::from_utf8_lossy(&output.stderr).contains("\"nope\""));
 }
 

@@ -5,7 +5,7 @@ mod common;
 
 use std::fs::File;
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use arrow_array::{Array, BooleanArray, Float64Array, Int64Array, ListArray, StringArray};
 use arrow_schema::DataType;
@@ -181,7 +181,7 @@ fn terminal_table_is_aligned() {
 
 #[test]
 fn closed_stdout_is_a_normal_end() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aib"))
+    let mut child = common::aib()
         .args([
             "stats",
             &model(),

@@ -2,8 +2,10 @@
 //! (`#[command(flatten)]`), with the checks and conversions that go with them.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
+use super::progress::{PhaseDisplay, ProgressDisplay, Verbosity};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::output::{Format, Provenance};
@@ -82,7 +84,7 @@ pub struct RunArgs {
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u64).range(1..=4096))]
     threads: Option<u64>,
     /// No progress bar.
-    #[arg(long, short = 'q')]
+    #[arg(long, short = 'q', conflicts_with = "verbose")]
     pub quiet: bool,
     /// Log which files and tensors are read.
     #[arg(long, short = 'v')]
@@ -90,6 +92,13 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// The progress display these flags ask for, drawn when stderr is a terminal.
+    pub fn phase_display(&self) -> PhaseDisplay {
+        let verbosity = Verbosity::from_flags(self.quiet, self.verbose);
+        let terminal = std::io::stderr().is_terminal();
+        PhaseDisplay::new(ProgressDisplay::new(verbosity, terminal))
+    }
+
     /// Runs `work` on a rayon pool of `--threads` workers, or on the global pool.
     pub fn in_pool<T: Send>(&self, work: impl FnOnce() -> T + Send) -> Result<T> {
         let Some(count) = self.threads else {

@@ -1,15 +1,16 @@
 //! `aib fetch`: flags, the environment the Hub's client also honours, and the call into
 //! [`crate::hub::fetch`].
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use super::progress::{FetchDisplay, ProgressDisplay, Verbosity};
 use crate::error::{Error, Result};
-use crate::hub::cache::{cache_dir, looks_like_repo_id};
+use crate::hub::cache::{cache_dir, hf_home, looks_like_repo_id, non_empty_env};
 use crate::hub::fetch::{Destination, FetchOptions, FetchReport, fetch};
 use crate::hub::glob::PathFilter;
 use crate::hub::http::RetryPolicy;
-use crate::hub::progress::Verbosity;
 
 const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 /// Ranged chunks of 16 MiB: few enough requests for a 10 GB shard, small enough to spread a
@@ -66,9 +67,14 @@ pub struct FetchArgs {
 /// Runs `aib fetch`: prints the snapshot folder (or the plain folder) on stdout, or with
 /// `--dry-run` one `size<TAB>path` line per file.
 pub fn run(args: FetchArgs) -> Result<()> {
+    let verbosity = Verbosity::from_flags(args.quiet, args.verbose);
     let options = options_from(args)?;
     let started = Instant::now();
-    let report = fetch(&options)?;
+    let display = FetchDisplay::new(ProgressDisplay::new(
+        verbosity,
+        std::io::stderr().is_terminal(),
+    ));
+    let report = fetch(&options, &display)?;
     if options.dry_run {
         for file in &report.files {
             let size = file.size.map_or("?".to_string(), |size| size.to_string());
@@ -77,7 +83,7 @@ pub fn run(args: FetchArgs) -> Result<()> {
     } else {
         println!("{}", report.location.display());
     }
-    if options.verbosity != Verbosity::Quiet {
+    if verbosity != Verbosity::Quiet {
         eprintln!("{}", summary(&options, &report, started.elapsed()));
     }
     Ok(())
@@ -108,13 +114,6 @@ fn options_from(args: FetchArgs) -> Result<FetchOptions> {
             Error::usage("no Hub cache folder: set HF_HUB_CACHE or HF_HOME, or pass --out DIR")
         })?),
     };
-    let verbosity = if args.quiet {
-        Verbosity::Quiet
-    } else if args.verbose {
-        Verbosity::Verbose
-    } else {
-        Verbosity::Normal
-    };
     Ok(FetchOptions {
         repo_id,
         revision: args.revision,
@@ -131,7 +130,6 @@ fn options_from(args: FetchArgs) -> Result<FetchOptions> {
         retry: retry_policy()?,
         chunk_bytes: env_number("AIB_CHUNK_BYTES")?.unwrap_or(DEFAULT_CHUNK_BYTES),
         read_timeout: Duration::from_millis(env_number("AIB_READ_TIMEOUT_MS")?.unwrap_or(60_000)),
-        verbosity,
     })
 }
 
@@ -140,10 +138,7 @@ fn token_from_environment() -> Option<String> {
     if let Some(token) = non_empty_env("HF_TOKEN") {
         return Some(token);
     }
-    let home = non_empty_env("HF_HOME").map(PathBuf::from).or_else(|| {
-        non_empty_env("HOME").map(|home| PathBuf::from(home).join(".cache/huggingface"))
-    })?;
-    let token = std::fs::read_to_string(home.join("token")).ok()?;
+    let token = std::fs::read_to_string(hf_home()?.join("token")).ok()?;
     Some(token.trim().to_string()).filter(|token| !token.is_empty())
 }
 
@@ -167,10 +162,6 @@ fn env_number(name: &str) -> Result<Option<u64>> {
             .map(Some)
             .map_err(|_| Error::usage(format!("{name}={text:?} is not a whole number"))),
     }
-}
-
-fn non_empty_env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|value| !value.is_empty())
 }
 
 /// The Hub client's reading of boolean variables.

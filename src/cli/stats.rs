@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use clap::ValueEnum;
 
 use super::args::{self, ModelArgs, OutputArgs, RunArgs};
-use super::progress::Progress;
+
 use crate::engine::reduce::ReduceOptions;
 use crate::engine::{self, AnalysisOptions};
 use crate::error::{Error, Result};
@@ -67,7 +67,7 @@ pub fn run(args: StatsArgs) -> Result<()> {
     let format = args.output.format()?;
     let options = analysis_options(&args)?;
     let model = Model::open(args.model.spec(), args.model.revision.as_deref())?;
-    let progress = Progress::new(args.run.quiet, args.run.verbose);
+    let progress = args.run.phase_display();
     progress.detail(&format!(
         "model {} ({} shard(s))",
         model.model_id,

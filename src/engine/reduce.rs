@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
+use crate::sync::lock;
+
 use super::histogram::{TileCounts, ValueHistogram};
 use super::moments::Moments;
 use super::power_sums;
@@ -144,13 +146,6 @@ fn count_tile(
     {
         *lock(&slot.result) = Some(done.moments(sparsity_eps));
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A poisoned lock means another tile panicked; its data (plain counts) is still consistent.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Statistics of elements `elements` of `view` in floating point: in one pass over the stored

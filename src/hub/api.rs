@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::http::HubHttp;
+use super::http::{HubHttp, header};
 use crate::error::{Error, Result};
 
 /// One file of a repo revision, as the listing describes it.
@@ -114,16 +114,10 @@ impl RepoEndpoint {
     pub fn file_metadata(&self, http: &HubHttp, commit: &str, path: &str) -> Result<FileMetadata> {
         let url = self.resolve_url(commit, path);
         let response = http.head(&url)?;
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
+        let header = |name: &str| header(&response, name);
         let etag = header("x-linked-etag")
             .or_else(|| header("etag"))
-            .map(|etag| normalize_etag(&etag))
+            .map(normalize_etag)
             .filter(|etag| is_safe_blob_name(etag))
             .ok_or_else(|| {
                 Error::network(format!("{url}: the server sent no usable ETag for {path}"))
@@ -137,8 +131,9 @@ impl RepoEndpoint {
 
 /// Parses the revision listing; `url` names it in errors.
 pub fn parse_listing(url: &str, text: &str) -> Result<RepoListing> {
-    let json: ListingJson = serde_json::from_str(text)
-        .map_err(|err| Error::network(format!("{url}: not a Hub revision listing: {err}")))?;
+    let json: ListingJson = serde_json::from_str(text).map_err(|err| {
+        Error::network(format!("{url}: not a Hub revision listing: {err}")).with_source(err)
+    })?;
     let commit = json
         .sha
         .filter(|sha| super::cache::is_commit_hash(sha))
@@ -250,7 +245,9 @@ mod tests {
         let escaping = format!(r#"{{"sha":"{SHA}","siblings":[{{"rfilename":"../x"}}]}}"#);
         assert!(parse_listing("u", &escaping).is_err());
         assert!(parse_listing("u", r#"{"siblings":[]}"#).is_err());
-        assert!(parse_listing("u", "<html>").is_err());
+        let not_json = parse_listing("u", "<html>").expect_err("not JSON");
+        let cause = std::error::Error::source(&not_json).expect("the parse error is kept");
+        assert!(cause.is::<serde_json::Error>());
     }
 
     #[test]

@@ -6,15 +6,13 @@
 //! the prefix property holds and the hash never needs a second pass over the file. Appending and
 //! hashing run on two threads, each taking the chunks in order at its own pace.
 
-use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
 
 use sha2::{Digest, Sha256};
 
+use super::chunked::ChunkedDownload;
 use super::http::{ByteSink, HubHttp};
 use crate::error::{Error, Result};
 
@@ -94,7 +92,9 @@ pub fn download_blob(
     };
     let transferred = match blob.size {
         Some(size) if size.saturating_sub(resumed) >= 2 * plan.chunk_bytes => {
-            download_chunked(http, blob.url, resumed, size, plan, &mut writer, on_bytes)?
+            let PrefixWriter { file, hasher } = &mut writer;
+            let chunks = ChunkedDownload::new(http, blob.url, resumed..size, plan, on_bytes);
+            chunks.run(&mut |bytes| file.append(bytes), hasher.as_mut())?
         }
         size => {
             let mut sink = StreamSink {
@@ -124,31 +124,6 @@ impl ByteSink for StreamSink<'_, '_> {
 
     fn filled(&mut self, count: usize) -> Result<()> {
         self.writer.append(&self.buffer[..count])?;
-        (self.on_bytes)(count as u64);
-        Ok(())
-    }
-}
-
-/// One ranged chunk, read straight into its (reused) buffer.
-struct ChunkSink<'a> {
-    bytes: &'a mut [u8],
-    length: usize,
-    stop: &'a AtomicBool,
-    url: &'a str,
-    on_bytes: &'a (dyn Fn(u64) + Sync),
-}
-
-impl ByteSink for ChunkSink<'_> {
-    fn space(&mut self) -> &mut [u8] {
-        &mut self.bytes[self.length..]
-    }
-
-    fn filled(&mut self, count: usize) -> Result<()> {
-        // Another chunk failed: stop instead of fetching bytes nobody will write.
-        if self.stop.load(Ordering::Relaxed) {
-            return Err(Error::network(format!("{}: download cancelled", self.url)));
-        }
-        self.length += count;
         (self.on_bytes)(count as u64);
         Ok(())
     }
@@ -276,208 +251,10 @@ pub fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The bookkeeping shared by chunk workers and the two in-order consumers (append, hash).
-struct ChunkQueue {
-    /// Index of the next chunk a worker may start.
-    next_to_fetch: usize,
-    /// Chunks appended to the file so far.
-    appended: usize,
-    /// Chunks hashed so far (all of them from the start when there is no hash to check).
-    hashed: usize,
-    /// Fetched chunks, kept until both consumers are past them; shared so that both can read
-    /// one chunk at the same time.
-    ready: BTreeMap<usize, Arc<Vec<u8>>>,
-    /// The first error of any thread.
-    failure: Option<Error>,
-    /// Buffers of finished chunks, for reuse: fresh ones would cost a page fault per 4 KiB.
-    spare: Vec<Vec<u8>>,
-}
-
-/// The two threads that take fetched chunks in order.
-#[derive(Debug, Clone, Copy)]
-enum Consumer {
-    Appender,
-    Hasher,
-}
-
-impl ChunkQueue {
-    /// Chunks before this index have been appended and hashed.
-    fn consumed(&self) -> usize {
-        self.appended.min(self.hashed)
-    }
-
-    fn progress(&mut self, consumer: Consumer) -> &mut usize {
-        match consumer {
-            Consumer::Appender => &mut self.appended,
-            Consumer::Hasher => &mut self.hashed,
-        }
-    }
-
-    /// Moves the buffers of chunks both consumers are done with to the spares.
-    fn recycle(&mut self) {
-        let consumed = self.consumed();
-        while let Some(entry) = self.ready.first_entry() {
-            if *entry.key() >= consumed {
-                return;
-            }
-            // Each consumer drops its handle before counting the chunk done, so this is the
-            // last one; if not, the buffer is simply freed.
-            if let Ok(bytes) = Arc::try_unwrap(entry.remove()) {
-                self.spare.push(bytes);
-            }
-        }
-    }
-}
-
-/// Fetches `start..size` as parallel ranged chunks; this thread appends them in order while
-/// another hashes them.
-fn download_chunked(
-    http: &HubHttp,
-    url: &str,
-    start: u64,
-    size: u64,
-    plan: TransferPlan,
-    writer: &mut PrefixWriter<'_>,
-    on_bytes: &(dyn Fn(u64) + Sync),
-) -> Result<u64> {
-    let chunk_count = (size - start).div_ceil(plan.chunk_bytes) as usize;
-    let connections = plan.connections.clamp(1, chunk_count);
-    // Fetched-but-unconsumed chunks are bounded so one slow chunk cannot pile up memory.
-    let window = 2 * connections;
-    let queue = Mutex::new(ChunkQueue {
-        next_to_fetch: 0,
-        appended: 0,
-        hashed: if writer.hasher.is_some() {
-            0
-        } else {
-            chunk_count
-        },
-        ready: BTreeMap::new(),
-        failure: None,
-        spare: Vec::new(),
-    });
-    let changed = Condvar::new();
-    let stop = AtomicBool::new(false);
-    let chunk_range = |index: usize| {
-        let begin = start + index as u64 * plan.chunk_bytes;
-        (begin, (begin + plan.chunk_bytes).min(size))
-    };
-    let fail = |error: Error| {
-        stop.store(true, Ordering::Relaxed);
-        let mut state = lock(&queue);
-        state.failure.get_or_insert(error);
-        changed.notify_all();
-    };
-    // Takes the chunks in order as they arrive and hands each to `work`.
-    let consume = |consumer: Consumer, work: &mut dyn FnMut(&[u8]) -> Result<()>| {
-        loop {
-            let bytes = {
-                let mut state = lock(&queue);
-                loop {
-                    let next = *state.progress(consumer);
-                    if state.failure.is_some() || next >= chunk_count {
-                        return;
-                    }
-                    if let Some(bytes) = state.ready.get(&next) {
-                        break bytes.clone();
-                    }
-                    state = changed.wait(state).unwrap_or_else(|p| p.into_inner());
-                }
-            };
-            let done = work(&bytes);
-            drop(bytes);
-            match done {
-                Ok(()) => {
-                    let mut state = lock(&queue);
-                    *state.progress(consumer) += 1;
-                    state.recycle();
-                    changed.notify_all();
-                }
-                Err(error) => {
-                    fail(error);
-                    return;
-                }
-            }
-        }
-    };
-    let PrefixWriter { file, hasher } = writer;
-    std::thread::scope(|scope| {
-        for _ in 0..connections {
-            scope.spawn(|| {
-                loop {
-                    let (index, mut bytes) = {
-                        let mut state = lock(&queue);
-                        while state.failure.is_none()
-                            && state.next_to_fetch < chunk_count
-                            && state.next_to_fetch >= state.consumed() + window
-                        {
-                            state = changed.wait(state).unwrap_or_else(|p| p.into_inner());
-                        }
-                        if state.failure.is_some() || state.next_to_fetch >= chunk_count {
-                            return;
-                        }
-                        state.next_to_fetch += 1;
-                        (
-                            state.next_to_fetch - 1,
-                            state.spare.pop().unwrap_or_default(),
-                        )
-                    };
-                    let (begin, end) = chunk_range(index);
-                    // A reused buffer of the same length is not touched; only a fresh one is
-                    // zeroed, once.
-                    bytes.resize((end - begin) as usize, 0);
-                    let mut sink = ChunkSink {
-                        bytes: &mut bytes,
-                        length: 0,
-                        stop: &stop,
-                        url,
-                        on_bytes,
-                    };
-                    match http.download(url, begin, Some(end), &mut sink) {
-                        Ok(()) => {
-                            let mut state = lock(&queue);
-                            state.ready.insert(index, Arc::new(bytes));
-                            changed.notify_all();
-                        }
-                        Err(error) => {
-                            fail(error);
-                            return;
-                        }
-                    }
-                }
-            });
-        }
-        // Hashing costs about as much as the kernel's copy into the page cache; on their own
-        // threads neither waits for the other, and the slower one sets the pace.
-        if let Some(hasher) = hasher {
-            scope.spawn(|| {
-                consume(Consumer::Hasher, &mut |bytes| {
-                    hasher.update(bytes);
-                    Ok(())
-                })
-            });
-        }
-        consume(Consumer::Appender, &mut |bytes| file.append(bytes));
-    });
-    let state = queue.into_inner().unwrap_or_else(|p| p.into_inner());
-    match state.failure {
-        Some(error) => Err(error),
-        None => Ok(size - start),
-    }
-}
-
-/// Locks `mutex`, carrying on after a panicked holder: the queue stays consistent because every
-/// update is a single assignment.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// The `.incomplete` name beside `path`.
-pub fn incomplete_path(path: &Path) -> PathBuf {
+/// `path` with `suffix` appended to its file name: `blobs/abc` → `blobs/abc.incomplete`.
+pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
-    name.push(".incomplete");
+    name.push(suffix);
     PathBuf::from(name)
 }
 
@@ -555,10 +332,14 @@ mod tests {
     }
 
     #[test]
-    fn incomplete_path_appends_the_suffix() {
+    fn suffixes_extend_the_file_name() {
         assert_eq!(
-            incomplete_path(Path::new("blobs/abc")),
+            with_suffix(Path::new("blobs/abc"), ".incomplete"),
             Path::new("blobs/abc.incomplete")
+        );
+        assert_eq!(
+            with_suffix(Path::new("dir/model.safetensors"), ".lock"),
+            Path::new("dir/model.safetensors.lock")
         );
     }
 }

@@ -11,21 +11,39 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-/// The Hub cache folder: `HF_HUB_CACHE`, else `HF_HOME/hub`, else `~/.cache/huggingface/hub`.
+/// The Hub cache folder: `HF_HUB_CACHE`, else `HF_HOME/hub` (see [`hf_home`]).
 pub fn cache_dir() -> Option<PathBuf> {
-    if let Some(dir) = non_empty_env("HF_HUB_CACHE") {
-        return Some(PathBuf::from(dir));
-    }
-    if let Some(home) = non_empty_env("HF_HOME") {
-        return Some(PathBuf::from(home).join("hub"));
-    }
-    if let Some(cache) = non_empty_env("XDG_CACHE_HOME") {
-        return Some(PathBuf::from(cache).join("huggingface").join("hub"));
-    }
-    non_empty_env("HOME").map(|home| PathBuf::from(home).join(".cache/huggingface/hub"))
+    cache_dir_from(&non_empty_env)
 }
 
-fn non_empty_env(name: &str) -> Option<String> {
+/// The Hub client's home folder, which holds the cache and the login token: `HF_HOME`, else
+/// `$XDG_CACHE_HOME/huggingface`, else `~/.cache/huggingface`.
+pub fn hf_home() -> Option<PathBuf> {
+    hf_home_from(&non_empty_env)
+}
+
+/// [`cache_dir`] with the environment read through `env`.
+fn cache_dir_from(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    env("HF_HUB_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| hf_home_from(env).map(|home| home.join("hub")))
+}
+
+/// [`hf_home`] with the environment read through `env`, so that tests need not change the
+/// process environment (shared by every test thread).
+fn hf_home_from(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    if let Some(home) = env("HF_HOME") {
+        return Some(PathBuf::from(home));
+    }
+    if let Some(cache) = env("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(cache).join("huggingface"));
+    }
+    env("HOME").map(|home| PathBuf::from(home).join(".cache/huggingface"))
+}
+
+/// The value of the environment variable `name`; empty counts as unset, as the Hub's client
+/// reads its variables.
+pub fn non_empty_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|value| !value.is_empty())
 }
 
@@ -88,6 +106,7 @@ pub fn resolve_snapshot(
                 "{repo_id}: revision {revision:?} is not in the Hub cache ({}: {err})",
                 ref_path.display()
             ))
+            .with_source(err)
         })?;
         text.trim().to_string()
     };
@@ -112,6 +131,57 @@ mod tests {
         assert!(!looks_like_repo_id("a/b/c"));
         assert!(!looks_like_repo_id("../x"));
         assert!(!looks_like_repo_id("/abs/path"));
+    }
+
+    #[test]
+    fn hf_home_and_the_cache_follow_each_variable_in_turn() {
+        let env_of = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| value.to_string())
+            }
+        };
+        let all = env_of(&[
+            ("HF_HUB_CACHE", "/hub-cache"),
+            ("HF_HOME", "/hf-home"),
+            ("XDG_CACHE_HOME", "/xdg"),
+            ("HOME", "/home/u"),
+        ]);
+        assert_eq!(hf_home_from(&all), Some(PathBuf::from("/hf-home")));
+        assert_eq!(cache_dir_from(&all), Some(PathBuf::from("/hub-cache")));
+
+        let no_hub_cache = env_of(&[
+            ("HF_HOME", "/hf-home"),
+            ("XDG_CACHE_HOME", "/xdg"),
+            ("HOME", "/home/u"),
+        ]);
+        assert_eq!(
+            cache_dir_from(&no_hub_cache),
+            Some(PathBuf::from("/hf-home/hub"))
+        );
+
+        let xdg = env_of(&[("XDG_CACHE_HOME", "/xdg"), ("HOME", "/home/u")]);
+        assert_eq!(hf_home_from(&xdg), Some(PathBuf::from("/xdg/huggingface")));
+        assert_eq!(
+            cache_dir_from(&xdg),
+            Some(PathBuf::from("/xdg/huggingface/hub"))
+        );
+
+        let home = env_of(&[("HOME", "/home/u")]);
+        assert_eq!(
+            hf_home_from(&home),
+            Some(PathBuf::from("/home/u/.cache/huggingface"))
+        );
+        assert_eq!(
+            cache_dir_from(&home),
+            Some(PathBuf::from("/home/u/.cache/huggingface/hub"))
+        );
+
+        let nothing = env_of(&[]);
+        assert_eq!(hf_home_from(&nothing), None);
+        assert_eq!(cache_dir_from(&nothing), None);
     }
 
     #[test]

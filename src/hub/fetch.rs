@@ -6,19 +6,19 @@
 //! bounds both connections (`2 × jobs`) and memory (`2 × jobs` chunks).
 
 use std::fs::File;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::api::{RemoteFile, RepoEndpoint, RepoListing};
-use super::blob::{BlobDownload, TransferPlan, download_blob, incomplete_path};
+use super::blob::{BlobDownload, TransferPlan, download_blob, with_suffix};
 use super::cache::{is_commit_hash, repo_folder, resolve_snapshot};
 use super::glob::PathFilter;
 use super::http::{HubHttp, RetryPolicy};
-use super::progress::{FetchProgress, Verbosity};
+use super::observer::FetchObserver;
 use crate::error::{Error, ErrorKind, Result};
+use crate::sync::{into_inner, lock};
 
 /// Where fetched files land.
 #[derive(Debug, Clone)]
@@ -56,8 +56,6 @@ pub struct FetchOptions {
     pub chunk_bytes: u64,
     /// Give up on a connection silent for this long (then retry).
     pub read_timeout: Duration,
-    /// What to show on stderr.
-    pub verbosity: Verbosity,
 }
 
 /// One file of the fetch and what happened to it.
@@ -82,8 +80,8 @@ pub struct FetchReport {
     pub files: Vec<FetchedFile>,
 }
 
-/// Runs one fetch as `options` say.
-pub fn fetch(options: &FetchOptions) -> Result<FetchReport> {
+/// Runs one fetch as `options` say, telling `observer` how the downloads progress.
+pub fn fetch(options: &FetchOptions, observer: &dyn FetchObserver) -> Result<FetchReport> {
     if options.offline {
         return answer_offline(options);
     }
@@ -115,12 +113,7 @@ pub fn fetch(options: &FetchOptions) -> Result<FetchReport> {
             files,
         });
     }
-    let total_bytes = selected.iter().filter_map(|file| file.size).sum();
-    let progress = FetchProgress::new(
-        options.verbosity,
-        std::io::stderr().is_terminal(),
-        total_bytes,
-    );
+    observer.fetch_started(selected.iter().filter_map(|file| file.size).sum());
     let job = FetchJob {
         repo_id: &options.repo_id,
         http,
@@ -131,10 +124,10 @@ pub fn fetch(options: &FetchOptions) -> Result<FetchReport> {
             chunk_bytes: options.chunk_bytes.max(1),
             connections: chunk_connections(options.jobs),
         },
-        progress,
+        observer,
     };
     let files = job.run(&selected, options.jobs.max(1));
-    job.progress.finish();
+    observer.fetch_finished();
     let files = files?;
     job.layout.record_revision(revision)?;
     Ok(FetchReport {
@@ -219,7 +212,7 @@ struct FetchJob<'a> {
     listing: &'a RepoListing,
     layout: Layout,
     plan: TransferPlan,
-    progress: FetchProgress,
+    observer: &'a dyn FetchObserver,
 }
 
 impl FetchJob<'_> {
@@ -236,10 +229,7 @@ impl FetchJob<'_> {
             if result.is_err() {
                 failed.store(true, Ordering::Relaxed);
             }
-            results
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(result);
+            lock(&results).push(result);
         };
         std::thread::scope(|scope| {
             scope.spawn(|| {
@@ -262,11 +252,8 @@ impl FetchJob<'_> {
                 });
             }
         });
-        let mut fetched: Vec<FetchedFile> = results
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner())
-            .into_iter()
-            .collect::<Result<_>>()?;
+        let mut fetched: Vec<FetchedFile> =
+            into_inner(results).into_iter().collect::<Result<_>>()?;
         fetched.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(fetched)
     }
@@ -358,8 +345,8 @@ impl FetchJob<'_> {
 
     /// A file found complete on disk: it counts towards the total shown, with no transfer.
     fn already_there(&self, file: &RemoteFile) -> FetchedFile {
-        self.progress.skip(file.size.unwrap_or(0));
-        self.progress.note(&format!("present {}", file.path));
+        self.observer.file_skipped(&file.path, file.size);
+        self.observer.note(&format!("present {}", file.path));
         FetchedFile {
             path: file.path.clone(),
             size: file.size,
@@ -379,7 +366,7 @@ impl FetchJob<'_> {
     }
 
     fn download(&self, file: &RemoteFile, blob: &Path, size: Option<u64>) -> Result<u64> {
-        self.download_to(file, blob, &incomplete_path(blob), size)
+        self.download_to(file, blob, &with_suffix(blob, ".incomplete"), size)
     }
 
     fn download_to(
@@ -390,7 +377,7 @@ impl FetchJob<'_> {
         size: Option<u64>,
     ) -> Result<u64> {
         let url = self.repo.resolve_url(&self.listing.commit, &file.path);
-        let bar = self.progress.start_file(&file.path, size);
+        self.observer.file_started(&file.path, size);
         let transferred = download_blob(
             &self.http,
             &BlobDownload {
@@ -401,9 +388,11 @@ impl FetchJob<'_> {
                 sha256: file.lfs_sha256.as_deref(),
             },
             self.plan,
-            &|bytes| bar.advance(bytes),
-        )?;
-        self.progress
+            &|bytes| self.observer.file_advanced(&file.path, bytes),
+        );
+        self.observer.file_finished(&file.path);
+        let transferred = transferred?;
+        self.observer
             .note(&format!("fetched {} ({transferred} bytes)", file.path));
         Ok(transferred)
     }
@@ -418,12 +407,6 @@ fn is_current(destination: &Path, metadata: &Path, commit: &str, size: Option<u6
         (Err(_), _) => false,
     };
     size_ok && recorded.lines().next() == Some(commit)
-}
-
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
 }
 
 fn create_parent(path: &Path) -> Result<()> {
@@ -498,6 +481,7 @@ fn with_offline_hint(err: Error, options: &FetchOptions) -> Error {
         snapshot.display(),
         options.repo_id
     ))
+    .with_source(err)
 }
 
 /// `HF_HUB_OFFLINE=1`: the files of the revision as the cache (or plain folder) has them.
@@ -551,6 +535,7 @@ fn collect_files(root: &Path, folder: &Path, files: &mut Vec<(String, u64)>) -> 
                 "{}: broken link in the cache (the blob is missing): {err}",
                 path.display()
             ))
+            .with_source(err)
         })?;
         if metadata.is_dir() {
             collect_files(root, &path, files)?;

@@ -284,11 +284,7 @@ impl HubHttp {
             if !response.status().is_redirection() {
                 return Ok(response);
             }
-            let Some(location) = response
-                .headers()
-                .get("location")
-                .and_then(|v| v.to_str().ok())
-            else {
+            let Some(location) = header(&response, "location") else {
                 return Ok(response);
             };
             let next = join_url(&current, location)?;
@@ -303,6 +299,11 @@ impl HubHttp {
     }
 }
 
+/// The value of header `name`, when present and text.
+pub fn header<'r>(response: &'r Response<ureq::Body>, name: &str) -> Option<&'r str> {
+    response.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
 /// Where a download's bytes go. The sink lends the space they are read into, so they land in
 /// their final buffer without another copy.
 pub trait ByteSink {
@@ -314,7 +315,7 @@ pub trait ByteSink {
 }
 
 fn broken(url: &str, err: std::io::Error) -> Failure {
-    Failure::transient(Error::network(format!("{url}: transfer broken: {err}")))
+    Failure::transient(Error::network(format!("{url}: transfer broken: {err}")).with_source(err))
 }
 
 /// Reads and drops the first `count` bytes of a body.
@@ -337,9 +338,9 @@ enum Method {
 
 /// `scheme://host:port` of `url`, to compare hosts across redirects.
 fn authority_of(url: &str) -> std::result::Result<String, Failure> {
-    let uri: Uri = url
-        .parse()
-        .map_err(|err| Failure::permanent(Error::usage(format!("{url}: not a URL: {err}"))))?;
+    let uri: Uri = url.parse().map_err(|err| {
+        Failure::permanent(Error::usage(format!("{url}: not a URL: {err}")).with_source(err))
+    })?;
     match (uri.scheme_str(), uri.authority()) {
         (Some(scheme), Some(authority)) => Ok(format!("{scheme}://{authority}")),
         _ => Err(Failure::permanent(Error::usage(format!(
@@ -373,10 +374,7 @@ fn check_content_range(
     response: &Response<ureq::Body>,
     position: u64,
 ) -> std::result::Result<(), Failure> {
-    let header = response
-        .headers()
-        .get("content-range")
-        .and_then(|v| v.to_str().ok());
+    let header = header(response, "content-range");
     let start = header
         .and_then(|h| h.strip_prefix("bytes "))
         .and_then(|h| h.split('-').next())
@@ -399,22 +397,14 @@ fn ok_or_failure(
     if (200..300).contains(&status) {
         return Ok(response);
     }
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string()
-    };
-    let code = header("x-error-code");
-    let server_message = header("x-error-message");
+    let code = header(&response, "x-error-code").unwrap_or("");
+    let server_message = header(&response, "x-error-message").unwrap_or("");
     let detail = if server_message.is_empty() {
         String::new()
     } else {
         format!(" ({server_message})")
     };
-    let message = match (status, code.as_str()) {
+    let message = match (status, code) {
         (401 | 403, "GatedRepo") | (403, _) => format!(
             "{url}: HTTP {status}: access denied: the repo is gated or private{detail}; \
              accept its terms on the Hub, then pass a token with --token, HF_TOKEN or $HF_HOME/token"
@@ -442,15 +432,16 @@ fn ok_or_failure(
 
 /// Sorts ureq errors into worth-retrying (the network hiccupped) and not.
 fn classify(url: &str, err: ureq::Error) -> Failure {
-    let error = Error::network(format!("{url}: {err}"));
-    match err {
+    let transient = matches!(
+        err,
         ureq::Error::Io(_)
-        | ureq::Error::Timeout(_)
-        | ureq::Error::ConnectionFailed
-        | ureq::Error::Protocol(_)
-        | ureq::Error::BodyStalled => Failure::transient(error),
-        _ => Failure::permanent(error),
-    }
+            | ureq::Error::Timeout(_)
+            | ureq::Error::ConnectionFailed
+            | ureq::Error::Protocol(_)
+            | ureq::Error::BodyStalled
+    );
+    let error = Error::network(format!("{url}: {err}")).with_source(err);
+    Failure { error, transient }
 }
 
 #[cfg(test)]
@@ -468,6 +459,25 @@ mod tests {
             join("other.bin"),
             Ok("http://hub:8080/org/name/resolve/abc/sub/other.bin".to_string())
         );
+    }
+
+    #[test]
+    fn failures_keep_their_cause() {
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        let failure = broken("http://h/f", reset);
+        assert!(failure.transient);
+        assert_eq!(
+            failure.error.message(),
+            "http://h/f: transfer broken: reset"
+        );
+        let cause = std::error::Error::source(&failure.error).expect("the I/O error");
+        assert!(cause.is::<std::io::Error>());
+
+        let failure = classify("http://h/f", ureq::Error::ConnectionFailed);
+        assert!(failure.transient);
+        let cause = std::error::Error::source(&failure.error).expect("the ureq error");
+        assert!(cause.is::<ureq::Error>());
+        assert!(!classify("http://h/f", ureq::Error::BadUri("x".into())).transient);
     }
 
     #[test]

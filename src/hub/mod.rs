@@ -3,7 +3,8 @@
 pub mod api;
 pub mod blob;
 pub mod cache;
+pub mod chunked;
 pub mod fetch;
 pub mod glob;
 pub mod http;
-pub mod progress;
+pub mod observer;

@@ -1,11 +1,56 @@
-//! Helpers shared by the integration tests: running the binary and reading its JSON output.
+//! Helpers shared by the integration tests: running the binary, its exit codes, reading its
+//! JSON output, and safetensors files built in memory.
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+mod safetensors_image;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use serde_json::Value;
+
+#[allow(unused_imports)] // as above: not every test binary builds images
+pub use safetensors_image::safetensors_image;
+
+/// The path of the aib binary under test.
+pub const AIB: &str = env!("CARGO_BIN_EXE_aib");
+
+/// Exit codes, as the README documents them: success.
+pub const EXIT_OK: i32 = 0;
+/// A bad command line.
+pub const EXIT_USAGE: i32 = 2;
+/// A model file, index or config that is missing, malformed or lies.
+pub const EXIT_INPUT: i32 = 3;
+/// The network or a server failed.
+pub const EXIT_NETWORK: i32 = 4;
+/// Reading or writing local files failed.
+pub const EXIT_IO: i32 = 5;
+
+/// A command that runs the aib binary under test.
+pub fn aib() -> Command {
+    Command::new(AIB)
+}
+
+/// Asserts that a run ended with exit `code`, showing its stderr when not.
+pub fn assert_exit(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "stderr: {}",
+        stderr(output)
+    );
+}
+
+/// A run's stdout, trimmed.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// A run's stderr.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
 
 /// The repository's `fixtures/` folder.
 pub fn fixtures() -> PathBuf {
@@ -26,15 +71,8 @@ pub fn fixture_models() -> Vec<PathBuf> {
 
 /// Runs aib with `args`, asserts success, and returns stdout.
 pub fn aib_ok(args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_aib"))
-        .args(args)
-        .output()
-        .expect("run aib");
-    assert!(
-        output.status.success(),
-        "aib {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let output = aib().args(args).output().expect("run aib");
+    assert_exit(&output, EXIT_OK);
     String::from_utf8(output.stdout).expect("UTF-8 output")
 }
 

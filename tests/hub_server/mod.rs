@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use aib::sync::lock;
 use sha2::{Digest, Sha256};
 
 /// No server thread outlives this, whatever the test does.
@@ -64,6 +65,19 @@ impl Fixture {
     /// The git blob id stand-in: any stable 40-hex name unlike the sha256 does.
     fn blob_id(&self) -> String {
         self.sha256[24..].to_string()
+    }
+
+    /// The file's size in bytes.
+    pub fn size(&self) -> u64 {
+        self.content.size()
+    }
+
+    /// The bytes of a file kept in memory (every fixture but the 1 GB speed test's).
+    pub fn in_memory_bytes(&self) -> &[u8] {
+        match &self.content {
+            Content::Bytes(bytes) => bytes,
+            Content::File { .. } => panic!("{}: not kept in memory", self.path),
+        }
     }
 
     /// The blob name a Hub client stores this file under.
@@ -681,12 +695,6 @@ fn send_file_range(
         }
     }
     ((offset as u64) - start, Ok(()))
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Lowercase hex.
