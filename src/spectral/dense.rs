@@ -6,16 +6,17 @@
 
 use faer::diag::Diag;
 use faer::dyn_stack::{MemBuffer, MemStack};
+use faer::linalg::cholesky::{lblt, llt};
 use faer::linalg::{evd, householder, qr, svd};
-use faer::{Conj, Mat, MatRef, Par};
+use faer::{Col, Conj, Mat, MatMut, MatRef, Par};
 
 use crate::error::{Error, Result};
 
 /// All singular values of `matrix` in non-increasing order.
-pub(crate) fn singular_values(matrix: MatRef<'_, f32>) -> Result<Vec<f32>> {
+pub(crate) fn singular_values(matrix: MatRef<'_, f64>) -> Result<Vec<f64>> {
     let (rows, cols) = matrix.shape();
-    let mut values = Diag::<f32>::zeros(rows.min(cols));
-    let scratch = svd::svd_scratch::<f32>(
+    let mut values = Diag::<f64>::zeros(rows.min(cols));
+    let scratch = svd::svd_scratch::<f64>(
         rows,
         cols,
         svd::ComputeSvdVectors::No,
@@ -81,6 +82,127 @@ pub(crate) fn orthonormal_basis(mut matrix: Mat<f32>) -> Mat<f32> {
     basis
 }
 
+/// Eigenvalues (non-decreasing) of the symmetric `matrix`, whose lower triangle is read and then
+/// overwritten: the tridiagonal reduction happens in place, so the matrix is the only n × n buffer.
+pub(crate) fn symmetric_eigenvalues_in_place(mut matrix: MatMut<'_, f64>) -> Result<Vec<f64>> {
+    let dim = matrix.nrows();
+    if dim == 0 {
+        return Ok(Vec::new());
+    }
+    let block_size = qr::no_pivoting::factor::recommended_block_size::<f64>(dim, dim);
+    let mut householder_factor = Mat::<f64>::zeros(block_size, dim - 1);
+    let mut buffer = MemBuffer::new(evd::tridiag::tridiag_in_place_scratch::<f64>(
+        dim,
+        Par::Seq,
+        Default::default(),
+    ));
+    evd::tridiag::tridiag_in_place(
+        matrix.as_mut(),
+        householder_factor.as_mut(),
+        Par::Seq,
+        MemStack::new(&mut buffer),
+        Default::default(),
+    );
+    let diagonal = Col::<f64>::from_fn(dim, |i| matrix[(i, i)]);
+    let subdiagonal =
+        Col::<f64>::from_fn(dim, |i| if i + 1 < dim { matrix[(i + 1, i)] } else { 0.0 });
+    let mut values = Diag::<f64>::zeros(dim);
+    let mut buffer = MemBuffer::new(evd::self_adjoint_evd_scratch::<f64>(
+        dim,
+        evd::ComputeEigenvectors::No,
+        Par::Seq,
+        Default::default(),
+    ));
+    evd::tridiagonal_self_adjoint_evd(
+        diagonal.as_diagonal(),
+        subdiagonal.as_diagonal(),
+        values.as_mut(),
+        None,
+        Par::Seq,
+        MemStack::new(&mut buffer),
+        Default::default(),
+    )
+    .map_err(|_| {
+        Error::input(format!(
+            "the eigenvalues of a {dim} × {dim} Gram matrix did not converge"
+        ))
+    })?;
+    Ok(values.column_vector().iter().copied().collect())
+}
+
+/// Whether the symmetric `matrix` is positive definite: its Cholesky factorisation finds only
+/// positive pivots. Reads the lower triangle and overwrites it with the factor; the strict upper
+/// triangle is left as it was.
+pub(crate) fn is_positive_definite(matrix: MatMut<'_, f64>) -> bool {
+    let dim = matrix.nrows();
+    let mut buffer = MemBuffer::new(llt::factor::cholesky_in_place_scratch::<f64>(
+        dim,
+        Par::Seq,
+        Default::default(),
+    ));
+    llt::factor::cholesky_in_place(
+        matrix,
+        Default::default(),
+        Par::Seq,
+        MemStack::new(&mut buffer),
+        Default::default(),
+    )
+    .is_ok()
+}
+
+/// The number of positive eigenvalues of the symmetric `matrix` (lower triangle read, then
+/// overwritten), by Sylvester's law of inertia: P·A·Pᵀ = L·B·Lᵀ (Bunch–Kaufman) has as many
+/// positive eigenvalues as its block diagonal B, whose 1 × 1 and 2 × 2 blocks are counted one by one.
+pub(crate) fn positive_eigenvalue_count(mut matrix: MatMut<'_, f64>) -> usize {
+    let dim = matrix.nrows();
+    let mut subdiagonal = Diag::<f64>::zeros(dim);
+    let mut permutation = vec![0_usize; dim];
+    let mut inverse = vec![0_usize; dim];
+    let mut buffer = MemBuffer::new(lblt::factor::cholesky_in_place_scratch::<usize, f64>(
+        dim,
+        Par::Seq,
+        Default::default(),
+    ));
+    lblt::factor::cholesky_in_place(
+        matrix.as_mut(),
+        subdiagonal.as_mut(),
+        &mut permutation,
+        &mut inverse,
+        Par::Seq,
+        MemStack::new(&mut buffer),
+        Default::default(),
+    );
+    // B's diagonal is on the diagonal of `matrix`; a 2 × 2 block starting at i has its
+    // off-diagonal entry in subdiagonal[i] (zero for a 1 × 1 block).
+    let subdiagonal = subdiagonal.column_vector();
+    let mut positive = 0;
+    let mut i = 0;
+    while i < dim {
+        if i + 1 < dim && subdiagonal[i] != 0.0 {
+            positive += positive_in_block(matrix[(i, i)], subdiagonal[i], matrix[(i + 1, i + 1)]);
+            i += 2;
+        } else {
+            positive += usize::from(matrix[(i, i)] > 0.0);
+            i += 1;
+        }
+    }
+    positive
+}
+
+/// Positive eigenvalues of the symmetric 2 × 2 matrix [[a, b], [b, d]]: their product is the
+/// determinant and their sum the trace.
+fn positive_in_block(a: f64, b: f64, d: f64) -> usize {
+    let determinant = a * d - b * b;
+    if determinant < 0.0 {
+        1
+    } else if determinant == 0.0 || a + d > 0.0 {
+        // One zero and one of the trace's sign, or two of the trace's sign.
+        usize::from(a + d > 0.0) * if determinant == 0.0 { 1 } else { 2 }
+    } else {
+        0
+    }
+}
+
 /// Eigenvalues (non-decreasing) and orthonormal eigenvectors of the symmetric `matrix`, whose
 /// lower triangle is read.
 pub(crate) fn symmetric_eigen(matrix: MatRef<'_, f64>) -> Result<(Vec<f64>, Mat<f64>)> {
@@ -112,6 +234,7 @@ pub(crate) fn symmetric_eigen(matrix: MatRef<'_, f64>) -> Result<(Vec<f64>, Mat<
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use faer::Accum;
     use faer::linalg::matmul::matmul;
 
