@@ -6,7 +6,7 @@
 
 use faer::diag::Diag;
 use faer::dyn_stack::{MemBuffer, MemStack};
-use faer::linalg::cholesky::{lblt, llt};
+use faer::linalg::cholesky::lblt;
 use faer::linalg::{evd, householder, qr, svd};
 use faer::{Col, Conj, Mat, MatMut, MatRef, Par};
 
@@ -128,26 +128,6 @@ pub(crate) fn symmetric_eigenvalues_in_place(mut matrix: MatMut<'_, f64>) -> Res
         ))
     })?;
     Ok(values.column_vector().iter().copied().collect())
-}
-
-/// Whether the symmetric `matrix` is positive definite: its Cholesky factorisation finds only
-/// positive pivots. Reads the lower triangle and overwrites it with the factor; the strict upper
-/// triangle is left as it was.
-pub(crate) fn is_positive_definite(matrix: MatMut<'_, f64>) -> bool {
-    let dim = matrix.nrows();
-    let mut buffer = MemBuffer::new(llt::factor::cholesky_in_place_scratch::<f64>(
-        dim,
-        Par::Seq,
-        Default::default(),
-    ));
-    llt::factor::cholesky_in_place(
-        matrix,
-        Default::default(),
-        Par::Seq,
-        MemStack::new(&mut buffer),
-        Default::default(),
-    )
-    .is_ok()
 }
 
 /// The number of positive eigenvalues of the symmetric `matrix` (lower triangle read, then
@@ -310,5 +290,58 @@ mod tests {
                 assert!((rebuilt - matrix[(i, j)]).abs() < 1e-12);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod inertia_tests {
+    use super::*;
+
+    /// Q·diag(`eigenvalues`)·Qᵀ with Q orthonormal from a fixed irregular pattern.
+    fn with_eigenvalues(eigenvalues: &[f64]) -> Mat<f64> {
+        let n = eigenvalues.len();
+        let pattern = Mat::<f32>::from_fn(n, n, |i, j| {
+            ((i * 7 + j * 13 + i * j) % 11) as f32 - 5.0 + if i == j { 3.0 } else { 0.0 }
+        });
+        let q = orthonormal_basis(pattern);
+        Mat::from_fn(n, n, |i, j| {
+            (0..n)
+                .map(|l| f64::from(q[(i, l)]) * eigenvalues[l] * f64::from(q[(j, l)]))
+                .sum()
+        })
+    }
+
+    #[test]
+    fn counts_positive_eigenvalues_through_two_by_two_pivots() {
+        // A zero diagonal forces 2 × 2 pivots: [[0, 1], [1, 0]] has eigenvalues ±1.
+        let mut swap = Mat::<f64>::from_fn(4, 4, |i, j| if i + j == 3 { 1.0 } else { 0.0 });
+        assert_eq!(positive_eigenvalue_count(swap.as_mut()), 2);
+        let mut negative = Mat::<f64>::from_fn(2, 2, |i, j| if i == j { -1.0 } else { 0.5 });
+        assert_eq!(positive_eigenvalue_count(negative.as_mut()), 0);
+        for n in [5, 40, 150] {
+            // Mixed signs, and positives down to 1e-9 of the largest.
+            let eigenvalues: Vec<f64> = (0..n)
+                .map(|i| {
+                    let magnitude = 10_f64.powf(-9.0 * i as f64 / n as f64);
+                    if i % 3 == 1 { -magnitude } else { magnitude }
+                })
+                .collect();
+            let expected = eigenvalues.iter().filter(|&&v| v > 0.0).count();
+            let mut matrix = with_eigenvalues(&eigenvalues);
+            assert_eq!(
+                positive_eigenvalue_count(matrix.as_mut()),
+                expected,
+                "n = {n}"
+            );
+        }
+    }
+
+    #[test]
+    fn two_by_two_blocks_by_determinant_and_trace() {
+        assert_eq!(positive_in_block(0.0, 1.0, 0.0), 1);
+        assert_eq!(positive_in_block(2.0, 1.0, 3.0), 2);
+        assert_eq!(positive_in_block(-2.0, 1.0, -3.0), 0);
+        assert_eq!(positive_in_block(1.0, 1.0, 1.0), 1);
+        assert_eq!(positive_in_block(-1.0, 1.0, -1.0), 0);
     }
 }

@@ -69,8 +69,18 @@ pub(crate) fn analyse(
     frobenius_sq: f64,
     options: &SpectralOptions,
 ) -> Result<SpectralSummary> {
+    let solver = choose_solver(matrix.shape(), options);
+    analyse_with(matrix, frobenius_sq, options, solver)
+}
+
+/// The exact summary of `matrix` by `solver` (tests compare the solvers on one matrix).
+fn analyse_with(
+    matrix: &dyn MatrixRows,
+    frobenius_sq: f64,
+    options: &SpectralOptions,
+    solver: Solver,
+) -> Result<SpectralSummary> {
     let shape = matrix.shape();
-    let solver = choose_solver(shape, options);
     let side = shape.0.min(shape.1);
     if side > options.exact_max_dim {
         return Err(Error::usage(format!(
@@ -178,4 +188,208 @@ fn dense_spectrum(matrix: &dyn MatrixRows) -> Result<Spectrum> {
     Ok(Spectrum::complete(
         singular.into_iter().map(|value| value * unscale).collect(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dtype::Dtype;
+    use crate::error::ErrorKind;
+    use crate::matrix::DenseRows;
+    use crate::spectral::test_matrices::{EncodedRows, planted, reference_singular_values};
+
+    const SOLVERS: [Solver; 3] = [
+        Solver::DenseSvd,
+        Solver::GramEigenvalues,
+        Solver::GramInertia,
+    ];
+
+    fn frobenius_sq(values: &[f32]) -> f64 {
+        values.iter().map(|&v| f64::from(v) * f64::from(v)).sum()
+    }
+
+    fn with_rtol(rtol: Option<f64>) -> SpectralOptions {
+        SpectralOptions {
+            rtol,
+            ..SpectralOptions::default()
+        }
+    }
+
+    /// #{σ > tol} of the reference values, with tol = `rtol` · σ₁ (NumPy's when `None`).
+    fn reference_rank(reference: &[f64], shape: (usize, usize), rtol: Option<f64>) -> usize {
+        let tolerance = rank_tolerance(reference[0], shape, rtol);
+        reference.iter().filter(|&&value| value > tolerance).count()
+    }
+
+    #[test]
+    fn every_solver_counts_like_the_f64_reference_next_to_the_tolerance() {
+        // σᵢ = 0.7ⁱ, 30 of them, then nothing: the tolerance is put a relative margin above and
+        // below one of the reference's own values (of the matrix as stored), between neighbours
+        // 30% away.
+        let spectrum: Vec<f64> = (0..30).map(|i| 0.7_f64.powi(i)).collect();
+        for (rows, cols) in [(90, 40), (40, 90), (48, 48)] {
+            for dtype in [Dtype::BF16, Dtype::F16, Dtype::F32] {
+                let values = planted(rows, cols, &spectrum, 0.0, 17);
+                let matrix = EncodedRows::new(rows, cols, dtype, &values);
+                let decoded = matrix.decoded();
+                let reference = reference_singular_values(rows, cols, &decoded);
+                let sigma_max = reference[0];
+                // The value nearest 1e-2 · σ₁ (the 13th planted one), well inside what G resolves.
+                let index = 13;
+                assert!(reference[index - 1] > 1.2 * reference[index]);
+                assert!(reference[index + 1] < 0.8 * reference[index]);
+                for margin in [1e-1, 1e-2, 1e-3] {
+                    for (sign, expected) in [(1.0, index), (-1.0, index + 1)] {
+                        let rtol = reference[index] / sigma_max * (1.0 + sign * margin);
+                        assert_eq!(
+                            reference_rank(&reference, (rows, cols), Some(rtol)),
+                            expected
+                        );
+                        for solver in SOLVERS {
+                            let summary = analyse_with(
+                                &matrix,
+                                frobenius_sq(&decoded),
+                                &with_rtol(Some(rtol)),
+                                solver,
+                            )
+                            .unwrap();
+                            let context =
+                                format!("{rows}×{cols} {dtype:?} {solver:?} {margin:+e}·{sign}");
+                            assert_eq!(summary.rank, expected, "{context}");
+                            assert!(!summary.lower_bound, "{context}");
+                            assert!(
+                                (summary.sigma_max - sigma_max).abs() <= 1e-12 * sigma_max,
+                                "{context}: σ₁ {} vs {sigma_max}",
+                                summary.sigma_max
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gram_spectrum_equals_the_f64_reference() {
+        let spectrum: Vec<f64> = (0..40).map(|i| 0.8_f64.powi(i)).collect();
+        for (rows, cols) in [(120, 50), (50, 120)] {
+            for dtype in [Dtype::BF16, Dtype::F32] {
+                let matrix =
+                    EncodedRows::new(rows, cols, dtype, &planted(rows, cols, &spectrum, 1e-4, 3));
+                let reference = reference_singular_values(rows, cols, &matrix.decoded());
+                let sigma_max = reference[0];
+                let values = gram_spectrum(gram::gram(&matrix).unwrap()).unwrap().values;
+                assert_eq!(values.len(), reference.len());
+                for (got, want) in values.iter().zip(&reference) {
+                    // σ = √λ and λ carries an absolute error of ~ε(f64)·σ₁²: σ is accurate to
+                    // 1e-10 · σ₁ down to 1e-3 · σ₁, and its square to 1e-14 · σ₁² everywhere.
+                    let context = format!("{rows}×{cols} {dtype:?}: {got} vs {want}");
+                    assert!(
+                        (got * got - want * want).abs() <= 1e-14 * sigma_max * sigma_max,
+                        "{context}"
+                    );
+                    if *want >= 1e-3 * sigma_max {
+                        assert!((got - want).abs() <= 1e-10 * sigma_max, "{context}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rank_deficient_matrices_are_counted_through_bunch_kaufman() {
+        // Rank 20 exactly, f32 rounding far below tol: the Cholesky of G − tol²·I fails and the
+        // L·B·Lᵀ inertia must give 20; the whole spectrum must agree.
+        let spectrum: Vec<f64> = (0..20).map(|i| 1.0 + f64::from(i)).collect();
+        for (rows, cols) in [(200, 140), (140, 200), (150, 150)] {
+            let values = planted(rows, cols, &spectrum, 0.0, 9);
+            let matrix = DenseRows::new(rows, cols, values.clone()).unwrap();
+            for solver in SOLVERS {
+                let summary =
+                    analyse_with(&matrix, frobenius_sq(&values), &with_rtol(None), solver).unwrap();
+                assert_eq!(summary.rank, 20, "{rows}×{cols} {solver:?}");
+                assert!((summary.sigma_max - 20.0).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn extreme_magnitudes_give_the_reference_answers() {
+        let spectrum: Vec<f64> = (0..12).map(|i| 0.5_f64.powi(i)).collect();
+        let base = planted(40, 24, &spectrum, 0.0, 5);
+        let largest = base.iter().fold(0.0_f32, |max, v| max.max(v.abs()));
+        for (dtype, magnitude) in [
+            (Dtype::F32, f32::MAX * 0.99),
+            (Dtype::BF16, half::bf16::MAX.to_f32() * 0.99),
+            (Dtype::F16, half::f16::MAX.to_f32() * 0.99),
+            (Dtype::F32, 1e-38),
+            (Dtype::F32, 1e-42),
+            (Dtype::BF16, 1e-36),
+            (Dtype::F16, 1e-4),
+        ] {
+            let values: Vec<f32> = base.iter().map(|v| v / largest * magnitude).collect();
+            let matrix = EncodedRows::new(40, 24, dtype, &values);
+            let decoded = matrix.decoded();
+            let reference = reference_singular_values(40, 24, &decoded);
+            let rank = reference_rank(&reference, (40, 24), None);
+            for solver in SOLVERS {
+                let summary =
+                    analyse_with(&matrix, frobenius_sq(&decoded), &with_rtol(None), solver)
+                        .unwrap();
+                let context = format!("{dtype:?} {magnitude:e} {solver:?}: {summary:?}");
+                assert_eq!(summary.rank, rank, "{context}");
+                assert!(
+                    (summary.sigma_max - reference[0]).abs() <= 1e-9 * reference[0],
+                    "{context} vs {}",
+                    reference[0]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn non_finite_values_are_input_errors_for_every_solver() {
+        for (rows, cols) in [(6, 4), (4, 6)] {
+            let mut values: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
+            values[7] = f32::NAN;
+            let matrix = DenseRows::new(rows, cols, values).unwrap();
+            for solver in SOLVERS {
+                let error = analyse_with(&matrix, 1.0, &with_rtol(None), solver).unwrap_err();
+                assert_eq!(error.kind(), ErrorKind::Input, "{solver:?}");
+                assert!(error.message().contains("NaN"), "{}", error.message());
+            }
+        }
+    }
+
+    #[test]
+    fn the_default_picks_by_size_and_resolution() {
+        let options = SpectralOptions::default();
+        assert_eq!(choose_solver((4, 4), &options), Solver::DenseSvd);
+        assert_eq!(
+            choose_solver((576, 1536), &options),
+            Solver::GramEigenvalues
+        );
+        assert_eq!(choose_solver((11008, 4096), &options), Solver::GramInertia);
+        let spectrum = SpectralOptions {
+            method: RankMethod::Spectrum,
+            ..SpectralOptions::default()
+        };
+        assert_eq!(
+            choose_solver((11008, 4096), &spectrum),
+            Solver::GramEigenvalues
+        );
+        // An rtol below G's resolution needs the dense SVD, refused when too large to hold.
+        let fine = with_rtol(Some(1e-9));
+        assert_eq!(choose_solver((300, 200), &fine), Solver::DenseSvd);
+        let matrix = DenseRows::new(1, 1, vec![1.0]).unwrap();
+        assert!(analyse(&matrix, 1.0, &fine).is_ok());
+        let too_large = SpectralOptions {
+            exact_max_dim: 3,
+            ..SpectralOptions::default()
+        };
+        let matrix = DenseRows::new(4, 5, vec![1.0; 20]).unwrap();
+        let error = analyse(&matrix, 20.0, &too_large).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Usage);
+        assert!(error.message().contains("4 × 5"), "{}", error.message());
+    }
 }
