@@ -392,4 +392,130 @@ mod tests {
         assert_eq!(error.kind(), ErrorKind::Usage);
         assert!(error.message().contains("4 × 5"), "{}", error.message());
     }
+
+    #[test]
+    fn tall_bf16_embedding_matches_a_dense_f64_svd_in_every_mode() {
+        // Like a small model's tied embedding (49,152 × 576), scaled down: a decaying spectrum
+        // whose tail crosses the tolerance (≈ 2.4e-3 · σ₁), rounded to bf16.
+        let (rows, cols) = (20_000, 256);
+        let spectrum: Vec<f64> = (0..cols).map(|i| (-(i as f64) / 40.0).exp()).collect();
+        let matrix = EncodedRows::new(
+            rows,
+            cols,
+            Dtype::BF16,
+            &planted(rows, cols, &spectrum, 0.0, 21),
+        );
+        let decoded = matrix.decoded();
+        let frobenius_sq = frobenius_sq(&decoded);
+        // The reference: faer's f64 SVD of W itself (not of G), and the metrics by definition.
+        let scaled: Vec<f64> = decoded.iter().map(|&v| f64::from(v)).collect();
+        let reference =
+            dense::singular_values(MatRef::from_row_major_slice(&scaled, rows, cols)).unwrap();
+        let sigma_max = reference[0];
+        let tolerance = sigma_max * rows as f64 * f64::from(f32::EPSILON);
+        let rank = reference.iter().filter(|&&v| v > tolerance).count();
+        let nearest = reference
+            .iter()
+            .map(|v| (v / tolerance - 1.0).abs())
+            .fold(f64::MAX, f64::min);
+        assert!(
+            nearest > 1e-6,
+            "a σ within {nearest:e} of tol: the reference rank is fragile"
+        );
+        assert!(
+            rank > 200 && rank < cols,
+            "rank {rank}: the tail should cross tol"
+        );
+        let total: f64 = reference.iter().sum();
+        let effective_rank = (-reference
+            .iter()
+            .map(|v| v / total)
+            .filter(|&p| p > 0.0)
+            .map(|p| p * p.ln())
+            .sum::<f64>())
+        .exp();
+        let energy_rank = |fraction: f64| {
+            let mut energy = 0.0;
+            reference
+                .iter()
+                .position(|v| {
+                    energy += v * v;
+                    energy >= fraction * frobenius_sq
+                })
+                .map(|i| i + 1)
+        };
+        let options = SpectralOptions::default();
+        let spectrum_options = SpectralOptions {
+            method: RankMethod::Spectrum,
+            ..SpectralOptions::default()
+        };
+        let summaries = [
+            analyse(&matrix, frobenius_sq, &options).unwrap(),
+            analyse(&matrix, frobenius_sq, &spectrum_options).unwrap(),
+            analyse_with(&matrix, frobenius_sq, &options, Solver::GramInertia).unwrap(),
+        ];
+        for summary in summaries {
+            let context = format!("{summary:?}");
+            assert_eq!(summary.rank, rank, "{context}");
+            assert!(!summary.lower_bound, "{context}");
+            assert!(
+                (summary.sigma_max - sigma_max).abs() <= 1e-10 * sigma_max,
+                "{context}"
+            );
+            if summary.method == Solver::GramEigenvalues {
+                let got = summary.effective_rank.unwrap();
+                assert!(
+                    (got - effective_rank).abs() <= 1e-9 * effective_rank,
+                    "{context}: {effective_rank}"
+                );
+                assert_eq!(summary.energy_rank_90, energy_rank(0.90), "{context}");
+                assert_eq!(summary.energy_rank_99, energy_rank(0.99), "{context}");
+            } else {
+                assert_eq!(summary.method, Solver::GramInertia);
+                assert_eq!(
+                    (summary.effective_rank, summary.energy_rank_99),
+                    (None, None)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bit_identical_for_1_2_and_8_threads() {
+        let spectrum: Vec<f64> = (0..100).map(|i| 0.95_f64.powi(i)).collect();
+        for (rows, cols) in [(700, 300), (300, 700)] {
+            let values = planted(rows, cols, &spectrum, 1e-3, 13);
+            let frobenius_sq = frobenius_sq(&values);
+            let matrix = DenseRows::new(rows, cols, values).unwrap();
+            let run = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                pool.install(|| {
+                    let options = SpectralOptions::default();
+                    let eigenvalues = crate::spectral::eigenvalues(&matrix).unwrap();
+                    let whole =
+                        analyse_with(&matrix, frobenius_sq, &options, Solver::GramEigenvalues)
+                            .unwrap();
+                    let inertia =
+                        analyse_with(&matrix, frobenius_sq, &options, Solver::GramInertia).unwrap();
+                    (eigenvalues, whole, inertia)
+                })
+            };
+            let one = run(1);
+            for threads in [2, 8] {
+                let other = run(threads);
+                let bits = |values: &[f64]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&one.0),
+                    bits(&other.0),
+                    "{rows}×{cols}, {threads} threads"
+                );
+                assert_eq!(one.1, other.1);
+                assert_eq!(one.2.sigma_max.to_bits(), other.2.sigma_max.to_bits());
+                assert_eq!(one.2, other.2);
+            }
+        }
+    }
 }

@@ -24,6 +24,7 @@ pub mod gaussian;
 mod gram;
 mod inertia;
 mod randomized;
+mod scaled;
 mod streaming;
 mod summary;
 #[cfg(test)]
@@ -204,7 +205,12 @@ pub fn analyse(
     let (rows, cols) = matrix.shape();
     match effective_method(options, rows, cols) {
         RankMethod::Randomized => {
-            let spectrum = randomized::singular_values(matrix, frobenius_sq, options)?;
+            let scaled = scaled::ScaledRows::new(matrix, frobenius_sq);
+            let mut spectrum =
+                randomized::singular_values(&scaled, scaled.frobenius_sq(frobenius_sq), options)?;
+            for value in &mut spectrum.values {
+                *value = scaled.unscale(*value);
+            }
             Ok(summary::summarise(
                 &spectrum,
                 (rows, cols),
@@ -254,6 +260,7 @@ mod tests {
     use super::*;
     use crate::error::ErrorKind;
     use crate::matrix::DenseRows;
+    use crate::spectral::test_matrices::{planted, reference_singular_values};
 
     fn exact() -> SpectralOptions {
         SpectralOptions {
@@ -347,6 +354,57 @@ mod tests {
                 assert!(!summary.lower_bound);
             }
         }
+    }
+
+    #[test]
+    fn extreme_magnitudes_by_every_method() {
+        let spectrum: Vec<f64> = (0..12).map(|i| 0.5_f64.powi(i)).collect();
+        let base = planted(60, 40, &spectrum, 0.0, 5);
+        let largest = base.iter().fold(0.0_f32, |max, v| max.max(v.abs()));
+        for magnitude in [f32::MAX * 0.99, 1e-30, 1e-41] {
+            let values: Vec<f32> = base.iter().map(|v| v / largest * magnitude).collect();
+            let reference = reference_singular_values(60, 40, &values);
+            let frobenius_sq = values.iter().map(|&v| f64::from(v).powi(2)).sum();
+            // Denormals keep few digits: the stored matrix, not the planted one, is the reference.
+            let tolerance = reference[0] * 60.0 * f64::from(f32::EPSILON);
+            let rank = reference.iter().filter(|&&value| value > tolerance).count();
+            let matrix = DenseRows::new(60, 40, values).unwrap();
+            let sketch = SpectralOptions {
+                exact_below_dim: 0,
+                max_k: 24,
+                initial_k: 24,
+                oversample: 8,
+                ..randomized()
+            };
+            for options in [exact(), sketch] {
+                let summary = analyse(&matrix, frobenius_sq, &options).unwrap();
+                let context = format!("{magnitude:e} {summary:?}");
+                if summary.lower_bound {
+                    assert!(summary.rank <= rank, "{context}");
+                } else {
+                    assert_eq!(summary.rank, rank, "{context}");
+                }
+                let relative = (summary.sigma_max - reference[0]).abs() / reference[0];
+                assert!(relative < 1e-5, "{context}: σ₁ off by {relative:e}");
+            }
+        }
+    }
+
+    #[test]
+    fn eigenvalues_of_the_gram_matrix_are_the_squared_singular_values_descending() {
+        let spectrum: Vec<f64> = (0..10).map(|i| 3.0 * 0.6_f64.powi(i)).collect();
+        for (rows, cols) in [(30, 12), (12, 30)] {
+            let values = planted(rows, cols, &spectrum, 1e-3, 4);
+            let reference = reference_singular_values(rows, cols, &values);
+            let got = eigenvalues(&DenseRows::new(rows, cols, values).unwrap()).unwrap();
+            assert_eq!(got.len(), 12);
+            assert!(got.windows(2).all(|pair| pair[0] >= pair[1]));
+            for (lambda, sigma) in got.iter().zip(&reference) {
+                assert!((lambda - sigma * sigma).abs() <= 1e-13 * reference[0].powi(2));
+            }
+        }
+        let empty = DenseRows::new(0, 3, Vec::new()).unwrap();
+        assert!(eigenvalues(&empty).unwrap().is_empty());
     }
 
     #[test]
