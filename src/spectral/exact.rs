@@ -518,4 +518,40 @@ mod tests {
             }
         }
     }
+
+    /// The parts of the exact path on an 11008 × 4096 bf16 Gaussian matrix, one timing each:
+    /// `cargo test --release --lib measure_exact_parts -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn measure_exact_parts() {
+        use std::time::Instant;
+        let (rows, cols) = (11008, 4096);
+        let mut stream = crate::spectral::gaussian::GaussianStream::new(11, 0);
+        let values: Vec<f32> = (0..rows * cols)
+            .map(|_| half::bf16::from_f64(stream.next_gaussian_pair().0).to_f32())
+            .collect();
+        let matrix = DenseRows::new(rows, cols, values).unwrap();
+        let start = Instant::now();
+        let gram = gram::gram(&matrix).unwrap();
+        eprintln!(
+            "Gram matrix (lower triangle): {:.2} s",
+            start.elapsed().as_secs_f64()
+        );
+        let start = Instant::now();
+        let largest = inertia::largest_eigenvalue(&gram).unwrap();
+        eprintln!("λ₁ by Lanczos: {:.2} s", start.elapsed().as_secs_f64());
+        let start = Instant::now();
+        let rank = inertia::count_above(gram.clone(), largest * 1e-6);
+        eprintln!(
+            "inertia (Bunch–Kaufman): {:.2} s, rank {rank}",
+            start.elapsed().as_secs_f64()
+        );
+        let start = Instant::now();
+        let all = gram_eigenvalues(gram).unwrap();
+        eprintln!(
+            "all eigenvalues: {:.2} s, λ₁ {} vs Lanczos",
+            start.elapsed().as_secs_f64(),
+            all[0]
+        );
+    }
 }
