@@ -13,8 +13,9 @@
 //!
 //! λ₁ sets tol. Lanczos with full reorthogonalisation gives a Ritz value θ₁ ≤ λ₁ with an
 //! eigenvalue within the residual ‖G·y − θ₁·y‖ = βⱼ·|eⱼᵀs| of it; iterating until that is below
-//! 1e-10 · θ₁ pins σ₁ to 5e-11 relative. Each step is one product G·v (n² flops), a few dozen
-//! steps in all, far cheaper than all eigenvalues.
+//! 1e-10 · θ₁ pins σ₁ to 5e-11 relative. Each step is one product G·v (n² flops) and the
+//! reorthogonalisation: 1.5 s for n = 4096 on a flat (Gaussian) spectrum, the slow case, against
+//! ~17 s for all eigenvalues.
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatRef, Par};
