@@ -88,15 +88,16 @@ pub(crate) fn gram(matrix: &dyn MatrixRows) -> Result<Gram> {
 fn gram_in_blocks(matrix: &dyn MatrixRows, block_bytes: usize) -> Result<Gram> {
     let (rows, cols) = matrix.shape();
     let side = rows.min(cols);
-    let mut values = side
-        .checked_mul(side)
-        .filter(|&len| len.checked_mul(8).is_some())
-        .map(|len| vec![0.0_f64; len])
-        .ok_or_else(|| {
-            Error::input(format!(
-                "the Gram matrix of a {rows} × {cols} matrix does not fit in memory"
-            ))
-        })?;
+    // A Gram matrix too large for memory is an error for this matrix, not an abort of the run.
+    let too_large = || {
+        Error::input(format!(
+            "the Gram matrix of a {rows} × {cols} matrix does not fit in memory"
+        ))
+    };
+    let len = side.checked_mul(side).ok_or_else(too_large)?;
+    let mut values = Vec::new();
+    values.try_reserve_exact(len).map_err(|_| too_large())?;
+    values.resize(len, 0.0_f64);
     // An empty G has nothing to accumulate (and no chunk of zero columns to split into).
     if side > 0 && rows >= cols {
         accumulate_row_tiles(matrix, block_bytes, &mut values)?;
