@@ -1,18 +1,19 @@
-//! Randomized vs exact singular spectrum on bf16-rounded Gaussian matrices.
+//! Randomized vs exact vs whole-spectrum analysis, and the whole spectrum through the Gram matrix
+//! against faer's dense SVD, on bf16-rounded Gaussian matrices.
 //!
-//! `cargo bench --bench spectral` runs criterion on 1024² and 4096² (ten samples each: an exact
-//! 4096² SVD takes seconds). With `AIB_SPECTRAL_ONE_OFF=randomized`, `exact` or `both` it instead
-//! times one run of each on a 4096 × 11008 matrix (an MLP down-projection of a 7B model) and prints
-//! the times, their ratio and the summaries; running only `randomized` under `/usr/bin/time -v`
-//! gives the randomized path's peak memory. `AIB_SPECTRAL_SHAPE=ROWSxCOLS` changes the shape, e.g.
-//! to a tall embedding-like matrix.
+//! `cargo bench --bench spectral` runs criterion on 1024² and 2048 × 1024 (ten samples each).
+//! With `AIB_SPECTRAL_ONE_OFF=randomized`, `exact`, `spectrum` or `all` it instead times one run
+//! of each method on a 4096 × 11008 matrix (an MLP down-projection of a 7B model) and prints the
+//! times and summaries; `svd` times faer's dense f32 SVD (singular values only) of the same matrix,
+//! and `spectrum,svd` both with their ratio. Running one method alone under `/usr/bin/time -v`
+//! gives its peak memory. `AIB_SPECTRAL_SHAPE=ROWSxCOLS` changes the shape, e.g. to 11008x4096.
 
 use std::time::{Duration, Instant};
 
 use aib::dtype::{Dtype, decode};
 use aib::matrix::MatrixRows;
 use aib::spectral::gaussian::GaussianStream;
-use aib::spectral::{RankMethod, SpectralOptions, SpectralSummary, analyse};
+use aib::spectral::{RankMethod, SpectralOptions, SpectralSummary, analyse, eigenvalues};
 use criterion::{BenchmarkId, Criterion};
 use rayon::prelude::*;
 
@@ -80,12 +81,17 @@ fn criterion_benches(criterion: &mut Criterion) {
     group.sample_size(10);
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(5));
-    for size in [1024, 4096] {
-        let matrix = Bf16Rows::gaussian(size, size, 7);
+    for (rows, cols) in [(1024, 1024), (2048, 1024)] {
+        let matrix = Bf16Rows::gaussian(rows, cols, 7);
         let frobenius_sq = matrix.frobenius_sq();
-        for method in [RankMethod::Randomized, RankMethod::Exact] {
+        let shape = format!("{rows}x{cols}");
+        for method in [
+            RankMethod::Randomized,
+            RankMethod::Exact,
+            RankMethod::Spectrum,
+        ] {
             group.bench_with_input(
-                BenchmarkId::new(method.name(), size),
+                BenchmarkId::new(method.name(), &shape),
                 &matrix,
                 |bencher, matrix| {
                     bencher.iter(|| {
@@ -94,8 +100,26 @@ fn criterion_benches(criterion: &mut Criterion) {
                 },
             );
         }
+        group.bench_with_input(
+            BenchmarkId::new("gram-eigenvalues", &shape),
+            &matrix,
+            |bencher, matrix| bencher.iter(|| eigenvalues(matrix).expect("analysable")),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("dense-svd-f32", &shape),
+            &matrix,
+            |bencher, matrix| bencher.iter(|| dense_singular_values(matrix)),
+        );
     }
     group.finish();
+}
+
+/// faer's singular values of the materialised f32 matrix (the dense reference for speed).
+fn dense_singular_values(matrix: &Bf16Rows) -> Vec<f32> {
+    let mut values = vec![0.0_f32; matrix.rows * matrix.cols];
+    matrix.read_rows(0, &mut values);
+    let dense = faer::MatRef::from_row_major_slice(&values, matrix.rows, matrix.cols);
+    dense.singular_values().expect("converges")
 }
 
 /// One timed run of `method` on `matrix`.
@@ -128,14 +152,37 @@ fn one_off(which: &str) {
         "{rows} × {cols} bf16 Gaussian, {} rayon threads",
         rayon::current_num_threads()
     );
-    let randomized =
-        (which != "exact").then(|| timed(&matrix, frobenius_sq, RankMethod::Randomized));
-    let exact = (which != "randomized").then(|| timed(&matrix, frobenius_sq, RankMethod::Exact));
-    if let (Some((fast, _)), Some((slow, _))) = (randomized, exact) {
+    let wanted = |name: &str| which == "all" || which.split(',').any(|part| part == name);
+    let mut spectrum_time = None;
+    for method in [
+        RankMethod::Randomized,
+        RankMethod::Exact,
+        RankMethod::Spectrum,
+    ] {
+        if wanted(method.name()) {
+            let (elapsed, _) = timed(&matrix, frobenius_sq, method);
+            if method == RankMethod::Spectrum {
+                spectrum_time = Some(elapsed);
+            }
+        }
+    }
+    if wanted("svd") {
+        // faer's own parallelism off, as in the crate (see MEASUREMENTS.md).
+        faer::set_global_parallelism(faer::Par::Seq);
+        let start = Instant::now();
+        let values = dense_singular_values(&matrix);
+        let elapsed = start.elapsed();
         println!(
-            "exact / randomized = {:.1}×",
-            slow.as_secs_f64() / fast.as_secs_f64()
+            "dense f32 SVD: {:.3} s  σ₁ = {}",
+            elapsed.as_secs_f64(),
+            values[0]
         );
+        if let Some(spectrum) = spectrum_time {
+            println!(
+                "dense SVD / spectrum via G = {:.2}×",
+                elapsed.as_secs_f64() / spectrum.as_secs_f64()
+            );
+        }
     }
 }
 

@@ -36,7 +36,9 @@ fn planted_ranks_are_found_by_both_methods() {
             checked += 1;
             let name = answer["name"].as_str().unwrap();
             let row = &rows[name];
-            assert_eq!(row["rank_method"], method, "{name}");
+            // The column names the solver: exact-svd, exact-gram, exact-inertia or randomized.
+            let solver = row["rank_method"].as_str().unwrap();
+            assert!(solver.starts_with(method), "{name}: {solver}");
             let got = row["rank"]
                 .as_u64()
                 .unwrap_or_else(|| panic!("{name}: no rank with {method}"));
@@ -177,7 +179,7 @@ fn small_matrices_get_exact_spectra_by_default() {
         .iter()
         .find(|row| row["param_name"] == "spectrum_known_f32")
         .unwrap();
-    assert_eq!(row["rank_method"], "exact");
+    assert!(row["rank_method"].as_str().unwrap().starts_with("exact"));
     assert_eq!(row["rank_lower_bound"], false);
     assert_eq!(row["rank"], 32);
     assert!((row["effective_rank"].as_f64().unwrap() - 26.767561059053115).abs() < 1e-4);

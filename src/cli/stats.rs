@@ -15,12 +15,16 @@ use crate::output;
 use crate::spectral::{RankMethod, SpectralOptions};
 use crate::stats_table::{TERMINAL_COLUMNS, stats_table};
 
-/// How ranks are computed.
+/// How ranks and spectra are computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RankMode {
-    /// All singular values (faer); slow on large matrices.
+    /// Exact rank, σ₁ and stable rank of every matrix, the cheapest exact way (f64 Gram matrix
+    /// streamed from the map); the whole spectrum too where it costs nothing more.
     Exact,
-    /// Randomized SVD (Halko–Martinsson–Tropp), adaptive up to `--rank-max-k`.
+    /// Every singular value of every matrix, out of core (slower: all eigenvalues of the Gram matrix).
+    Spectrum,
+    /// Randomized SVD (Halko–Martinsson–Tropp), adaptive up to `--rank-max-k`: a quick top of the
+    /// spectrum; ranks beyond the sketch are lower bounds.
     Randomized,
     /// No spectral pass: rank and spectral columns stay empty.
     Off,
@@ -34,21 +38,21 @@ pub struct StatsArgs {
     #[command(flatten)]
     output: OutputArgs,
     /// How ranks and spectra are computed.
-    #[arg(long, value_enum, default_value = "randomized")]
+    #[arg(long, value_enum, default_value = "exact")]
     rank: RankMode,
     /// Rank tolerance relative to σ₁ (default: max(m, n) · ε(f32), NumPy's convention).
     #[arg(long = "rank-rtol", value_name = "RTOL")]
     rank_rtol: Option<f64>,
-    /// Largest sketch of the randomized SVD; ranks beyond it are reported as lower bounds.
+    /// `--rank randomized`: largest sketch; ranks beyond it are reported as lower bounds.
     #[arg(long = "rank-max-k", value_name = "K", default_value_t = SpectralOptions::default().max_k)]
     rank_max_k: usize,
-    /// Largest smaller side of a matrix for `--rank exact`.
+    /// Largest smaller side of a matrix for `--rank exact` and `spectrum` (the Gram matrix takes 8·N² bytes).
     #[arg(long = "exact-max-dim", value_name = "N", default_value_t = SpectralOptions::default().exact_max_dim)]
     exact_max_dim: usize,
-    /// Matrices whose smaller side is at most N get exact spectra even in randomized mode (0: never).
+    /// `--rank randomized`: matrices whose smaller side is at most N are answered exactly (0: never).
     #[arg(long = "exact-below-dim", value_name = "N", default_value_t = SpectralOptions::default().exact_below_dim)]
     exact_below_dim: usize,
-    /// Seed of the randomized SVD's Gaussian sketch.
+    /// `--rank randomized`: seed of the Gaussian sketch.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// |x| ≤ this counts as zero in `sparsity` (0 counts exact zeros only).
@@ -109,6 +113,7 @@ fn spectral_options(args: &StatsArgs) -> Option<SpectralOptions> {
     let method = match args.rank {
         RankMode::Off => return None,
         RankMode::Exact => RankMethod::Exact,
+        RankMode::Spectrum => RankMethod::Spectrum,
         RankMode::Randomized => RankMethod::Randomized,
     };
     Some(SpectralOptions {

@@ -6,16 +6,17 @@
 
 use faer::diag::Diag;
 use faer::dyn_stack::{MemBuffer, MemStack};
+use faer::linalg::cholesky::lblt;
 use faer::linalg::{evd, householder, qr, svd};
-use faer::{Conj, Mat, MatRef, Par};
+use faer::{Col, Conj, Mat, MatMut, MatRef, Par};
 
 use crate::error::{Error, Result};
 
 /// All singular values of `matrix` in non-increasing order.
-pub(crate) fn singular_values(matrix: MatRef<'_, f32>) -> Result<Vec<f32>> {
+pub(crate) fn singular_values(matrix: MatRef<'_, f64>) -> Result<Vec<f64>> {
     let (rows, cols) = matrix.shape();
-    let mut values = Diag::<f32>::zeros(rows.min(cols));
-    let scratch = svd::svd_scratch::<f32>(
+    let mut values = Diag::<f64>::zeros(rows.min(cols));
+    let scratch = svd::svd_scratch::<f64>(
         rows,
         cols,
         svd::ComputeSvdVectors::No,
@@ -81,6 +82,107 @@ pub(crate) fn orthonormal_basis(mut matrix: Mat<f32>) -> Mat<f32> {
     basis
 }
 
+/// Eigenvalues (non-decreasing) of the symmetric `matrix`, whose lower triangle is read and then
+/// overwritten: the tridiagonal reduction happens in place, so the matrix is the only n × n buffer.
+pub(crate) fn symmetric_eigenvalues_in_place(mut matrix: MatMut<'_, f64>) -> Result<Vec<f64>> {
+    let dim = matrix.nrows();
+    if dim == 0 {
+        return Ok(Vec::new());
+    }
+    let block_size = qr::no_pivoting::factor::recommended_block_size::<f64>(dim, dim);
+    let mut householder_factor = Mat::<f64>::zeros(block_size, dim - 1);
+    let mut buffer = MemBuffer::new(evd::tridiag::tridiag_in_place_scratch::<f64>(
+        dim,
+        Par::Seq,
+        Default::default(),
+    ));
+    evd::tridiag::tridiag_in_place(
+        matrix.as_mut(),
+        householder_factor.as_mut(),
+        Par::Seq,
+        MemStack::new(&mut buffer),
+        Default::default(),
+    );
+    let diagonal = Col::<f64>::from_fn(dim, |i| matrix[(i, i)]);
+    let subdiagonal =
+        Col::<f64>::from_fn(dim, |i| if i + 1 < dim { matrix[(i + 1, i)] } else { 0.0 });
+    let mut values = Diag::<f64>::zeros(dim);
+    let mut buffer = MemBuffer::new(evd::self_adjoint_evd_scratch::<f64>(
+        dim,
+        evd::ComputeEigenvectors::No,
+        Par::Seq,
+        Default::default(),
+    ));
+    evd::tridiagonal_self_adjoint_evd(
+        diagonal.as_diagonal(),
+        subdiagonal.as_diagonal(),
+        values.as_mut(),
+        None,
+        Par::Seq,
+        MemStack::new(&mut buffer),
+        Default::default(),
+    )
+    .map_err(|_| {
+        Error::input(format!(
+            "the eigenvalues of a {dim} × {dim} Gram matrix did not converge"
+        ))
+    })?;
+    Ok(values.column_vector().iter().copied().collect())
+}
+
+/// The number of positive eigenvalues of the symmetric `matrix` (lower triangle read, then
+/// overwritten), by Sylvester's law of inertia: P·A·Pᵀ = L·B·Lᵀ (Bunch–Kaufman) has as many
+/// positive eigenvalues as its block diagonal B, whose 1 × 1 and 2 × 2 blocks are counted one by one.
+pub(crate) fn positive_eigenvalue_count(mut matrix: MatMut<'_, f64>) -> usize {
+    let dim = matrix.nrows();
+    let mut subdiagonal = Diag::<f64>::zeros(dim);
+    let mut permutation = vec![0_usize; dim];
+    let mut inverse = vec![0_usize; dim];
+    let mut buffer = MemBuffer::new(lblt::factor::cholesky_in_place_scratch::<usize, f64>(
+        dim,
+        Par::Seq,
+        Default::default(),
+    ));
+    lblt::factor::cholesky_in_place(
+        matrix.as_mut(),
+        subdiagonal.as_mut(),
+        &mut permutation,
+        &mut inverse,
+        Par::Seq,
+        MemStack::new(&mut buffer),
+        Default::default(),
+    );
+    // B's diagonal is on the diagonal of `matrix`; a 2 × 2 block starting at i has its
+    // off-diagonal entry in subdiagonal[i] (zero for a 1 × 1 block).
+    let subdiagonal = subdiagonal.column_vector();
+    let mut positive = 0;
+    let mut i = 0;
+    while i < dim {
+        if i + 1 < dim && subdiagonal[i] != 0.0 {
+            positive += positive_in_block(matrix[(i, i)], subdiagonal[i], matrix[(i + 1, i + 1)]);
+            i += 2;
+        } else {
+            positive += usize::from(matrix[(i, i)] > 0.0);
+            i += 1;
+        }
+    }
+    positive
+}
+
+/// Positive eigenvalues of the symmetric 2 × 2 matrix [[a, b], [b, d]]: their product is the
+/// determinant and their sum the trace.
+fn positive_in_block(a: f64, b: f64, d: f64) -> usize {
+    let determinant = a * d - b * b;
+    if determinant < 0.0 {
+        1
+    } else if determinant == 0.0 || a + d > 0.0 {
+        // One zero and one of the trace's sign, or two of the trace's sign.
+        usize::from(a + d > 0.0) * if determinant == 0.0 { 1 } else { 2 }
+    } else {
+        0
+    }
+}
+
 /// Eigenvalues (non-decreasing) and orthonormal eigenvectors of the symmetric `matrix`, whose
 /// lower triangle is read.
 pub(crate) fn symmetric_eigen(matrix: MatRef<'_, f64>) -> Result<(Vec<f64>, Mat<f64>)> {
@@ -112,6 +214,7 @@ pub(crate) fn symmetric_eigen(matrix: MatRef<'_, f64>) -> Result<(Vec<f64>, Mat<
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use faer::Accum;
     use faer::linalg::matmul::matmul;
 
@@ -187,5 +290,58 @@ mod tests {
                 assert!((rebuilt - matrix[(i, j)]).abs() < 1e-12);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod inertia_tests {
+    use super::*;
+
+    /// Q·diag(`eigenvalues`)·Qᵀ with Q orthonormal from a fixed irregular pattern.
+    fn with_eigenvalues(eigenvalues: &[f64]) -> Mat<f64> {
+        let n = eigenvalues.len();
+        let pattern = Mat::<f32>::from_fn(n, n, |i, j| {
+            ((i * 7 + j * 13 + i * j) % 11) as f32 - 5.0 + if i == j { 3.0 } else { 0.0 }
+        });
+        let q = orthonormal_basis(pattern);
+        Mat::from_fn(n, n, |i, j| {
+            (0..n)
+                .map(|l| f64::from(q[(i, l)]) * eigenvalues[l] * f64::from(q[(j, l)]))
+                .sum()
+        })
+    }
+
+    #[test]
+    fn counts_positive_eigenvalues_through_two_by_two_pivots() {
+        // A zero diagonal forces 2 × 2 pivots: [[0, 1], [1, 0]] has eigenvalues ±1.
+        let mut swap = Mat::<f64>::from_fn(4, 4, |i, j| if i + j == 3 { 1.0 } else { 0.0 });
+        assert_eq!(positive_eigenvalue_count(swap.as_mut()), 2);
+        let mut negative = Mat::<f64>::from_fn(2, 2, |i, j| if i == j { -1.0 } else { 0.5 });
+        assert_eq!(positive_eigenvalue_count(negative.as_mut()), 0);
+        for n in [5, 40, 150] {
+            // Mixed signs, and positives down to 1e-9 of the largest.
+            let eigenvalues: Vec<f64> = (0..n)
+                .map(|i| {
+                    let magnitude = 10_f64.powf(-9.0 * i as f64 / n as f64);
+                    if i % 3 == 1 { -magnitude } else { magnitude }
+                })
+                .collect();
+            let expected = eigenvalues.iter().filter(|&&v| v > 0.0).count();
+            let mut matrix = with_eigenvalues(&eigenvalues);
+            assert_eq!(
+                positive_eigenvalue_count(matrix.as_mut()),
+                expected,
+                "n = {n}"
+            );
+        }
+    }
+
+    #[test]
+    fn two_by_two_blocks_by_determinant_and_trace() {
+        assert_eq!(positive_in_block(0.0, 1.0, 0.0), 1);
+        assert_eq!(positive_in_block(2.0, 1.0, 3.0), 2);
+        assert_eq!(positive_in_block(-2.0, 1.0, -3.0), 0);
+        assert_eq!(positive_in_block(1.0, 1.0, 1.0), 1);
+        assert_eq!(positive_in_block(-1.0, 1.0, -1.0), 0);
     }
 }

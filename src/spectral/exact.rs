@@ -1,49 +1,175 @@
-//! Every singular value, from a dense f32 SVD of the materialised matrix.
+//! Exact singular values and ranks, in f64, without holding the matrix (except a small one).
 //!
-//! f32 is NumPy's precision for `matrix_rank` on f32 data and the precision the weights are decoded
-//! to; its absolute error (≈ ε(f32) · σ₁) stays far below the default tolerance σ₁ · max(m, n) · ε(f32).
+//! Three solvers, chosen per matrix by [`choose_solver`]:
+//! - [`Solver::GramInertia`]: the Gram matrix G of the smaller side (see `gram`), λ₁ by Lanczos
+//!   and the count of eigenvalues above tol² by inertia (see `inertia`): the rank, σ₁ and stable
+//!   rank, at about a sixth of the cost of all eigenvalues beyond forming G (n = 4096: 2.8 s
+//!   against 17 s, measured on a busy 2-core machine);
+//! - [`Solver::GramEigenvalues`]: G and all its eigenvalues, σᵢ = √λᵢ: the whole spectrum;
+//! - [`Solver::DenseSvd`]: a dense f64 SVD of the materialised matrix, for the few matrices whose
+//!   rank tolerance lies below what G resolves (tiny matrices, or a tiny `--rank-rtol`).
+//!
+//! Why G is exact enough: its eigenvalues carry an absolute error of a small multiple of
+//! ε(f64)·λ₁, so σ is resolved down to ~1e-8 · σ₁, while the default tolerance is
+//! max(m, n) · ε(f32) · σ₁ ≥ 1.2e-7 · σ₁ · max(m, n). [`gram_resolves`] states the margin.
 
 use faer::MatRef;
 use rayon::prelude::*;
 
-use super::summary::Spectrum;
-use super::{dense, non_finite_error};
+use super::gram::{self, Gram};
+use super::summary::{Spectrum, rank_tolerance, summarise, summarise_rank};
+use super::{
+    RankMethod, Solver, SpectralOptions, SpectralSummary, dense, inertia, non_finite_error,
+};
 use crate::error::{Error, Result};
 use crate::matrix::MatrixRows;
 
-/// Default cap on the smaller side for the exact method: 4096 covers the square and MLP matrices
-/// of 7B-class models (a 4096² SVD takes ~10 s in f32 on one core); larger needs asking for.
-pub(crate) const DEFAULT_EXACT_MAX_DIM: usize = 4096;
+/// Default cap on the smaller side n for the exact methods: G takes 8·n² bytes (2 GiB at 16384)
+/// and its factorisations grow as n³.
+pub(crate) const DEFAULT_EXACT_MAX_DIM: usize = 16384;
 
-/// Rows decoded per call while materialising: enough to amortise the call, small enough to
-/// spread over threads.
+/// Largest smaller side whose whole spectrum the default (exact) method computes: up to here all
+/// eigenvalues of G cost little in absolute terms (~0.3 s at 1024, ~0.06 s at 576, as fast as
+/// the f32 SVD of the former exact mode) and give the effective and energy ranks too; above, the
+/// inertia count is about six times cheaper.
+pub(crate) const SPECTRUM_MAX_SIDE: usize = 1024;
+
+/// Margin between the tolerance and the resolution of G: G is used when tol² ≥ this · n · ε(f64)
+/// · σ₁², i.e. when the worst-case eigenvalue error n·ε(f64)·λ₁ is a thousandth of tol².
+const GRAM_MARGIN: f64 = 1e3;
+
+/// Largest matrix (values) the dense SVD materialises, 128 MiB in f64.
+const DENSE_MAX_VALUES: usize = 1 << 24;
+
+/// Rows decoded per parallel task while materialising.
 const ROWS_PER_DECODE: usize = 64;
 
-/// All singular values of `matrix`, refusing matrices whose smaller side exceeds `exact_max_dim`.
-pub(crate) fn singular_values(matrix: &dyn MatrixRows, exact_max_dim: usize) -> Result<Spectrum> {
+/// Whether the eigenvalues of G resolve singular values at the rank tolerance of a `shape`
+/// matrix (`rtol` as in [`rank_tolerance`]).
+fn gram_resolves(shape: (usize, usize), rtol: Option<f64>) -> bool {
+    let relative = rank_tolerance(1.0, shape, rtol);
+    let side = shape.0.min(shape.1) as f64;
+    relative * relative >= GRAM_MARGIN * side * f64::EPSILON
+}
+
+/// The exact solver for a `shape` matrix under `options`: the whole spectrum when
+/// [`RankMethod::Spectrum`] asks for it or it is cheap, else the inertia count.
+pub(crate) fn choose_solver(shape: (usize, usize), options: &SpectralOptions) -> Solver {
+    let side = shape.0.min(shape.1);
+    if !gram_resolves(shape, options.rtol) {
+        Solver::DenseSvd
+    } else if options.method == RankMethod::Spectrum || side <= SPECTRUM_MAX_SIDE {
+        Solver::GramEigenvalues
+    } else {
+        Solver::GramInertia
+    }
+}
+
+/// The exact summary of `matrix`, by the solver [`choose_solver`] picks.
+pub(crate) fn analyse(
+    matrix: &dyn MatrixRows,
+    frobenius_sq: f64,
+    options: &SpectralOptions,
+) -> Result<SpectralSummary> {
+    let solver = choose_solver(matrix.shape(), options);
+    analyse_with(matrix, frobenius_sq, options, solver)
+}
+
+/// The exact summary of `matrix` by `solver` (tests compare the solvers on one matrix).
+fn analyse_with(
+    matrix: &dyn MatrixRows,
+    frobenius_sq: f64,
+    options: &SpectralOptions,
+    solver: Solver,
+) -> Result<SpectralSummary> {
+    let shape = matrix.shape();
+    let side = shape.0.min(shape.1);
+    if side > options.exact_max_dim {
+        return Err(Error::usage(format!(
+            "the exact methods need 8·n² bytes and n³ time for a matrix whose smaller side is n; \
+             {} × {} exceeds the limit of n = {}: use the randomized method or raise the limit",
+            shape.0, shape.1, options.exact_max_dim
+        )));
+    }
+    match solver {
+        Solver::DenseSvd => {
+            let spectrum = dense_spectrum(matrix)?;
+            Ok(summarise(
+                &spectrum,
+                shape,
+                frobenius_sq,
+                options.rtol,
+                solver,
+            ))
+        }
+        Solver::GramEigenvalues => {
+            let spectrum = gram_spectrum(gram::gram(matrix)?)?;
+            Ok(summarise(
+                &spectrum,
+                shape,
+                frobenius_sq,
+                options.rtol,
+                solver,
+            ))
+        }
+        Solver::GramInertia => {
+            let gram = gram::gram(matrix)?;
+            if gram.is_zero() {
+                return Ok(summarise(
+                    &Spectrum::complete(vec![0.0; side]),
+                    shape,
+                    frobenius_sq,
+                    options.rtol,
+                    solver,
+                ));
+            }
+            let largest = inertia::largest_eigenvalue(&gram)?;
+            let sigma_max = gram.unscale(largest).sqrt();
+            // tol² on G's scale, relative to the scaled λ₁ so that no power of two is lost.
+            let relative = rank_tolerance(1.0, shape, options.rtol);
+            let rank = inertia::count_above(gram, relative * relative * largest);
+            Ok(summarise_rank(sigma_max, rank, frobenius_sq, solver))
+        }
+        Solver::Randomized => Err(Error::usage(
+            "the randomized sketch is not an exact solver".to_string(),
+        )),
+    }
+}
+
+/// Every singular value of the matrix whose Gram matrix is `gram` (descending).
+pub(crate) fn gram_spectrum(gram: Gram) -> Result<Spectrum> {
+    let eigenvalues = gram_eigenvalues(gram)?;
+    Ok(Spectrum::complete(
+        eigenvalues.into_iter().map(f64::sqrt).collect(),
+    ))
+}
+
+/// Every eigenvalue of `gram`, unscaled, descending, negative rounding clamped to zero.
+pub(crate) fn gram_eigenvalues(mut gram: Gram) -> Result<Vec<f64>> {
+    let scaled = dense::symmetric_eigenvalues_in_place(gram.scaled_mut())?;
+    Ok(scaled
+        .iter()
+        .rev()
+        .map(|&value| gram.unscale(value.max(0.0)))
+        .collect())
+}
+
+/// Every singular value from a dense f64 SVD of the materialised matrix, scaled by a power of two
+/// so that its largest value is about 1 (exact, and safe for values near the f32 extremes).
+fn dense_spectrum(matrix: &dyn MatrixRows) -> Result<Spectrum> {
     let (rows, cols) = matrix.shape();
     if rows == 0 || cols == 0 {
         return Ok(Spectrum::complete(Vec::new()));
     }
-    if rows.min(cols) > exact_max_dim {
-        return Err(Error::usage(format!(
-            "exact rank of a {rows} × {cols} matrix exceeds the exact-method limit of {exact_max_dim} \
-             on its smaller side; use the randomized method or raise the limit"
-        )));
-    }
-    let values = materialise(matrix)?;
-    let singular = dense::singular_values(MatRef::from_row_major_slice(&values, rows, cols))?;
-    Ok(Spectrum::complete(
-        singular.into_iter().map(f64::from).collect(),
-    ))
-}
-
-/// The whole matrix as row-major f32, decoded in parallel; fails on NaN or ±Inf.
-fn materialise(matrix: &dyn MatrixRows) -> Result<Vec<f32>> {
-    let (rows, cols) = matrix.shape();
     let len = rows
         .checked_mul(cols)
-        .ok_or_else(|| Error::input(format!("a {rows} × {cols} matrix does not fit in memory")))?;
+        .filter(|&len| len <= DENSE_MAX_VALUES)
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "the rank tolerance asked for is below what the Gram matrix of a {rows} × {cols} \
+                 matrix resolves, and the matrix is too large for a dense SVD: raise --rank-rtol"
+            ))
+        })?;
     let mut values = vec![0.0_f32; len];
     values
         .par_chunks_mut(ROWS_PER_DECODE * cols)
@@ -52,52 +178,382 @@ fn materialise(matrix: &dyn MatrixRows) -> Result<Vec<f32>> {
     if values.par_iter().any(|value| !value.is_finite()) {
         return Err(non_finite_error(rows, cols));
     }
-    Ok(values)
+    let largest = values.iter().fold(0.0_f32, |max, v| max.max(v.abs()));
+    if largest == 0.0 {
+        return Ok(Spectrum::complete(vec![0.0; rows.min(cols)]));
+    }
+    let exponent = f64::from(largest).log2().round() as i32;
+    let factor = 2_f64.powi(-exponent);
+    let scaled: Vec<f64> = values.iter().map(|&v| f64::from(v) * factor).collect();
+    let singular = dense::singular_values(MatRef::from_row_major_slice(&scaled, rows, cols))?;
+    let unscale = 2_f64.powi(exponent);
+    Ok(Spectrum::complete(
+        singular.into_iter().map(|value| value * unscale).collect(),
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dtype::Dtype;
     use crate::error::ErrorKind;
     use crate::matrix::DenseRows;
-    use crate::spectral::test_matrices::{planted, reference_singular_values};
+    use crate::spectral::test_matrices::{EncodedRows, planted, reference_singular_values};
+
+    const SOLVERS: [Solver; 3] = [
+        Solver::DenseSvd,
+        Solver::GramEigenvalues,
+        Solver::GramInertia,
+    ];
+
+    fn frobenius_sq(values: &[f32]) -> f64 {
+        values.iter().map(|&v| f64::from(v) * f64::from(v)).sum()
+    }
+
+    fn with_rtol(rtol: Option<f64>) -> SpectralOptions {
+        SpectralOptions {
+            rtol,
+            ..SpectralOptions::default()
+        }
+    }
+
+    /// #{σ > tol} of the reference values, with tol = `rtol` · σ₁ (NumPy's when `None`).
+    fn reference_rank(reference: &[f64], shape: (usize, usize), rtol: Option<f64>) -> usize {
+        let tolerance = rank_tolerance(reference[0], shape, rtol);
+        reference.iter().filter(|&&value| value > tolerance).count()
+    }
 
     #[test]
-    fn matches_an_independent_f64_jacobi_svd() {
-        for (rows, cols) in [(30, 17), (17, 30), (24, 24)] {
-            let spectrum: Vec<f64> = (0..17).map(|i| 0.8_f64.powi(i)).collect();
-            let values = planted(rows, cols, &spectrum, 1e-3, 5);
-            let expected = reference_singular_values(rows, cols, &values);
-            let matrix = DenseRows::new(rows, cols, values).unwrap();
-            let actual = singular_values(&matrix, 100).unwrap();
-            assert_eq!(actual.trusted, rows.min(cols));
-            for (a, e) in actual.values.iter().zip(&expected) {
-                // f32 SVD: absolute error of a few ε(f32) · σ₁.
+    fn every_solver_counts_like_the_f64_reference_next_to_the_tolerance() {
+        // σᵢ = 0.7ⁱ, 30 of them, then nothing: the tolerance is put a relative margin above and
+        // below one of the reference's own values (of the matrix as stored), between neighbours
+        // 30% away.
+        let spectrum: Vec<f64> = (0..30).map(|i| 0.7_f64.powi(i)).collect();
+        for (rows, cols) in [(90, 40), (40, 90), (48, 48)] {
+            for dtype in [Dtype::BF16, Dtype::F16, Dtype::F32] {
+                let values = planted(rows, cols, &spectrum, 0.0, 17);
+                let matrix = EncodedRows::new(rows, cols, dtype, &values);
+                let decoded = matrix.decoded();
+                let reference = reference_singular_values(rows, cols, &decoded);
+                let sigma_max = reference[0];
+                // The value nearest 1e-2 · σ₁ (the 13th planted one), well inside what G resolves.
+                let index = 13;
+                assert!(reference[index - 1] > 1.2 * reference[index]);
+                assert!(reference[index + 1] < 0.8 * reference[index]);
+                for margin in [1e-1, 1e-2, 1e-3] {
+                    for (sign, expected) in [(1.0, index), (-1.0, index + 1)] {
+                        let rtol = reference[index] / sigma_max * (1.0 + sign * margin);
+                        assert_eq!(
+                            reference_rank(&reference, (rows, cols), Some(rtol)),
+                            expected
+                        );
+                        for solver in SOLVERS {
+                            let summary = analyse_with(
+                                &matrix,
+                                frobenius_sq(&decoded),
+                                &with_rtol(Some(rtol)),
+                                solver,
+                            )
+                            .unwrap();
+                            let context =
+                                format!("{rows}×{cols} {dtype:?} {solver:?} {margin:+e}·{sign}");
+                            assert_eq!(summary.rank, expected, "{context}");
+                            assert!(!summary.lower_bound, "{context}");
+                            assert!(
+                                (summary.sigma_max - sigma_max).abs() <= 1e-12 * sigma_max,
+                                "{context}: σ₁ {} vs {sigma_max}",
+                                summary.sigma_max
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gram_spectrum_equals_the_f64_reference() {
+        let spectrum: Vec<f64> = (0..40).map(|i| 0.8_f64.powi(i)).collect();
+        for (rows, cols) in [(120, 50), (50, 120)] {
+            for dtype in [Dtype::BF16, Dtype::F32] {
+                let matrix =
+                    EncodedRows::new(rows, cols, dtype, &planted(rows, cols, &spectrum, 1e-4, 3));
+                let reference = reference_singular_values(rows, cols, &matrix.decoded());
+                let sigma_max = reference[0];
+                let values = gram_spectrum(gram::gram(&matrix).unwrap()).unwrap().values;
+                assert_eq!(values.len(), reference.len());
+                for (got, want) in values.iter().zip(&reference) {
+                    // σ = √λ and λ carries an absolute error of ~ε(f64)·σ₁²: σ is accurate to
+                    // 1e-10 · σ₁ down to 1e-3 · σ₁, and its square to 1e-14 · σ₁² everywhere.
+                    let context = format!("{rows}×{cols} {dtype:?}: {got} vs {want}");
+                    assert!(
+                        (got * got - want * want).abs() <= 1e-14 * sigma_max * sigma_max,
+                        "{context}"
+                    );
+                    if *want >= 1e-3 * sigma_max {
+                        assert!((got - want).abs() <= 1e-10 * sigma_max, "{context}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rank_deficient_matrices_are_counted_through_bunch_kaufman() {
+        // Rank 20 exactly, f32 rounding far below tol: the Cholesky of G − tol²·I fails and the
+        // L·B·Lᵀ inertia must give 20; the whole spectrum must agree.
+        let spectrum: Vec<f64> = (0..20).map(|i| 1.0 + f64::from(i)).collect();
+        for (rows, cols) in [(200, 140), (140, 200), (150, 150)] {
+            let values = planted(rows, cols, &spectrum, 0.0, 9);
+            let matrix = DenseRows::new(rows, cols, values.clone()).unwrap();
+            for solver in SOLVERS {
+                let summary =
+                    analyse_with(&matrix, frobenius_sq(&values), &with_rtol(None), solver).unwrap();
+                assert_eq!(summary.rank, 20, "{rows}×{cols} {solver:?}");
+                assert!((summary.sigma_max - 20.0).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn extreme_magnitudes_give_the_reference_answers() {
+        let spectrum: Vec<f64> = (0..12).map(|i| 0.5_f64.powi(i)).collect();
+        let base = planted(40, 24, &spectrum, 0.0, 5);
+        let largest = base.iter().fold(0.0_f32, |max, v| max.max(v.abs()));
+        for (dtype, magnitude) in [
+            (Dtype::F32, f32::MAX * 0.99),
+            (Dtype::BF16, half::bf16::MAX.to_f32() * 0.99),
+            (Dtype::F16, half::f16::MAX.to_f32() * 0.99),
+            (Dtype::F32, 1e-38),
+            (Dtype::F32, 1e-42),
+            (Dtype::BF16, 1e-36),
+            (Dtype::F16, 1e-4),
+        ] {
+            let values: Vec<f32> = base.iter().map(|v| v / largest * magnitude).collect();
+            let matrix = EncodedRows::new(40, 24, dtype, &values);
+            let decoded = matrix.decoded();
+            let reference = reference_singular_values(40, 24, &decoded);
+            let rank = reference_rank(&reference, (40, 24), None);
+            for solver in SOLVERS {
+                let summary =
+                    analyse_with(&matrix, frobenius_sq(&decoded), &with_rtol(None), solver)
+                        .unwrap();
+                let context = format!("{dtype:?} {magnitude:e} {solver:?}: {summary:?}");
+                assert_eq!(summary.rank, rank, "{context}");
                 assert!(
-                    (a - e).abs() < 1e-5 * expected[0],
-                    "{a} vs {e} ({rows}×{cols})"
+                    (summary.sigma_max - reference[0]).abs() <= 1e-9 * reference[0],
+                    "{context} vs {}",
+                    reference[0]
                 );
             }
         }
     }
 
     #[test]
-    fn refuses_matrices_above_the_limit() {
-        let matrix = DenseRows::new(3, 5, vec![1.0; 15]).unwrap();
-        let error = singular_values(&matrix, 2).unwrap_err();
-        assert_eq!(error.kind(), ErrorKind::Usage);
-        assert!(error.message().contains("3 × 5"), "{}", error.message());
-        assert!(singular_values(&matrix, 3).is_ok());
+    fn non_finite_values_are_input_errors_for_every_solver() {
+        for (rows, cols) in [(6, 4), (4, 6)] {
+            let mut values: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
+            values[7] = f32::NAN;
+            let matrix = DenseRows::new(rows, cols, values).unwrap();
+            for solver in SOLVERS {
+                let error = analyse_with(&matrix, 1.0, &with_rtol(None), solver).unwrap_err();
+                assert_eq!(error.kind(), ErrorKind::Input, "{solver:?}");
+                assert!(error.message().contains("NaN"), "{}", error.message());
+            }
+        }
     }
 
     #[test]
-    fn refuses_non_finite_values_and_accepts_empty_matrices() {
-        let matrix = DenseRows::new(2, 2, vec![1.0, f32::NAN, 0.0, 1.0]).unwrap();
+    fn the_default_picks_by_size_and_resolution() {
+        let options = SpectralOptions::default();
+        assert_eq!(choose_solver((4, 4), &options), Solver::DenseSvd);
         assert_eq!(
-            singular_values(&matrix, 10).unwrap_err().kind(),
-            ErrorKind::Input
+            choose_solver((576, 1536), &options),
+            Solver::GramEigenvalues
         );
-        let empty = DenseRows::new(0, 4, Vec::new()).unwrap();
-        assert!(singular_values(&empty, 10).unwrap().values.is_empty());
+        assert_eq!(choose_solver((11008, 4096), &options), Solver::GramInertia);
+        let spectrum = SpectralOptions {
+            method: RankMethod::Spectrum,
+            ..SpectralOptions::default()
+        };
+        assert_eq!(
+            choose_solver((11008, 4096), &spectrum),
+            Solver::GramEigenvalues
+        );
+        // An rtol below G's resolution needs the dense SVD, refused when too large to hold.
+        let fine = with_rtol(Some(1e-9));
+        assert_eq!(choose_solver((300, 200), &fine), Solver::DenseSvd);
+        let matrix = DenseRows::new(1, 1, vec![1.0]).unwrap();
+        assert!(analyse(&matrix, 1.0, &fine).is_ok());
+        let too_large = SpectralOptions {
+            exact_max_dim: 3,
+            ..SpectralOptions::default()
+        };
+        let matrix = DenseRows::new(4, 5, vec![1.0; 20]).unwrap();
+        let error = analyse(&matrix, 20.0, &too_large).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Usage);
+        assert!(error.message().contains("4 × 5"), "{}", error.message());
+    }
+
+    #[test]
+    fn tall_bf16_embedding_matches_a_dense_f64_svd_in_every_mode() {
+        // Like a small model's tied embedding (49,152 × 576), scaled down: a decaying spectrum
+        // whose tail crosses the tolerance (≈ 2.4e-3 · σ₁), rounded to bf16.
+        let (rows, cols) = (20_000, 256);
+        let spectrum: Vec<f64> = (0..cols).map(|i| (-(i as f64) / 40.0).exp()).collect();
+        let matrix = EncodedRows::new(
+            rows,
+            cols,
+            Dtype::BF16,
+            &planted(rows, cols, &spectrum, 0.0, 21),
+        );
+        let decoded = matrix.decoded();
+        let frobenius_sq = frobenius_sq(&decoded);
+        // The reference: faer's f64 SVD of W itself (not of G), and the metrics by definition.
+        let scaled: Vec<f64> = decoded.iter().map(|&v| f64::from(v)).collect();
+        let reference =
+            dense::singular_values(MatRef::from_row_major_slice(&scaled, rows, cols)).unwrap();
+        let sigma_max = reference[0];
+        let tolerance = sigma_max * rows as f64 * f64::from(f32::EPSILON);
+        let rank = reference.iter().filter(|&&v| v > tolerance).count();
+        let nearest = reference
+            .iter()
+            .map(|v| (v / tolerance - 1.0).abs())
+            .fold(f64::MAX, f64::min);
+        assert!(
+            nearest > 1e-6,
+            "a σ within {nearest:e} of tol: the reference rank is fragile"
+        );
+        assert!(
+            rank > 200 && rank < cols,
+            "rank {rank}: the tail should cross tol"
+        );
+        let total: f64 = reference.iter().sum();
+        let effective_rank = (-reference
+            .iter()
+            .map(|v| v / total)
+            .filter(|&p| p > 0.0)
+            .map(|p| p * p.ln())
+            .sum::<f64>())
+        .exp();
+        let energy_rank = |fraction: f64| {
+            let mut energy = 0.0;
+            reference
+                .iter()
+                .position(|v| {
+                    energy += v * v;
+                    energy >= fraction * frobenius_sq
+                })
+                .map(|i| i + 1)
+        };
+        let options = SpectralOptions::default();
+        let spectrum_options = SpectralOptions {
+            method: RankMethod::Spectrum,
+            ..SpectralOptions::default()
+        };
+        let summaries = [
+            analyse(&matrix, frobenius_sq, &options).unwrap(),
+            analyse(&matrix, frobenius_sq, &spectrum_options).unwrap(),
+            analyse_with(&matrix, frobenius_sq, &options, Solver::GramInertia).unwrap(),
+        ];
+        for summary in summaries {
+            let context = format!("{summary:?}");
+            assert_eq!(summary.rank, rank, "{context}");
+            assert!(!summary.lower_bound, "{context}");
+            assert!(
+                (summary.sigma_max - sigma_max).abs() <= 1e-10 * sigma_max,
+                "{context}"
+            );
+            if summary.method == Solver::GramEigenvalues {
+                let got = summary.effective_rank.unwrap();
+                assert!(
+                    (got - effective_rank).abs() <= 1e-9 * effective_rank,
+                    "{context}: {effective_rank}"
+                );
+                assert_eq!(summary.energy_rank_90, energy_rank(0.90), "{context}");
+                assert_eq!(summary.energy_rank_99, energy_rank(0.99), "{context}");
+            } else {
+                assert_eq!(summary.method, Solver::GramInertia);
+                assert_eq!(
+                    (summary.effective_rank, summary.energy_rank_99),
+                    (None, None)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bit_identical_for_1_2_and_8_threads() {
+        let spectrum: Vec<f64> = (0..100).map(|i| 0.95_f64.powi(i)).collect();
+        for (rows, cols) in [(700, 300), (300, 700)] {
+            let values = planted(rows, cols, &spectrum, 1e-3, 13);
+            let frobenius_sq = frobenius_sq(&values);
+            let matrix = DenseRows::new(rows, cols, values).unwrap();
+            let run = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                pool.install(|| {
+                    let options = SpectralOptions::default();
+                    let eigenvalues = crate::spectral::eigenvalues(&matrix).unwrap();
+                    let whole =
+                        analyse_with(&matrix, frobenius_sq, &options, Solver::GramEigenvalues)
+                            .unwrap();
+                    let inertia =
+                        analyse_with(&matrix, frobenius_sq, &options, Solver::GramInertia).unwrap();
+                    (eigenvalues, whole, inertia)
+                })
+            };
+            let one = run(1);
+            for threads in [2, 8] {
+                let other = run(threads);
+                let bits = |values: &[f64]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&one.0),
+                    bits(&other.0),
+                    "{rows}×{cols}, {threads} threads"
+                );
+                assert_eq!(one.1, other.1);
+                assert_eq!(one.2.sigma_max.to_bits(), other.2.sigma_max.to_bits());
+                assert_eq!(one.2, other.2);
+            }
+        }
+    }
+
+    /// The parts of the exact path on an 11008 × 4096 bf16 Gaussian matrix, one timing each:
+    /// `cargo test --release --lib measure_exact_parts -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn measure_exact_parts() {
+        use std::time::Instant;
+        let (rows, cols) = (11008, 4096);
+        let mut stream = crate::spectral::gaussian::GaussianStream::new(11, 0);
+        let values: Vec<f32> = (0..rows * cols)
+            .map(|_| half::bf16::from_f64(stream.next_gaussian_pair().0).to_f32())
+            .collect();
+        let matrix = DenseRows::new(rows, cols, values).unwrap();
+        let start = Instant::now();
+        let gram = gram::gram(&matrix).unwrap();
+        eprintln!(
+            "Gram matrix (lower triangle): {:.2} s",
+            start.elapsed().as_secs_f64()
+        );
+        let start = Instant::now();
+        let largest = inertia::largest_eigenvalue(&gram).unwrap();
+        eprintln!("λ₁ by Lanczos: {:.2} s", start.elapsed().as_secs_f64());
+        let start = Instant::now();
+        let rank = inertia::count_above(gram.clone(), largest * 1e-6);
+        eprintln!(
+            "inertia (Bunch–Kaufman): {:.2} s, rank {rank}",
+            start.elapsed().as_secs_f64()
+        );
+        let start = Instant::now();
+        let all = gram_eigenvalues(gram).unwrap();
+        eprintln!(
+            "all eigenvalues: {:.2} s, λ₁ {} vs Lanczos",
+            start.elapsed().as_secs_f64(),
+            all[0]
+        );
     }
 }

@@ -9,15 +9,22 @@
 //! - `energy_rank_90/99` = the smallest r with Σᵢ≤ᵣ σᵢ² ≥ 0.90 / 0.99 · ‖W‖²_F;
 //! - `effective_rank` = exp(−Σ pᵢ ln pᵢ), pᵢ = σᵢ / Σⱼ σⱼ (Roy & Vetterli 2007).
 //!
-//! [`RankMethod::Exact`] computes every singular value with faer in f32 (the precision NumPy's
-//! `matrix_rank` uses on f32 data). [`RankMethod::Randomized`] streams row tiles through a
-//! Halko–Martinsson–Tropp range finder and never holds the matrix; what its sketch cannot pin down
-//! is reported as a lower bound, never as a guess (see [`SpectralSummary::lower_bound`]).
+//! [`RankMethod::Exact`] (the default) answers every matrix exactly the cheapest way, out of core:
+//! the f64 Gram matrix of its smaller side, streamed from row tiles, then either all its
+//! eigenvalues (small sides: the whole spectrum) or λ₁ by Lanczos and the count above tol² by
+//! Sylvester's inertia (large sides: rank, σ₁, stable rank). [`RankMethod::Spectrum`] computes
+//! every singular value of every matrix the same way. [`RankMethod::Randomized`] streams row tiles
+//! through a Halko–Martinsson–Tropp range finder; what its sketch cannot pin down is reported as a
+//! lower bound, never as a guess (see [`SpectralSummary::lower_bound`]). [`Solver`] says which way
+//! each matrix was answered. [`eigenvalues`] gives every eigenvalue of WᵀW.
 
 mod dense;
 mod exact;
 pub mod gaussian;
+mod gram;
+mod inertia;
 mod randomized;
+mod scaled;
 mod streaming;
 mod summary;
 #[cfg(test)]
@@ -26,21 +33,54 @@ mod test_matrices;
 use crate::error::{Error, Result};
 use crate::matrix::MatrixRows;
 
-/// How the singular values are obtained; "off" is the caller's business.
+/// What the caller asks for; "off" is the caller's business.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RankMethod {
-    /// Every singular value, from a dense f32 SVD of the materialised matrix (faer).
+    /// The exact rank, σ₁ and stable rank of every matrix, by the cheapest exact [`Solver`]; the
+    /// whole spectrum (effective and energy ranks) where it costs little (smaller side ≤ 1024).
     Exact,
-    /// Halko–Martinsson–Tropp randomized range finder over streamed row tiles.
+    /// Every singular value of every matrix (the Gram matrix's eigenvalues), whatever its size.
+    Spectrum,
+    /// Halko–Martinsson–Tropp randomized range finder over streamed row tiles: the top of the
+    /// spectrum, with lower bounds for what it cannot decide.
     Randomized,
 }
 
 impl RankMethod {
-    /// The name used on the command line and in the `rank_method` column.
+    /// The name used on the command line.
     pub fn name(self) -> &'static str {
         match self {
             RankMethod::Exact => "exact",
+            RankMethod::Spectrum => "spectrum",
             RankMethod::Randomized => "randomized",
+        }
+    }
+}
+
+/// How one matrix was actually answered (the `rank_method` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Solver {
+    /// Every singular value from a dense f64 SVD of the materialised matrix: only for matrices
+    /// whose rank tolerance is below what the Gram matrix resolves (tiny ones, or a tiny rtol).
+    DenseSvd,
+    /// Every singular value, as the square roots of all eigenvalues of the f64 Gram matrix.
+    GramEigenvalues,
+    /// The f64 Gram matrix's largest eigenvalue (Lanczos) and its inertia at tol²: exact rank,
+    /// σ₁ and stable rank, no energy or effective rank.
+    GramInertia,
+    /// The randomized sketch.
+    Randomized,
+}
+
+impl Solver {
+    /// The name in the `rank_method` column: `exact-svd`, `exact-gram`, `exact-inertia` or
+    /// `randomized`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Solver::DenseSvd => "exact-svd",
+            Solver::GramEigenvalues => "exact-gram",
+            Solver::GramInertia => "exact-inertia",
+            Solver::Randomized => "randomized",
         }
     }
 }
@@ -48,7 +88,7 @@ impl RankMethod {
 /// Settings of [`analyse`]; [`Default`] gives the documented defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpectralOptions {
-    /// Exact or randomized (the default).
+    /// Exact (the default), spectrum or randomized.
     pub method: RankMethod,
     /// Rank tolerance relative to σ₁; `None` uses NumPy's σ₁ · max(m, n) · ε(f32).
     pub rtol: Option<f64>,
@@ -62,7 +102,8 @@ pub struct SpectralOptions {
     pub power_iterations: usize,
     /// Seed of the Gaussian sketch: a fixed seed gives bit-identical results on any thread count.
     pub seed: u64,
-    /// The exact method refuses matrices whose smaller side exceeds this (memory and time grow as m·n·min).
+    /// The exact methods refuse matrices whose smaller side n exceeds this: the Gram matrix takes
+    /// 8·n² bytes and its factorisations n³ time.
     pub exact_max_dim: usize,
     /// A randomized request on a matrix whose smaller side is at most this is answered exactly
     /// (see [`effective_method`]); 0 never does.
@@ -70,12 +111,12 @@ pub struct SpectralOptions {
 }
 
 impl Default for SpectralOptions {
-    /// Randomized, NumPy tolerance, `initial_k` 32, `max_k` 128, `oversample` 16,
-    /// `power_iterations` 2, `seed` 0, `exact_max_dim` 4096 (each argued in `randomized` / `exact`),
-    /// `exact_below_dim` 256 (see [`effective_method`]).
+    /// Exact, NumPy tolerance, `initial_k` 32, `max_k` 128, `oversample` 16,
+    /// `power_iterations` 2, `seed` 0, `exact_max_dim` 16384 (each argued in `randomized` /
+    /// `exact`), `exact_below_dim` 256 (see [`effective_method`]).
     fn default() -> SpectralOptions {
         SpectralOptions {
-            method: RankMethod::Randomized,
+            method: RankMethod::Exact,
             rtol: None,
             max_k: randomized::DEFAULT_MAX_K,
             initial_k: randomized::DEFAULT_INITIAL_K,
@@ -118,7 +159,9 @@ impl SpectralOptions {
 /// A randomized σ₁ never exceeds the true one (so `stable_rank` can only be high); it is within
 /// 1e-3 on decaying spectra, but on flat, noise-like spectra (no gap at the top) it can be ~2% low:
 /// 1.8% on a 4096 × 11008 Gaussian matrix with the defaults.
-/// `effective_rank` needs the whole spectrum: it is `None` unless every singular value was computed.
+/// `effective_rank` and the energy ranks need the whole spectrum: `effective_rank` is `None` unless
+/// every singular value was computed; the energy ranks are `None` when the answer came from the
+/// inertia count ([`Solver::GramInertia`]), which knows only the rank and σ₁.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpectralSummary {
     /// Numerical rank #{σᵢ > tol}; a lower bound when `rank_lower_bound`.
@@ -129,12 +172,13 @@ pub struct SpectralSummary {
     pub stable_rank: Option<f64>,
     /// exp(entropy of σᵢ / Σσⱼ); `None` when the spectrum is incomplete or the matrix is all zero.
     pub effective_rank: Option<f64>,
-    /// Smallest r holding 90% of ‖W‖²_F; `None` for an all-zero or empty matrix.
+    /// Smallest r holding 90% of ‖W‖²_F; `None` for an all-zero or empty matrix, or when not
+    /// computed (inertia).
     pub energy_rank_90: Option<usize>,
-    /// Smallest r holding 99% of ‖W‖²_F; `None` for an all-zero or empty matrix.
+    /// Smallest r holding 99% of ‖W‖²_F; `None` as `energy_rank_90`.
     pub energy_rank_99: Option<usize>,
-    /// The method that produced these values.
-    pub method: RankMethod,
+    /// How these values were computed.
+    pub method: Solver,
     /// True when any of `rank`, `energy_rank_90`, `energy_rank_99` is only a lower bound.
     pub lower_bound: bool,
     /// `rank` is a lower bound: the sketch found no trusted singular value at or below tol.
@@ -143,7 +187,8 @@ pub struct SpectralSummary {
     pub energy_rank_90_lower_bound: bool,
     /// `energy_rank_99` is a lower bound: the trusted values hold less than 99% of ‖W‖²_F.
     pub energy_rank_99_lower_bound: bool,
-    /// How many singular values were computed and trusted (min(m, n) when the spectrum is complete).
+    /// How many singular values were computed and trusted (min(m, n) when the spectrum is
+    /// complete, 1 for the inertia count).
     pub resolved_values: usize,
 }
 
@@ -157,9 +202,10 @@ fn non_finite_error(rows: usize, cols: usize) -> Error {
 /// Rank and spectrum metrics of `matrix`.
 ///
 /// `frobenius_sq` = ‖W‖²_F, known exactly by the caller from its statistics pass (in f64); it must be
-/// finite and non-negative. Fails with a usage error when the exact method is asked for a matrix
+/// finite and non-negative. Fails with a usage error when an exact method is asked for a matrix
 /// larger than `exact_max_dim`, and with an input error when the matrix holds NaN or ±Inf (its
-/// spectrum is undefined) or the options are inconsistent.
+/// spectrum is undefined), a decomposition does not converge, or the options are inconsistent.
+/// Never panics on finite input, however large or small its values.
 pub fn analyse(
     matrix: &dyn MatrixRows,
     frobenius_sq: f64,
@@ -172,24 +218,47 @@ pub fn analyse(
     }
     options.validate()?;
     let (rows, cols) = matrix.shape();
-    let method = effective_method(options, rows, cols);
-    let spectrum = match method {
-        RankMethod::Exact => exact::singular_values(matrix, options.exact_max_dim)?,
-        RankMethod::Randomized => randomized::singular_values(matrix, frobenius_sq, options)?,
-    };
-    Ok(summary::summarise(
-        &spectrum,
-        (rows, cols),
-        frobenius_sq,
-        options.rtol,
-        method,
-    ))
+    match effective_method(options, rows, cols) {
+        RankMethod::Randomized => {
+            let scaled = scaled::ScaledRows::new(matrix, frobenius_sq);
+            let mut spectrum =
+                randomized::singular_values(&scaled, scaled.frobenius_sq(frobenius_sq), options)?;
+            for value in &mut spectrum.values {
+                *value = scaled.unscale(*value);
+            }
+            Ok(summary::summarise(
+                &spectrum,
+                (rows, cols),
+                frobenius_sq,
+                options.rtol,
+                Solver::Randomized,
+            ))
+        }
+        method => {
+            let options = SpectralOptions {
+                method,
+                ..options.clone()
+            };
+            exact::analyse(matrix, frobenius_sq, &options)
+        }
+    }
+}
+
+/// Every eigenvalue of the Gram matrix of the smaller side of `matrix` (WᵀW when it has at least
+/// as many rows as columns, W·Wᵀ otherwise), in f64, **descending**: λᵢ = σᵢ², min(m, n) values
+/// (the other |m − n| eigenvalues of the larger Gram matrix are zero and left out).
+///
+/// Streams row tiles and holds only the min(m, n)² Gram matrix. Each λ carries an absolute error
+/// of a small multiple of ε(f64) · λ₁. Fails with an input error on NaN or ±Inf, or when the
+/// eigenvalues do not converge.
+pub fn eigenvalues(matrix: &dyn MatrixRows) -> Result<Vec<f64>> {
+    exact::gram_eigenvalues(gram::gram(matrix)?)
 }
 
 /// The method actually used: a randomized request on a matrix whose smaller side is at most
-/// `exact_below_dim` (default 2 · max_k = 256) is answered exactly, because there the full SVD costs
-/// no more than the sketch (≈10 · min(m, n) against ≈30 · max_k flops per element) and leaves
-/// nothing as a lower bound.
+/// `exact_below_dim` (default 2 · max_k = 256) is answered exactly, because there the Gram matrix
+/// and its eigenvalues cost no more than the sketch (≈ min(m, n) against ≈30 · max_k flops per
+/// element) and leave nothing as a lower bound.
 pub fn effective_method(options: &SpectralOptions, rows: usize, cols: usize) -> RankMethod {
     let smaller = rows.min(cols);
     let small = options.exact_below_dim > 0
@@ -206,10 +275,18 @@ mod tests {
     use super::*;
     use crate::error::ErrorKind;
     use crate::matrix::DenseRows;
+    use crate::spectral::test_matrices::{planted, reference_singular_values};
 
     fn exact() -> SpectralOptions {
         SpectralOptions {
             method: RankMethod::Exact,
+            ..SpectralOptions::default()
+        }
+    }
+
+    fn randomized() -> SpectralOptions {
+        SpectralOptions {
+            method: RankMethod::Randomized,
             ..SpectralOptions::default()
         }
     }
@@ -223,7 +300,7 @@ mod tests {
 
     #[test]
     fn identity_metrics_by_either_method() {
-        for options in [exact(), SpectralOptions::default()] {
+        for options in [exact(), randomized()] {
             let summary = analyse(&identity(6), 6.0, &options).unwrap();
             assert_eq!(summary.rank, 6);
             assert!((summary.sigma_max - 1.0).abs() < 1e-6);
@@ -231,14 +308,15 @@ mod tests {
             assert!((summary.effective_rank.unwrap() - 6.0).abs() < 1e-5);
             assert_eq!(summary.energy_rank_90, Some(6));
             assert!(!summary.lower_bound);
-            // A 6 × 6 matrix is answered exactly whatever was asked.
-            assert_eq!(summary.method, RankMethod::Exact);
+            // A 6 × 6 matrix is answered exactly whatever was asked: by a dense SVD, as its
+            // tolerance (6 · ε(f32)) is below what its Gram matrix resolves.
+            assert_eq!(summary.method, Solver::DenseSvd);
         }
     }
 
     #[test]
     fn small_matrices_are_answered_exactly_large_ones_by_the_sketch() {
-        let options = SpectralOptions::default();
+        let options = randomized();
         assert_eq!(effective_method(&options, 256, 11008), RankMethod::Exact);
         assert_eq!(
             effective_method(&options, 257, 11008),
@@ -261,7 +339,7 @@ mod tests {
     #[test]
     fn defaults_are_the_documented_ones() {
         let options = SpectralOptions::default();
-        assert_eq!(options.method, RankMethod::Randomized);
+        assert_eq!(options.method, RankMethod::Exact);
         assert_eq!(options.rtol, None);
         assert_eq!(
             (
@@ -272,13 +350,13 @@ mod tests {
             ),
             (32, 128, 16, 2)
         );
-        assert_eq!((options.seed, options.exact_max_dim), (0, 4096));
+        assert_eq!((options.seed, options.exact_max_dim), (0, 16384));
         assert_eq!(options.exact_below_dim, 256);
     }
 
     #[test]
     fn zero_and_empty_matrices() {
-        for options in [exact(), SpectralOptions::default()] {
+        for options in [exact(), randomized()] {
             let zero = DenseRows::new(3, 4, vec![0.0; 12]).unwrap();
             let empty = DenseRows::new(5, 0, Vec::new()).unwrap();
             for matrix in [zero, empty] {
@@ -291,6 +369,57 @@ mod tests {
                 assert!(!summary.lower_bound);
             }
         }
+    }
+
+    #[test]
+    fn extreme_magnitudes_by_every_method() {
+        let spectrum: Vec<f64> = (0..12).map(|i| 0.5_f64.powi(i)).collect();
+        let base = planted(60, 40, &spectrum, 0.0, 5);
+        let largest = base.iter().fold(0.0_f32, |max, v| max.max(v.abs()));
+        for magnitude in [f32::MAX * 0.99, 1e-30, 1e-41] {
+            let values: Vec<f32> = base.iter().map(|v| v / largest * magnitude).collect();
+            let reference = reference_singular_values(60, 40, &values);
+            let frobenius_sq = values.iter().map(|&v| f64::from(v).powi(2)).sum();
+            // Denormals keep few digits: the stored matrix, not the planted one, is the reference.
+            let tolerance = reference[0] * 60.0 * f64::from(f32::EPSILON);
+            let rank = reference.iter().filter(|&&value| value > tolerance).count();
+            let matrix = DenseRows::new(60, 40, values).unwrap();
+            let sketch = SpectralOptions {
+                exact_below_dim: 0,
+                max_k: 24,
+                initial_k: 24,
+                oversample: 8,
+                ..randomized()
+            };
+            for options in [exact(), sketch] {
+                let summary = analyse(&matrix, frobenius_sq, &options).unwrap();
+                let context = format!("{magnitude:e} {summary:?}");
+                if summary.lower_bound {
+                    assert!(summary.rank <= rank, "{context}");
+                } else {
+                    assert_eq!(summary.rank, rank, "{context}");
+                }
+                let relative = (summary.sigma_max - reference[0]).abs() / reference[0];
+                assert!(relative < 1e-5, "{context}: σ₁ off by {relative:e}");
+            }
+        }
+    }
+
+    #[test]
+    fn eigenvalues_of_the_gram_matrix_are_the_squared_singular_values_descending() {
+        let spectrum: Vec<f64> = (0..10).map(|i| 3.0 * 0.6_f64.powi(i)).collect();
+        for (rows, cols) in [(30, 12), (12, 30)] {
+            let values = planted(rows, cols, &spectrum, 1e-3, 4);
+            let reference = reference_singular_values(rows, cols, &values);
+            let got = eigenvalues(&DenseRows::new(rows, cols, values).unwrap()).unwrap();
+            assert_eq!(got.len(), 12);
+            assert!(got.windows(2).all(|pair| pair[0] >= pair[1]));
+            for (lambda, sigma) in got.iter().zip(&reference) {
+                assert!((lambda - sigma * sigma).abs() <= 1e-13 * reference[0].powi(2));
+            }
+        }
+        let empty = DenseRows::new(0, 3, Vec::new()).unwrap();
+        assert!(eigenvalues(&empty).unwrap().is_empty());
     }
 
     #[test]
@@ -308,7 +437,7 @@ mod tests {
         );
         assert!(DenseRows::new(2, 2, vec![0.0; 3]).is_err());
         let with_nan = DenseRows::new(2, 2, vec![1.0, f32::NAN, 0.0, 1.0]).unwrap();
-        for options in [exact(), SpectralOptions::default()] {
+        for options in [exact(), randomized()] {
             assert_eq!(
                 analyse(&with_nan, 2.0, &options).unwrap_err().kind(),
                 ErrorKind::Input

@@ -18,7 +18,7 @@
 use faer::{Mat, MatRef};
 
 use super::summary::{Spectrum, rank_tolerance, summarise};
-use super::{RankMethod, SpectralOptions, dense, gaussian, streaming};
+use super::{Solver, SpectralOptions, dense, gaussian, streaming};
 use crate::error::Result;
 use crate::matrix::MatrixRows;
 
@@ -78,7 +78,7 @@ pub(crate) fn singular_values(
             (rows, cols),
             frobenius_sq,
             options.rtol,
-            RankMethod::Randomized,
+            Solver::Randomized,
         );
         let limit = options.max_k.min(cols);
         if !summary.lower_bound || size >= limit {
@@ -210,7 +210,7 @@ mod tests {
     use super::*;
     use crate::matrix::{DenseRows, MatrixRows};
     use crate::spectral::test_matrices::{planted, round_to_bf16};
-    use crate::spectral::{SpectralSummary, analyse, exact};
+    use crate::spectral::{SpectralSummary, analyse, eigenvalues};
 
     /// Small sketch limits so that these small matrices are really sketched, not covered whole
     /// (nor answered exactly, as small matrices are by default).
@@ -220,13 +220,14 @@ mod tests {
             initial_k: 32,
             oversample: 8,
             exact_below_dim: 0,
+            method: crate::spectral::RankMethod::Randomized,
             ..SpectralOptions::default()
         }
     }
 
     fn exact_options() -> SpectralOptions {
         SpectralOptions {
-            method: RankMethod::Exact,
+            method: crate::spectral::RankMethod::Spectrum,
             ..SpectralOptions::default()
         }
     }
@@ -359,7 +360,11 @@ mod tests {
                 !sketched.rank_lower_bound,
                 "ρ = {rho}: {sketched:?} vs {exact:?}"
             );
-            let exact_values = exact::singular_values(&data, 1000).unwrap().values;
+            let exact_values: Vec<f64> = eigenvalues(&data)
+                .unwrap()
+                .iter()
+                .map(|v| v.sqrt())
+                .collect();
             let sketched_values = singular_values(&data, frobenius_sq(data.values()), &options)
                 .unwrap()
                 .values;
@@ -464,6 +469,7 @@ mod tests {
             max_k: 8,
             oversample: 8,
             exact_below_dim: 0,
+            method: crate::spectral::RankMethod::Randomized,
             ..SpectralOptions::default()
         };
         let error = analyse(&data, 1.0, &options).unwrap_err();

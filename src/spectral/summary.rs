@@ -1,6 +1,6 @@
 //! From singular values (all of them, or the trusted head of a sketch) to the reported metrics.
 
-use super::{RankMethod, SpectralSummary};
+use super::{Solver, SpectralSummary};
 
 /// Singular values known about a matrix: all of them, or the leading ones a sketch resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,7 +30,7 @@ pub(crate) fn summarise(
     shape: (usize, usize),
     frobenius_sq: f64,
     rtol: Option<f64>,
-    method: RankMethod,
+    method: Solver,
 ) -> SpectralSummary {
     let smaller_side = shape.0.min(shape.1);
     let trusted = &spectrum.values[..spectrum.trusted.min(spectrum.values.len())];
@@ -74,6 +74,30 @@ pub(crate) fn summarise(
     }
 }
 
+/// The metrics known without the whole spectrum: the exact `rank` and σ₁ (`sigma_max` > 0), with
+/// the stable rank; energy and effective ranks stay empty, and nothing is a bound.
+pub(crate) fn summarise_rank(
+    sigma_max: f64,
+    rank: usize,
+    frobenius_sq: f64,
+    method: Solver,
+) -> SpectralSummary {
+    SpectralSummary {
+        rank,
+        sigma_max,
+        stable_rank: Some(frobenius_sq / (sigma_max * sigma_max)),
+        effective_rank: None,
+        energy_rank_90: None,
+        energy_rank_99: None,
+        method,
+        lower_bound: false,
+        rank_lower_bound: false,
+        energy_rank_90_lower_bound: false,
+        energy_rank_99_lower_bound: false,
+        resolved_values: 1,
+    }
+}
+
 /// The rank tolerance: `rtol · σ₁`, or NumPy's σ₁ · max(m, n) · ε(f32) by default.
 pub(crate) fn rank_tolerance(sigma_max: f64, shape: (usize, usize), rtol: Option<f64>) -> f64 {
     match rtol {
@@ -83,7 +107,7 @@ pub(crate) fn rank_tolerance(sigma_max: f64, shape: (usize, usize), rtol: Option
 }
 
 /// An all-zero or empty matrix: rank 0, σ₁ = 0, and no ratio metric.
-fn zero_summary(method: RankMethod, resolved_values: usize) -> SpectralSummary {
+fn zero_summary(method: Solver, resolved_values: usize) -> SpectralSummary {
     SpectralSummary {
         rank: 0,
         sigma_max: 0.0,
@@ -146,7 +170,7 @@ mod tests {
             shape,
             frobenius_sq,
             None,
-            RankMethod::Exact,
+            Solver::GramEigenvalues,
         )
     }
 
@@ -187,7 +211,7 @@ mod tests {
             (3, 5),
             100.0,
             Some(1e-3),
-            RankMethod::Exact,
+            Solver::GramEigenvalues,
         );
         assert_eq!(with_rtol.rank, 1);
     }
@@ -212,7 +236,7 @@ mod tests {
             values: vec![4.0, 4.0, 4.0, 4.0, 1.0],
             trusted: 4,
         };
-        let summary = summarise(&spectrum, (10, 10), 100.0, None, RankMethod::Randomized);
+        let summary = summarise(&spectrum, (10, 10), 100.0, None, Solver::Randomized);
         assert_eq!(summary.rank, 4);
         assert!(summary.rank_lower_bound);
         assert_eq!(summary.energy_rank_90, Some(5));
@@ -227,7 +251,7 @@ mod tests {
             values: vec![10.0, 1.0, 1e-9],
             trusted: 3,
         };
-        let summary = summarise(&spectrum, (10, 10), 102.0, None, RankMethod::Randomized);
+        let summary = summarise(&spectrum, (10, 10), 102.0, None, Solver::Randomized);
         assert_eq!(summary.rank, 2);
         assert!(!summary.rank_lower_bound);
         assert_eq!(summary.energy_rank_90, Some(1));

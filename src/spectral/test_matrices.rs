@@ -1,6 +1,61 @@
 //! Test matrices with planted spectra, bf16 rounding, and an independent f64 reference SVD.
 
 use super::gaussian::GaussianStream;
+use crate::dtype::{Dtype, decode};
+use crate::matrix::MatrixRows;
+
+/// A row-major matrix stored in a checkpoint dtype (bf16, f16 or f32) and decoded on demand by
+/// the crate's decoder, as a memory-mapped tensor is.
+pub(crate) struct EncodedRows {
+    rows: usize,
+    cols: usize,
+    dtype: Dtype,
+    bytes: Vec<u8>,
+}
+
+impl EncodedRows {
+    /// `values` rounded to `dtype` (nearest even), little-endian.
+    pub fn new(rows: usize, cols: usize, dtype: Dtype, values: &[f32]) -> EncodedRows {
+        let bytes = values
+            .iter()
+            .flat_map(|&value| match dtype {
+                Dtype::BF16 => half::bf16::from_f32(value).to_le_bytes().to_vec(),
+                Dtype::F16 => half::f16::from_f32(value).to_le_bytes().to_vec(),
+                Dtype::F32 => value.to_le_bytes().to_vec(),
+                other => panic!("no test encoder for {other:?}"),
+            })
+            .collect();
+        EncodedRows {
+            rows,
+            cols,
+            dtype,
+            bytes,
+        }
+    }
+
+    /// Every value as decoded, row-major.
+    pub fn decoded(&self) -> Vec<f32> {
+        let mut values = vec![0.0; self.rows * self.cols];
+        self.read_rows(0, &mut values);
+        values
+    }
+}
+
+impl MatrixRows for EncodedRows {
+    fn shape(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+
+    fn read_rows(&self, start: usize, out: &mut [f32]) {
+        let size = self.dtype.size();
+        let begin = start * self.cols * size;
+        decode(
+            self.dtype,
+            &self.bytes[begin..begin + out.len() * size],
+            out,
+        );
+    }
+}
 
 /// Columns of a random `rows × count` matrix with orthonormal columns (f64, column-major).
 fn orthonormal_columns(rows: usize, count: usize, seed: u64) -> Vec<Vec<f64>> {
