@@ -24,3 +24,8 @@ lint:
 # Regenerate the fixture models (bit-identical to the committed ones).
 fixtures:
     cargo run --release --example make_fixtures -- --out fixtures
+
+# A full-size, sharded bf16 checkpoint of the Llama-2-7B shape (~13.5 GB) for benchmarks, in an
+# ignored folder; `just bench-model-7b 2` writes a 2-layer one for quick runs.
+bench-model-7b layers="32" out="target/bench-models/llama2-7b-shape":
+    cargo run --release --example make_fixtures -- --llama2-7b --layers {{layers}} --out {{out}}
