@@ -2,9 +2,13 @@
 //!
 //! [`MatrixRows`] is the one interface the spectral engine, k-means and per-head metrics read
 //! through; a memory-mapped tensor implements it by decoding its rows straight from the map, a test
-//! by copying from a `Vec` ([`DenseRows`]). [`tiles`] walks any of them in row tiles.
+//! by copying from a `Vec` ([`DenseRows`]). [`tiles`] walks any of them in row tiles; [`SubMatrix`]
+//! restricts any of them to a window of rows and columns (one attention head's block).
 
+mod sub_matrix;
 pub mod tiles;
+
+pub use sub_matrix::SubMatrix;
 
 use crate::error::{Error, Result};
 
