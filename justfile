@@ -24,3 +24,15 @@ lint:
 # Regenerate the fixture models (bit-identical to the committed ones).
 fixtures:
     cargo run --release --example make_fixtures -- --out fixtures
+
+# A full-size, sharded bf16 checkpoint of the Llama-2-7B shape (~13.5 GB) for benchmarks, in an
+# ignored folder; `just bench-model-7b 2` writes a 2-layer one for quick runs.
+bench-model-7b layers="32" out="target/bench-models/llama2-7b-shape":
+    cargo run --release --example make_fixtures -- --llama2-7b --layers {{layers}} --out {{out}}
+
+# The float64 NumPy reference of `aib layers`' metrics, as JSON on stdout (its venv, with
+# WeightWatcher 0.7.7 for `--weightwatcher`, is made under target/ on first use).
+layers-reference model *flags:
+    test -x target/python-ww/bin/python || python3 -m venv target/python-ww
+    target/python-ww/bin/python -m pip install --quiet --disable-pip-version-check -r benches/reference/requirements.txt
+    target/python-ww/bin/python benches/reference/ww_reference.py {{model}} {{flags}}

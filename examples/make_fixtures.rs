@@ -2,7 +2,9 @@
 //!
 //! `cargo run --example make_fixtures -- [--out DIR]` regenerates `fixtures/` (the default DIR);
 //! `cargo run --release --example make_fixtures -- --big BYTES --out DIR` writes a Llama-like bf16
-//! checkpoint of about BYTES (suffixes k, M, G) for benchmarks instead.
+//! checkpoint of about BYTES (suffixes k, M, G) for benchmarks instead;
+//! `cargo run --release --example make_fixtures -- --llama2-7b [--layers N] --out DIR` writes a
+//! full-size sharded checkpoint of the Llama-2-7B shape (32 layers unless N), ~13.5 GB.
 
 #[path = "make_fixtures/mod.rs"]
 mod make_fixtures;
@@ -23,18 +25,51 @@ fn main() -> ExitCode {
 fn run(args: Vec<String>) -> Result<(), String> {
     let mut out: Option<PathBuf> = None;
     let mut big: Option<u64> = None;
+    let mut llama2_7b = false;
+    let mut layers: Option<usize> = None;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
         match arg.as_str() {
             "--out" => out = Some(PathBuf::from(value()?)),
             "--big" => big = Some(parse_bytes(&value()?)?),
+            "--llama2-7b" => llama2_7b = true,
+            "--layers" => {
+                let text = value()?;
+                layers = Some(
+                    text.parse()
+                        .map_err(|_| format!("--layers {text:?}: expected a count"))?,
+                );
+            }
             other => {
                 return Err(format!(
-                    "unknown argument {other:?}; usage: [--out DIR] [--big BYTES --out DIR]"
+                    "unknown argument {other:?}; usage: [--out DIR] [--big BYTES --out DIR] \
+                     [--llama2-7b [--layers N] --out DIR]"
                 ));
             }
         }
+    }
+    if layers.is_some() && !llama2_7b {
+        return Err("--layers goes with --llama2-7b".into());
+    }
+    if llama2_7b {
+        let out = out.ok_or("--llama2-7b needs --out DIR")?;
+        std::fs::create_dir_all(&out)
+            .map_err(|err| format!("creating {}: {err}", out.display()))?;
+        let dims = make_fixtures::sharded_big::llama2_7b_dims(layers.unwrap_or(32));
+        let summary = make_fixtures::sharded_big::write_sharded(
+            &out,
+            &dims,
+            make_fixtures::sharded_big::HUB_SHARD_BYTES,
+        )
+        .map_err(|err| format!("writing {}: {err}", out.display()))?;
+        println!(
+            "wrote {} bytes of tensors in {} shards to {}",
+            summary.tensor_bytes,
+            summary.shards.len(),
+            out.display()
+        );
+        return Ok(());
     }
     match big {
         Some(bytes) => {

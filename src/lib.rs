@@ -11,6 +11,7 @@ pub mod engine;
 pub mod error;
 pub mod format;
 pub mod hub;
+pub mod layers;
 pub mod matrix;
 pub mod model;
 pub mod observe;

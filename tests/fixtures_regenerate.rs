@@ -15,7 +15,11 @@ use aib::format::{SafetensorsFile, TensorInfo};
 use serde_json::Value;
 
 use make_fixtures::big::{big_plan, realistic_big_dims, write_big};
-use make_fixtures::llama_like::tiny_dims;
+use make_fixtures::llama_like::{Dims, llama_plan, tiny_dims};
+use make_fixtures::sharded_big::{
+    HUB_SHARD_BYTES, OUTLIERS, PLANTED_RANK, assign_shards, llama2_7b_dims, noise_scale_and_edge,
+    planted_singular_values, write_sharded,
+};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
@@ -714,4 +718,119 @@ fn big_mode_at_one_gigabyte_has_a_realistic_shape() {
         .find(|p| p.header.name == "model.embed_tokens.weight")
         .unwrap();
     assert_eq!(embedding.header.shape, vec![32000, 2048]);
+}
+
+#[test]
+fn the_llama2_7b_shape_is_three_hub_shards_of_13_5_gigabytes() {
+    let dims = llama2_7b_dims(32);
+    let plan = llama_plan(&dims, Dtype::BF16, false);
+    let bytes: u64 = plan.iter().map(|p| p.header.byte_len() as u64).sum();
+    // Llama-2-7B: 6,738,415,616 parameters.
+    assert_eq!(bytes, 2 * 6_738_415_616);
+    let shards = assign_shards(&plan, HUB_SHARD_BYTES);
+    assert_eq!(shards.last(), Some(&2));
+    for shard in 0..3 {
+        let size: u64 = (0..plan.len())
+            .filter(|&i| shards[i] == shard)
+            .map(|i| plan[i].header.byte_len() as u64)
+            .sum();
+        assert!(size <= HUB_SHARD_BYTES, "shard {shard}: {size}");
+    }
+}
+
+#[test]
+fn sharded_mode_writes_planted_spectra_and_outliers_for_any_thread_count() {
+    let dims = Dims {
+        vocab: 1000,
+        hidden: 256,
+        heads: 4,
+        kv_heads: 2,
+        head_dim: 64,
+        intermediate: 512,
+        layers: 3,
+    };
+    let write = |threads: usize| {
+        let out = tempfile::tempdir().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let summary = pool
+            .install(|| write_sharded(out.path(), &dims, 1_000_000))
+            .unwrap();
+        (out, summary)
+    };
+    let (out, summary) = write(3);
+    let (one_thread, _) = write(1);
+    let shard_count = summary.shards.len();
+    assert!(shard_count > 2, "{shard_count} shards");
+    for (k, shard) in summary.shards.iter().enumerate() {
+        assert_eq!(
+            shard,
+            &format!("model-{:05}-of-{shard_count:05}.safetensors", k + 1)
+        );
+        let bytes = std::fs::read(out.path().join(shard)).unwrap();
+        assert_eq!(bytes, std::fs::read(one_thread.path().join(shard)).unwrap());
+    }
+
+    // The index, the config and the tokenizer agree with the shards.
+    let index: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.path().join("model.safetensors.index.json")).unwrap(),
+    )
+    .unwrap();
+    let tensors = tensors_of(out.path());
+    assert_eq!(
+        index["weight_map"].as_object().unwrap().len(),
+        tensors.len()
+    );
+    for (path, tensor) in &tensors {
+        let file_name = path.file_name().unwrap().to_str().unwrap();
+        assert_eq!(index["weight_map"][&tensor.name].as_str(), Some(file_name));
+        assert_eq!(tensor.dtype, Dtype::BF16);
+    }
+    let data_bytes: u64 = tensors.iter().map(|(_, t)| t.bytes.len() as u64).sum();
+    assert_eq!(index["metadata"]["total_size"].as_u64(), Some(data_bytes));
+    assert_eq!(data_bytes, summary.tensor_bytes);
+    let config: ModelConfig = config::read(&out.path().join("config.json")).unwrap();
+    assert_eq!(config.num_hidden_layers, Some(3));
+    assert_eq!(config.vocab_size, Some(1000));
+    let tokenizer: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("tokenizer.json")).unwrap())
+            .unwrap();
+    assert_eq!(tokenizer["model"]["vocab"].as_object().unwrap().len(), 1000);
+
+    // A [512, 256] matrix: 8 planted singular values at 5.5 … 2 times the noise edge, then the
+    // bulk; 4 outliers of 50 s.
+    let (path, up) = tensor_named(&tensors, "model.layers.1.mlp.up_proj.weight");
+    let values = decoded(path, up);
+    let (rows, cols) = (512, 256);
+    let (scale, edge) = noise_scale_and_edge(rows, cols);
+    let outliers = values.iter().filter(|v| v.abs() > 20.0 * scale).count();
+    assert_eq!(outliers, OUTLIERS);
+    let matrix = faer::Mat::<f64>::from_fn(rows, cols, |i, j| {
+        let value = values[i * cols + j];
+        if value.abs() > 20.0 * scale {
+            0.0
+        } else {
+            value
+        }
+    });
+    let mut sigma = matrix.singular_values().unwrap();
+    sigma.sort_by(|a, b| b.total_cmp(a));
+    // U and V are only nearly orthonormal, so each σ_k is the planted one to ~10%, lifted by the
+    // noise to about √(σ² + e²); what must hold is the count above the bulk and the scale.
+    let planted = planted_singular_values(edge);
+    let above_bulk = sigma.iter().filter(|&&s| s > 1.5 * edge).count();
+    assert_eq!(above_bulk, PLANTED_RANK, "{sigma:?}, edge {edge}");
+    let lifted = (planted[0] * planted[0] + edge * edge).sqrt();
+    assert!(
+        (sigma[0] - lifted).abs() < 0.15 * lifted,
+        "σ₁ {} vs {lifted}",
+        sigma[0]
+    );
+    assert!(
+        sigma[PLANTED_RANK] < 1.1 * edge,
+        "{} vs edge {edge}",
+        sigma[PLANTED_RANK]
+    );
 }

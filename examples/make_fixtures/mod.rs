@@ -16,6 +16,7 @@ pub mod llama_like;
 mod planted;
 mod random;
 mod safetensors_writer;
+pub mod sharded_big;
 mod tokenizer;
 
 use std::io;

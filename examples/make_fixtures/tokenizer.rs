@@ -20,17 +20,25 @@ fn lowercase() -> impl Iterator<Item = char> + Clone {
 
 /// Writes a byte-level-style BPE tokenizer of exactly `vocab_size` tokens to `path`: three
 /// special tokens, printable ASCII, `Ġ` (the space marker), then merge results (`Ġ` + letter,
-/// then letter pairs) until the vocabulary is full. Every merge joins two earlier tokens.
+/// letter pairs, then pairs of letter pairs) until the vocabulary is full. Every merge joins two earlier tokens.
 pub fn write_bpe(path: &Path, vocab_size: usize) -> io::Result<()> {
     let specials = ["<unk>", "<s>", "</s>"];
     let mut tokens: Vec<String> = specials.iter().map(|s| s.to_string()).collect();
     tokens.extend(printable_ascii());
     tokens.push("Ġ".to_string());
+    let letter_pairs =
+        || lowercase().flat_map(|first| lowercase().map(move |second| format!("{first}{second}")));
+    // Four-letter merges come after every letter pair exists; they make room for 32,000 tokens
+    // and leave the smaller vocabularies (and the committed fixtures) as they were.
     let pairs = lowercase()
         .map(|letter| ("Ġ".to_string(), letter.to_string()))
         .chain(lowercase().flat_map(|first| {
             lowercase().map(move |second| (first.to_string(), second.to_string()))
-        }));
+        }))
+        .chain(
+            letter_pairs()
+                .flat_map(move |left| letter_pairs().map(move |right| (left.clone(), right))),
+        );
     let merges_needed = vocab_size
         .checked_sub(tokens.len())
         .unwrap_or_else(|| panic!("a BPE vocabulary needs at least {} tokens", tokens.len()));

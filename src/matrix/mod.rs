@@ -2,11 +2,15 @@
 //!
 //! [`MatrixRows`] is the one interface the spectral engine, k-means and per-head metrics read
 //! through; a memory-mapped tensor implements it by decoding its rows straight from the map, a test
-//! by copying from a `Vec` ([`DenseRows`]). [`view`] is that memory-mapped tensor, with its
-//! row and column sub-views and block-scale dequantisation; [`tiles`] walks any matrix in row tiles.
+//! by copying from a `Vec` ([`DenseRows`]). [`view`] is that memory-mapped tensor, with its expert
+//! slices and block-scale dequantisation; [`SubMatrix`] restricts any matrix to a window of rows
+//! and columns (one attention head's block); [`tiles`] walks any matrix in row tiles.
 
+mod sub_matrix;
 pub mod tiles;
 pub mod view;
+
+pub use sub_matrix::SubMatrix;
 
 use crate::error::{Error, Result};
 

@@ -32,12 +32,19 @@ pub fn for_each_row_tile(
     let (rows, cols) = matrix.shape();
     let mut tile = Vec::new();
     for (start, count) in row_tiles(rows, cols, tile_bytes) {
-        tile.resize(count * cols, 0.0);
-        tile.par_chunks_mut(ROWS_PER_DECODE * cols.max(1))
-            .enumerate()
-            .for_each(|(block, out)| matrix.read_rows(start + block * ROWS_PER_DECODE, out));
+        read_tile(matrix, start, count, &mut tile);
         visit(start, MatRef::from_row_major_slice(&tile, count, cols));
     }
+}
+
+/// Decodes rows `start .. start + count` of `matrix` into `tile` (resized to fit, row-major), in
+/// parallel blocks of rows; for walks that hold tiles of several matrices at once.
+pub fn read_tile(matrix: &dyn MatrixRows, start: usize, count: usize, tile: &mut Vec<f32>) {
+    let cols = matrix.shape().1;
+    tile.resize(count * cols, 0.0);
+    tile.par_chunks_mut(ROWS_PER_DECODE * cols.max(1))
+        .enumerate()
+        .for_each(|(block, out)| matrix.read_rows(start + block * ROWS_PER_DECODE, out));
 }
 
 #[cfg(test)]

@@ -1,10 +1,9 @@
 //! A 2-D view of a stored tensor (or of a slice of one) inside a memory-mapped file, decoded on
 //! demand and dequantised when it has a block scale.
 //!
-//! [`MatrixView`] covers whole rows stored contiguously: a 2-D tensor, one expert of a stacked
-//! `[E, rows, cols]` tensor, or a range of rows of either (attention heads of q/k/v are row blocks).
-//! [`MatrixView::columns`] narrows it to a range of columns (heads of o_proj are column blocks),
-//! which is no longer contiguous and so is read only through [`MatrixRows`].
+//! [`MatrixView`] covers whole rows stored contiguously: a 2-D tensor, or one expert of a stacked
+//! `[E, rows, cols]` tensor. Windows of rows and columns (attention heads) are
+//! [`super::SubMatrix`]es over it.
 
 use std::ops::Range;
 
@@ -102,8 +101,6 @@ pub struct MatrixView<'a> {
     pub cols: usize,
     /// Dequantisation scale, for fp8 weights with a `weight_scale_inv` companion.
     pub scale: Option<BlockScale<'a>>,
-    /// The row of the whole weight that is this view's row 0 (where the scale is looked up).
-    pub first_row: usize,
 }
 
 impl<'a> MatrixView<'a> {
@@ -122,7 +119,6 @@ impl<'a> MatrixView<'a> {
             rows,
             cols,
             scale: None,
-            first_row: 0,
         }
     }
 
@@ -132,26 +128,6 @@ impl<'a> MatrixView<'a> {
         let size = rows * cols * self.dtype.size();
         let start = self.bytes.start + index * size;
         MatrixView::new(self.map, start..start + size, self.dtype, rows, cols)
-    }
-
-    /// Rows `rows` of this view (an attention head of q, k or v is a block of rows).
-    pub fn row_range(&self, rows: Range<usize>) -> MatrixView<'a> {
-        let row_bytes = self.cols * self.dtype.size();
-        let start = self.bytes.start + rows.start * row_bytes;
-        MatrixView {
-            bytes: start..start + rows.len() * row_bytes,
-            rows: rows.len(),
-            first_row: self.first_row + rows.start,
-            ..self.clone()
-        }
-    }
-
-    /// Columns `cols` of this view (an attention head of o_proj is a block of columns).
-    pub fn columns(&self, cols: Range<usize>) -> ColumnsView<'a> {
-        ColumnsView {
-            whole: self.clone(),
-            cols,
-        }
     }
 
     /// Number of elements.
@@ -173,7 +149,7 @@ impl<'a> MatrixView<'a> {
         let mut index = start;
         let mut done = 0;
         while done < out.len() {
-            let (row, col) = (self.first_row + index / self.cols, index % self.cols);
+            let (row, col) = (index / self.cols, index % self.cols);
             // A run of elements sharing one scale: to the end of the block's columns or of the slice.
             let run = (scale.block_cols - col % scale.block_cols)
                 .min(self.cols - col)
@@ -231,32 +207,6 @@ impl MatrixRows for MatrixView<'_> {
     }
 }
 
-/// A range of columns of a [`MatrixView`], read row by row through [`MatrixRows`].
-#[derive(Debug, Clone)]
-pub struct ColumnsView<'a> {
-    whole: MatrixView<'a>,
-    cols: Range<usize>,
-}
-
-impl MatrixRows for ColumnsView<'_> {
-    fn shape(&self) -> (usize, usize) {
-        (self.whole.rows, self.cols.len())
-    }
-
-    /// Decodes each row's columns; pages are left to the caller (a column block shares its pages
-    /// with the blocks beside it).
-    fn read_rows(&self, start: usize, out: &mut [f32]) {
-        let width = self.cols.len();
-        if width == 0 {
-            return;
-        }
-        for (offset, row) in out.chunks_exact_mut(width).enumerate() {
-            let first = (start + offset) * self.whole.cols + self.cols.start;
-            self.whole.decode_elements(first, row);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,7 +261,7 @@ mod tests {
     }
 
     #[test]
-    fn sub_views_read_the_same_values_as_the_whole() {
+    fn scaled_views_windows_and_stacks_read_the_right_values() {
         let (rows, cols) = (6, 8);
         let values: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
         // 2 × 4 blocks, scale of block (i, j) = 1 + 10·i + j.
@@ -327,14 +277,12 @@ mod tests {
             .collect();
         assert_eq!(read_all(&whole), expected);
 
-        let rows_3_to_5 = whole.row_range(3..5);
-        assert_eq!(read_all(&rows_3_to_5), expected[3 * cols..5 * cols]);
-        let columns = rows_3_to_5.columns(2..7);
+        // An attention head's window of a scaled weight reads the scaled values.
+        let window = crate::matrix::SubMatrix::new(&whole, 3..5, 2..7).unwrap();
         let want: Vec<f32> = (3..5)
             .flat_map(|row| expected[row * cols + 2..row * cols + 7].to_vec())
             .collect();
-        assert_eq!(read_all(&columns), want);
-        assert_eq!(columns.shape(), (2, 5));
+        assert_eq!(read_all(&window), want);
 
         // Matrix 1 of two stacked 3 × 8 matrices is rows 3..6 of the whole (unscaled).
         let unscaled = MatrixView::new(&map, 0..4 * values.len(), Dtype::F32, 2, 24);
