@@ -2,6 +2,9 @@
 //! (`gguf.quants.dequantize`), bit for bit, on random blocks of every type aib decodes: random
 //! bytes are valid quantized data, so no quantizer is needed.
 //!
+//! The committed GGUF fixtures are also read by the package's own `GGUFReader`: the same tensors,
+//! shapes, types, offsets and dequantized values as aib's reader.
+//!
 //! The package has no Q8_K decoder; Q8_K is checked here against its definition in ggml
 //! (`dequantize_row_q8_K`: x = d · q, an f32 scale and 256 signed bytes).
 //!
@@ -15,6 +18,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use aib::gguf::GgufFile;
 use aib::gguf::quant::{ALL_TYPES, GgmlType};
 
 /// Blocks per type: 8,192 values for the 1-value types, 262,144 for the 256-value ones.
@@ -132,4 +136,99 @@ fn q8_k_is_its_scale_times_signed_bytes() {
             assert!(value.to_bits() == expected.to_bits() || (value.is_nan() && expected.is_nan()));
         }
     }
+}
+
+/// For each `(gguf file, output)` pair: prints one JSON line per file listing its tensors (name,
+/// type, shape in Hugging Face order, absolute data offset) and writes their dequantized values,
+/// in the reader's order, to the output, except for types the package cannot decode (Q8_K).
+const READER_SCRIPT: &str = r#"
+import sys, json
+import numpy as np
+from gguf import GGUFReader
+from gguf.quants import dequantize
+for path, target in zip(sys.argv[1::2], sys.argv[2::2]):
+    reader = GGUFReader(path)
+    tensors = []
+    with open(target, "wb") as out:
+        for t in reader.tensors:
+            try:
+                np.asarray(dequantize(t.data, t.tensor_type), dtype=np.float32).tofile(out)
+                decoded = True
+            except NotImplementedError:  # Q8_K
+                decoded = False
+            tensors.append([t.name, t.tensor_type.name, [int(d) for d in reversed(t.shape)], int(t.data_offset), decoded])
+    print(json.dumps(tensors))
+"#;
+
+#[test]
+#[ignore = "needs python with the gguf package: AIB_GGUF_PYTHON=$(.ci/python-gguf)"]
+fn the_gguf_package_reads_the_fixtures_as_aib_does() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/gguf");
+    let mut paths: Vec<_> = std::fs::read_dir(fixtures.join("types"))
+        .unwrap()
+        .chain(std::fs::read_dir(&fixtures).unwrap())
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "gguf"))
+        .collect();
+    paths.sort();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut args = Vec::new();
+    for (index, path) in paths.iter().enumerate() {
+        args.push(path.display().to_string());
+        args.push(
+            dir.path()
+                .join(format!("{index}.f32"))
+                .display()
+                .to_string(),
+        );
+    }
+    let output = Command::new(python())
+        .arg("-c")
+        .arg(READER_SCRIPT)
+        .args(&args)
+        .output()
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let listings = String::from_utf8(output.stdout).unwrap();
+    let listings: Vec<&str> = listings.lines().collect();
+    assert_eq!(listings.len(), paths.len());
+    for (index, (path, listing)) in paths.iter().zip(listings).enumerate() {
+        let file = GgufFile::open(path).expect("valid fixture");
+        let theirs: Vec<(String, String, Vec<usize>, usize, bool)> =
+            serde_json::from_str(listing).expect("listing");
+        let expected = read_f32s(&dir.path().join(format!("{index}.f32")));
+        let mut at = 0;
+        assert_eq!(theirs.len(), file.tensors().len(), "{}", path.display());
+        for (name, type_name, shape, offset, decoded) in theirs {
+            let tensor = file
+                .tensors()
+                .iter()
+                .find(|t| t.name == name)
+                .expect("tensor");
+            assert_eq!(tensor.ggml_type.name(), type_name, "{name}");
+            assert_eq!(tensor.shape, shape, "{name}");
+            assert_eq!(tensor.bytes.start, offset, "{name}");
+            if !decoded {
+                continue;
+            }
+            let mut ours = vec![0.0f32; tensor.numel()];
+            tensor
+                .ggml_type
+                .dequantize(file.bytes(tensor.bytes.clone()), &mut ours)
+                .expect("dequantize");
+            let theirs = &expected[at..at + ours.len()];
+            at += ours.len();
+            let same = ours
+                .iter()
+                .zip(theirs)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{}: {name}: values differ", path.display());
+        }
+        assert_eq!(at, expected.len());
+    }
+    println!("{} fixture files read alike", paths.len());
 }
