@@ -22,6 +22,10 @@ pub const MAX_DIMS: u32 = 4;
 /// How deeply metadata arrays may nest: real files use one level; the bound keeps a hostile file
 /// from exhausting the stack.
 pub const MAX_ARRAY_DEPTH: usize = 8;
+/// The most metadata array elements a file may hold in all: a parsed element takes up to 32
+/// bytes, so this bounds the metadata to ~128 MB whatever the file claims. The largest real
+/// vocabularies (256k tokens, their scores, types and merges) hold about a million.
+pub const MAX_ARRAY_ELEMENTS: usize = 1 << 22;
 
 /// What is wrong with a GGUF file: one variant per way a file can be malformed or lie about
 /// itself. Messages name the key or tensor where there is one, never the file: the caller adds
@@ -74,6 +78,11 @@ pub enum GgufError {
         key: String,
         /// The tag as written.
         tag: u32,
+    },
+    /// Metadata arrays hold more than [`MAX_ARRAY_ELEMENTS`] elements in all.
+    TooManyArrayElements {
+        /// The key of the array that crossed the limit.
+        key: String,
     },
     /// Metadata arrays nest deeper than [`MAX_ARRAY_DEPTH`].
     ArrayTooDeep {
@@ -184,6 +193,10 @@ impl fmt::Display for GgufError {
             UnknownValueType { key, tag } => {
                 write!(f, "metadata {key:?}: unknown value type {tag}")
             }
+            TooManyArrayElements { key } => write!(
+                f,
+                "metadata {key:?}: arrays hold more than {MAX_ARRAY_ELEMENTS} elements in all"
+            ),
             ArrayTooDeep { key } => write!(
                 f,
                 "metadata {key:?}: arrays nested deeper than {MAX_ARRAY_DEPTH} levels"
@@ -257,6 +270,8 @@ pub struct Header {
 struct Cursor<'a> {
     file: &'a [u8],
     position: usize,
+    /// How many more array elements the metadata may hold ([`MAX_ARRAY_ELEMENTS`] in all).
+    elements_left: usize,
 }
 
 impl<'a> Cursor<'a> {
@@ -352,6 +367,11 @@ impl<'a> Cursor<'a> {
                 }
                 let element_type = self.value_type(key)?;
                 let count = self.count(element_type.min_size(), what)?;
+                self.elements_left = self.elements_left.checked_sub(count).ok_or_else(|| {
+                    GgufError::TooManyArrayElements {
+                        key: key.to_string(),
+                    }
+                })?;
                 let mut values = Vec::with_capacity(count);
                 for _ in 0..count {
                     values.push(self.value(element_type, key, depth + 1)?);
@@ -377,7 +397,11 @@ pub fn parse(file: &[u8]) -> Result<Header, GgufError> {
             found: file[..file.len().min(4)].to_vec(),
         });
     }
-    let mut cursor = Cursor { file, position: 4 };
+    let mut cursor = Cursor {
+        file,
+        position: 4,
+        elements_left: MAX_ARRAY_ELEMENTS,
+    };
     let version = cursor.u32(&|| "version".to_string())?;
     if !matches!(version, 2 | 3) {
         // A big-endian writer's small version reads as a multiple of 2^24 here.

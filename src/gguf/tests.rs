@@ -361,6 +361,15 @@ fn header_level_lies_are_refused() {
     writer.metadata("deep", deep);
     assert!(message(&writer.to_bytes()).contains("nested deeper than 8"));
 
+    // Five million one-byte elements fit in the file but not in the element budget.
+    let mut writer = GgufWriter::new();
+    writer.metadata("big", Value::Array(ValueType::U8, vec![]));
+    let mut big = writer.to_bytes();
+    let count_at = big.len() - 8;
+    put_u64(&mut big, count_at, 5_000_000);
+    big.resize(big.len() + 5_000_000, 0);
+    assert!(message(&big).contains("\"big\": arrays hold more than 4194304 elements"));
+
     let mut writer = GgufWriter::new();
     writer.metadata("bad", Value::U8(0));
     let mut broken = writer.to_bytes();
