@@ -24,7 +24,3 @@ lint:
 # Regenerate the fixture models (bit-identical to the committed ones).
 fixtures:
     cargo run --release --example make_fixtures -- --out fixtures
-
-# Regenerate the GGUF fixtures in fixtures/gguf from fixtures/llama-tiny (bit-identical).
-gguf-fixtures:
-    cargo run --example make_gguf_fixtures

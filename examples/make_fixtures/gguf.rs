@@ -2,6 +2,7 @@
 //! GGUF as llama.cpp's `convert_hf_to_gguf.py` would (F32, F16 and Q8_0), so that the same model
 //! can be read in both formats.
 
+use std::io;
 use std::path::Path;
 
 use aib::format::SafetensorsFile;
@@ -11,33 +12,29 @@ use aib::gguf::write::GgufWriter;
 use half::{bf16, f16};
 
 /// Shape of each per-type tensor: four rows of one 256-value super-block (eight 32-blocks).
-pub const TYPE_SHAPE: [usize; 2] = [4, 256];
+const TYPE_SHAPE: [usize; 2] = [4, 256];
 
 /// Writes `out/types/{TYPE}.gguf` and `out/llama-tiny-{f32,f16,q8_0}.gguf`, the latter from the
 /// safetensors model in `llama_tiny`.
-pub fn write_all(llama_tiny: &Path, out: &Path) -> Result<(), String> {
+pub fn write_all(llama_tiny: &Path, out: &Path) -> io::Result<()> {
     let types_dir = out.join("types");
-    std::fs::create_dir_all(&types_dir).map_err(|err| format!("{}: {err}", out.display()))?;
+    std::fs::create_dir_all(&types_dir)?;
     for ggml_type in ALL_TYPES.into_iter().filter(|t| t.can_dequantize()) {
         let path = types_dir.join(format!("{}.gguf", ggml_type.name()));
-        write(&path, &type_fixture(ggml_type).to_bytes())?;
+        std::fs::write(&path, type_fixture(ggml_type).to_bytes())?;
     }
     for (suffix, ggml_type) in [
         ("f32", GgmlType::F32),
         ("f16", GgmlType::F16),
         ("q8_0", GgmlType::Q8_0),
     ] {
-        let writer = llama_gguf(llama_tiny, ggml_type)?;
-        write(
-            &out.join(format!("llama-tiny-{suffix}.gguf")),
-            &writer.to_bytes(),
+        let writer = llama_gguf(llama_tiny, ggml_type).map_err(io::Error::other)?;
+        std::fs::write(
+            out.join(format!("llama-tiny-{suffix}.gguf")),
+            writer.to_bytes(),
         )?;
     }
     Ok(())
-}
-
-fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    std::fs::write(path, bytes).map_err(|err| format!("{}: {err}", path.display()))
 }
 
 /// A xorshift64 stream: fixture bytes must never depend on a dependency's version.
@@ -122,7 +119,7 @@ const KV_HEADS: usize = 2;
 const HEAD_DIM: usize = 16;
 
 /// The GGUF name of a Llama tensor, as llama.cpp's converter names it.
-pub fn gguf_name(hf_name: &str) -> Option<String> {
+fn gguf_name(hf_name: &str) -> Option<String> {
     let fixed = match hf_name {
         "model.embed_tokens.weight" => Some("token_embd.weight"),
         "model.norm.weight" => Some("output_norm.weight"),
@@ -152,14 +149,14 @@ pub fn gguf_name(hf_name: &str) -> Option<String> {
 /// The row that llama.cpp's converter puts at `row` of q or k (`LlamaModel.permute`): within
 /// each head, the two rotary halves are interleaved, so GGUF row `2j + i` of a head holds Hugging
 /// Face row `i · head_dim / 2 + j`.
-pub fn permuted_source_row(row: usize, head_dim: usize) -> usize {
+fn permuted_source_row(row: usize, head_dim: usize) -> usize {
     let (head, within) = (row / head_dim, row % head_dim);
     head * head_dim + (within % 2) * (head_dim / 2) + within / 2
 }
 
 /// llama.cpp's reference Q8_0 quantizer (`quantize_row_q8_0_ref`): d = max |x| / 127 stored as
 /// f16, q = round(x / d) with ties away from zero.
-pub fn quantize_q8_0(values: &[f32]) -> Vec<u8> {
+fn quantize_q8_0(values: &[f32]) -> Vec<u8> {
     let mut out = Vec::with_capacity(values.len() / 32 * 34);
     for block in values.chunks_exact(32) {
         let amax = block.iter().fold(0.0f32, |m, x| m.max(x.abs()));
