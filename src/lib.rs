@@ -10,6 +10,7 @@ pub mod dtype;
 pub mod engine;
 pub mod error;
 pub mod format;
+pub mod gguf;
 pub mod hub;
 pub mod layers;
 pub mod matrix;

@@ -11,6 +11,7 @@ mod classic;
 mod deepseek_fp8;
 mod encode;
 mod exact_rank;
+pub mod gguf;
 mod json_file;
 pub mod llama_like;
 mod planted;
@@ -88,6 +89,7 @@ pub fn write_all(fixtures: &Path) -> io::Result<()> {
     std::fs::create_dir_all(&fp8)?;
     let dequantised = deepseek_fp8::write_fp8_tiny(&fp8)?;
     planted::write_planted(fixtures, dequantised)?;
+    gguf::write_all(&fixtures.join("llama-tiny"), &fixtures.join("gguf"))?;
     std::fs::write(fixtures.join("README.md"), readme())
 }
 
@@ -109,6 +111,12 @@ fn readme() -> String {
         "- `planted/`: one file of tensors with known answers (every dtype, exact moments, exact \
          ranks, a known spectrum, NaN/Inf, empty, scalar, 1-D to 4-D); see `PLANTED.md` and \
          `planted.json`.\n",
+    );
+    text.push_str(
+        "- `gguf/`: `types/{TYPE}.gguf`, one tensor `weight` [4, 256] per ggml type aib decodes \
+         (random blocks with finite scales); `llama-tiny-{f32,f16,q8_0}.gguf`, `llama-tiny` \
+         converted as llama.cpp's converter does (GGUF names, q/k rows permuted for its rotary \
+         layout, norms kept F32, `llama.*` metadata, `tokenizer.ggml.tokens`).\n",
     );
     text
 }

@@ -63,6 +63,18 @@ pub fn fixture_models() -> Vec<PathBuf> {
         .expect("fixtures folder")
         .map(|entry| entry.expect("entry").path())
         .filter(|path| path.is_dir())
+        .filter(|path| {
+            std::fs::read_dir(path).is_ok_and(|mut entries| {
+                entries.any(|entry| {
+                    entry.is_ok_and(|entry| {
+                        entry
+                            .path()
+                            .extension()
+                            .is_some_and(|ext| ext == "safetensors")
+                    })
+                })
+            })
+        })
         .collect();
     folders.sort();
     assert!(folders.len() >= 8, "fixtures are missing: {folders:?}");
