@@ -5,6 +5,7 @@
 
 pub mod classify;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod dtype;
 pub mod engine;

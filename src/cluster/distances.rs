@@ -1,0 +1,86 @@
+//! Squared Euclidean distances between row blocks and a few centres, as one matrix product:
+//! ‖x − c‖² = ‖x‖² − 2 x·c + ‖c‖², clipped at zero where rounding makes it negative.
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, MatRef, Par};
+
+/// Centres (or seeding candidates) with their squared norms, ready for the expansion.
+pub(crate) struct Centres {
+    /// k × cols.
+    pub values: Mat<f32>,
+    /// ‖cⱼ‖², summed in f64.
+    sq_norms: Vec<f32>,
+}
+
+impl Centres {
+    /// Centres from `k` row-major rows of `cols` values.
+    pub fn from_rows(rows: &[f32], k: usize, cols: usize) -> Centres {
+        let values = Mat::from_fn(k, cols, |i, j| rows[i * cols + j]);
+        let sq_norms = rows
+            .chunks_exact(cols.max(1))
+            .take(k)
+            .map(squared_norm)
+            .collect();
+        Centres { values, sq_norms }
+    }
+
+    /// Number of centres.
+    pub fn count(&self) -> usize {
+        self.values.nrows()
+    }
+}
+
+/// ‖x‖², accumulated in f64.
+pub(crate) fn squared_norm(row: &[f32]) -> f32 {
+    row.iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum::<f64>() as f32
+}
+
+/// Fills `out` (rows of `block` × centres) with the squared distances. Sequential: callers
+/// parallelise across blocks.
+pub(crate) fn squared_distances(block: MatRef<'_, f32>, centres: &Centres, out: &mut Mat<f32>) {
+    let (rows, k) = (block.nrows(), centres.count());
+    out.resize_with(rows, k, |_, _| 0.0);
+    matmul(
+        out.as_mut(),
+        Accum::Replace,
+        block,
+        centres.values.transpose(),
+        -2.0,
+        Par::Seq,
+    );
+    for i in 0..rows {
+        let row_sq: f64 = block
+            .row(i)
+            .iter()
+            .map(|&x| f64::from(x) * f64::from(x))
+            .sum();
+        for j in 0..k {
+            let d = row_sq + f64::from(out[(i, j)]) + f64::from(centres.sq_norms[j]);
+            out[(i, j)] = d.max(0.0) as f32;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_the_definition() {
+        let rows = [1.0_f32, 2.0, 3.0, -1.0, 0.5, 4.0];
+        let centres = Centres::from_rows(&[0.0, 0.0, 0.0, 1.0, 2.0, 2.0], 2, 3);
+        let block = MatRef::from_row_major_slice(&rows, 2, 3);
+        let mut out = Mat::zeros(0, 0);
+        squared_distances(block, &centres, &mut out);
+        for i in 0..2 {
+            for j in 0..2 {
+                let expected: f64 = (0..3)
+                    .map(|c| f64::from(rows[i * 3 + c] - centres.values[(j, c)]).powi(2))
+                    .sum();
+                assert!((f64::from(out[(i, j)]) - expected).abs() < 1e-5, "{i} {j}");
+            }
+        }
+    }
+}
