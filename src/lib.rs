@@ -19,3 +19,4 @@ pub mod progress;
 pub mod spectral;
 pub mod stats_table;
 pub mod timestamp;
+pub mod vocab;
