@@ -8,6 +8,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod dtype;
+pub mod embed;
 pub mod engine;
 pub mod error;
 pub mod format;

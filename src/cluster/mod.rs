@@ -236,13 +236,17 @@ fn fit_points(
 }
 
 /// A uniform integer in 0..n (n ≥ 1) from one draw of `random`.
-fn uniform_below(n: usize, random: &mut GaussianStream) -> usize {
+pub(crate) fn uniform_below(n: usize, random: &mut GaussianStream) -> usize {
     ((random.next_open_unit() * n as f64).ceil() as usize).clamp(1, n) - 1
 }
 
 /// `count` distinct indices of 0..n drawn uniformly (a partial Fisher–Yates shuffle), ascending;
 /// every index when `count ≥ n`.
-fn sample_without_replacement(n: usize, count: usize, random: &mut GaussianStream) -> Vec<usize> {
+pub(crate) fn sample_without_replacement(
+    n: usize,
+    count: usize,
+    random: &mut GaussianStream,
+) -> Vec<usize> {
     if count >= n {
         return (0..n).collect();
     }
