@@ -16,6 +16,7 @@ pub mod hub;
 pub mod matrix;
 pub mod model;
 pub mod output;
+pub mod plot;
 pub mod progress;
 pub mod spectral;
 pub mod stats_table;

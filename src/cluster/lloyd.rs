@@ -173,6 +173,21 @@ fn new_centres(assignment: &Assignment, previous: &[f32], cols: usize, metric: M
     centres
 }
 
+/// One iteration: assigns the rows to `centres`, re-seeds empty clusters, and returns the moved
+/// centres with the assignment they came from.
+pub(crate) fn step(
+    points: &Points<'_>,
+    centres: &[f32],
+    cols: usize,
+    metric: Metric,
+) -> (Vec<f32>, Assignment) {
+    let k = centres.len() / cols.max(1);
+    let mut assignment = assign(points, &Centres::from_rows(centres, k, cols), true, false);
+    relocate_empty_clusters(points, &mut assignment, cols);
+    let moved = new_centres(&assignment, centres, cols, metric);
+    (moved, assignment)
+}
+
 /// The outcome of one run of Lloyd's iterations.
 pub(crate) struct Run {
     /// k × cols.
@@ -209,9 +224,7 @@ pub(crate) fn lloyd(points: &Points<'_>, initial: Vec<f32>, settings: &LloydSett
     let mut converged = false;
     for iteration in 0..settings.max_iter {
         n_iter = iteration + 1;
-        let mut assignment = assign(points, &Centres::from_rows(&centres, k, cols), true, false);
-        relocate_empty_clusters(points, &mut assignment, cols);
-        let moved = new_centres(&assignment, &centres, cols, settings.metric);
+        let (moved, assignment) = step(points, &centres, cols, settings.metric);
         let shift: f64 = moved
             .iter()
             .zip(&centres)

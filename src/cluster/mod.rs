@@ -259,3 +259,25 @@ pub(crate) fn sample_without_replacement(
     indices.sort_unstable();
     indices
 }
+
+/// Rows prepared once for k-means passes (validity, normalisation, the resident copy), for
+/// measuring a single Lloyd iteration ([`lloyd_iteration`]) without the preparing pass.
+pub struct PreparedRows<'a>(Points<'a>);
+
+impl<'a> PreparedRows<'a> {
+    /// Prepares the rows of `matrix` for `metric` within `max_resident_bytes`.
+    pub fn new(
+        matrix: &'a dyn MatrixRows,
+        metric: Metric,
+        max_resident_bytes: usize,
+    ) -> PreparedRows<'a> {
+        PreparedRows(Points::prepare(matrix, metric, max_resident_bytes))
+    }
+}
+
+/// One Lloyd iteration from `centres` (k × cols, row-major): assigns every row, returns the
+/// moved centres (empty clusters re-seeded). What `benches/kmeans.rs` measures.
+pub fn lloyd_iteration(rows: &PreparedRows<'_>, centres: &[f32], metric: Metric) -> Vec<f32> {
+    let (_, cols) = rows.0.shape();
+    lloyd::step(&rows.0, centres, cols, metric).0
+}

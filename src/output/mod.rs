@@ -1,6 +1,6 @@
 //! Writers: CSV, JSON, JSON Lines, Parquet and an aligned terminal table, over one [`Table`].
 
-mod atomic;
+pub(crate) mod atomic;
 pub mod csv;
 mod json;
 mod parquet;
