@@ -23,15 +23,21 @@ use rayon::prelude::*;
 
 /// `rows` rows around `clusters` Gaussian centres (spread 4, unit noise), row r from stream r.
 fn planted(rows: usize, cols: usize, clusters: usize, seed: u64) -> Vec<f32> {
+    planted_rows(0, rows, cols, clusters, seed)
+}
+
+/// Rows `first..first + count` of [`planted`]'s matrix.
+fn planted_rows(first: usize, count: usize, cols: usize, clusters: usize, seed: u64) -> Vec<f32> {
     let mut centre_stream = GaussianStream::new(seed, u64::MAX);
     let centres: Vec<f32> = (0..clusters * cols)
         .map(|_| (4.0 * centre_stream.next_gaussian_pair().0) as f32)
         .collect();
-    let mut values = vec![0.0_f32; rows * cols];
+    let mut values = vec![0.0_f32; count * cols];
     values
         .par_chunks_mut(cols)
         .enumerate()
-        .for_each(|(row, out)| {
+        .for_each(|(index, out)| {
+            let row = first + index;
             let mut stream = GaussianStream::new(seed, row as u64);
             let centre = &centres[(row % clusters) * cols..][..cols];
             for (x, c) in out.iter_mut().zip(centre) {
@@ -66,14 +72,20 @@ fn gflops(rows: usize, cols: usize, k: usize, time: Duration) -> f64 {
 }
 
 fn one_off(choice: &str) {
-    let (rows, cols, clusters) = (151_936, 2_560, 64);
+    let (rows, cols, clusters): (usize, usize, usize) = (151_936, 2_560, 64);
     let started = Instant::now();
-    let values = planted(rows, cols, clusters, 1);
-    let bits = values
-        .par_iter()
-        .map(|&x| half::bf16::from_f32(x).to_bits())
+    // Generated a block of rows at a time, so that no f32 copy of the whole matrix exists.
+    let block = 4096;
+    let bits: Vec<u16> = (0..rows.div_ceil(block))
+        .flat_map(|b| {
+            let first = b * block;
+            let count = block.min(rows - first);
+            planted_rows(first, count, cols, clusters, 1)
+                .into_iter()
+                .map(|x| half::bf16::from_f32(x).to_bits())
+                .collect::<Vec<u16>>()
+        })
         .collect();
-    drop(values);
     let matrix = Bf16Rows { rows, cols, bits };
     eprintln!(
         "generated {rows} × {cols} bf16 in {:.1?}",
