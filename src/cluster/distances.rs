@@ -37,6 +37,15 @@ pub(crate) fn squared_norm(row: &[f32]) -> f32 {
         .sum::<f64>() as f32
 }
 
+/// Row `i` of a row-major tile as a slice (every tile is cut from a row-major buffer); iterating
+/// a slice is several times faster than faer's strided row iterator.
+pub(crate) fn row_slice<'a>(tile: MatRef<'a, f32>, i: usize) -> &'a [f32] {
+    tile.row(i)
+        .try_as_row_major()
+        .expect("tiles are cut from row-major buffers")
+        .as_slice()
+}
+
 /// Fills `out` (rows of `block` × centres) with the squared distances. Sequential: callers
 /// parallelise across blocks.
 pub(crate) fn squared_distances(block: MatRef<'_, f32>, centres: &Centres, out: &mut Mat<f32>) {
@@ -51,11 +60,7 @@ pub(crate) fn squared_distances(block: MatRef<'_, f32>, centres: &Centres, out: 
         Par::Seq,
     );
     for i in 0..rows {
-        let row_sq: f64 = block
-            .row(i)
-            .iter()
-            .map(|&x| f64::from(x) * f64::from(x))
-            .sum();
+        let row_sq = f64::from(squared_norm(row_slice(block, i)));
         for j in 0..k {
             let d = row_sq + f64::from(out[(i, j)]) + f64::from(centres.sq_norms[j]);
             out[(i, j)] = d.max(0.0) as f32;

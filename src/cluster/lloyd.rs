@@ -9,7 +9,7 @@
 use faer::Mat;
 use rayon::prelude::*;
 
-use super::distances::{Centres, squared_distances};
+use super::distances::{Centres, row_slice, squared_distances};
 use super::points::{BLOCK_ROWS, Points};
 use super::{Metric, Progress};
 
@@ -77,7 +77,7 @@ pub(crate) fn assign(
                             best = j;
                         }
                     }
-                    let row = block_rows.row(i);
+                    let row = row_slice(block_rows, i);
                     part.labels[i] = best as u32;
                     part.counts[best] += 1;
                     part.distances[i] = if exact {
@@ -90,7 +90,7 @@ pub(crate) fn assign(
                     };
                     if with_sums {
                         let sum = &mut part.sums[best * cols..(best + 1) * cols];
-                        for (s, &x) in sum.iter_mut().zip(row.iter()) {
+                        for (s, &x) in sum.iter_mut().zip(row) {
                             *s += f64::from(x);
                         }
                     }
