@@ -59,11 +59,18 @@ pub(crate) fn squared_distances(block: MatRef<'_, f32>, centres: &Centres, out: 
         -2.0,
         Par::Seq,
     );
-    for i in 0..rows {
-        let row_sq = f64::from(squared_norm(row_slice(block, i)));
-        for j in 0..k {
-            let d = row_sq + f64::from(out[(i, j)]) + f64::from(centres.sq_norms[j]);
-            out[(i, j)] = d.max(0.0) as f32;
+    let row_sq: Vec<f64> = (0..rows)
+        .map(|i| f64::from(squared_norm(row_slice(block, i))))
+        .collect();
+    // Column by column: `out` is column-major, so this walks memory in order.
+    for j in 0..k {
+        let centre_sq = f64::from(centres.sq_norms[j]);
+        let column = out
+            .col_mut(j)
+            .try_as_col_major_mut()
+            .expect("a Mat is column-major");
+        for (d, &x_sq) in column.as_slice_mut().iter_mut().zip(&row_sq) {
+            *d = (x_sq + f64::from(*d) + centre_sq).max(0.0) as f32;
         }
     }
 }

@@ -66,16 +66,23 @@ pub(crate) fn assign(
                     sums: vec![0.0; if with_sums { k * cols } else { 0 }],
                     counts: vec![0; k],
                 };
-                for i in 0..count {
+                // Nearest centres column by column (`to_centres` is column-major); a strictly
+                // smaller distance wins, so the first of equal ones stays, as numpy's argmin.
+                let mut nearest = vec![(0_usize, f32::INFINITY); count];
+                for j in 0..k {
+                    let column = to_centres
+                        .col(j)
+                        .try_as_col_major()
+                        .expect("a Mat is column-major");
+                    for (best, &d) in nearest.iter_mut().zip(column.as_slice()) {
+                        if d < best.1 {
+                            *best = (j, d);
+                        }
+                    }
+                }
+                for (i, &(best, best_distance)) in nearest.iter().enumerate() {
                     if !points.valid[start + first + i] {
                         continue;
-                    }
-                    // The first of equal distances wins, as numpy's argmin.
-                    let mut best = 0;
-                    for j in 1..k {
-                        if to_centres[(i, j)] < to_centres[(i, best)] {
-                            best = j;
-                        }
                     }
                     let row = row_slice(block_rows, i);
                     part.labels[i] = best as u32;
@@ -86,7 +93,7 @@ pub(crate) fn assign(
                             .map(|(&x, &c)| (f64::from(x) - f64::from(c)).powi(2))
                             .sum()
                     } else {
-                        f64::from(to_centres[(i, best)])
+                        f64::from(best_distance)
                     };
                     if with_sums {
                         let sum = &mut part.sums[best * cols..(best + 1) * cols];
