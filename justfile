@@ -36,3 +36,12 @@ layers-reference model *flags:
     test -x target/python-ww/bin/python || python3 -m venv target/python-ww
     target/python-ww/bin/python -m pip install --quiet --disable-pip-version-check -r benches/reference/requirements.txt
     target/python-ww/bin/python benches/reference/ww_reference.py {{model}} {{flags}}
+
+# scikit-learn's k-means sweep (k = 2..32 on 30,000 × 384 f32) beside aib's, on the same data.
+# The venv is made from PyPI under target/; the data file is target/kmeans-reference.f32.
+kmeans-reference:
+    test -x target/python-sklearn/bin/python || python3 -m venv target/python-sklearn
+    target/python-sklearn/bin/python -c "import sklearn" 2>/dev/null || target/python-sklearn/bin/python -m pip install --quiet --disable-pip-version-check numpy scikit-learn
+    target/python-sklearn/bin/python benches/reference/kmeans_reference.py write target/kmeans-reference.f32
+    target/python-sklearn/bin/python benches/reference/kmeans_reference.py sweep target/kmeans-reference.f32 32
+    AIB_KMEANS_REFERENCE=target/kmeans-reference.f32 cargo bench --bench kmeans

@@ -5,8 +5,10 @@
 
 pub mod classify;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod dtype;
+pub mod embed;
 pub mod engine;
 pub mod error;
 pub mod format;
@@ -17,7 +19,9 @@ pub mod matrix;
 pub mod model;
 pub mod observe;
 pub mod output;
+pub mod plot;
 pub mod spectral;
 pub mod stats_table;
 pub mod sync;
 pub mod timestamp;
+pub mod vocab;

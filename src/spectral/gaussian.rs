@@ -28,7 +28,8 @@ impl GaussianStream {
         }
     }
 
-    fn next_u64(&mut self) -> u64 {
+    /// The next 64 uniform random bits.
+    pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(GOLDEN_GAMMA);
         let mut z = self.state;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -37,7 +38,7 @@ impl GaussianStream {
     }
 
     /// A uniform value in (0, 1] with 53 random bits.
-    fn next_open_unit(&mut self) -> f64 {
+    pub fn next_open_unit(&mut self) -> f64 {
         ((self.next_u64() >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 

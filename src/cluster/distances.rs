@@ -1,0 +1,98 @@
+//! Squared Euclidean distances between row blocks and a few centres, as one matrix product:
+//! ‖x − c‖² = ‖x‖² − 2 x·c + ‖c‖², clipped at zero where rounding makes it negative.
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, MatRef, Par};
+
+/// Centres (or seeding candidates) with their squared norms, ready for the expansion.
+pub(crate) struct Centres {
+    /// k × cols.
+    pub values: Mat<f32>,
+    /// ‖cⱼ‖², summed in f64.
+    sq_norms: Vec<f32>,
+}
+
+impl Centres {
+    /// Centres from `k` row-major rows of `cols` values.
+    pub fn from_rows(rows: &[f32], k: usize, cols: usize) -> Centres {
+        let values = Mat::from_fn(k, cols, |i, j| rows[i * cols + j]);
+        let sq_norms = rows
+            .chunks_exact(cols.max(1))
+            .take(k)
+            .map(squared_norm)
+            .collect();
+        Centres { values, sq_norms }
+    }
+
+    /// Number of centres.
+    pub fn count(&self) -> usize {
+        self.values.nrows()
+    }
+}
+
+/// ‖x‖², accumulated in f64.
+pub(crate) fn squared_norm(row: &[f32]) -> f32 {
+    row.iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum::<f64>() as f32
+}
+
+/// Row `i` of a row-major tile as a slice (every tile is cut from a row-major buffer); iterating
+/// a slice is several times faster than faer's strided row iterator.
+pub(crate) fn row_slice<'a>(tile: MatRef<'a, f32>, i: usize) -> &'a [f32] {
+    tile.row(i)
+        .try_as_row_major()
+        .expect("tiles are cut from row-major buffers")
+        .as_slice()
+}
+
+/// Fills `out` (rows of `block` × centres) with the squared distances. Sequential: callers
+/// parallelise across blocks.
+pub(crate) fn squared_distances(block: MatRef<'_, f32>, centres: &Centres, out: &mut Mat<f32>) {
+    let (rows, k) = (block.nrows(), centres.count());
+    out.resize_with(rows, k, |_, _| 0.0);
+    matmul(
+        out.as_mut(),
+        Accum::Replace,
+        block,
+        centres.values.transpose(),
+        -2.0,
+        Par::Seq,
+    );
+    let row_sq: Vec<f64> = (0..rows)
+        .map(|i| f64::from(squared_norm(row_slice(block, i))))
+        .collect();
+    // Column by column: `out` is column-major, so this walks memory in order.
+    for j in 0..k {
+        let centre_sq = f64::from(centres.sq_norms[j]);
+        let column = out
+            .col_mut(j)
+            .try_as_col_major_mut()
+            .expect("a Mat is column-major");
+        for (d, &x_sq) in column.as_slice_mut().iter_mut().zip(&row_sq) {
+            *d = (x_sq + f64::from(*d) + centre_sq).max(0.0) as f32;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_the_definition() {
+        let rows = [1.0_f32, 2.0, 3.0, -1.0, 0.5, 4.0];
+        let centres = Centres::from_rows(&[0.0, 0.0, 0.0, 1.0, 2.0, 2.0], 2, 3);
+        let block = MatRef::from_row_major_slice(&rows, 2, 3);
+        let mut out = Mat::zeros(0, 0);
+        squared_distances(block, &centres, &mut out);
+        for i in 0..2 {
+            for j in 0..2 {
+                let expected: f64 = (0..3)
+                    .map(|c| f64::from(rows[i * 3 + c] - centres.values[(j, c)]).powi(2))
+                    .sum();
+                assert!((f64::from(out[(i, j)]) - expected).abs() < 1e-5, "{i} {j}");
+            }
+        }
+    }
+}

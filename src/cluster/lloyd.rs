@@ -1,0 +1,262 @@
+//! Lloyd's iterations as scikit-learn runs them (`_kmeans_single_lloyd`): assign every row to its
+//! nearest centre, move each centre to the mean of its rows (empty clusters take the rows farthest
+//! from their centres), stop when the labels repeat or the squared centre shift falls to `tol`.
+//!
+//! Each pass streams the prepared rows tile by tile; within a tile, blocks of rows run in parallel
+//! and return their own f64 sums per cluster, merged in block order, so the centres are
+//! bit-identical for any number of threads.
+
+use faer::Mat;
+use rayon::prelude::*;
+
+use super::distances::{Centres, row_slice, squared_distances};
+use super::points::{BLOCK_ROWS, Points};
+use super::{Metric, Progress};
+
+/// Labels and squared distances from one assignment pass, with the per-cluster sums if asked.
+pub(crate) struct Assignment {
+    /// Nearest centre of each row (0 for excluded rows, which `Points::valid` marks).
+    pub labels: Vec<u32>,
+    /// Squared distance of each row to its nearest centre (0 for excluded rows).
+    pub distances: Vec<f64>,
+    /// k × cols sums of the rows in each cluster (empty unless asked for).
+    sums: Vec<f64>,
+    /// Rows in each cluster.
+    counts: Vec<u64>,
+}
+
+/// What one block of rows contributes to an [`Assignment`].
+struct BlockPart {
+    labels: Vec<u32>,
+    distances: Vec<f64>,
+    sums: Vec<f64>,
+    counts: Vec<u64>,
+}
+
+/// Assigns every valid row to its nearest centre. With `with_sums`, also sums the rows of each
+/// cluster; with `exact`, the distances are recomputed in f64 as ‖x − c‖² (for the reported
+/// inertia) rather than taken from the f32 expansion.
+pub(crate) fn assign(
+    points: &Points<'_>,
+    centres: &Centres,
+    with_sums: bool,
+    exact: bool,
+) -> Assignment {
+    let (rows, cols) = points.shape();
+    let k = centres.count();
+    let mut result = Assignment {
+        labels: Vec::with_capacity(rows),
+        distances: Vec::with_capacity(rows),
+        sums: vec![0.0; if with_sums { k * cols } else { 0 }],
+        counts: vec![0; k],
+    };
+    points.for_each_tile(|start, tile| {
+        let blocks = tile.nrows().div_ceil(BLOCK_ROWS);
+        let parts: Vec<BlockPart> = (0..blocks)
+            .into_par_iter()
+            .map(|block| {
+                let first = block * BLOCK_ROWS;
+                let count = BLOCK_ROWS.min(tile.nrows() - first);
+                let block_rows = tile.subrows(first, count);
+                let mut to_centres = Mat::zeros(0, 0);
+                squared_distances(block_rows, centres, &mut to_centres);
+                let mut part = BlockPart {
+                    labels: vec![0; count],
+                    distances: vec![0.0; count],
+                    sums: vec![0.0; if with_sums { k * cols } else { 0 }],
+                    counts: vec![0; k],
+                };
+                // Nearest centres column by column (`to_centres` is column-major); a strictly
+                // smaller distance wins, so the first of equal ones stays, as numpy's argmin.
+                let mut nearest = vec![(0_usize, f32::INFINITY); count];
+                for j in 0..k {
+                    let column = to_centres
+                        .col(j)
+                        .try_as_col_major()
+                        .expect("a Mat is column-major");
+                    for (best, &d) in nearest.iter_mut().zip(column.as_slice()) {
+                        if d < best.1 {
+                            *best = (j, d);
+                        }
+                    }
+                }
+                for (i, &(best, best_distance)) in nearest.iter().enumerate() {
+                    if !points.valid[start + first + i] {
+                        continue;
+                    }
+                    let row = row_slice(block_rows, i);
+                    part.labels[i] = best as u32;
+                    part.counts[best] += 1;
+                    part.distances[i] = if exact {
+                        row.iter()
+                            .zip(centres.values.row(best).iter())
+                            .map(|(&x, &c)| (f64::from(x) - f64::from(c)).powi(2))
+                            .sum()
+                    } else {
+                        f64::from(best_distance)
+                    };
+                    if with_sums {
+                        let sum = &mut part.sums[best * cols..(best + 1) * cols];
+                        for (s, &x) in sum.iter_mut().zip(row) {
+                            *s += f64::from(x);
+                        }
+                    }
+                }
+                part
+            })
+            .collect();
+        for part in parts {
+            result.labels.extend_from_slice(&part.labels);
+            result.distances.extend_from_slice(&part.distances);
+            for (total, s) in result.sums.iter_mut().zip(&part.sums) {
+                *total += s;
+            }
+            for (total, c) in result.counts.iter_mut().zip(&part.counts) {
+                *total += c;
+            }
+        }
+    });
+    result
+}
+
+/// Gives each empty cluster one of the rows farthest from their centres, as scikit-learn's
+/// `_relocate_empty_clusters`: the row leaves its cluster's sum and becomes the new cluster.
+fn relocate_empty_clusters(points: &Points<'_>, assignment: &mut Assignment, cols: usize) {
+    let empty: Vec<usize> = (0..assignment.counts.len())
+        .filter(|&j| assignment.counts[j] == 0)
+        .collect();
+    if empty.is_empty() {
+        return;
+    }
+    let mut farthest: Vec<usize> = (0..assignment.labels.len())
+        .filter(|&row| points.valid[row])
+        .collect();
+    // Largest distance first; equal distances by row, so the choice is deterministic.
+    farthest.sort_by(|&a, &b| {
+        assignment.distances[b]
+            .total_cmp(&assignment.distances[a])
+            .then(a.cmp(&b))
+    });
+    for (&cluster, &row) in empty.iter().zip(&farthest) {
+        let x = points.row(row);
+        let old = assignment.labels[row] as usize;
+        for (s, &v) in assignment.sums[old * cols..(old + 1) * cols]
+            .iter_mut()
+            .zip(&x)
+        {
+            *s -= f64::from(v);
+        }
+        assignment.counts[old] -= 1;
+        for (s, &v) in assignment.sums[cluster * cols..(cluster + 1) * cols]
+            .iter_mut()
+            .zip(&x)
+        {
+            *s = f64::from(v);
+        }
+        assignment.counts[cluster] = 1;
+    }
+}
+
+/// The means of the clusters (unit length for cosine); a cluster left without rows keeps its
+/// previous centre.
+fn new_centres(assignment: &Assignment, previous: &[f32], cols: usize, metric: Metric) -> Vec<f32> {
+    let mut centres = previous.to_vec();
+    for (j, &count) in assignment.counts.iter().enumerate() {
+        if count == 0 {
+            continue;
+        }
+        let sum = &assignment.sums[j * cols..(j + 1) * cols];
+        let scale = match metric {
+            Metric::Euclidean => 1.0 / count as f64,
+            Metric::Cosine => {
+                let norm = sum.iter().map(|s| s * s).sum::<f64>().sqrt();
+                if norm == 0.0 { 0.0 } else { 1.0 / norm }
+            }
+        };
+        for (c, s) in centres[j * cols..(j + 1) * cols].iter_mut().zip(sum) {
+            *c = (s * scale) as f32;
+        }
+    }
+    centres
+}
+
+/// One iteration: assigns the rows to `centres`, re-seeds empty clusters, and returns the moved
+/// centres with the assignment they came from.
+pub(crate) fn step(
+    points: &Points<'_>,
+    centres: &[f32],
+    cols: usize,
+    metric: Metric,
+) -> (Vec<f32>, Assignment) {
+    let k = centres.len() / cols.max(1);
+    let mut assignment = assign(points, &Centres::from_rows(centres, k, cols), true, false);
+    relocate_empty_clusters(points, &mut assignment, cols);
+    let moved = new_centres(&assignment, centres, cols, metric);
+    (moved, assignment)
+}
+
+/// The outcome of one run of Lloyd's iterations.
+pub(crate) struct Run {
+    /// k × cols.
+    pub centres: Vec<f32>,
+    /// The final assignment, with exact distances.
+    pub assignment: Assignment,
+    /// Σ of the squared distances of the valid rows to their centres.
+    pub inertia: f64,
+    /// Iterations run.
+    pub n_iter: usize,
+    /// Whether the labels repeated or the shift fell to the tolerance before `max_iter`.
+    pub converged: bool,
+}
+
+/// Parameters of one run of Lloyd's iterations.
+pub(crate) struct LloydSettings<'a> {
+    pub k: usize,
+    pub max_iter: usize,
+    /// Absolute tolerance on the summed squared centre shift.
+    pub tolerance: f64,
+    pub metric: Metric,
+    /// Index of the initialisation, for progress reports.
+    pub init: usize,
+    pub progress: &'a dyn Fn(Progress),
+}
+
+/// Runs Lloyd's iterations from `initial` centres.
+pub(crate) fn lloyd(points: &Points<'_>, initial: Vec<f32>, settings: &LloydSettings<'_>) -> Run {
+    let (_, cols) = points.shape();
+    let k = settings.k;
+    let mut centres = initial;
+    let mut previous_labels: Option<Vec<u32>> = None;
+    let mut n_iter = 0;
+    let mut converged = false;
+    for iteration in 0..settings.max_iter {
+        n_iter = iteration + 1;
+        let (moved, assignment) = step(points, &centres, cols, settings.metric);
+        let shift: f64 = moved
+            .iter()
+            .zip(&centres)
+            .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
+            .sum();
+        centres = moved;
+        (settings.progress)(Progress::Iteration {
+            k,
+            init: settings.init,
+            iteration: n_iter,
+            centre_shift: shift,
+        });
+        if previous_labels.as_ref() == Some(&assignment.labels) || shift <= settings.tolerance {
+            converged = true;
+            break;
+        }
+        previous_labels = Some(assignment.labels);
+    }
+    let assignment = assign(points, &Centres::from_rows(&centres, k, cols), false, true);
+    let inertia = assignment.distances.iter().sum();
+    Run {
+        centres,
+        assignment,
+        inertia,
+        n_iter,
+        converged,
+    }
+}

@@ -1,0 +1,164 @@
+//! `--k auto`: fit every k of a range on a seeded sample of rows, record inertia and silhouette,
+//! and choose k at the elbow of the inertia curve by Kneedle.
+
+use super::kneedle::{chord_difference, kneedle};
+use super::points::Points;
+use super::silhouette::SilhouetteSample;
+use super::{KMeansOptions, Progress, fit_points, sample_without_replacement};
+use crate::error::{Error, Result};
+use crate::matrix::{DenseRows, MatrixRows};
+use crate::spectral::gaussian::GaussianStream;
+
+/// Random streams of the sweep's own draws, apart from the seeding streams (0..n_init).
+const SAMPLE_STREAM: u64 = u64::MAX;
+const SILHOUETTE_STREAM: u64 = u64::MAX - 1;
+
+/// Parameters of a sweep over k.
+#[derive(Debug, Clone)]
+pub struct SweepOptions {
+    /// Smallest k tried (at least 1).
+    pub k_min: usize,
+    /// Largest k tried.
+    pub k_max: usize,
+    /// Rows drawn for the sweep (0 = every row). See [`SweepOptions::default_sample_rows`].
+    pub sample_rows: usize,
+    /// Rows of the sweep sample the silhouette is computed on (its cost grows as their square).
+    pub silhouette_rows: usize,
+    /// Kneedle's sensitivity S.
+    pub sensitivity: f64,
+}
+
+impl SweepOptions {
+    /// 256 rows per centre of the largest k, as FAISS trains k-means (it warns below 39 and
+    /// samples above 256 per centroid): enough for every k of the sweep to place its centres,
+    /// and for k ≤ 64 at most 16,384 rows, a few seconds per k at embedding widths.
+    pub fn default_sample_rows(k_max: usize) -> usize {
+        256 * k_max
+    }
+
+    /// k = 2..=64, the default sample, 2,048 silhouette rows (16 MB of distances), S = 1.
+    pub fn new(k_min: usize, k_max: usize) -> SweepOptions {
+        SweepOptions {
+            k_min,
+            k_max,
+            sample_rows: SweepOptions::default_sample_rows(k_max),
+            silhouette_rows: 2048,
+            sensitivity: 1.0,
+        }
+    }
+}
+
+impl Default for SweepOptions {
+    fn default() -> SweepOptions {
+        SweepOptions::new(2, 64)
+    }
+}
+
+/// One k of a sweep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepPoint {
+    /// Clusters.
+    pub k: usize,
+    /// Inertia of the fit on the sweep's rows.
+    pub inertia: f64,
+    /// Silhouette score on the silhouette sample; `None` where undefined.
+    pub silhouette: Option<f64>,
+    /// Rows the fit used.
+    pub rows_used: usize,
+    /// Whether this k was chosen.
+    pub chosen: bool,
+}
+
+/// The outcome of a sweep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sweep {
+    /// One entry per k, ascending.
+    pub points: Vec<SweepPoint>,
+    /// The chosen k.
+    pub chosen_k: usize,
+    /// Whether Kneedle confirmed a knee at the given sensitivity; when it did not, the chosen k
+    /// is the point farthest above the chord of the normalised curve (Kneedle's candidate).
+    pub knee_found: bool,
+    /// Rows of the silhouette sample.
+    pub silhouette_rows: usize,
+}
+
+/// Fits k-means for each k in `options.k_min..=options.k_max` (with `fit`'s other settings; its
+/// `k` is ignored) on a seeded sample of the rows of `matrix`, and chooses k by Kneedle.
+pub fn sweep(
+    matrix: &dyn MatrixRows,
+    fit: &KMeansOptions,
+    options: &SweepOptions,
+    progress: &dyn Fn(Progress),
+) -> Result<Sweep> {
+    if options.k_min == 0 || options.k_min > options.k_max {
+        return Err(Error::usage(format!(
+            "the k range {}..{} is empty or starts at 0",
+            options.k_min, options.k_max
+        )));
+    }
+    let (rows, cols) = matrix.shape();
+    let sample;
+    let source: &dyn MatrixRows = if options.sample_rows == 0 || options.sample_rows >= rows {
+        matrix
+    } else {
+        let mut random = GaussianStream::new(fit.seed, SAMPLE_STREAM);
+        let chosen = sample_without_replacement(rows, options.sample_rows, &mut random);
+        let mut values = vec![0.0; chosen.len() * cols];
+        for (out, &row) in values.chunks_exact_mut(cols.max(1)).zip(&chosen) {
+            matrix.read_rows(row, out);
+        }
+        sample = DenseRows::new(chosen.len(), cols, values)?;
+        &sample
+    };
+    let points = Points::prepare(source, fit.metric, fit.max_resident_bytes);
+    if options.k_max > points.valid_count {
+        return Err(Error::usage(format!(
+            "k_max = {} is larger than the {} usable rows of the sweep sample; \
+             lower it or draw a larger sample",
+            options.k_max, points.valid_count
+        )));
+    }
+    let mut random = GaussianStream::new(fit.seed, SILHOUETTE_STREAM);
+    let silhouette = SilhouetteSample::new(&points, options.silhouette_rows, &mut random);
+    let steps = options.k_max - options.k_min + 1;
+    let mut sweep_points = Vec::with_capacity(steps);
+    for (step, k) in (options.k_min..=options.k_max).enumerate() {
+        let fitted = fit_points(&points, &KMeansOptions { k, ..fit.clone() }, progress)?;
+        let labels: Vec<u32> = fitted.labels.iter().map(|l| l.unwrap_or(0)).collect();
+        sweep_points.push(SweepPoint {
+            k,
+            inertia: fitted.inertia,
+            silhouette: silhouette.score(&labels, k),
+            rows_used: fitted.rows_used,
+            chosen: false,
+        });
+        progress(Progress::SweepStep {
+            k,
+            step: step + 1,
+            steps,
+            inertia: fitted.inertia,
+        });
+    }
+    let ks: Vec<f64> = sweep_points.iter().map(|p| p.k as f64).collect();
+    let inertias: Vec<f64> = sweep_points.iter().map(|p| p.inertia).collect();
+    let knee = kneedle(&ks, &inertias, options.sensitivity);
+    let chosen_index = knee.unwrap_or_else(|| {
+        let difference = chord_difference(&ks, &inertias);
+        // The first of equal heights; k_min when the curve is flat or a single point.
+        (0..difference.len()).fold(0, |best, i| {
+            if difference[i] > difference[best] {
+                i
+            } else {
+                best
+            }
+        })
+    });
+    sweep_points[chosen_index].chosen = true;
+    Ok(Sweep {
+        chosen_k: sweep_points[chosen_index].k,
+        points: sweep_points,
+        knee_found: knee.is_some(),
+        silhouette_rows: silhouette.len(),
+    })
+}

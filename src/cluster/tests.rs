@@ -1,0 +1,415 @@
+//! k-means against planted clusters and against references written here in f64 from the
+//! definitions. Unit tests run with tiny tiles and blocks, so every pass crosses many of both.
+
+use super::points::Points;
+use super::silhouette::SilhouetteSample;
+use super::*;
+use crate::error::ErrorKind;
+use crate::matrix::DenseRows;
+
+const DIM: usize = 64;
+const BLOBS: usize = 7;
+
+/// `sizes[c]` rows around each of `sizes.len()` centres drawn N(0, spread²) per coordinate,
+/// unit-variance noise; returns the matrix values and the planted labels.
+fn blobs(sizes: &[usize], spread: f64, seed: u64) -> (Vec<f32>, Vec<usize>) {
+    let mut random = GaussianStream::new(seed, 99);
+    let mut normal = move || random.next_gaussian_pair().0;
+    let centres: Vec<Vec<f64>> = sizes
+        .iter()
+        .map(|_| (0..DIM).map(|_| spread * normal()).collect())
+        .collect();
+    let mut values = Vec::new();
+    let mut labels = Vec::new();
+    // Interleave the clusters so that no tile holds a single one.
+    let total: usize = sizes.iter().sum();
+    let mut left = sizes.to_vec();
+    let mut cluster = 0;
+    while labels.len() < total {
+        if left[cluster] > 0 {
+            left[cluster] -= 1;
+            values.extend(centres[cluster].iter().map(|c| (c + normal()) as f32));
+            labels.push(cluster);
+        }
+        cluster = (cluster + 1) % sizes.len();
+    }
+    (values, labels)
+}
+
+fn planted() -> (DenseRows, Vec<usize>) {
+    let sizes = [400, 250, 300, 500, 200, 350, 300];
+    let (values, labels) = blobs(&sizes, 6.0, 7);
+    (DenseRows::new(labels.len(), DIM, values).unwrap(), labels)
+}
+
+fn quiet(_: Progress) {}
+
+fn options(k: usize) -> KMeansOptions {
+    KMeansOptions {
+        k,
+        ..KMeansOptions::default()
+    }
+}
+
+/// Adjusted Rand index (Hubert & Arabie 1985) from the contingency table.
+fn adjusted_rand_index(a: &[usize], b: &[usize]) -> f64 {
+    let pairs = |n: f64| n * (n - 1.0) / 2.0;
+    let (ka, kb) = (a.iter().max().unwrap() + 1, b.iter().max().unwrap() + 1);
+    let mut table = vec![0.0_f64; ka * kb];
+    for (&x, &y) in a.iter().zip(b) {
+        table[x * kb + y] += 1.0;
+    }
+    let index: f64 = table.iter().map(|&n| pairs(n)).sum();
+    let rows: f64 = (0..ka)
+        .map(|i| pairs(table[i * kb..(i + 1) * kb].iter().sum()))
+        .sum();
+    let cols: f64 = (0..kb)
+        .map(|j| pairs((0..ka).map(|i| table[i * kb + j]).sum()))
+        .sum();
+    let expected = rows * cols / pairs(a.len() as f64);
+    let maximum = (rows + cols) / 2.0;
+    (index - expected) / (maximum - expected)
+}
+
+fn labels_of(fit: &KMeansFit) -> Vec<usize> {
+    fit.labels.iter().map(|l| l.unwrap() as usize).collect()
+}
+
+#[test]
+fn adjusted_rand_index_of_known_partitions() {
+    assert_eq!(adjusted_rand_index(&[0, 0, 1, 1], &[1, 1, 0, 0]), 1.0);
+    // scikit-learn's documented example: ARI([0, 0, 1, 2], [0, 0, 1, 1]) = 0.5714…
+    let ari = adjusted_rand_index(&[0, 0, 1, 2], &[0, 0, 1, 1]);
+    assert!((ari - 4.0 / 7.0).abs() < 1e-12, "{ari}");
+}
+
+#[test]
+fn auto_finds_the_seven_planted_blobs() {
+    let (matrix, planted) = planted();
+    let sweep_options = SweepOptions {
+        sample_rows: 1000,
+        ..SweepOptions::new(2, 16)
+    };
+    let found = sweep(&matrix, &options(0), &sweep_options, &quiet).unwrap();
+    assert!(found.knee_found);
+    assert_eq!(found.chosen_k, BLOBS, "{:?}", found.points);
+    assert!(found.points.iter().all(|p| p.rows_used == 1000));
+    // The silhouette peaks at the planted k too.
+    let best = found
+        .points
+        .iter()
+        .max_by(|a, b| a.silhouette.unwrap().total_cmp(&b.silhouette.unwrap()))
+        .unwrap();
+    assert_eq!(best.k, BLOBS);
+    let fit = kmeans(&matrix, &options(found.chosen_k), &quiet).unwrap();
+    let ari = adjusted_rand_index(&labels_of(&fit), &planted);
+    assert!(ari >= 0.99, "ARI {ari}");
+    assert_eq!(fit.sizes.iter().sum::<usize>(), planted.len());
+}
+
+/// Plain Lloyd in f64 from `centres` until the labels repeat; returns its inertia.
+fn reference_lloyd(values: &[f32], cols: usize, mut centres: Vec<f64>) -> f64 {
+    let rows: Vec<Vec<f64>> = values
+        .chunks(cols)
+        .map(|r| r.iter().map(|&x| f64::from(x)).collect())
+        .collect();
+    let k = centres.len() / cols;
+    let distance =
+        |x: &[f64], c: &[f64]| -> f64 { x.iter().zip(c).map(|(a, b)| (a - b).powi(2)).sum() };
+    let nearest = |x: &[f64], centres: &[f64]| -> (usize, f64) {
+        (0..k)
+            .map(|j| (j, distance(x, &centres[j * cols..(j + 1) * cols])))
+            .fold(
+                (0, f64::INFINITY),
+                |best, c| if c.1 < best.1 { c } else { best },
+            )
+    };
+    let mut previous: Vec<usize> = Vec::new();
+    for _ in 0..300 {
+        let labels: Vec<usize> = rows.iter().map(|x| nearest(x, &centres).0).collect();
+        if labels == previous {
+            break;
+        }
+        let mut sums = vec![0.0; k * cols];
+        let mut counts = vec![0.0; k];
+        for (x, &l) in rows.iter().zip(&labels) {
+            counts[l] += 1.0;
+            sums[l * cols..(l + 1) * cols]
+                .iter_mut()
+                .zip(x)
+                .for_each(|(s, v)| *s += v);
+        }
+        for j in 0..k {
+            assert!(counts[j] > 0.0, "the reference has no empty-cluster rule");
+            for c in 0..cols {
+                centres[j * cols + c] = sums[j * cols + c] / counts[j];
+            }
+        }
+        previous = labels;
+    }
+    rows.iter().map(|x| nearest(x, &centres).1).sum()
+}
+
+#[test]
+fn inertia_is_never_above_a_float64_lloyd_from_the_same_centres() {
+    let (matrix, _) = planted();
+    for k in [3, 5, 7, 10] {
+        let opts = KMeansOptions {
+            tol: 0.0,
+            ..options(k)
+        };
+        let fit = kmeans(&matrix, &opts, &quiet).unwrap();
+        assert!(fit.converged);
+        let points = Points::prepare(&matrix, Metric::Euclidean, usize::MAX);
+        let initial = seeding::kmeans_plus_plus(&points, k, &mut GaussianStream::new(opts.seed, 0));
+        let reference = reference_lloyd(
+            matrix.values(),
+            DIM,
+            initial.iter().map(|&c| f64::from(c)).collect(),
+        );
+        // The only slack: our centres are stored in f32.
+        assert!(
+            fit.inertia <= reference * (1.0 + 1e-9),
+            "k = {k}: {} > {reference}",
+            fit.inertia
+        );
+        // And the reported inertia is the sum of the reported distances, squared.
+        let total: f64 = fit.distances.iter().map(|d| d.unwrap().powi(2)).sum();
+        assert!((total - fit.inertia).abs() <= 1e-9 * fit.inertia);
+    }
+}
+
+/// k-means++ by its definition in f64, drawing the same random numbers in the same order.
+fn reference_plus_plus(values: &[f32], cols: usize, k: usize, seed: u64) -> Vec<usize> {
+    let rows: Vec<Vec<f64>> = values
+        .chunks(cols)
+        .map(|r| r.iter().map(|&x| f64::from(x)).collect())
+        .collect();
+    let n = rows.len();
+    let distance =
+        |a: &[f64], b: &[f64]| -> f64 { a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum() };
+    let mut random = GaussianStream::new(seed, 0);
+    let first = ((random.next_open_unit() * n as f64).ceil() as usize).clamp(1, n) - 1;
+    let mut chosen = vec![first];
+    let mut closest: Vec<f64> = rows.iter().map(|x| distance(x, &rows[first])).collect();
+    let trials = 2 + (k as f64).ln().floor() as usize;
+    while chosen.len() < k {
+        let potential: f64 = closest.iter().sum();
+        let candidates: Vec<usize> = (0..trials)
+            .map(|_| {
+                let target = random.next_open_unit() * potential;
+                let mut running = 0.0;
+                (0..n)
+                    .find(|&i| {
+                        running += closest[i];
+                        running >= target
+                    })
+                    .unwrap_or(n - 1)
+            })
+            .collect();
+        let potentials: Vec<f64> = candidates
+            .iter()
+            .map(|&c| {
+                rows.iter()
+                    .zip(&closest)
+                    .map(|(x, &d)| d.min(distance(x, &rows[c])))
+                    .sum()
+            })
+            .collect();
+        let best = (0..trials).fold(0, |b, t| if potentials[t] < potentials[b] { t } else { b });
+        let centre = candidates[best];
+        for (d, x) in closest.iter_mut().zip(&rows) {
+            *d = d.min(distance(x, &rows[centre]));
+        }
+        chosen.push(centre);
+    }
+    chosen
+}
+
+#[test]
+fn kmeans_plus_plus_follows_its_definition() {
+    let (values, _) = blobs(&[5, 9, 3, 7, 6], 3.0, 11);
+    let rows = values.len() / DIM;
+    let matrix = DenseRows::new(rows, DIM, values.clone()).unwrap();
+    let points = Points::prepare(&matrix, Metric::Euclidean, usize::MAX);
+    for (k, seed) in [(1, 0), (4, 1), (5, 2), (12, 3), (30, 4)] {
+        let centres = seeding::kmeans_plus_plus(&points, k, &mut GaussianStream::new(seed, 0));
+        let expected: Vec<f32> = reference_plus_plus(&values, DIM, k, seed)
+            .iter()
+            .flat_map(|&r| values[r * DIM..(r + 1) * DIM].to_vec())
+            .collect();
+        assert_eq!(centres, expected, "k = {k}");
+    }
+}
+
+#[test]
+fn identical_for_any_number_of_threads_and_with_or_without_a_resident_copy() {
+    let (matrix, _) = planted();
+    let run = |threads: usize, resident: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let opts = KMeansOptions {
+                n_init: 2,
+                max_resident_bytes: resident,
+                ..options(6)
+            };
+            let fit = kmeans(&matrix, &opts, &quiet).unwrap();
+            let swept = sweep(&matrix, &opts, &SweepOptions::new(2, 9), &quiet).unwrap();
+            (fit, swept)
+        })
+    };
+    let one = run(1, usize::MAX);
+    assert_eq!(one, run(2, usize::MAX));
+    assert_eq!(one, run(8, usize::MAX));
+    assert_eq!(one, run(2, 0));
+}
+
+#[test]
+fn rows_with_nan_or_inf_are_left_out_and_counted() {
+    let (matrix, planted) = planted();
+    let mut values = matrix.values().to_vec();
+    let bad = [0, 17, 1500];
+    values[17 * DIM + 3] = f32::NAN;
+    values[3] = f32::INFINITY;
+    values[1500 * DIM + DIM - 1] = f32::NEG_INFINITY;
+    let with_bad = DenseRows::new(planted.len(), DIM, values.clone()).unwrap();
+    let fit = kmeans(&with_bad, &options(BLOBS), &quiet).unwrap();
+    assert_eq!(fit.non_finite_rows, 3);
+    assert_eq!(fit.rows_used, planted.len() - 3);
+    for row in bad {
+        assert_eq!(fit.labels[row], None);
+        assert_eq!(fit.distances[row], None);
+    }
+    assert!(fit.inertia.is_finite() && fit.centres.iter().all(|c| c.is_finite()));
+    let kept: Vec<usize> = (0..planted.len()).filter(|r| !bad.contains(r)).collect();
+    let labels: Vec<usize> = kept
+        .iter()
+        .map(|&r| fit.labels[r].unwrap() as usize)
+        .collect();
+    let truth: Vec<usize> = kept.iter().map(|&r| planted[r]).collect();
+    assert!(adjusted_rand_index(&labels, &truth) >= 0.99);
+    // k larger than the usable rows is an error, not a panic.
+    let tiny = DenseRows::new(3, 2, vec![1.0, 2.0, f32::NAN, 0.0, 3.0, 1.0]).unwrap();
+    let err = kmeans(&tiny, &options(3), &quiet).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Usage);
+    assert!(err.message().contains("2 usable rows"), "{}", err.message());
+}
+
+#[test]
+fn k_larger_than_the_rows_or_zero_is_an_error() {
+    let matrix = DenseRows::new(4, 2, vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]).unwrap();
+    for k in [0, 5] {
+        let err = kmeans(&matrix, &options(k), &quiet).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Usage, "{}", err.message());
+    }
+    let err = sweep(&matrix, &options(0), &SweepOptions::new(2, 5), &quiet).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Usage);
+    // k equal to the rows puts every row alone.
+    let fit = kmeans(&matrix, &options(4), &quiet).unwrap();
+    assert_eq!(fit.inertia, 0.0);
+    assert_eq!(fit.sizes, vec![1; 4]);
+}
+
+#[test]
+fn cosine_clusters_directions_whatever_the_norms() {
+    let (mut values, planted) = blobs(&[200, 300, 250, 150], 3.0, 5);
+    // Scale rows by factors from 0.01 to 100: Euclidean k-means would group by length.
+    for (i, row) in values.chunks_mut(DIM).enumerate() {
+        let scale = 10f32.powf((i % 5) as f32 - 2.0);
+        row.iter_mut().for_each(|x| *x *= scale);
+    }
+    // One zero row has no direction.
+    values[..DIM].fill(0.0);
+    let matrix = DenseRows::new(planted.len(), DIM, values).unwrap();
+    let opts = KMeansOptions {
+        metric: Metric::Cosine,
+        ..options(4)
+    };
+    let fit = kmeans(&matrix, &opts, &quiet).unwrap();
+    assert_eq!(fit.zero_rows, 1);
+    assert_eq!(fit.labels[0], None);
+    let labels: Vec<usize> = (1..planted.len())
+        .map(|r| fit.labels[r].unwrap() as usize)
+        .collect();
+    assert!(adjusted_rand_index(&labels, &planted[1..]) >= 0.99);
+    for centre in fit.centres.chunks(DIM) {
+        let norm: f64 = centre.iter().map(|&c| f64::from(c).powi(2)).sum();
+        assert!((norm - 1.0).abs() < 1e-5, "{norm}");
+    }
+    // Every distance is between unit vectors: at most 2.
+    assert!(fit.distances.iter().flatten().all(|&d| d <= 2.0));
+}
+
+#[test]
+fn an_empty_cluster_takes_the_farthest_row() {
+    // Two far groups and an outlier; a centre placed where no row is nearest must move.
+    let values = vec![0.0, 0.0, 0.1, 0.0, 10.0, 10.0, 10.1, 10.0, 50.0, 50.0];
+    let matrix = DenseRows::new(5, 2, values).unwrap();
+    let points = Points::prepare(&matrix, Metric::Euclidean, usize::MAX);
+    // Centre 2 duplicates centre 1, so it gets no row in the first assignment.
+    let initial = vec![0.0, 0.0, 10.0, 10.0, 10.0, 10.0];
+    let settings = lloyd::LloydSettings {
+        k: 3,
+        max_iter: 10,
+        tolerance: 0.0,
+        metric: Metric::Euclidean,
+        init: 0,
+        progress: &quiet,
+    };
+    let run = lloyd::lloyd(&points, initial, &settings);
+    // The outlier (farthest from its centre) becomes cluster 2.
+    assert_eq!(run.assignment.labels[4], 2);
+    assert_eq!(&run.centres[4..6], &[50.0, 50.0]);
+    assert!((run.inertia - 2.0 * (0.05_f64.powi(2) * 2.0)).abs() < 1e-6);
+}
+
+#[test]
+fn silhouette_matches_its_definition() {
+    let (values, planted) = blobs(&[20, 30, 25], 1.0, 3);
+    let matrix = DenseRows::new(planted.len(), DIM, values.clone()).unwrap();
+    let points = Points::prepare(&matrix, Metric::Euclidean, usize::MAX);
+    let sample = SilhouetteSample::new(&points, 1000, &mut GaussianStream::new(0, 0));
+    assert_eq!(sample.len(), planted.len());
+    // Arbitrary labels, including a singleton cluster.
+    let labels: Vec<u32> = (0..planted.len()).map(|i| (i * 7 % 4) as u32).collect();
+    let mut labels = labels;
+    labels[5] = 4;
+    let rows: Vec<&[f32]> = values.chunks(DIM).collect();
+    let distance = |a: &[f32], b: &[f32]| -> f64 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
+            .sum::<f64>()
+            .sqrt()
+    };
+    let n = rows.len();
+    let mut total = 0.0;
+    for i in 0..n {
+        let mean_to = |c: u32, skip_self: bool| {
+            let members: Vec<usize> = (0..n)
+                .filter(|&j| labels[j] == c && !(skip_self && j == i))
+                .collect();
+            members
+                .iter()
+                .map(|&j| distance(rows[i], rows[j]))
+                .sum::<f64>()
+                / members.len() as f64
+        };
+        if labels.iter().filter(|&&l| l == labels[i]).count() == 1 {
+            continue;
+        }
+        let a = mean_to(labels[i], true);
+        let b = (0..5)
+            .filter(|&c| c != labels[i])
+            .map(|c| mean_to(c, false))
+            .fold(f64::INFINITY, f64::min);
+        total += (b - a) / a.max(b);
+    }
+    let expected = total / n as f64;
+    let score = sample.score(&labels, 5).unwrap();
+    assert!((score - expected).abs() < 1e-4, "{score} vs {expected}");
+    assert_eq!(sample.score(&vec![0; n], 5), None);
+}

@@ -1,0 +1,299 @@
+//! The chart kinds: plain data plus labels, and how each draws itself.
+
+use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
+use plotters::prelude::*;
+
+use super::{Chart, FONT_FAMILY};
+
+type DrawResult<DB> =
+    std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+
+/// A chart with f64 axes on a backend.
+type Frame<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The finite range of `values` with 5 % margins; (0, 1) when there is none, ±1 around a
+/// single value.
+fn padded_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (low, high) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if low > high {
+        return (0.0, 1.0);
+    }
+    if low == high {
+        return (low - 1.0, high + 1.0);
+    }
+    let margin = 0.05 * (high - low);
+    (low - margin, high + margin)
+}
+
+/// A chart frame: title, axis labels and ranges, with the mesh drawn.
+fn frame<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    x: (f64, f64),
+    y: (f64, f64),
+) -> std::result::Result<Frame<'a, DB>, DrawingAreaErrorKind<DB::ErrorType>> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, (FONT_FAMILY, 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x.0..x.1, y.0..y.1)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .label_style((FONT_FAMILY, 13))
+        .draw()?;
+    Ok(chart)
+}
+
+/// A line through points, with one point marked (the chosen k on an elbow curve).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineChart {
+    /// The title.
+    pub title: String,
+    /// The x axis label.
+    pub x_label: String,
+    /// The y axis label.
+    pub y_label: String,
+    /// (x, y) points, in drawing order.
+    pub points: Vec<(f64, f64)>,
+    /// The index of the point to mark, with its caption.
+    pub marked: Option<(usize, String)>,
+}
+
+impl Chart for LineChart {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let x = padded_range(self.points.iter().map(|p| p.0));
+        let y = padded_range(self.points.iter().map(|p| p.1));
+        let mut chart = frame(area, &self.title, &self.x_label, &self.y_label, x, y)?;
+        let finite: Vec<(f64, f64)> = self
+            .points
+            .iter()
+            .copied()
+            .filter(|(a, b)| a.is_finite() && b.is_finite())
+            .collect();
+        chart.draw_series(LineSeries::new(
+            finite.iter().copied(),
+            BLUE.stroke_width(2),
+        ))?;
+        chart.draw_series(finite.iter().map(|&p| Circle::new(p, 3, BLUE.filled())))?;
+        if let Some((index, caption)) = &self.marked
+            && let Some(&point) = self.points.get(*index)
+        {
+            chart.draw_series(std::iter::once(Circle::new(point, 7, RED.stroke_width(2))))?;
+            chart.draw_series(std::iter::once(Text::new(
+                caption.clone(),
+                point,
+                (FONT_FAMILY, 15).into_font().color(&RED),
+            )))?;
+        }
+        Ok(())
+    }
+}
+
+/// One bar per value, at x = 0, 1, 2, … (cluster sizes).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BarChart {
+    /// The title.
+    pub title: String,
+    /// The x axis label.
+    pub x_label: String,
+    /// The y axis label.
+    pub y_label: String,
+    /// Bar heights.
+    pub values: Vec<f64>,
+}
+
+impl Chart for BarChart {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let x = (-0.5, self.values.len().max(1) as f64 - 0.5);
+        let (_, top) = padded_range(self.values.iter().copied().chain([0.0]));
+        let mut chart = frame(
+            area,
+            &self.title,
+            &self.x_label,
+            &self.y_label,
+            x,
+            (0.0, top),
+        )?;
+        chart.draw_series(
+            self.values
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.is_finite())
+                .map(|(i, &v)| {
+                    let i = i as f64;
+                    Rectangle::new([(i - 0.4, 0.0), (i + 0.4, v)], BLUE.mix(0.7).filled())
+                }),
+        )?;
+        Ok(())
+    }
+}
+
+/// Points coloured by group (a PCA projection coloured by cluster).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scatter {
+    /// The title.
+    pub title: String,
+    /// The x axis label.
+    pub x_label: String,
+    /// The y axis label.
+    pub y_label: String,
+    /// (x, y, group); points without a group are grey.
+    pub points: Vec<(f64, f64, Option<usize>)>,
+}
+
+impl Chart for Scatter {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let x = padded_range(self.points.iter().map(|p| p.0));
+        let y = padded_range(self.points.iter().map(|p| p.1));
+        let mut chart = frame(area, &self.title, &self.x_label, &self.y_label, x, y)?;
+        chart.draw_series(
+            self.points
+                .iter()
+                .filter(|p| p.0.is_finite() && p.1.is_finite())
+                .map(|&(px, py, group)| {
+                    let colour = match group {
+                        Some(g) => Palette99::pick(g).to_rgba(),
+                        None => RGBAColor(128, 128, 128, 1.0),
+                    };
+                    Circle::new((px, py), 2, colour.filled())
+                }),
+        )?;
+        Ok(())
+    }
+}
+
+/// A histogram of values in equal-width bins over their finite range.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Histogram {
+    /// The title.
+    pub title: String,
+    /// The x axis label.
+    pub x_label: String,
+    /// The y axis label.
+    pub y_label: String,
+    /// The values (non-finite ones are left out).
+    pub values: Vec<f64>,
+    /// Number of bins (at least 1).
+    pub bins: usize,
+}
+
+impl Histogram {
+    /// (lower edge, upper edge, count) of each bin.
+    pub fn counts(&self) -> Vec<(f64, f64, usize)> {
+        let finite: Vec<f64> = self
+            .values
+            .iter()
+            .copied()
+            .filter(|v| v.is_finite())
+            .collect();
+        let bins = self.bins.max(1);
+        let low = finite.iter().copied().fold(f64::INFINITY, f64::min);
+        let high = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if finite.is_empty() {
+            return Vec::new();
+        }
+        let width = if high > low {
+            (high - low) / bins as f64
+        } else {
+            1.0
+        };
+        let mut counts = vec![0; bins];
+        for v in finite {
+            // The maximum falls in the last bin, as numpy.histogram's closed last edge.
+            let bin = (((v - low) / width) as usize).min(bins - 1);
+            counts[bin] += 1;
+        }
+        counts
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| (low + i as f64 * width, low + (i + 1) as f64 * width, c))
+            .collect()
+    }
+}
+
+impl Chart for Histogram {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let bins = self.counts();
+        let x = padded_range(bins.iter().flat_map(|b| [b.0, b.1]));
+        let (_, top) = padded_range(bins.iter().map(|b| b.2 as f64).chain([0.0]));
+        let mut chart = frame(
+            area,
+            &self.title,
+            &self.x_label,
+            &self.y_label,
+            x,
+            (0.0, top),
+        )?;
+        chart.draw_series(bins.iter().map(|&(lo, hi, count)| {
+            Rectangle::new([(lo, 0.0), (hi, count as f64)], BLUE.mix(0.7).filled())
+        }))?;
+        Ok(())
+    }
+}
+
+/// A matrix of values as coloured cells (layer × head): row 0 at the bottom.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Heatmap {
+    /// The title.
+    pub title: String,
+    /// The x axis (column) label.
+    pub x_label: String,
+    /// The y axis (row) label.
+    pub y_label: String,
+    /// Rows of the matrix.
+    pub rows: usize,
+    /// Columns of the matrix.
+    pub cols: usize,
+    /// rows × cols values, row-major; non-finite cells are grey.
+    pub values: Vec<f64>,
+}
+
+/// A colour from dark blue (t = 0) through teal to yellow (t = 1), close to viridis.
+fn colour_scale(t: f64) -> RGBColor {
+    const STOPS: [(f64, f64, f64); 3] = [
+        (68.0, 1.0, 84.0),
+        (33.0, 145.0, 140.0),
+        (253.0, 231.0, 37.0),
+    ];
+    let t = t.clamp(0.0, 1.0) * 2.0;
+    let (a, b, f) = if t < 1.0 {
+        (STOPS[0], STOPS[1], t)
+    } else {
+        (STOPS[1], STOPS[2], t - 1.0)
+    };
+    let mix = |x: f64, y: f64| (x + (y - x) * f).round() as u8;
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+impl Chart for Heatmap {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let x = (0.0, self.cols.max(1) as f64);
+        let y = (0.0, self.rows.max(1) as f64);
+        let mut chart = frame(area, &self.title, &self.x_label, &self.y_label, x, y)?;
+        let finite = self.values.iter().copied().filter(|v| v.is_finite());
+        let low = finite.clone().fold(f64::INFINITY, f64::min);
+        let high = finite.fold(f64::NEG_INFINITY, f64::max);
+        let span = if high > low { high - low } else { 1.0 };
+        chart.draw_series((0..self.rows * self.cols).filter_map(|cell| {
+            let value = *self.values.get(cell)?;
+            let (r, c) = ((cell / self.cols) as f64, (cell % self.cols) as f64);
+            let colour = if value.is_finite() {
+                colour_scale((value - low) / span).filled()
+            } else {
+                RGBColor(160, 160, 160).filled()
+            };
+            Some(Rectangle::new([(c, r), (c + 1.0, r + 1.0)], colour))
+        }))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,114 @@
+//! Charts for `aib embed` and `aib layers`, each written as SVG and PNG of a stated size.
+//!
+//! A chart is a plain struct ([`LineChart`], [`BarChart`], [`Scatter`], [`Histogram`],
+//! [`Heatmap`]) drawn by plotters on either backend. Text is laid out (and in PNG rasterised)
+//! with DejaVu Sans, bundled in the binary, so the output never depends on the fonts of the
+//! machine; SVG names the family `sans-serif` for viewers. Files are written atomically (a temporary sibling, renamed).
+
+mod charts;
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+pub use charts::{BarChart, Heatmap, Histogram, LineChart, Scatter};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::output::atomic::write_atomically;
+
+/// The font family every chart's text uses.
+const FONT_FAMILY: &str = "sans-serif";
+
+/// DejaVu Sans 2.37 (Bitstream Vera licence, in `assets/fonts/`).
+static DEJAVU_SANS: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+
+/// Something that can draw itself on any plotters backend.
+pub trait Chart {
+    /// Draws the chart on `area` (already cleared to white).
+    fn draw<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+    ) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>>;
+}
+
+/// Makes the bundled font the one plotters rasterises `FONT_FAMILY` with.
+fn register_bundled_font() {
+    static REGISTER: Once = Once::new();
+    REGISTER.call_once(|| {
+        // The bytes are a valid font file committed with the source; failing here is a build
+        // defect, which the plot tests catch.
+        let registered =
+            plotters::style::register_font(FONT_FAMILY, FontStyle::Normal, DEJAVU_SANS);
+        debug_assert!(registered.is_ok(), "the bundled DejaVu Sans does not parse");
+    });
+}
+
+fn drawing_error(path: &Path, err: impl std::fmt::Display) -> Error {
+    Error::new(
+        ErrorKind::Io,
+        format!("drawing the chart {}: {err}", path.display()),
+    )
+}
+
+/// The chart as an SVG document of `width × height` pixels.
+pub fn render_svg(chart: &impl Chart, (width, height): (u32, u32)) -> Result<String> {
+    // SVG text is written as text, but plotters measures it for the layout with the same font.
+    register_bundled_font();
+    let mut svg = String::new();
+    {
+        let area = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
+        area.fill(&WHITE)
+            .and_then(|()| chart.draw(&area))
+            .and_then(|()| area.present())
+            .map_err(|e| drawing_error(Path::new("(svg)"), e))?;
+    }
+    Ok(svg)
+}
+
+/// The chart as a PNG image of `width × height` pixels (8-bit RGB).
+pub fn render_png(chart: &impl Chart, (width, height): (u32, u32)) -> Result<Vec<u8>> {
+    register_bundled_font();
+    let mut pixels = vec![255_u8; width as usize * height as usize * 3];
+    {
+        let area = BitMapBackend::with_buffer(&mut pixels, (width, height)).into_drawing_area();
+        area.fill(&WHITE)
+            .and_then(|()| chart.draw(&area))
+            .and_then(|()| area.present())
+            .map_err(|e| drawing_error(Path::new("(png)"), e))?;
+    }
+    let mut png = Vec::new();
+    let mut encoder = png::Encoder::new(&mut png, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder
+        .write_header()
+        .and_then(|mut writer| writer.write_image_data(&pixels))
+        .map_err(|e| drawing_error(Path::new("(png)"), e))?;
+    Ok(png)
+}
+
+/// Writes `stem.svg` and `stem.png` (`stem` plus those extensions) of `size` pixels, each
+/// atomically; returns their paths.
+pub fn write_chart(
+    chart: &impl Chart,
+    stem: &Path,
+    size: (u32, u32),
+) -> Result<(PathBuf, PathBuf)> {
+    let with_extension = |ext: &str| {
+        let mut name = stem.as_os_str().to_owned();
+        name.push(".");
+        name.push(ext);
+        PathBuf::from(name)
+    };
+    let (svg_path, png_path) = (with_extension("svg"), with_extension("png"));
+    let svg = render_svg(chart, size)?;
+    write_atomically(&svg_path, |out| out.write_all(svg.as_bytes()))?;
+    let png = render_png(chart, size)?;
+    write_atomically(&png_path, |out| out.write_all(&png))?;
+    Ok((svg_path, png_path))
+}
+
+#[cfg(test)]
+mod tests;

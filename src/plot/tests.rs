@@ -1,0 +1,117 @@
+//! Every chart kind renders a well-formed SVG and PNG of the stated size, text included.
+
+use super::*;
+
+const SIZE: (u32, u32) = (640, 400);
+
+fn line() -> LineChart {
+    LineChart {
+        title: "Elbow".into(),
+        x_label: "k".into(),
+        y_label: "inertia".into(),
+        points: (2..12)
+            .map(|k| (f64::from(k), 100.0 / f64::from(k)))
+            .collect(),
+        marked: Some((5, "k = 7".into())),
+    }
+}
+
+/// Width and height from a PNG's IHDR chunk, after checking the signature.
+fn png_size(png: &[u8]) -> (u32, u32) {
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert_eq!(&png[12..16], b"IHDR");
+    let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    (be(&png[16..20]), be(&png[20..24]))
+}
+
+fn check(chart: &impl Chart) {
+    let svg = render_svg(chart, SIZE).unwrap();
+    assert!(svg.starts_with("<svg"), "{}", &svg[..40.min(svg.len())]);
+    assert!(svg.contains("width=\"640\"") && svg.contains("height=\"400\""));
+    assert!(svg.trim_end().ends_with("</svg>"));
+    let png = render_png(chart, SIZE).unwrap();
+    assert_eq!(png_size(&png), SIZE);
+}
+
+#[test]
+fn every_kind_renders_at_the_stated_size() {
+    check(&line());
+    check(&BarChart {
+        title: "Cluster sizes".into(),
+        x_label: "cluster".into(),
+        y_label: "rows".into(),
+        values: vec![5.0, 3.0, 9.0, f64::NAN],
+    });
+    check(&Scatter {
+        title: "PCA".into(),
+        x_label: "PC1".into(),
+        y_label: "PC2".into(),
+        points: vec![(0.0, 1.0, Some(0)), (1.0, 0.5, Some(3)), (0.2, 0.1, None)],
+    });
+    check(&Histogram {
+        title: "Norms".into(),
+        x_label: "norm".into(),
+        y_label: "rows".into(),
+        values: vec![1.0, 2.0, 2.5, f64::INFINITY],
+        bins: 4,
+    });
+    check(&Heatmap {
+        title: "Heads".into(),
+        x_label: "head".into(),
+        y_label: "layer".into(),
+        rows: 3,
+        cols: 4,
+        values: (0..12).map(f64::from).collect(),
+    });
+    // Empty data still draws a frame.
+    check(&Scatter {
+        title: "empty".into(),
+        x_label: String::new(),
+        y_label: String::new(),
+        points: Vec::new(),
+    });
+}
+
+#[test]
+fn png_text_comes_from_the_bundled_font() {
+    // The same chart with and without a title: the title's glyphs must change pixels.
+    let with = render_png(&line(), SIZE).unwrap();
+    let without = render_png(
+        &LineChart {
+            title: String::new(),
+            ..line()
+        },
+        SIZE,
+    )
+    .unwrap();
+    assert_ne!(with, without);
+    let svg = render_svg(&line(), SIZE).unwrap();
+    assert!(svg.contains("Elbow") && svg.contains("k = 7"));
+}
+
+#[test]
+fn histogram_bins_as_numpy() {
+    let histogram = Histogram {
+        title: String::new(),
+        x_label: String::new(),
+        y_label: String::new(),
+        values: vec![0.0, 0.5, 1.0, 1.5, 2.0, f64::NAN],
+        bins: 2,
+    };
+    // numpy.histogram([0, .5, 1, 1.5, 2], bins=2) → counts [2, 3], edges [0, 1, 2].
+    assert_eq!(histogram.counts(), vec![(0.0, 1.0, 2), (1.0, 2.0, 3)]);
+}
+
+#[test]
+fn writes_both_files_atomically() {
+    let dir = tempfile::tempdir().unwrap();
+    let (svg, png) = write_chart(&line(), &dir.path().join("elbow"), SIZE).unwrap();
+    assert!(svg.ends_with("elbow.svg") && png.ends_with("elbow.png"));
+    assert_eq!(png_size(&std::fs::read(&png).unwrap()), SIZE);
+    assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 2, "no temporary file is left: {names:?}");
+}
