@@ -49,17 +49,13 @@ pub struct Vocabulary {
 }
 
 impl Vocabulary {
-    /// Reads `tokenizer.json`, else `vocab.txt`, in `dir`; `None` when neither exists.
-    pub fn find_in(dir: &Path) -> Result<Option<Vocabulary>> {
-        let json = dir.join("tokenizer.json");
-        if json.is_file() {
-            return Vocabulary::from_tokenizer_json(&json).map(Some);
+    /// Reads the vocabulary file at `path`: a `vocab.txt` by its name, else a `tokenizer.json`.
+    pub fn open(path: &Path) -> Result<Vocabulary> {
+        if path.file_name().is_some_and(|name| name == "vocab.txt") {
+            Vocabulary::from_vocab_txt(path)
+        } else {
+            Vocabulary::from_tokenizer_json(path)
         }
-        let txt = dir.join("vocab.txt");
-        if txt.is_file() {
-            return Vocabulary::from_vocab_txt(&txt).map(Some);
-        }
-        Ok(None)
     }
 
     /// Reads a Hugging Face `tokenizer.json`.
@@ -384,22 +380,17 @@ mod tests {
     #[test]
     fn the_repositorys_fixtures() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-        let llama = Vocabulary::find_in(&root.join("llama-tiny"))
-            .unwrap()
-            .unwrap();
+        let llama = Vocabulary::open(&root.join("llama-tiny/tokenizer.json")).unwrap();
         assert_eq!(llama.style(), PieceStyle::ByteLevel);
         assert_eq!(llama.token(1), Some("<s>"));
         assert!(llama.is_special(1));
         let with_space = (0..llama.len()).filter_map(|id| llama.token(id));
         assert!(with_space.clone().any(|t| t.starts_with(' ')));
         assert!(with_space.clone().all(|t| !t.contains('Ġ')));
-        let bert = Vocabulary::find_in(&root.join("bert-tiny"))
-            .unwrap()
-            .unwrap();
+        let bert = Vocabulary::open(&root.join("bert-tiny/tokenizer.json")).unwrap();
         assert_eq!(bert.model_type(), "WordPiece");
         assert_eq!(bert.token(0), Some("[PAD]"));
         assert!((0..bert.len()).any(|id| bert.token(id) == Some("##a")));
-        assert_eq!(Vocabulary::find_in(&root.join("planted")).unwrap(), None);
     }
 
     #[test]

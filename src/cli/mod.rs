@@ -4,6 +4,7 @@
 //! calls and errors to exit codes.
 
 mod args;
+mod embed;
 mod fetch;
 mod progress;
 mod stats;
@@ -26,8 +27,8 @@ enum Command {
     Fetch(fetch::FetchArgs),
     /// One row of statistics per tensor: shape, rank, moments, sparsity, block type.
     Stats(stats::StatsArgs),
-    /// K-means of the token-embedding matrix (not yet implemented).
-    Embed(PendingArgs),
+    /// K-means of the token embedding: which tokens live together, the elbow, norms, plots.
+    Embed(embed::EmbedArgs),
     /// Per-layer, per-block metrics across depth (not yet implemented).
     Layers(PendingArgs),
 }
@@ -66,7 +67,7 @@ fn dispatch(command: Command) -> Result<()> {
     match command {
         Command::Fetch(args) => fetch::run(args),
         Command::Stats(args) => stats::run(args),
-        Command::Embed(_) => Err(Error::usage("`aib embed` is not yet implemented")),
+        Command::Embed(args) => embed::run(args),
         Command::Layers(_) => Err(Error::usage("`aib layers` is not yet implemented")),
     }
 }
