@@ -1,0 +1,224 @@
+//! `aib embed` end to end: planted clusters are found, every output is written and parseable,
+//! runs are deterministic across thread counts, and bad input gets a clear error.
+
+mod common;
+
+use std::path::Path;
+
+use common::{EXIT_INPUT, EXIT_USAGE, aib, assert_exit, safetensors_image, stderr};
+use serde_json::Value;
+
+const BLOBS: usize = 7;
+const PER_BLOB: usize = 300;
+const DIM: usize = 64;
+
+/// A deterministic uniform stream in [0, 1) (64-bit LCG, top 53 bits).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn gaussian(&mut self) -> f64 {
+        let (u, v) = (self.next().max(1e-300), self.next());
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+    }
+}
+
+/// Writes a model whose token embedding holds 7 well-separated Gaussian blobs in 64-D (row i
+/// belongs to blob i % 7), and returns the planted labels.
+fn planted_blobs(folder: &Path) -> Vec<usize> {
+    let mut random = Lcg(7);
+    let centres: Vec<Vec<f64>> = (0..BLOBS)
+        .map(|_| (0..DIM).map(|_| 20.0 * random.next() - 10.0).collect())
+        .collect();
+    let rows = BLOBS * PER_BLOB;
+    let labels: Vec<usize> = (0..rows).map(|row| row % BLOBS).collect();
+    let mut data = Vec::with_capacity(rows * DIM * 4);
+    for &label in &labels {
+        for centre in &centres[label] {
+            let value = (centre + 0.5 * random.gaussian()) as f32;
+            data.extend_from_slice(&value.to_le_bytes());
+        }
+    }
+    let header = format!(
+        r#"{{"model.embed_tokens.weight":{{"dtype":"F32","shape":[{rows},{DIM}],"data_offsets":[0,{}]}}}}"#,
+        data.len()
+    );
+    std::fs::create_dir_all(folder).unwrap();
+    std::fs::write(
+        folder.join("model.safetensors"),
+        safetensors_image(&header, &data),
+    )
+    .unwrap();
+    labels
+}
+
+/// The adjusted Rand index of two labelings (Hubert & Arabie 1985).
+fn adjusted_rand_index(a: &[usize], b: &[usize]) -> f64 {
+    let pairs = |n: f64| n * (n - 1.0) / 2.0;
+    let (ka, kb) = (a.iter().max().unwrap() + 1, b.iter().max().unwrap() + 1);
+    let mut table = vec![vec![0.0; kb]; ka];
+    for (&x, &y) in a.iter().zip(b) {
+        table[x][y] += 1.0;
+    }
+    let index: f64 = table.iter().flatten().map(|&n| pairs(n)).sum();
+    let rows: f64 = table.iter().map(|row| pairs(row.iter().sum())).sum();
+    let cols: f64 = (0..kb)
+        .map(|j| pairs(table.iter().map(|row| row[j]).sum()))
+        .sum();
+    let expected = rows * cols / pairs(a.len() as f64);
+    (index - expected) / ((rows + cols) / 2.0 - expected)
+}
+
+fn run_embed(model: &Path, out: &Path, extra: &[&str]) {
+    let output = aib()
+        .arg("embed")
+        .arg(model)
+        .arg("--out")
+        .arg(out)
+        .arg("--quiet")
+        .args(extra)
+        .output()
+        .unwrap();
+    assert_exit(&output, 0);
+}
+
+fn read_csv(path: &Path) -> Vec<Vec<String>> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|line| line.split(',').map(str::to_string).collect())
+        .collect()
+}
+
+#[test]
+fn finds_planted_clusters_and_writes_every_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("blobs");
+    let planted = planted_blobs(&model);
+    let out = dir.path().join("out/embedding.csv");
+    run_embed(&model, &out, &["--k-max", "12"]);
+
+    let rows = read_csv(&out);
+    assert_eq!(rows.len(), planted.len());
+    let found: Vec<usize> = rows.iter().map(|row| row[2].parse().unwrap()).collect();
+    let ari = adjusted_rand_index(&planted, &found);
+    assert!(ari >= 0.99, "adjusted Rand index {ari}");
+
+    let sweep = read_csv(&out.with_file_name("embedding.sweep.csv"));
+    assert_eq!(sweep.len(), 11, "k = 2..=12");
+    let chosen: Vec<&Vec<String>> = sweep.iter().filter(|row| row[4] == "true").collect();
+    assert_eq!(chosen.len(), 1);
+    assert_eq!(chosen[0][0], "7", "the elbow is at the planted k");
+
+    let clusters = read_csv(&out.with_file_name("embedding.clusters.csv"));
+    assert_eq!(clusters.len(), BLOBS);
+    assert!(clusters.iter().all(|row| row[1] == PER_BLOB.to_string()));
+
+    let summary: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.with_file_name("embedding.summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["k"], 7);
+    assert_eq!(summary["shape"], serde_json::json!([2100, 64]));
+    assert_eq!(summary["header"]["command"], "embed");
+    assert_eq!(summary["header"]["param.seed"], "0");
+    assert!(summary["head"].as_str().unwrap().starts_with("tied"));
+    assert_eq!(summary["largest_norms"].as_array().unwrap().len(), 20);
+
+    for plot in ["elbow", "sizes", "pca", "norms"] {
+        let png = std::fs::read(out.with_file_name(format!("embedding.{plot}.png"))).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{plot}");
+        let width = u32::from_be_bytes(png[16..20].try_into().unwrap());
+        let height = u32::from_be_bytes(png[20..24].try_into().unwrap());
+        assert_eq!((width, height), (960, 640), "{plot}");
+        let svg =
+            std::fs::read_to_string(out.with_file_name(format!("embedding.{plot}.svg"))).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+            "{plot}"
+        );
+    }
+}
+
+#[test]
+fn the_same_seed_gives_the_same_outputs_on_any_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("blobs");
+    planted_blobs(&model);
+    let run = |threads: &str| {
+        let out = dir.path().join(format!("t{threads}/e.json"));
+        run_embed(&model, &out, &["--k-max", "9", "--threads", threads]);
+        let strip = |path: &Path| {
+            let mut value: Value =
+                serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+            value["header"]["created_at"] = Value::Null;
+            value
+        };
+        [
+            strip(&out),
+            strip(&out.with_file_name("e.clusters.json")),
+            strip(&out.with_file_name("e.sweep.json")),
+            strip(&out.with_file_name("e.summary.json")),
+        ]
+    };
+    assert_eq!(run("1"), run("2"));
+}
+
+#[test]
+fn the_seed_toolkits_command_works_verbatim() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("embedding_analysis.csv");
+    let model = common::fixtures().join("llama-tiny");
+    let output = aib()
+        .args(["embed", "--model_path"])
+        .arg(&model)
+        .arg("--out")
+        .arg(&out)
+        .args(["--random_state", "0", "--quiet"])
+        .output()
+        .unwrap();
+    assert_exit(&output, 0);
+    let rows = read_csv(&out);
+    assert_eq!(rows.len(), 256);
+    assert_eq!(rows[1][1], "<s>", "tokens come from tokenizer.json");
+}
+
+#[test]
+fn bad_input_gets_a_clear_error() {
+    let llama = common::fixtures().join("llama-tiny");
+    let llama = llama.to_str().unwrap();
+    let planted = common::fixtures().join("planted");
+    let planted = planted.to_str().unwrap();
+    for (args, code, says) in [
+        (vec!["embed", llama, "--k", "0"], EXIT_USAGE, "--k"),
+        (vec!["embed", llama, "--k", "5000"], EXIT_USAGE, "5000"),
+        (
+            vec!["embed", llama, "--k-min", "9", "--k-max", "3"],
+            EXIT_USAGE,
+            "k-min",
+        ),
+        (vec!["embed", llama, "--tensor", "nope"], EXIT_USAGE, "nope"),
+        (
+            vec!["embed", llama, "--tensor", "model.norm.weight"],
+            EXIT_USAGE,
+            "2-D",
+        ),
+        (vec!["embed", planted], EXIT_INPUT, "--tensor"),
+    ] {
+        let output = aib().args(&args).output().unwrap();
+        assert_exit(&output, code);
+        let message = stderr(&output);
+        assert!(message.contains(says), "{args:?}: {message}");
+        if message.starts_with("aib:") {
+            assert_eq!(message.lines().count(), 1, "{args:?}: {message}");
+        }
+    }
+}
