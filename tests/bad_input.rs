@@ -235,5 +235,12 @@ fn usage_errors() {
         &["table.xyz"],
     );
     expect_failure(&["stats", "x", "--format", "xml"], EXIT_USAGE, &["xml"]);
+    // Every matrix is checked against the exact methods' size limit before any work starts.
+    let llama = common::fixtures().join("llama-tiny");
+    expect_failure(
+        &["stats", llama.to_str().unwrap(), "--exact-max-dim", "8"],
+        EXIT_USAGE,
+        &["--exact-max-dim", "model.embed_tokens.weight"],
+    );
     expect_failure(&["layers", "x"], EXIT_USAGE, &["not yet implemented"]);
 }

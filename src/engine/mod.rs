@@ -65,6 +65,13 @@ pub fn analyse(
     observer: &dyn Observer,
 ) -> Result<Vec<TensorReport>> {
     let units = plan::plan_units(model);
+    if let Some(spectral) = &options.spectral {
+        for unit in units.iter().filter(|unit| unit.is_matrix) {
+            spectral
+                .check_shape(unit.view.rows, unit.view.cols)
+                .map_err(|err| err.context(&unit.tensor.name))?;
+        }
+    }
     for unit in &units {
         observer.detail(&format!(
             "{}: {} {} {:?}",

@@ -84,13 +84,7 @@ fn analyse_with(
 ) -> Result<SpectralSummary> {
     let shape = matrix.shape();
     let side = shape.0.min(shape.1);
-    if side > options.exact_max_dim {
-        return Err(Error::usage(format!(
-            "the exact methods need 8·n² bytes and n³ time for a matrix whose smaller side is n; \
-             {} × {} exceeds the limit of n = {}: use the randomized method or raise the limit",
-            shape.0, shape.1, options.exact_max_dim
-        )));
-    }
+    options.check_shape(shape.0, shape.1)?;
     match solver {
         Solver::DenseSvd => {
             let spectrum = dense_spectrum(matrix)?;

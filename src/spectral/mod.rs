@@ -148,6 +148,23 @@ impl SpectralOptions {
         }
         Ok(())
     }
+
+    /// Checks that a `rows × cols` matrix can be answered with these options: the exact methods
+    /// refuse a smaller side above `exact_max_dim`. Callers check every matrix this way before any
+    /// work starts, so that the refusal comes at once, not after hours.
+    pub fn check_shape(&self, rows: usize, cols: usize) -> Result<()> {
+        let side = rows.min(cols);
+        let exact = effective_method(self, rows, cols) != RankMethod::Randomized;
+        if exact && side > self.exact_max_dim {
+            return Err(Error::usage(format!(
+                "the exact methods need 8·n² bytes and n³ time for a matrix whose smaller side is n; \
+                 {rows} × {cols} exceeds the limit of n = {}: use --rank randomized or raise \
+                 --exact-max-dim",
+                self.exact_max_dim
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// The rank and spectrum metrics of one matrix.
