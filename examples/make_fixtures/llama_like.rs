@@ -384,19 +384,7 @@ pub fn write_sharded_tiny(folder: &Path) -> io::Result<()> {
     for (shard, tensors) in shards.iter().enumerate() {
         safetensors_writer::write_file(&folder.join(shard_name(shard)), tensors)?;
     }
-    let index = object(vec![
-        ("metadata", object(vec![("total_size", json!(total_size))])),
-        (
-            "weight_map",
-            object(
-                weight_map
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.clone()))
-                    .collect(),
-            ),
-        ),
-    ]);
-    json_file::write_pretty(&folder.join(aib::model::INDEX_FILE), &index)?;
+    write_index(folder, total_size as u64, &weight_map)?;
     let config = llama_config_fields(&dims, "LlamaForCausalLM", "llama", "float16", false);
     write_config_and_tokenizer(folder, config, dims.vocab)
 }
@@ -409,4 +397,25 @@ pub fn write_config_and_tokenizer(
 ) -> io::Result<()> {
     json_file::write_pretty(&folder.join("config.json"), &object(fields))?;
     tokenizer::write_bpe(&folder.join("tokenizer.json"), vocab)
+}
+
+/// Writes `model.safetensors.index.json`: the total tensor bytes and the tensor → shard map.
+pub fn write_index(
+    folder: &Path,
+    total_size: u64,
+    weight_map: &BTreeMap<String, Value>,
+) -> io::Result<()> {
+    let index = object(vec![
+        ("metadata", object(vec![("total_size", json!(total_size))])),
+        (
+            "weight_map",
+            object(
+                weight_map
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.clone()))
+                    .collect(),
+            ),
+        ),
+    ]);
+    json_file::write_pretty(&folder.join(aib::model::INDEX_FILE), &index)
 }

@@ -20,12 +20,13 @@ use std::path::Path;
 
 use aib::dtype::Dtype;
 use rayon::prelude::*;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::checkpoint::{self, Planned};
 use super::encode;
-use super::json_file::{self, object};
-use super::llama_like::{Dims, llama_config_fields, llama_plan, write_config_and_tokenizer};
+use super::llama_like::{
+    Dims, llama_config_fields, llama_plan, write_config_and_tokenizer, write_index,
+};
 use super::random::Random;
 use super::safetensors_writer::{self, TensorHeader};
 
@@ -106,22 +107,7 @@ pub fn write_sharded(
         }
     }
     let tensor_bytes: u64 = plan.iter().map(|p| p.header.byte_len() as u64).sum();
-    let index = object(vec![
-        (
-            "metadata",
-            object(vec![("total_size", json!(tensor_bytes))]),
-        ),
-        (
-            "weight_map",
-            object(
-                weight_map
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.clone()))
-                    .collect(),
-            ),
-        ),
-    ]);
-    json_file::write_pretty(&folder.join(aib::model::INDEX_FILE), &index)?;
+    write_index(folder, tensor_bytes, &weight_map)?;
     let config = llama_config_fields(dims, "LlamaForCausalLM", "llama", "bfloat16", false);
     write_config_and_tokenizer(folder, config, dims.vocab)?;
     Ok(ShardedSummary {
