@@ -46,10 +46,17 @@ pub(crate) fn row_slice<'a>(tile: MatRef<'a, f32>, i: usize) -> &'a [f32] {
         .as_slice()
 }
 
-/// Fills `out` (rows of `block` × centres) with the squared distances. Sequential: callers
-/// parallelise across blocks.
-pub(crate) fn squared_distances(block: MatRef<'_, f32>, centres: &Centres, out: &mut Mat<f32>) {
+/// Fills `out` (rows of `block` × centres) with the squared distances, given the rows' squared
+/// norms `row_sq_norms` ([`squared_norm`] of each row). Sequential: callers parallelise across
+/// blocks.
+pub(crate) fn squared_distances(
+    block: MatRef<'_, f32>,
+    row_sq_norms: &[f32],
+    centres: &Centres,
+    out: &mut Mat<f32>,
+) {
     let (rows, k) = (block.nrows(), centres.count());
+    debug_assert_eq!(row_sq_norms.len(), rows);
     out.resize_with(rows, k, |_, _| 0.0);
     matmul(
         out.as_mut(),
@@ -59,9 +66,6 @@ pub(crate) fn squared_distances(block: MatRef<'_, f32>, centres: &Centres, out: 
         -2.0,
         Par::Seq,
     );
-    let row_sq: Vec<f64> = (0..rows)
-        .map(|i| f64::from(squared_norm(row_slice(block, i))))
-        .collect();
     // Column by column: `out` is column-major, so this walks memory in order.
     for j in 0..k {
         let centre_sq = f64::from(centres.sq_norms[j]);
@@ -69,8 +73,8 @@ pub(crate) fn squared_distances(block: MatRef<'_, f32>, centres: &Centres, out: 
             .col_mut(j)
             .try_as_col_major_mut()
             .expect("a Mat is column-major");
-        for (d, &x_sq) in column.as_slice_mut().iter_mut().zip(&row_sq) {
-            *d = (x_sq + f64::from(*d) + centre_sq).max(0.0) as f32;
+        for (d, &x_sq) in column.as_slice_mut().iter_mut().zip(row_sq_norms) {
+            *d = (f64::from(x_sq) + f64::from(*d) + centre_sq).max(0.0) as f32;
         }
     }
 }
@@ -84,8 +88,9 @@ mod tests {
         let rows = [1.0_f32, 2.0, 3.0, -1.0, 0.5, 4.0];
         let centres = Centres::from_rows(&[0.0, 0.0, 0.0, 1.0, 2.0, 2.0], 2, 3);
         let block = MatRef::from_row_major_slice(&rows, 2, 3);
+        let norms: Vec<f32> = rows.chunks_exact(3).map(squared_norm).collect();
         let mut out = Mat::zeros(0, 0);
-        squared_distances(block, &centres, &mut out);
+        squared_distances(block, &norms, &centres, &mut out);
         for i in 0..2 {
             for j in 0..2 {
                 let expected: f64 = (0..3)

@@ -29,8 +29,27 @@ pub(crate) struct Assignment {
 struct BlockPart {
     labels: Vec<u32>,
     distances: Vec<f64>,
+    /// The clusters this block's rows fell in, in order of first appearance.
+    present: Vec<usize>,
+    /// Row sums of each cluster of `present`, `cols` values each: a block of 256 rows touches few
+    /// of k clusters, so this is far smaller to fill and merge than k × cols.
     sums: Vec<f64>,
     counts: Vec<u64>,
+}
+
+impl BlockPart {
+    /// Adds `row` to the sum of `cluster`.
+    fn add_to_sum(&mut self, slots: &mut [usize], cluster: usize, row: &[f32]) {
+        if slots[cluster] == usize::MAX {
+            slots[cluster] = self.present.len();
+            self.present.push(cluster);
+            self.sums.resize(self.sums.len() + row.len(), 0.0);
+        }
+        let start = slots[cluster] * row.len();
+        for (s, &x) in self.sums[start..start + row.len()].iter_mut().zip(row) {
+            *s += f64::from(x);
+        }
+    }
 }
 
 /// Assigns every valid row to its nearest centre. With `with_sums`, also sums the rows of each
@@ -58,14 +77,18 @@ pub(crate) fn assign(
                 let first = block * BLOCK_ROWS;
                 let count = BLOCK_ROWS.min(tile.nrows() - first);
                 let block_rows = tile.subrows(first, count);
+                let norms = &points.sq_norms[start + first..][..count];
                 let mut to_centres = Mat::zeros(0, 0);
-                squared_distances(block_rows, centres, &mut to_centres);
+                squared_distances(block_rows, norms, centres, &mut to_centres);
                 let mut part = BlockPart {
                     labels: vec![0; count],
                     distances: vec![0.0; count],
-                    sums: vec![0.0; if with_sums { k * cols } else { 0 }],
+                    present: Vec::new(),
+                    sums: Vec::new(),
                     counts: vec![0; k],
                 };
+                // Where each cluster's sum sits in `part.sums` (usize::MAX: not yet there).
+                let mut slots = vec![usize::MAX; if with_sums { k } else { 0 }];
                 // Nearest centres column by column (`to_centres` is column-major); a strictly
                 // smaller distance wins, so the first of equal ones stays, as numpy's argmin.
                 let mut nearest = vec![(0_usize, f32::INFINITY); count];
@@ -96,10 +119,7 @@ pub(crate) fn assign(
                         f64::from(best_distance)
                     };
                     if with_sums {
-                        let sum = &mut part.sums[best * cols..(best + 1) * cols];
-                        for (s, &x) in sum.iter_mut().zip(row) {
-                            *s += f64::from(x);
-                        }
+                        part.add_to_sum(&mut slots, best, row);
                     }
                 }
                 part
@@ -108,8 +128,13 @@ pub(crate) fn assign(
         for part in parts {
             result.labels.extend_from_slice(&part.labels);
             result.distances.extend_from_slice(&part.distances);
-            for (total, s) in result.sums.iter_mut().zip(&part.sums) {
-                *total += s;
+            // Cluster by cluster in block order, as a dense k × cols merge would add them: a
+            // block without rows of a cluster would only add +0.0, which changes no sum.
+            for (slot, &cluster) in part.present.iter().enumerate() {
+                let total = &mut result.sums[cluster * cols..(cluster + 1) * cols];
+                for (t, s) in total.iter_mut().zip(&part.sums[slot * cols..]) {
+                    *t += s;
+                }
             }
             for (total, c) in result.counts.iter_mut().zip(&part.counts) {
                 *total += c;

@@ -9,6 +9,7 @@ use faer::MatRef;
 use rayon::prelude::*;
 
 use super::Metric;
+use super::distances::squared_norm;
 use crate::matrix::MatrixRows;
 use crate::matrix::tiles::row_tiles;
 
@@ -44,6 +45,9 @@ pub(crate) struct Points<'a> {
     pub zero_rows: usize,
     /// Mean over columns of the population variance of the valid prepared rows.
     pub mean_variance: f64,
+    /// ‖x‖² of each prepared row (0 for excluded rows), computed once here rather than on every
+    /// distance pass: in f64 it is a serial sum, as slow as the distance product itself.
+    pub sq_norms: Vec<f32>,
 }
 
 /// Per-column count, mean and sum of squared deviations, merged with Chan's update.
@@ -153,13 +157,14 @@ impl<'a> Points<'a> {
             non_finite_rows: 0,
             zero_rows: 0,
             mean_variance: 0.0,
+            sq_norms: Vec::with_capacity(rows),
         };
         let mut resident = Vec::with_capacity(if keep { rows * cols } else { 0 });
         let mut moments = ColumnMoments::empty(cols);
         let mut tile = Vec::new();
         for (start, count) in row_tiles(rows, cols, TILE_BYTES) {
             tile.resize(count * cols, 0.0);
-            let blocks: Vec<(Vec<RowState>, ColumnMoments)> = tile
+            let blocks: Vec<(Vec<RowState>, Vec<f32>, ColumnMoments)> = tile
                 .par_chunks_mut(BLOCK_ROWS * cols.max(1))
                 .enumerate()
                 .map(|(block, out)| {
@@ -170,11 +175,13 @@ impl<'a> Points<'a> {
                         .collect();
                     let valid: Vec<bool> = states.iter().map(|s| *s == RowState::Valid).collect();
                     let block_moments = ColumnMoments::of_block(out, &valid, cols.max(1));
-                    (states, block_moments)
+                    let norms = out.chunks_exact(cols.max(1)).map(squared_norm).collect();
+                    (states, norms, block_moments)
                 })
                 .collect();
-            for (states, block_moments) in &blocks {
+            for (states, norms, block_moments) in &blocks {
                 moments.merge(block_moments);
+                points.sq_norms.extend_from_slice(norms);
                 for state in states {
                     points.valid.push(*state == RowState::Valid);
                     match state {

@@ -23,9 +23,11 @@ pub(crate) fn distances_to(points: &Points<'_>, centres: &Centres) -> Vec<f32> {
             .enumerate()
             .for_each(|(block, out)| {
                 let first = block * BLOCK_ROWS;
-                let block_rows = tile.subrows(first, out.len() / k);
+                let count = out.len() / k;
+                let block_rows = tile.subrows(first, count);
+                let norms = &points.sq_norms[start + first..][..count];
                 let mut distances = Mat::zeros(0, 0);
-                squared_distances(block_rows, centres, &mut distances);
+                squared_distances(block_rows, norms, centres, &mut distances);
                 for (i, row) in out.chunks_exact_mut(k).enumerate() {
                     if points.valid[start + first + i] {
                         row.iter_mut()

@@ -34,9 +34,11 @@ impl SilhouetteSample {
         let (_, cols) = points.shape();
         let values: Vec<f32> = rows.iter().flat_map(|&row| points.row(row)).collect();
         let m = rows.len();
+        let norms: Vec<f32> = rows.iter().map(|&row| points.sq_norms[row]).collect();
         let mut squared = faer::Mat::zeros(0, 0);
         squared_distances(
             MatRef::from_row_major_slice(&values, m, cols),
+            &norms,
             &Centres::from_rows(&values, m, cols),
             &mut squared,
         );
