@@ -19,5 +19,6 @@ pub mod observe;
 pub mod output;
 pub mod spectral;
 pub mod stats_table;
+pub mod storage;
 pub mod sync;
 pub mod timestamp;
