@@ -186,6 +186,9 @@ fn gguf_block_type(part: &str, depth: usize, per_expert: bool) -> BlockType {
     if part.contains("norm") {
         return BlockType::Norm;
     }
+    if matches!(part, "ffn_gate_inp" | "ffn_gate_inp_shexp" | "exp_probs_b") {
+        return BlockType::MoeRouter;
+    }
     if part.ends_with("_exps") || part.ends_with("_shexp") {
         return BlockType::Moe;
     }
@@ -199,7 +202,6 @@ fn gguf_block_type(part: &str, depth: usize, per_expert: bool) -> BlockType {
         "attn_v" | "attn_v_b" => BlockType::VProj,
         "attn_output" => BlockType::OProj,
         "attn_qkv" | "attn_kv_a_mqa" | "attn_kv_b" => BlockType::QkvProj,
-        "ffn_gate_inp" | "ffn_gate_inp_shexp" | "exp_probs_b" => BlockType::MoeRouter,
         "ffn_gate" | "ffn_up" | "ffn_down" if per_expert => BlockType::Moe,
         "ffn_gate" => BlockType::MlpGate,
         "ffn_up" => BlockType::MlpUp,

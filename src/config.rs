@@ -268,4 +268,66 @@ mod tests {
         std::fs::write(&missing, r#"{"hidden_size": 64}"#).unwrap();
         assert_eq!(read(&missing).unwrap().hidden_size, Some(64));
     }
+
+    #[test]
+    fn gguf_metadata_fills_the_same_fields() {
+        let pair = |key: &str, value: Value| (key.to_string(), value);
+        let tokens = Value::Array(
+            crate::gguf::ValueType::String,
+            ["<s>", "a", "b"]
+                .map(|t| Value::String(t.to_string()))
+                .to_vec(),
+        );
+        let metadata = Metadata::from_entries(vec![
+            pair(
+                "general.architecture",
+                Value::String("qwen3moe".to_string()),
+            ),
+            pair("qwen3moe.block_count", Value::U32(48)),
+            pair("qwen3moe.attention.head_count", Value::U32(32)),
+            pair("qwen3moe.attention.head_count_kv", Value::U64(4)),
+            pair("qwen3moe.attention.key_length", Value::U32(128)),
+            pair("qwen3moe.embedding_length", Value::U32(2048)),
+            pair("qwen3moe.feed_forward_length", Value::U32(6144)),
+            pair("qwen3moe.expert_count", Value::U32(128)),
+            // Another family's keys are not this model's.
+            pair("llama.block_count", Value::U32(7)),
+            pair("tokenizer.ggml.tokens", tokens),
+        ]);
+        let config = from_gguf(&metadata, false);
+        assert_eq!(
+            config,
+            ModelConfig {
+                model_type: Some("qwen3moe".to_string()),
+                num_hidden_layers: Some(48),
+                num_attention_heads: Some(32),
+                num_key_value_heads: Some(4),
+                head_dim: Some(128),
+                hidden_size: Some(2048),
+                intermediate_size: Some(6144),
+                num_experts: Some(128),
+                tie_word_embeddings: Some(false),
+                vocab_size: Some(3),
+                ..ModelConfig::default()
+            }
+        );
+        assert_eq!(config.expert_count(), Some(128));
+
+        // Per-layer head counts (an array), negative or absent values leave fields empty.
+        let metadata = Metadata::from_entries(vec![
+            pair("general.architecture", Value::String("openelm".to_string())),
+            pair(
+                "openelm.attention.head_count",
+                Value::Array(crate::gguf::ValueType::U32, vec![Value::U32(12)]),
+            ),
+            pair("openelm.block_count", Value::I32(-1)),
+            pair("openelm.vocab_size", Value::U32(32000)),
+        ]);
+        let config = from_gguf(&metadata, true);
+        assert_eq!(config.num_attention_heads, None);
+        assert_eq!(config.num_hidden_layers, None);
+        assert_eq!(config.vocab_size, Some(32000));
+        assert_eq!(config.tie_word_embeddings, Some(true));
+        assert_eq!(from_gguf(&Metadata::default(), true).model_type, None);
+    }
 }

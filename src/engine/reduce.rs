@@ -238,3 +238,148 @@ fn reduce_tile_as<T: Element + Default>(
     }
     moments
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::histogram::compensated_sum;
+    use memmap2::Mmap;
+
+    fn mapped(bytes: &[u8]) -> Mmap {
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, bytes).unwrap();
+        // SAFETY: the file is private to this test and never changes while mapped.
+        unsafe { Mmap::map(&file) }.unwrap()
+    }
+
+    /// `blocks` random blocks of `ggml_type` (xorshift bytes) whose f16 scales at
+    /// `scale_offsets` are `scale(block)`.
+    fn random_blocks(
+        ggml_type: GgmlType,
+        blocks: usize,
+        scale_offsets: &[usize],
+        scale: impl Fn(usize) -> f32,
+    ) -> Vec<u8> {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let size = ggml_type.type_size();
+        let mut bytes: Vec<u8> = (0..blocks * size)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        for (index, block) in bytes.chunks_exact_mut(size).enumerate() {
+            for &at in scale_offsets {
+                let bits = half::f16::from_f32(scale(index)).to_le_bytes();
+                block[at..at + 2].copy_from_slice(&bits);
+            }
+        }
+        bytes
+    }
+
+    /// The definition in float64, over values dequantized as one slice: two passes with
+    /// compensated sums, NaN and ±Inf counted apart.
+    fn reference(values: &[f32], eps: f64) -> Moments {
+        let finite: Vec<f64> = values
+            .iter()
+            .map(|&x| x as f64)
+            .filter(|x| x.is_finite())
+            .collect();
+        let n = finite.len() as f64;
+        let mean = compensated_sum(finite.iter().copied()) / n;
+        Moments {
+            numel: values.len() as u64,
+            finite: finite.len() as u64,
+            mean,
+            m2: compensated_sum(finite.iter().map(|x| (x - mean) * (x - mean))),
+            min: finite.iter().copied().fold(f64::INFINITY, f64::min),
+            max: finite.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            abs_sum: compensated_sum(finite.iter().map(|x| x.abs())),
+            near_zero: values.iter().filter(|x| (x.abs() as f64) <= eps).count() as u64,
+            nan: values.iter().filter(|x| x.is_nan()).count() as u64,
+            inf: values.iter().filter(|x| x.is_infinite()).count() as u64,
+        }
+    }
+
+    fn in_pool<T: Send>(threads: usize, work: impl FnOnce() -> T + Send) -> T {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(work)
+    }
+
+    #[test]
+    fn quantized_views_match_a_float64_reference_for_any_tiling_and_thread_count() {
+        let eps = 1e-3;
+        let cases = [
+            // Q4_K with centred values (min near scale · q / 2).
+            (GgmlType::Q4_K, &[0, 2][..], 0.01f32, 40),
+            // Q4_1 far from zero: d = 2^-10, m = 1000 (+ d · q): ill-conditioned chunks, which
+            // take the two-pass path.
+            (GgmlType::Q4_1, &[0][..], 0.0, 320),
+            // Q8_0 with a NaN scale in every 7th block and an infinite one in every 11th.
+            (GgmlType::Q8_0, &[0][..], 0.02, 320),
+        ];
+        for (ggml_type, offsets, d, blocks) in cases {
+            let mut bytes = random_blocks(ggml_type, blocks, offsets, |block| match ggml_type {
+                GgmlType::Q8_0 if block % 7 == 3 => f32::NAN,
+                GgmlType::Q8_0 if block % 11 == 5 => f32::INFINITY,
+                GgmlType::Q4_1 => 2f32.powi(-10),
+                _ => d,
+            });
+            if ggml_type == GgmlType::Q4_1 {
+                for block in bytes.chunks_exact_mut(ggml_type.type_size()) {
+                    block[2..4].copy_from_slice(&half::f16::from_f32(1000.0).to_le_bytes());
+                }
+            }
+            let map = mapped(&bytes);
+            let numel = blocks * ggml_type.block_size();
+            let cols = 2 * ggml_type.block_size();
+            let storage = StorageType::Quantized(ggml_type);
+            let view = MatrixView::new(&map, 0..bytes.len(), storage, numel / cols, cols);
+            let mut values = vec![0f32; numel];
+            ggml_type.dequantize(&bytes, &mut values).unwrap();
+            let want = reference(&values, eps);
+
+            // Tiles of one block's worth or less are rounded up to whole blocks.
+            let mut results = Vec::new();
+            for tile_elements in [1, 1000, 4096, 1 << 22] {
+                for threads in [1, 2] {
+                    let options = ReduceOptions {
+                        tile_elements,
+                        sparsity_eps: eps,
+                    };
+                    let done = AtomicUsize::new(0);
+                    let on_bytes = |bytes: u64| {
+                        done.fetch_add(bytes as usize, Ordering::Relaxed);
+                    };
+                    let got = in_pool(threads, || {
+                        reduce_views(std::slice::from_ref(&view), &options, &on_bytes)
+                    })[0];
+                    assert_eq!(done.into_inner(), bytes.len(), "every byte reported once");
+                    results.push((tile_elements, threads, got));
+                }
+            }
+            for (tile_elements, threads, got) in &results {
+                let what = format!("{ggml_type} tile {tile_elements} threads {threads}");
+                assert_eq!(
+                    (got.numel, got.finite, got.nan, got.inf, got.near_zero),
+                    (want.numel, want.finite, want.nan, want.inf, want.near_zero),
+                    "{what}"
+                );
+                assert_eq!((got.min, got.max), (want.min, want.max), "{what}");
+                let spread = want.abs_sum / want.finite as f64;
+                assert!((got.mean - want.mean).abs() <= 1e-12 * spread, "{what}");
+                assert!((got.m2 - want.m2).abs() <= 1e-9 * want.m2, "{what}");
+                assert!((got.abs_sum - want.abs_sum).abs() <= 1e-12 * want.abs_sum);
+            }
+            // Same tiling, any thread count: the same bits.
+            for pair in results.chunks(2) {
+                assert_eq!(pair[0].2, pair[1].2, "{ggml_type} tile {}", pair[0].0);
+            }
+        }
+    }
+}

@@ -339,4 +339,75 @@ mod tests {
         let unscaled = MatrixView::new(&map, 0..4 * values.len(), Dtype::F32, 2, 24);
         assert_eq!(read_all(&unscaled.stacked(1, 3, 8)), values[24..]);
     }
+
+    /// A file-backed map of raw bytes.
+    fn mapped_bytes(bytes: &[u8]) -> Mmap {
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, bytes).unwrap();
+        // SAFETY: the file is private to this test and never changes while mapped.
+        unsafe { Mmap::map(&file) }.unwrap()
+    }
+
+    /// `count` Q8_0 blocks, block b with scale 2^-(b mod 5) and quants b + i − 16 (wrapping).
+    fn q8_0_blocks(count: usize) -> (Vec<u8>, Vec<f32>) {
+        let mut bytes = Vec::new();
+        let mut values = Vec::new();
+        for block in 0..count {
+            let d = 0.5f32.powi((block % 5) as i32);
+            bytes.extend(half::f16::from_f32(d).to_le_bytes());
+            for i in 0..32 {
+                let q = (block + i) as u8 as i8;
+                bytes.push(q as u8);
+                values.push(d * q as f32);
+            }
+        }
+        (bytes, values)
+    }
+
+    #[test]
+    fn quantized_views_read_rows_windows_and_experts_block_by_block() {
+        // 2 experts × 6 rows × 64 columns of Q8_0: 24 blocks of 32 values, 2 per row.
+        let (bytes, values) = q8_0_blocks(24);
+        let map = mapped_bytes(&bytes);
+        let q8_0 = StorageType::Quantized(GgmlType::Q8_0);
+        let whole = MatrixView::new(&map, 0..bytes.len(), q8_0, 12, 64);
+        assert_eq!(read_all(&whole), values);
+        // Any element range, aligned to blocks or not, as f32 or f64.
+        for (start, len) in [(0, 768), (5, 3), (31, 2), (40, 100), (700, 68)] {
+            let mut out = vec![0f64; len];
+            whole.decode_elements(start, &mut out);
+            let want: Vec<f64> = values[start..start + len]
+                .iter()
+                .map(|&v| v as f64)
+                .collect();
+            assert_eq!(out, want, "{start}..+{len}");
+        }
+        // Whole blocks' bytes hold any element range.
+        assert_eq!(whole.byte_range(0..32), 0..34);
+        assert_eq!(whole.byte_range(40..70), 34..102);
+        // Expert 1 of the stack [2, 6, 64] is the second half, rows 6..12.
+        let expert = whole.stacked(1, 6, 64);
+        assert_eq!(expert.bytes, bytes.len() / 2..bytes.len());
+        assert_eq!(read_all(&expert), values[384..]);
+        // A head's window of it.
+        let window = crate::matrix::SubMatrix::new(&expert, 2..4, 16..48).unwrap();
+        let want: Vec<f32> = (8..10)
+            .flat_map(|row| values[row * 64 + 16..row * 64 + 48].to_vec())
+            .collect();
+        assert_eq!(read_all(&window), want);
+    }
+
+    #[test]
+    #[should_panic(expected = "cannot decode")]
+    fn a_view_of_an_undecodable_type_refuses_to_guess() {
+        let map = mapped_bytes(&[0; 66]);
+        let view = MatrixView::new(
+            &map,
+            0..66,
+            StorageType::Quantized(GgmlType::IQ2_XXS),
+            1,
+            256,
+        );
+        read_all(&view);
+    }
 }
