@@ -1,14 +1,14 @@
 //! Throughput of GGUF dequantization for the two types the issue sets floors on, Q4_K (the usual
 //! 4-bit file) and Q8_0: the kernels on one core (GB/s of f32 output values), and a mapped Q4_K
-//! GGUF file of 256 MB reduced to moments in parallel row tiles, as the engine will read it
-//! (GB/s of file bytes; the issue's floor for `stats --rank off` is 2 GB/s on 2 cores).
+//! GGUF file of 256 MB reduced to moments by the engine's statistics pass on every core (GB/s of
+//! file bytes; the issue's floor for `stats --rank off` is 2 GB/s on 2 cores).
 
-use aib::dtype::Dtype;
-use aib::engine::moments::Moments;
-use aib::engine::power_sums;
+use aib::engine::reduce::{ReduceOptions, reduce_views};
 use aib::gguf::GgufFile;
 use aib::gguf::quant::GgmlType;
 use aib::gguf::write::GgufWriter;
+use aib::matrix::view::MatrixView;
+use aib::storage::StorageType;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 /// Values per call: a 4096-wide row tile of 64 rows, as the engine would decode it.
@@ -61,8 +61,6 @@ fn dequantize(criterion: &mut Criterion) {
 /// Rows × columns of the file benchmark's one tensor: 256 MB of Q4_K.
 const FILE_ROWS: usize = 65_536;
 const FILE_COLS: usize = 7_168;
-/// Rows per tile: 64 rows of 7,168 values, 1.8 MB of f32 per thread.
-const TILE_ROWS: usize = 64;
 
 fn q4_k_file(criterion: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temporary folder");
@@ -73,79 +71,46 @@ fn q4_k_file(criterion: &mut Criterion) {
     std::fs::write(&path, writer.to_bytes()).expect("write bench file");
     let file = GgufFile::open(&path).expect("open bench file");
     let tensor = &file.tensors()[0];
-    let row_bytes = FILE_COLS / 256 * GgmlType::Q4_K.type_size();
+    let view = MatrixView::new(
+        file.map(),
+        tensor.bytes.clone(),
+        StorageType::from_ggml(tensor.ggml_type),
+        FILE_ROWS,
+        FILE_COLS,
+    );
 
     let mut group = criterion.benchmark_group("gguf_file");
     group.throughput(Throughput::Bytes(tensor.bytes.len() as u64));
     group.sample_size(10);
-    group.bench_function("Q4_K_moments_parallel", |bencher| {
+    // The engine's statistics pass over the mapped tensor, in parallel tiles (what
+    // `aib stats --rank off` spends on it).
+    group.bench_function("Q4_K_engine_moments", |bencher| {
         bencher.iter(|| {
-            use rayon::prelude::*;
-            let tiles: Vec<Moments> = file
-                .bytes(tensor.bytes.clone())
-                .par_chunks(TILE_ROWS * row_bytes)
-                .map_init(
-                    || vec![0.0f32; TILE_ROWS * FILE_COLS],
-                    |values, tile| {
-                        let values = &mut values[..tile.len() / row_bytes * FILE_COLS];
-                        GgmlType::Q4_K
-                            .dequantize(tile, values)
-                            .expect("whole blocks");
-                        Moments::of(values, 1e-6)
-                    },
-                )
-                .collect();
-            // Merged in tile order, as the engine does, so the result is thread-count independent.
-            let mut total = Moments::default();
-            tiles.iter().for_each(|tile| total.merge(tile));
-            std::hint::black_box(total)
+            reduce_views(
+                std::slice::from_ref(&view),
+                &ReduceOptions::default(),
+                &|_| {},
+            )
         })
     });
-    // The same pass with the statistics kernel of bf16/f16/f32 data (one-pass power sums).
-    group.bench_function("Q4_K_power_sums_parallel", |bencher| {
-        bencher.iter(|| {
-            use rayon::prelude::*;
-            let tiles: Vec<Moments> = file
-                .bytes(tensor.bytes.clone())
-                .par_chunks(TILE_ROWS * row_bytes)
-                .map_init(
-                    || vec![0.0f32; TILE_ROWS * FILE_COLS],
-                    |values, tile| {
-                        let values = &mut values[..tile.len() / row_bytes * FILE_COLS];
-                        GgmlType::Q4_K
-                            .dequantize(tile, values)
-                            .expect("whole blocks");
-                        // SAFETY: f32 has no padding and every bit pattern is a valid u8; the
-                        // kernel reads little-endian f32, the layout of x86_64 where this runs.
-                        let bytes = unsafe {
-                            std::slice::from_raw_parts(
-                                values.as_ptr().cast::<u8>(),
-                                values.len() * 4,
-                            )
-                        };
-                        power_sums::moments(Dtype::F32, bytes, 1e-6)
-                    },
-                )
-                .collect();
-            let mut total = Moments::default();
-            tiles.iter().for_each(|tile| total.merge(tile));
-            std::hint::black_box(total)
-        })
-    });
-    // The same pass without the moments: what the dequantization alone costs.
+    // The same tiles dequantized and dropped: what the dequantization alone costs.
     group.bench_function("Q4_K_dequantize_parallel", |bencher| {
         bencher.iter(|| {
             use rayon::prelude::*;
+            let tile_bytes = 64 * FILE_COLS / 256 * GgmlType::Q4_K.type_size();
             file.bytes(tensor.bytes.clone())
-                .par_chunks(TILE_ROWS * row_bytes)
+                .par_chunks(tile_bytes)
                 .for_each_init(
-                    || vec![0.0f32; TILE_ROWS * FILE_COLS],
+                    || vec![0.0f32; 4096],
                     |values, tile| {
-                        let values = &mut values[..tile.len() / row_bytes * FILE_COLS];
-                        GgmlType::Q4_K
-                            .dequantize(tile, values)
-                            .expect("whole blocks");
-                        std::hint::black_box(&values);
+                        for blocks in tile.chunks(16 * GgmlType::Q4_K.type_size()) {
+                            let values =
+                                &mut values[..blocks.len() / GgmlType::Q4_K.type_size() * 256];
+                            GgmlType::Q4_K
+                                .dequantize(blocks, values)
+                                .expect("whole blocks");
+                            std::hint::black_box(&values);
+                        }
                     },
                 )
         })

@@ -4,7 +4,9 @@
 //! `cargo run --release --example make_fixtures -- --big BYTES --out DIR` writes a Llama-like bf16
 //! checkpoint of about BYTES (suffixes k, M, G) for benchmarks instead;
 //! `cargo run --release --example make_fixtures -- --llama2-7b [--layers N] --out DIR` writes a
-//! full-size sharded checkpoint of the Llama-2-7B shape (32 layers unless N), ~13.5 GB.
+//! full-size sharded checkpoint of the Llama-2-7B shape (32 layers unless N), ~13.5 GB;
+//! `cargo run --release --example make_fixtures -- --big-gguf BYTES --out FILE` writes the `--big`
+//! model as a Q4_K GGUF file of about BYTES.
 
 #[path = "make_fixtures/mod.rs"]
 mod make_fixtures;
@@ -25,6 +27,7 @@ fn main() -> ExitCode {
 fn run(args: Vec<String>) -> Result<(), String> {
     let mut out: Option<PathBuf> = None;
     let mut big: Option<u64> = None;
+    let mut big_gguf: Option<u64> = None;
     let mut llama2_7b = false;
     let mut layers: Option<usize> = None;
     let mut args = args.into_iter();
@@ -33,6 +36,7 @@ fn run(args: Vec<String>) -> Result<(), String> {
         match arg.as_str() {
             "--out" => out = Some(PathBuf::from(value()?)),
             "--big" => big = Some(parse_bytes(&value()?)?),
+            "--big-gguf" => big_gguf = Some(parse_bytes(&value()?)?),
             "--llama2-7b" => llama2_7b = true,
             "--layers" => {
                 let text = value()?;
@@ -44,13 +48,21 @@ fn run(args: Vec<String>) -> Result<(), String> {
             other => {
                 return Err(format!(
                     "unknown argument {other:?}; usage: [--out DIR] [--big BYTES --out DIR] \
-                     [--llama2-7b [--layers N] --out DIR]"
+                     [--big-gguf BYTES --out FILE] [--llama2-7b [--layers N] --out DIR]"
                 ));
             }
         }
     }
     if layers.is_some() && !llama2_7b {
         return Err("--layers goes with --llama2-7b".into());
+    }
+    if let Some(bytes) = big_gguf {
+        let out = out.ok_or("--big-gguf needs --out FILE")?;
+        let width = make_fixtures::big::realistic_big_dims();
+        let written = make_fixtures::gguf::write_big_q4_k(&out, bytes, &width)
+            .map_err(|err| format!("writing {}: {err}", out.display()))?;
+        println!("wrote {written} bytes to {}", out.display());
+        return Ok(());
     }
     if llama2_7b {
         let out = out.ok_or("--llama2-7b needs --out DIR")?;

@@ -143,6 +143,74 @@ pub fn classify(name: &str, shape: &[usize], config: Option<&ModelConfig>) -> Te
     }
 }
 
+/// Classifies the tensor `name` of a GGUF file (llama.cpp's names, `shape` in the Hugging Face
+/// order), like [`classify`] does for Hugging Face names: `token_embd`, `blk.N.attn_q` …,
+/// `output`. The layer is the number after `blk`; `ffn_{gate,up,down}_exps` are expert stacks
+/// `[E, out, in]` (unless the config's expert count contradicts the first dimension), `_shexp`
+/// a shared expert, `ffn_gate_inp` and `exp_probs_b` the router; older files' per-expert
+/// `blk.N.ffn_gate.E` carry their expert number.
+pub fn classify_gguf(name: &str, shape: &[usize], config: Option<&ModelConfig>) -> TensorRole {
+    let segments: Vec<&str> = name.split('.').collect();
+    let module = match segments.split_last() {
+        Some((last, module)) if matches!(*last, "weight" | "bias") => module,
+        _ => &segments[..],
+    };
+    let layer_index = number_after(&segments, &["blk"]);
+    // The module is the last segment that is not a number: `ffn_gate` in `blk.3.ffn_gate.5`.
+    let (part, expert_index) = match module {
+        [.., part, number] if is_number(number) && part.starts_with("ffn_") => {
+            (*part, number.parse().ok())
+        }
+        [.., part] => (*part, None),
+        [] => ("", None),
+    };
+    let block_type = gguf_block_type(part, module.len(), expert_index.is_some());
+    let stacked_experts = block_type == BlockType::Moe
+        && part.ends_with("_exps")
+        && shape.len() == 3
+        && config
+            .and_then(ModelConfig::expert_count)
+            .is_none_or(|count| count == shape[0]);
+    TensorRole {
+        block_type,
+        layer_index,
+        expert_index,
+        stacked_experts,
+    }
+}
+
+/// The block type of a GGUF module name (`attn_q`, `ffn_down_exps`, …); `depth` is the number of
+/// module segments (`output` is the head only at the top level), `per_expert` whether an expert
+/// number follows it.
+fn gguf_block_type(part: &str, depth: usize, per_expert: bool) -> BlockType {
+    if part.contains("norm") {
+        return BlockType::Norm;
+    }
+    if matches!(part, "ffn_gate_inp" | "ffn_gate_inp_shexp" | "exp_probs_b") {
+        return BlockType::MoeRouter;
+    }
+    if part.ends_with("_exps") || part.ends_with("_shexp") {
+        return BlockType::Moe;
+    }
+    match part {
+        "token_embd" | "embed_tokens" => BlockType::Embedding,
+        "position_embd" => BlockType::PositionEmbedding,
+        "output" if depth == 1 => BlockType::Output,
+        "shared_head_head" => BlockType::Output,
+        "attn_q" | "attn_q_a" | "attn_q_b" => BlockType::QProj,
+        "attn_k" | "attn_k_b" => BlockType::KProj,
+        "attn_v" | "attn_v_b" => BlockType::VProj,
+        "attn_output" => BlockType::OProj,
+        "attn_qkv" | "attn_kv_a_mqa" | "attn_kv_b" => BlockType::QkvProj,
+        "ffn_gate" | "ffn_up" | "ffn_down" if per_expert => BlockType::Moe,
+        "ffn_gate" => BlockType::MlpGate,
+        "ffn_up" => BlockType::MlpUp,
+        "ffn_down" => BlockType::MlpDown,
+        "ffn_gate_up" => BlockType::MlpGateUp,
+        _ => BlockType::Other,
+    }
+}
+
 /// The weight that a `….weight_scale_inv` block-scale tensor scales, e.g.
 /// `model.layers.0.mlp.down_proj.weight_scale_inv` → `model.layers.0.mlp.down_proj.weight`.
 pub fn scale_companion_of(name: &str) -> Option<String> {

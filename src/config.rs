@@ -4,13 +4,15 @@
 //! a missing fact only means aib falls back to names alone. Multimodal checkpoints (Llava,
 //! Gemma 3, Qwen2-VL, …) keep the language model's facts in a nested `text_config`; a field absent
 //! at the top level is taken from there, so callers see the text model without knowing the layout.
-//! GPT-2-style configs (`n_layer`, `n_head`, `n_embd`, `n_inner`) fill the same fields.
+//! GPT-2-style configs (`n_layer`, `n_head`, `n_embd`, `n_inner`) fill the same fields, and so do
+//! a GGUF file's metadata keys ([`from_gguf`]).
 
 use std::path::Path;
 
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::gguf::{Metadata, Value};
 
 /// The architecture facts of a checkpoint, as its `config.json` states them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -115,6 +117,42 @@ impl StoredConfig {
 pub fn read(path: &Path) -> Result<ModelConfig> {
     let text = std::fs::read_to_string(path).map_err(|err| Error::io("reading", path, err))?;
     parse(&text).map_err(|err| err.context(path.display()))
+}
+
+/// The config that a GGUF file's metadata states, in llama.cpp's keys: `general.architecture`
+/// (the family tag) and `{arch}.block_count`, `.attention.head_count`, `.attention.head_count_kv`,
+/// `.attention.key_length` (the head width), `.embedding_length`, `.feed_forward_length`,
+/// `.expert_count`, `.vocab_size` (else the length of `tokenizer.ggml.tokens`). `tied`: the file
+/// has no output head of its own. A key that is absent or not a single integer (some families
+/// give head counts per layer, as arrays) leaves its field empty.
+pub fn from_gguf(metadata: &Metadata, tied: bool) -> ModelConfig {
+    let architecture = metadata.get_str("general.architecture");
+    let count = |key: &str| {
+        let arch = architecture?;
+        let value = metadata.get_u64(&format!("{arch}.{key}"))?;
+        usize::try_from(value).ok()
+    };
+    let vocab_size = count("vocab_size").or_else(|| {
+        metadata
+            .get("tokenizer.ggml.tokens")
+            .and_then(|tokens| match tokens {
+                Value::Array(_, values) => Some(values.len()),
+                _ => None,
+            })
+    });
+    ModelConfig {
+        model_type: architecture.map(str::to_string),
+        num_hidden_layers: count("block_count"),
+        num_attention_heads: count("attention.head_count"),
+        num_key_value_heads: count("attention.head_count_kv"),
+        head_dim: count("attention.key_length"),
+        hidden_size: count("embedding_length"),
+        intermediate_size: count("feed_forward_length"),
+        num_experts: count("expert_count"),
+        tie_word_embeddings: Some(tied),
+        vocab_size,
+        ..ModelConfig::default()
+    }
 }
 
 /// Parses the text of a `config.json`; the error names no file (see [`read`]).
@@ -229,5 +267,67 @@ mod tests {
 
         std::fs::write(&missing, r#"{"hidden_size": 64}"#).unwrap();
         assert_eq!(read(&missing).unwrap().hidden_size, Some(64));
+    }
+
+    #[test]
+    fn gguf_metadata_fills_the_same_fields() {
+        let pair = |key: &str, value: Value| (key.to_string(), value);
+        let tokens = Value::Array(
+            crate::gguf::ValueType::String,
+            ["<s>", "a", "b"]
+                .map(|t| Value::String(t.to_string()))
+                .to_vec(),
+        );
+        let metadata = Metadata::from_entries(vec![
+            pair(
+                "general.architecture",
+                Value::String("qwen3moe".to_string()),
+            ),
+            pair("qwen3moe.block_count", Value::U32(48)),
+            pair("qwen3moe.attention.head_count", Value::U32(32)),
+            pair("qwen3moe.attention.head_count_kv", Value::U64(4)),
+            pair("qwen3moe.attention.key_length", Value::U32(128)),
+            pair("qwen3moe.embedding_length", Value::U32(2048)),
+            pair("qwen3moe.feed_forward_length", Value::U32(6144)),
+            pair("qwen3moe.expert_count", Value::U32(128)),
+            // Another family's keys are not this model's.
+            pair("llama.block_count", Value::U32(7)),
+            pair("tokenizer.ggml.tokens", tokens),
+        ]);
+        let config = from_gguf(&metadata, false);
+        assert_eq!(
+            config,
+            ModelConfig {
+                model_type: Some("qwen3moe".to_string()),
+                num_hidden_layers: Some(48),
+                num_attention_heads: Some(32),
+                num_key_value_heads: Some(4),
+                head_dim: Some(128),
+                hidden_size: Some(2048),
+                intermediate_size: Some(6144),
+                num_experts: Some(128),
+                tie_word_embeddings: Some(false),
+                vocab_size: Some(3),
+                ..ModelConfig::default()
+            }
+        );
+        assert_eq!(config.expert_count(), Some(128));
+
+        // Per-layer head counts (an array), negative or absent values leave fields empty.
+        let metadata = Metadata::from_entries(vec![
+            pair("general.architecture", Value::String("openelm".to_string())),
+            pair(
+                "openelm.attention.head_count",
+                Value::Array(crate::gguf::ValueType::U32, vec![Value::U32(12)]),
+            ),
+            pair("openelm.block_count", Value::I32(-1)),
+            pair("openelm.vocab_size", Value::U32(32000)),
+        ]);
+        let config = from_gguf(&metadata, true);
+        assert_eq!(config.num_attention_heads, None);
+        assert_eq!(config.num_hidden_layers, None);
+        assert_eq!(config.vocab_size, Some(32000));
+        assert_eq!(config.tie_word_embeddings, Some(true));
+        assert_eq!(from_gguf(&Metadata::default(), true).model_type, None);
     }
 }

@@ -22,6 +22,7 @@ pub mod output;
 pub mod plot;
 pub mod spectral;
 pub mod stats_table;
+pub mod storage;
 pub mod sync;
 pub mod timestamp;
 pub mod vocab;

@@ -18,7 +18,7 @@ fn when_finite(report: &TensorReport, value: f64) -> Cell {
 }
 
 /// Every column of the table, in output order: the seed's 16, then aib's.
-pub const COLUMNS: [Column<TensorReport>; 33] = [
+pub const COLUMNS: [Column<TensorReport>; 34] = [
     Column::new("model_path", Text, |_, p| Cell::Text(p.model_path.clone())),
     Column::new("model_id", Text, |_, p| Cell::Text(p.model_id.clone())),
     Column::new("revision", Text, |_, p| {
@@ -51,6 +51,9 @@ pub const COLUMNS: [Column<TensorReport>; 33] = [
     Column::new("created_at", Text, |_, p| Cell::Text(p.created_at.clone())),
     Column::new("file", Text, |r, _| Cell::Text(r.file.clone())),
     Column::new("numel", Int, |r, _| Cell::Int(r.moments.numel as i64)),
+    Column::new("bits_per_weight", Float, |r, _| {
+        Cell::from_float(Some(r.bits_per_weight))
+    }),
     Column::new("min", Float, |r, _| when_finite(r, r.moments.min)),
     Column::new("max", Float, |r, _| when_finite(r, r.moments.max)),
     Column::new("abs_mean", Float, |r, _| {

@@ -4,7 +4,9 @@
 //! Each table lists the names of a real checkpoint (top level plus whole layers) with the role a
 //! researcher expects; layer and expert numbers are varied so that parsing them is tested too.
 
-use aib::classify::{BlockType, TensorRole, classify, natural_cmp, scale_companion_of};
+use aib::classify::{
+    BlockType, TensorRole, classify, classify_gguf, natural_cmp, scale_companion_of,
+};
 use aib::config::{self, ModelConfig};
 
 /// A tensor name with its expected block type (as output), layer index and expert index.
@@ -871,4 +873,158 @@ fn natural_order_sorts_a_sharded_name_list_by_layer() {
         .map(|name| classify(name, &[], None).layer_index)
         .collect();
     assert_eq!(layers, (0..12).map(Some).collect::<Vec<_>>());
+}
+
+/// GGUF names (llama.cpp's `gguf-py/gguf/constants.py`) with their expected roles.
+fn check_gguf_table(family: &str, rows: &[Row]) {
+    for &(name, block_type, layer_index, expert_index) in rows {
+        let role = classify_gguf(name, &[8, 8], None);
+        let actual = (
+            role.block_type.as_str(),
+            role.layer_index,
+            role.expert_index,
+            role.stacked_experts,
+        );
+        assert_eq!(
+            actual,
+            (block_type, layer_index, expert_index, false),
+            "{family}: {name}"
+        );
+    }
+}
+
+#[test]
+fn gguf_llama_and_qwen3_names() {
+    check_gguf_table(
+        "gguf llama",
+        &[
+            ("token_embd.weight", "embedding", None, None),
+            ("output_norm.weight", "norm", None, None),
+            ("output.weight", "output", None, None),
+            ("rope_freqs.weight", "other", None, None),
+            ("blk.0.attn_norm.weight", "norm", Some(0), None),
+            ("blk.0.attn_q.weight", "q_proj", Some(0), None),
+            ("blk.0.attn_k.weight", "k_proj", Some(0), None),
+            ("blk.0.attn_v.weight", "v_proj", Some(0), None),
+            ("blk.0.attn_q.bias", "q_proj", Some(0), None),
+            ("blk.17.attn_output.weight", "o_proj", Some(17), None),
+            ("blk.17.attn_q_norm.weight", "norm", Some(17), None),
+            ("blk.17.attn_k_norm.weight", "norm", Some(17), None),
+            ("blk.31.ffn_norm.weight", "norm", Some(31), None),
+            ("blk.31.ffn_gate.weight", "mlp_gate", Some(31), None),
+            ("blk.31.ffn_up.weight", "mlp_up", Some(31), None),
+            ("blk.31.ffn_down.weight", "mlp_down", Some(31), None),
+            // Gemma 2/3 and OLMo 2 extra norms.
+            ("blk.4.post_attention_norm.weight", "norm", Some(4), None),
+            ("blk.4.post_ffw_norm.weight", "norm", Some(4), None),
+        ],
+    );
+}
+
+#[test]
+fn gguf_fused_attention_position_tables_and_bert() {
+    check_gguf_table(
+        "gguf gpt2 / neox / phi3 / bert",
+        &[
+            ("position_embd.weight", "position_embedding", None, None),
+            ("blk.2.attn_qkv.weight", "qkv_proj", Some(2), None),
+            ("blk.2.attn_qkv.bias", "qkv_proj", Some(2), None),
+            ("blk.2.ffn_up.bias", "mlp_up", Some(2), None),
+            ("token_types.weight", "other", None, None),
+            ("token_embd_norm.weight", "norm", None, None),
+            ("blk.2.attn_output_norm.weight", "norm", Some(2), None),
+            ("blk.2.layer_output_norm.weight", "norm", Some(2), None),
+        ],
+    );
+}
+
+#[test]
+fn gguf_moe_names_stacked_shared_and_per_expert() {
+    check_gguf_table(
+        "gguf moe",
+        &[
+            ("blk.3.ffn_gate_inp.weight", "moe_router", Some(3), None),
+            (
+                "blk.3.ffn_gate_inp_shexp.weight",
+                "moe_router",
+                Some(3),
+                None,
+            ),
+            ("blk.3.exp_probs_b.bias", "moe_router", Some(3), None),
+            ("blk.3.ffn_gate_shexp.weight", "moe", Some(3), None),
+            ("blk.3.ffn_up_shexp.weight", "moe", Some(3), None),
+            ("blk.3.ffn_down_shexp.weight", "moe", Some(3), None),
+            // Older Mixtral files store one tensor per expert.
+            ("blk.3.ffn_gate.7.weight", "moe", Some(3), Some(7)),
+            ("blk.3.ffn_down.0.weight", "moe", Some(3), Some(0)),
+        ],
+    );
+    // Stacked experts [E, out, in]: one row per expert, unless the config says otherwise.
+    let mut config = ModelConfig::default();
+    for part in ["ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"] {
+        let name = format!("blk.1.{part}.weight");
+        let role = classify_gguf(&name, &[8, 32, 16], None);
+        assert_eq!(role.block_type, BlockType::Moe, "{name}");
+        assert_eq!((role.layer_index, role.expert_index), (Some(1), None));
+        assert!(role.stacked_experts, "{name}");
+        config.num_experts = Some(8);
+        assert!(classify_gguf(&name, &[8, 32, 16], Some(&config)).stacked_experts);
+        config.num_experts = Some(4);
+        assert!(!classify_gguf(&name, &[8, 32, 16], Some(&config)).stacked_experts);
+        assert!(!classify_gguf(&name, &[32, 16], None).stacked_experts);
+    }
+}
+
+#[test]
+fn gguf_deepseek_mla_and_multi_token_prediction() {
+    check_gguf_table(
+        "gguf deepseek2",
+        &[
+            ("blk.0.attn_q_a.weight", "q_proj", Some(0), None),
+            ("blk.0.attn_q_b.weight", "q_proj", Some(0), None),
+            ("blk.0.attn_q_a_norm.weight", "norm", Some(0), None),
+            ("blk.0.attn_kv_a_mqa.weight", "qkv_proj", Some(0), None),
+            ("blk.0.attn_kv_a_norm.weight", "norm", Some(0), None),
+            ("blk.0.attn_kv_b.weight", "qkv_proj", Some(0), None),
+            ("blk.0.attn_k_b.weight", "k_proj", Some(0), None),
+            ("blk.0.attn_v_b.weight", "v_proj", Some(0), None),
+            (
+                "blk.61.nextn.embed_tokens.weight",
+                "embedding",
+                Some(61),
+                None,
+            ),
+            ("blk.61.nextn.enorm.weight", "norm", Some(61), None),
+            ("blk.61.nextn.hnorm.weight", "norm", Some(61), None),
+            ("blk.61.nextn.eh_proj.weight", "other", Some(61), None),
+            (
+                "blk.61.nextn.shared_head_head.weight",
+                "output",
+                Some(61),
+                None,
+            ),
+            (
+                "blk.61.nextn.shared_head_norm.weight",
+                "norm",
+                Some(61),
+                None,
+            ),
+        ],
+    );
+}
+
+#[test]
+fn gguf_unknown_or_malformed_names_never_fail() {
+    check_gguf_table(
+        "gguf odd",
+        &[
+            ("", "other", None, None),
+            ("blk", "other", None, None),
+            ("blk.x.attn_q.weight", "q_proj", None, None),
+            ("blk.3.weight", "other", Some(3), None),
+            ("blk.3.ssm_conv1d.weight", "other", Some(3), None),
+            ("blk.3.output.weight", "other", Some(3), None),
+            ("weight", "other", None, None),
+        ],
+    );
 }

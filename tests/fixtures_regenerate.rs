@@ -666,6 +666,43 @@ fn llama_tiny_embedding_holds_its_planted_clusters() {
 }
 
 #[test]
+fn big_gguf_mode_writes_a_q4_k_model_of_about_the_requested_size() {
+    let out = tempfile::tempdir().unwrap();
+    let path = out.path().join("big.gguf");
+    // Rows of a Q4_K tensor are whole blocks of 256 values.
+    let width = Dims {
+        vocab: 256,
+        hidden: 256,
+        heads: 4,
+        kv_heads: 2,
+        head_dim: 64,
+        intermediate: 512,
+        layers: 0,
+    };
+    let target = 2_000_000;
+    let written = make_fixtures::gguf::write_big_q4_k(&path, target, &width).unwrap();
+    assert_eq!(written, std::fs::metadata(&path).unwrap().len());
+    // Within one layer of the target: 589,824 weights at 4.5 bits.
+    let one_layer = 589_824 * 9 / 16;
+    assert!(
+        written.abs_diff(target) < one_layer,
+        "{written} for {target}"
+    );
+    let file = aib::gguf::GgufFile::open(&path).unwrap();
+    let layers = file.metadata().get_u64("llama.block_count").unwrap() as usize;
+    assert!(layers > 1);
+    assert_eq!(file.tensors().len(), 3 + 9 * layers);
+    for tensor in file.tensors() {
+        let expected = if tensor.shape.len() == 1 {
+            aib::gguf::GgmlType::F32
+        } else {
+            aib::gguf::GgmlType::Q4_K
+        };
+        assert_eq!(tensor.ggml_type, expected, "{}", tensor.name);
+    }
+}
+
+#[test]
 fn big_mode_streams_a_checkpoint_of_about_the_requested_size() {
     let out = tempfile::tempdir().unwrap();
     let target = 400_000;

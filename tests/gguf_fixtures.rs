@@ -205,3 +205,223 @@ fn moments_of_every_dequantized_type_match_a_float64_reference() {
         assert!(var > 0.0 && var.is_finite(), "{ggml_type}: var {var}");
     }
 }
+
+/// Per-value bounds on |stored − original| for the llama-tiny conversions, from the original
+/// (bf16) values `x` of one tensor: none for F32; half an f16 ulp (2⁻¹¹ relative, 2⁻²⁵ absolute
+/// among subnormals) for F16; for Q8_0 the bound of `llama_tiny_gguf_holds_the_safetensors_model`
+/// per block of 32 (q and k rows are permuted whole, so the set of blocks is the same).
+fn rounding_bounds(suffix: &str, x: &[f32]) -> Vec<f64> {
+    match suffix {
+        "f32" => vec![0.0; x.len()],
+        "f16" => x
+            .iter()
+            .map(|&v| (v.abs() as f64) * 2f64.powi(-11) + 2f64.powi(-25))
+            .collect(),
+        _ => x
+            .chunks(32)
+            .flat_map(|block| {
+                let amax = block.iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64;
+                let bound = amax / 127.0 * (0.5 + 127.0 / 2048.0) + 1e-12;
+                std::iter::repeat_n(bound, block.len())
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn llama_tiny_statistics_agree_across_formats() {
+    use aib::engine::{AnalysisOptions, analyse, reduce::ReduceOptions};
+    use aib::model::{Model, WeightFormat};
+    use aib::observe::Silent;
+    use aib::spectral::SpectralOptions;
+
+    let options = AnalysisOptions {
+        // Several tiles per tensor, so that the merge of quantized tiles is exercised.
+        reduce: ReduceOptions {
+            tile_elements: 1000,
+            ..ReduceOptions::default()
+        },
+        spectral: Some(SpectralOptions::default()),
+    };
+    let safetensors = Model::open(fixtures().join("llama-tiny").to_str().unwrap(), None).unwrap();
+    let originals = analyse(&safetensors, &options, &Silent).unwrap();
+    let values: std::collections::HashMap<String, Vec<f32>> = safetensors_reference()
+        .into_iter()
+        .map(|(name, _, values)| (name, values))
+        .collect();
+    let tokenizer: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(fixtures().join("llama-tiny/tokenizer.json")).unwrap(),
+    )
+    .unwrap();
+
+    for (suffix, type_name, bits) in [
+        ("f32", "F32", 32.0),
+        ("f16", "F16", 16.0),
+        ("q8_0", "Q8_0", 8.5),
+    ] {
+        let path = fixtures().join(format!("gguf/llama-tiny-{suffix}.gguf"));
+        let model = Model::open(path.to_str().unwrap(), None).unwrap();
+        assert_eq!(model.format, WeightFormat::Gguf);
+        let config = model.config.as_ref().unwrap();
+        let facts = (
+            config.model_type.as_deref(),
+            config.num_hidden_layers,
+            config.num_attention_heads,
+            config.num_key_value_heads,
+            config.hidden_size,
+            config.intermediate_size,
+            config.tie_word_embeddings,
+            config.vocab_size,
+        );
+        let expected = (
+            Some("llama"),
+            Some(2),
+            Some(4),
+            Some(2),
+            Some(64),
+            Some(128),
+            Some(true),
+            Some(256),
+        );
+        assert_eq!(facts, expected, "{suffix}");
+        let tokens = model.gguf_tokens.as_ref().expect("tokenizer.ggml.tokens");
+        for (id, token) in tokens.iter().enumerate() {
+            assert_eq!(tokenizer["model"]["vocab"][token].as_u64(), Some(id as u64));
+        }
+
+        let reports = analyse(&model, &options, &Silent).unwrap();
+        assert_eq!(reports.len(), originals.len(), "{suffix}");
+        for report in &reports {
+            let original = originals
+                .iter()
+                .find(|original| gguf_name(&original.name) == report.name)
+                .unwrap_or_else(|| panic!("{suffix}: {} has no counterpart", report.name));
+            let what = format!("{suffix} {}", report.name);
+            assert_eq!(report.role, original.role, "{what}");
+            assert_eq!(
+                (&report.shape, report.rows, report.cols),
+                (&original.shape, original.rows, original.cols),
+                "{what}"
+            );
+            let is_matrix = report.shape.len() == 2;
+            let stored = if is_matrix { type_name } else { "F32" };
+            assert_eq!(report.dtype.name(), stored, "{what}");
+            assert_eq!(report.bits_per_weight, if is_matrix { bits } else { 32.0 });
+            if stored == "Q8_0" {
+                assert!(
+                    report
+                        .notes
+                        .iter()
+                        .any(|note| note == "dequantized from Q8_0")
+                );
+            }
+
+            // Summation order differs (q/k rows are permuted, kernels differ): 1e-12 relative.
+            let bounds = rounding_bounds(
+                if is_matrix { suffix } else { "f32" },
+                &values[&report.name],
+            );
+            let n = bounds.len() as f64;
+            let mean_bound = bounds.iter().sum::<f64>() / n;
+            let rms_bound = (bounds.iter().map(|b| b * b).sum::<f64>() / n).sqrt();
+            let norm_bound = rms_bound * n.sqrt();
+            let max_bound = bounds.iter().fold(0.0f64, |m, &b| m.max(b));
+            let (got, want) = (&report.moments, &original.moments);
+            assert_eq!(
+                (got.numel, got.finite, got.nan),
+                (want.numel, want.finite, 0)
+            );
+            let abs_mean = want.abs_sum / want.finite as f64;
+            assert!(
+                (got.mean - want.mean).abs() <= mean_bound + 1e-12 * abs_mean,
+                "{what} mean"
+            );
+            let (std, want_std) = (got.std().unwrap(), want.std().unwrap());
+            assert!(
+                (std - want_std).abs() <= rms_bound + 1e-12 * want_std,
+                "{what} std"
+            );
+            let l2 = want.l2_norm();
+            assert!(
+                (got.l2_norm() - l2).abs() <= norm_bound + 1e-12 * l2,
+                "{what} l2"
+            );
+            assert!((got.min - want.min).abs() <= max_bound, "{what} min");
+            assert!((got.max - want.max).abs() <= max_bound, "{what} max");
+            if suffix == "f32" {
+                assert_eq!(got.near_zero, want.near_zero, "{what}");
+            }
+            match (&report.spectrum, &original.spectrum) {
+                (Some(got), Some(want)) => {
+                    // Weyl: |σ₁(A + E) − σ₁(A)| ≤ ‖E‖₂ ≤ ‖E‖_F.
+                    let slack = norm_bound + 1e-9 * want.sigma_max;
+                    assert!((got.sigma_max - want.sigma_max).abs() <= slack, "{what} σ₁");
+                    assert_eq!(got.rank, want.rank, "{what} rank");
+                }
+                (None, None) => assert!(!is_matrix, "{what}"),
+                _ => panic!("{what}: spectrum in one format only"),
+            }
+        }
+    }
+}
+
+/// llama.cpp permutes rows only inside each head of q and k: every head's row block holds the
+/// same rows, so per-head figures (here the Frobenius norm) do not change.
+#[test]
+fn per_head_row_blocks_survive_the_rotary_permutation() {
+    use aib::matrix::{MatrixRows, SubMatrix};
+    use aib::model::Model;
+
+    let head_norms = |model: &Model, name: &str| -> Vec<f64> {
+        let (file, tensor) = model.find(name).expect(name);
+        let matrix = model.matrix(file, tensor).unwrap();
+        let (rows, cols) = matrix.view.shape();
+        (0..rows / HEAD_DIM)
+            .map(|head| {
+                let block = SubMatrix::new(
+                    &matrix.view,
+                    head * HEAD_DIM..(head + 1) * HEAD_DIM,
+                    0..cols,
+                )
+                .unwrap();
+                let mut out = vec![0f32; HEAD_DIM * cols];
+                block.read_rows(0, &mut out);
+                out.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt()
+            })
+            .collect()
+    };
+    let safetensors = Model::open(fixtures().join("llama-tiny").to_str().unwrap(), None).unwrap();
+    let gguf_path = fixtures().join("gguf/llama-tiny-f32.gguf");
+    let gguf = Model::open(gguf_path.to_str().unwrap(), None).unwrap();
+    for (hf, part) in [("q_proj", "attn_q"), ("k_proj", "attn_k")] {
+        for layer in 0..2 {
+            let want = head_norms(
+                &safetensors,
+                &format!("model.layers.{layer}.self_attn.{hf}.weight"),
+            );
+            let got = head_norms(&gguf, &format!("blk.{layer}.{part}.weight"));
+            assert_eq!(got.len(), want.len());
+            for (got, want) in got.iter().zip(&want) {
+                assert!(
+                    (got - want).abs() <= 1e-12 * want,
+                    "{part} {layer}: {got} vs {want}"
+                );
+            }
+            // The rows themselves did move: GGUF row 1 is Hugging Face row 8.
+            let second_row = |model: &Model, name: &str| {
+                let (file, tensor) = model.find(name).unwrap();
+                let view = model.matrix(file, tensor).unwrap().view;
+                let mut row = vec![0f32; view.cols];
+                view.read_rows(1, &mut row);
+                row
+            };
+            assert_ne!(
+                second_row(
+                    &safetensors,
+                    &format!("model.layers.{layer}.self_attn.{hf}.weight")
+                ),
+                second_row(&gguf, &format!("blk.{layer}.{part}.weight"))
+            );
+        }
+    }
+}

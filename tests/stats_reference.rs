@@ -202,7 +202,31 @@ fn check_model(folder: &std::path::Path) {
         common::assert_close(&row["l2_norm"], want.l2_norm, scale, &what("l2_norm"));
         let sparsity = (want.numel > 0).then(|| want.near_zero as f64 / want.numel as f64);
         common::assert_close(&row["sparsity"], sparsity, 0.0, &what("sparsity"));
+        assert_eq!(
+            row["bits_per_weight"].as_f64(),
+            Some(bits_per_weight(tensors, row)),
+            "{}",
+            what("bits_per_weight")
+        );
     }
+}
+
+/// Stored bits per value of a row's tensor: its dtype's bits, plus, when dequantised, the bits
+/// of its scale tensor spread over its values.
+fn bits_per_weight(tensors: &SafeTensors<'_>, row: &Value) -> f64 {
+    let name = row["param_name"].as_str().unwrap();
+    let stored = tensors.tensor(name).unwrap();
+    let bits = stored.dtype().bitsize() as f64;
+    let dequantised = row["note"]
+        .as_str()
+        .is_some_and(|note| note.contains("dequantised"));
+    if !dequantised {
+        return bits;
+    }
+    let scale = tensors.tensor(&format!("{name}_scale_inv")).unwrap();
+    let numel = |shape: &[usize]| shape.iter().product::<usize>();
+    let scale_bits = (scale.dtype().bitsize() * numel(scale.shape())) as f64;
+    bits + scale_bits / numel(stored.shape()) as f64
 }
 
 #[test]

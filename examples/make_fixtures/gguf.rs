@@ -11,6 +11,8 @@ use aib::gguf::quant::{ALL_TYPES, GgmlType};
 use aib::gguf::write::GgufWriter;
 use half::{bf16, f16};
 
+use super::llama_like::Dims;
+
 /// Shape of each per-type tensor: four rows of one 256-value super-block (eight 32-blocks).
 const TYPE_SHAPE: [usize; 2] = [4, 256];
 
@@ -68,13 +70,25 @@ fn scale_offsets(ggml_type: GgmlType) -> (&'static [usize], Option<usize>) {
     }
 }
 
-/// One tensor `weight` of [`TYPE_SHAPE`]: random quantized blocks whose scales are set to finite
-/// values in [0.001, 0.011) (random scale bits would make some blocks NaN or infinite), or
-/// uniform values in [-0.05, 0.05) for the plain types.
+/// One tensor `weight` of [`TYPE_SHAPE`] holding [`random_tensor`] values.
 fn type_fixture(ggml_type: GgmlType) -> GgufWriter {
     let mut bits = Bits(0x9e37_79b9_7f4a_7c15 ^ u64::from(ggml_type.id()));
-    let numel = TYPE_SHAPE[0] * TYPE_SHAPE[1];
-    let data: Vec<u8> = match ggml_type {
+    let data = random_tensor(ggml_type, TYPE_SHAPE[0] * TYPE_SHAPE[1], &mut bits);
+    let mut writer = GgufWriter::new();
+    writer
+        .metadata(
+            "general.name",
+            Value::String(format!("{} fixture", ggml_type.name())),
+        )
+        .tensor("weight", ggml_type, &TYPE_SHAPE, data);
+    writer
+}
+
+/// `numel` values of `ggml_type` from `bits`: random quantized blocks whose scales are set to
+/// finite values in [0.001, 0.011) (random scale bits would make some blocks NaN or infinite), or
+/// uniform values in [-0.05, 0.05) for the plain types.
+fn random_tensor(ggml_type: GgmlType, numel: usize, bits: &mut Bits) -> Vec<u8> {
+    match ggml_type {
         GgmlType::F32 => (0..numel)
             .flat_map(|_| (bits.unit() * 0.1 - 0.05).to_le_bytes())
             .collect(),
@@ -102,15 +116,7 @@ fn type_fixture(ggml_type: GgmlType) -> GgufWriter {
             }
             data
         }
-    };
-    let mut writer = GgufWriter::new();
-    writer
-        .metadata(
-            "general.name",
-            Value::String(format!("{} fixture", ggml_type.name())),
-        )
-        .tensor("weight", ggml_type, &TYPE_SHAPE, data);
-    writer
+    }
 }
 
 /// Dimensions of `fixtures/llama-tiny` (its config.json).
@@ -261,4 +267,39 @@ fn llama_gguf(llama_tiny: &Path, ggml_type: GgmlType) -> Result<GgufWriter, Stri
         writer.tensor(&name, stored_type, &tensor.shape, data);
     }
     Ok(writer)
+}
+
+/// `--big-gguf BYTES`: the `--big` model's tensors of `width` ([`super::big::big_plan`], Llama
+/// names turned into llama.cpp's) as a Q4_K GGUF file of about BYTES, norms in F32, for
+/// benchmarks. Blocks are random with finite scales, as in the type fixtures; q and k are not
+/// permuted (their rows are random anyway). Returns the file's size.
+pub fn write_big_q4_k(path: &Path, target_bytes: u64, width: &Dims) -> io::Result<u64> {
+    let q4_k = GgmlType::Q4_K;
+    // The plan is made for bf16; Q4_K stores 4.5 of its 16 bits per weight.
+    let bf16_budget = target_bytes.saturating_mul(32) / 9;
+    let (plan, layers) = super::big::big_plan(bf16_budget, width);
+    let mut bits = Bits(0x0b16_9e37_79b9_7f4a);
+    let mut writer = GgufWriter::new();
+    writer
+        .metadata("general.architecture", Value::String("llama".to_string()))
+        .metadata("general.name", Value::String("big-q4_k".to_string()))
+        .metadata("llama.block_count", Value::U32(layers as u32));
+    for planned in &plan {
+        let header = &planned.header;
+        let name = gguf_name(&header.name)
+            .ok_or_else(|| io::Error::other(format!("no GGUF name for {}", header.name)))?;
+        let ggml_type = if header.shape.len() == 1 {
+            GgmlType::F32
+        } else {
+            q4_k
+        };
+        let data = random_tensor(ggml_type, header.numel(), &mut bits);
+        writer.tensor(&name, ggml_type, &header.shape, data);
+    }
+    let mut file = io::BufWriter::new(std::fs::File::create(path)?);
+    writer.write_to(&mut file)?;
+    file.into_inner()
+        .map_err(|err| err.into_error())?
+        .sync_all()?;
+    Ok(std::fs::metadata(path)?.len())
 }

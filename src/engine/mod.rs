@@ -14,11 +14,11 @@ pub mod reduce;
 use rayon::prelude::*;
 
 use crate::classify::{self, TensorRole};
-use crate::dtype::Dtype;
 use crate::error::{ErrorKind, Result};
 use crate::model::Model;
 use crate::observe::{Observer, Quantity};
 use crate::spectral::{self, SpectralOptions, SpectralSummary};
+use crate::storage::StorageType;
 use moments::Moments;
 use plan::Unit;
 use reduce::ReduceOptions;
@@ -39,9 +39,11 @@ pub struct TensorReport {
     pub file: String,
     /// The tensor's name.
     pub name: String,
-    /// The element type as stored.
-    pub dtype: Dtype,
-    /// The shape as stored.
+    /// How the values are stored: a dtype, or a GGUF quantization type.
+    pub dtype: StorageType,
+    /// Stored bits per value, block scales included (4.5 for Q4_K, 16 for BF16).
+    pub bits_per_weight: f64,
+    /// The shape as stored, in the Hugging Face order (GGUF's dimensions reversed).
     pub shape: Vec<usize>,
     /// Block type, layer and expert.
     pub role: TensorRole,
@@ -64,7 +66,7 @@ pub fn analyse(
     options: &AnalysisOptions,
     observer: &dyn Observer,
 ) -> Result<Vec<TensorReport>> {
-    let units = plan::plan_units(model);
+    let units = plan::plan_units(model)?;
     if let Some(spectral) = &options.spectral {
         for unit in units.iter().filter(|unit| unit.is_matrix) {
             spectral
@@ -77,7 +79,7 @@ pub fn analyse(
             "{}: {} {} {:?}",
             unit.file.path().display(),
             unit.tensor.name,
-            unit.tensor.dtype,
+            unit.tensor.storage,
             unit.tensor.shape
         ));
     }
@@ -169,7 +171,8 @@ fn report(
             .map(|name| name.to_string_lossy().into_owned())
             .unwrap_or_default(),
         name: unit.tensor.name.clone(),
-        dtype: unit.tensor.dtype,
+        dtype: unit.tensor.storage,
+        bits_per_weight: unit.bits_per_weight,
         shape: unit.tensor.shape.clone(),
         role: unit.role,
         rows: unit.view.rows,

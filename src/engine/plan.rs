@@ -1,50 +1,63 @@
 //! Planning: every tensor of a model becomes one or more 2-D units to reduce (one per expert for
-//! stacked expert tensors), each with its classification and, for fp8, its dequantisation scale.
+//! stacked expert tensors), each with its classification and, for fp8 and GGUF quantized types,
+//! how it is dequantised.
 
 use crate::classify::{self, TensorRole};
-use crate::format::{SafetensorsFile, TensorInfo};
+use crate::error::Result;
 use crate::matrix::view::MatrixView;
-use crate::model::Model;
+use crate::model::{Model, StoredTensor, WeightFile, WeightFormat};
 
 /// One row of the output: a tensor, or one expert of a stacked expert tensor.
 #[derive(Debug, Clone)]
 pub struct Unit<'a> {
     /// The tensor this unit belongs to.
-    pub tensor: &'a TensorInfo,
+    pub tensor: &'a StoredTensor,
     /// The file holding it.
-    pub file: &'a SafetensorsFile,
+    pub file: &'a WeightFile,
     /// Its classification; `expert_index` is set per expert for stacked tensors.
     pub role: TensorRole,
     /// The rows × cols view of its data.
     pub view: MatrixView<'a>,
+    /// Stored bits per value (with a block scale's share).
+    pub bits_per_weight: f64,
     /// True for tensors of two or more dimensions, whose spectrum is meaningful.
     pub is_matrix: bool,
     /// Remarks for the `note` column.
     pub notes: Vec<String>,
 }
 
-/// The units of every tensor of `model`, in file and offset order.
-pub fn plan_units(model: &Model) -> Vec<Unit<'_>> {
+/// The units of every tensor of `model`, in file and offset order; an input error names the
+/// first tensor whose type aib cannot decode.
+pub fn plan_units(model: &Model) -> Result<Vec<Unit<'_>>> {
     let tied = model
         .config
         .as_ref()
         .and_then(|config| config.tie_word_embeddings)
         .unwrap_or(false);
+    let tie_reason = match model.format {
+        WeightFormat::Safetensors => "tie_word_embeddings",
+        WeightFormat::Gguf => "no output.weight",
+    };
     let mut units = Vec::new();
     for file in &model.files {
         for tensor in file.tensors() {
-            let role = classify::classify(&tensor.name, &tensor.shape, model.config.as_ref());
+            let (name, shape, config) = (&tensor.name, &tensor.shape, model.config.as_ref());
+            let role = match model.format {
+                WeightFormat::Safetensors => classify::classify(name, shape, config),
+                WeightFormat::Gguf => classify::classify_gguf(name, shape, config),
+            };
             let mut notes = Vec::new();
             if tied && role.block_type == classify::BlockType::Embedding {
-                notes.push("tied: also the output head (tie_word_embeddings)".to_string());
+                notes.push(format!("tied: also the output head ({tie_reason})"));
             }
-            let matrix = model.matrix(file, tensor);
+            let matrix = model.matrix(file, tensor)?;
             notes.extend(matrix.note);
             let unit = Unit {
                 tensor,
                 file,
                 role,
                 view: matrix.view,
+                bits_per_weight: matrix.bits_per_weight,
                 is_matrix: tensor.shape.len() >= 2,
                 notes,
             };
@@ -55,7 +68,7 @@ pub fn plan_units(model: &Model) -> Vec<Unit<'_>> {
             }
         }
     }
-    units
+    Ok(units)
 }
 
 /// One unit per expert of a stacked `[E, rows, cols]` tensor.

@@ -82,6 +82,16 @@ pub fn moments(dtype: Dtype, bytes: &[u8], sparsity_eps: f64) -> Moments {
     total
 }
 
+/// Statistics of f32 `values` already in memory (dequantized GGUF blocks): [`moments`] of their
+/// bytes. Requires [`supports`]`(Dtype::F32)`.
+pub fn f32_moments(values: &[f32], sparsity_eps: f64) -> Moments {
+    // SAFETY: the bytes of `values` are initialised and live as long as the borrow; u8 has no
+    // alignment requirement, and the kernel reads them as the little-endian f32 they are.
+    let bytes =
+        unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), 4 * values.len()) };
+    moments(Dtype::F32, bytes, sparsity_eps)
+}
+
 /// The exact, slower reduction of one chunk.
 fn two_pass(dtype: Dtype, chunk: &[u8], sparsity_eps: f64) -> Moments {
     let mut values = vec![0f32; chunk.len() / dtype.size()];

@@ -1,8 +1,10 @@
 //! The statistics pass: every view split into fixed-size tiles, tiles reduced in parallel.
 //!
-//! Three reductions, all independent of the thread count:
+//! Four reductions, all independent of the thread count:
 //! - bf16, f16 and f32 without a dequantisation scale: one read per value, power sums in f64
 //!   ([`power_sums`]), the fast path for almost every byte of a checkpoint;
+//! - block-quantized GGUF types: a few blocks at a time dequantized into a small f32 buffer that
+//!   stays in cache, reduced by the same f32 kernel (dequantized values are exact in f32);
 //! - other 1- and 2-byte dtypes (fp8, int8, int16, …) without a scale are counted by bit pattern
 //!   ([`ValueHistogram`]); integer counts merge exactly in any order;
 //! - everything else is decoded and reduced by the two-pass algorithm ([`Moments::of`]).
@@ -23,10 +25,16 @@ use super::histogram::{TileCounts, ValueHistogram};
 use super::moments::Moments;
 use super::power_sums;
 use crate::dtype::{Dtype, Element};
+use crate::gguf::GgmlType;
 use crate::matrix::view::MatrixView;
+use crate::storage::StorageType;
 
 /// Elements decoded at a time inside a tile: small enough for the buffer to stay in L1.
 const CHUNK_ELEMENTS: usize = 2048;
+
+/// Values dequantized at a time from a block-quantized tile: 16 KB of f32, in L1 while the
+/// kernel reads it back; a multiple of every block size (32 and 256).
+const DEQUANTIZED_CHUNK: usize = 4096;
 
 /// How the statistics pass cuts and counts.
 #[derive(Debug, Clone, Copy)]
@@ -62,12 +70,12 @@ pub fn reduce_views(
     options: &ReduceOptions,
     on_bytes: &(dyn Fn(u64) + Sync),
 ) -> Vec<Moments> {
-    let tile = options.tile_elements.max(1);
+    let tile_of = |view: &MatrixView<'_>| tile_elements(view, options.tile_elements);
     let tiles: Vec<(usize, Range<usize>)> = views
         .iter()
         .enumerate()
         .flat_map(|(index, view)| {
-            let numel = view.numel();
+            let (numel, tile) = (view.numel(), tile_of(view));
             (0..numel)
                 .step_by(tile)
                 .map(move |start| (index, start..(start + tile).min(numel)))
@@ -77,8 +85,10 @@ pub fn reduce_views(
         .iter()
         .map(|view| {
             let countable = view.scale.is_none()
-                && !power_sums::supports(view.dtype)
-                && ValueHistogram::new(view.dtype).is_some();
+                && view.storage.dtype().is_some_and(|dtype| {
+                    !power_sums::supports(dtype) && ValueHistogram::new(dtype).is_some()
+                });
+            let tile = tile_of(view);
             countable.then(|| HistogramSlot {
                 remaining_tiles: AtomicUsize::new(view.numel().div_ceil(tile)),
                 histogram: Mutex::new(None),
@@ -119,6 +129,14 @@ pub fn reduce_views(
     results
 }
 
+/// Elements per tile of `view` for a requested `tile_elements`: rounded up to whole quantization
+/// blocks, so that every tile is a run of whole blocks in the file.
+fn tile_elements(view: &MatrixView<'_>, tile_elements: usize) -> usize {
+    tile_elements
+        .max(1)
+        .next_multiple_of(view.storage.block_values())
+}
+
 /// Counts one tile into its view's histogram, with a table from `tables` (one per dtype,
 /// reused across tiles); the last tile turns the histogram into moments.
 fn count_tile(
@@ -128,17 +146,18 @@ fn count_tile(
     bytes: Range<usize>,
     sparsity_eps: f64,
 ) {
-    let table = match tables.iter().position(|table| table.dtype() == view.dtype) {
+    let dtype = view.storage.dtype().expect("countable views have a dtype");
+    let table = match tables.iter().position(|table| table.dtype() == dtype) {
         Some(position) => &mut tables[position],
         None => {
-            tables.push(TileCounts::new(view.dtype).expect("countable dtype"));
+            tables.push(TileCounts::new(dtype).expect("countable dtype"));
             tables.last_mut().expect("just pushed")
         }
     };
     table.count(&view.map[bytes]);
     let mut histogram = lock(&slot.histogram);
     histogram
-        .get_or_insert_with(|| ValueHistogram::new(view.dtype).expect("countable dtype"))
+        .get_or_insert_with(|| ValueHistogram::new(dtype).expect("countable dtype"))
         .add(table);
     table.clear();
     if slot.remaining_tiles.fetch_sub(1, Ordering::AcqRel) == 1
@@ -149,19 +168,57 @@ fn count_tile(
 }
 
 /// Statistics of elements `elements` of `view` in floating point: in one pass over the stored
-/// bytes for bf16, f16 and f32; else decoded chunk by chunk into f32 (exact for every stored dtype
-/// but F64, and half the cache footprint), into f64 for F64 tensors and for dequantised ones (a
-/// value times its scale is not exact in f32).
+/// bytes for bf16, f16 and f32; block-quantized types dequantized a chunk at a time and reduced
+/// by the f32 kernel; else decoded chunk by chunk into f32 (exact for every stored dtype but F64,
+/// and half the cache footprint), into f64 for F64 tensors and for dequantised ones (a value
+/// times its scale is not exact in f32).
 pub fn reduce_tile(view: &MatrixView<'_>, elements: Range<usize>, sparsity_eps: f64) -> Moments {
-    if view.scale.is_none() && power_sums::supports(view.dtype) {
+    let dtype = match view.storage {
+        StorageType::Quantized(ggml_type) if view.scale.is_none() => {
+            return reduce_quantized(view, ggml_type, elements, sparsity_eps);
+        }
+        StorageType::Quantized(_) => Dtype::F32,
+        StorageType::Dtype(dtype) => dtype,
+    };
+    if view.scale.is_none() && power_sums::supports(dtype) {
         let bytes = view.raw_bytes(elements);
-        return power_sums::moments(view.dtype, bytes, sparsity_eps);
+        return power_sums::moments(dtype, bytes, sparsity_eps);
     }
-    if view.dtype == Dtype::F64 || view.scale.is_some() {
+    if dtype == Dtype::F64 || view.scale.is_some() {
         reduce_tile_as::<f64>(view, elements, sparsity_eps)
     } else {
         reduce_tile_as::<f32>(view, elements, sparsity_eps)
     }
+}
+
+/// Statistics of elements `elements` (whole blocks) of a block-quantized view: each chunk of
+/// blocks is dequantized straight from the map into a buffer on the stack, then reduced while it
+/// is still in L1, by the f32 power-sum kernel where the processor has it.
+fn reduce_quantized(
+    view: &MatrixView<'_>,
+    ggml_type: GgmlType,
+    elements: Range<usize>,
+    sparsity_eps: f64,
+) -> Moments {
+    let fast = power_sums::supports(Dtype::F32);
+    let mut buffer = [0f32; DEQUANTIZED_CHUNK];
+    let mut moments = Moments::default();
+    let mut start = elements.start;
+    while start < elements.end {
+        let len = (elements.end - start).min(DEQUANTIZED_CHUNK);
+        let chunk = &mut buffer[..len];
+        if let Err(err) = ggml_type.dequantize(view.raw_bytes(start..start + len), chunk) {
+            panic!("a view of a type aib cannot decode was made: {err}");
+        }
+        let chunk_moments = if fast {
+            power_sums::f32_moments(chunk, sparsity_eps)
+        } else {
+            Moments::of(chunk, sparsity_eps)
+        };
+        moments.merge(&chunk_moments);
+        start += len;
+    }
+    moments
 }
 
 fn reduce_tile_as<T: Element + Default>(
@@ -180,4 +237,149 @@ fn reduce_tile_as<T: Element + Default>(
         start += len;
     }
     moments
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::histogram::compensated_sum;
+    use memmap2::Mmap;
+
+    fn mapped(bytes: &[u8]) -> Mmap {
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, bytes).unwrap();
+        // SAFETY: the file is private to this test and never changes while mapped.
+        unsafe { Mmap::map(&file) }.unwrap()
+    }
+
+    /// `blocks` random blocks of `ggml_type` (xorshift bytes) whose f16 scales at
+    /// `scale_offsets` are `scale(block)`.
+    fn random_blocks(
+        ggml_type: GgmlType,
+        blocks: usize,
+        scale_offsets: &[usize],
+        scale: impl Fn(usize) -> f32,
+    ) -> Vec<u8> {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let size = ggml_type.type_size();
+        let mut bytes: Vec<u8> = (0..blocks * size)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        for (index, block) in bytes.chunks_exact_mut(size).enumerate() {
+            for &at in scale_offsets {
+                let bits = half::f16::from_f32(scale(index)).to_le_bytes();
+                block[at..at + 2].copy_from_slice(&bits);
+            }
+        }
+        bytes
+    }
+
+    /// The definition in float64, over values dequantized as one slice: two passes with
+    /// compensated sums, NaN and ±Inf counted apart.
+    fn reference(values: &[f32], eps: f64) -> Moments {
+        let finite: Vec<f64> = values
+            .iter()
+            .map(|&x| x as f64)
+            .filter(|x| x.is_finite())
+            .collect();
+        let n = finite.len() as f64;
+        let mean = compensated_sum(finite.iter().copied()) / n;
+        Moments {
+            numel: values.len() as u64,
+            finite: finite.len() as u64,
+            mean,
+            m2: compensated_sum(finite.iter().map(|x| (x - mean) * (x - mean))),
+            min: finite.iter().copied().fold(f64::INFINITY, f64::min),
+            max: finite.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            abs_sum: compensated_sum(finite.iter().map(|x| x.abs())),
+            near_zero: values.iter().filter(|x| (x.abs() as f64) <= eps).count() as u64,
+            nan: values.iter().filter(|x| x.is_nan()).count() as u64,
+            inf: values.iter().filter(|x| x.is_infinite()).count() as u64,
+        }
+    }
+
+    fn in_pool<T: Send>(threads: usize, work: impl FnOnce() -> T + Send) -> T {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(work)
+    }
+
+    #[test]
+    fn quantized_views_match_a_float64_reference_for_any_tiling_and_thread_count() {
+        let eps = 1e-3;
+        let cases = [
+            // Q4_K with centred values (min near scale · q / 2).
+            (GgmlType::Q4_K, &[0, 2][..], 0.01f32, 40),
+            // Q4_1 far from zero: d = 2^-10, m = 1000 (+ d · q): ill-conditioned chunks, which
+            // take the two-pass path.
+            (GgmlType::Q4_1, &[0][..], 0.0, 320),
+            // Q8_0 with a NaN scale in every 7th block and an infinite one in every 11th.
+            (GgmlType::Q8_0, &[0][..], 0.02, 320),
+        ];
+        for (ggml_type, offsets, d, blocks) in cases {
+            let mut bytes = random_blocks(ggml_type, blocks, offsets, |block| match ggml_type {
+                GgmlType::Q8_0 if block % 7 == 3 => f32::NAN,
+                GgmlType::Q8_0 if block % 11 == 5 => f32::INFINITY,
+                GgmlType::Q4_1 => 2f32.powi(-10),
+                _ => d,
+            });
+            if ggml_type == GgmlType::Q4_1 {
+                for block in bytes.chunks_exact_mut(ggml_type.type_size()) {
+                    block[2..4].copy_from_slice(&half::f16::from_f32(1000.0).to_le_bytes());
+                }
+            }
+            let map = mapped(&bytes);
+            let numel = blocks * ggml_type.block_size();
+            let cols = 2 * ggml_type.block_size();
+            let storage = StorageType::Quantized(ggml_type);
+            let view = MatrixView::new(&map, 0..bytes.len(), storage, numel / cols, cols);
+            let mut values = vec![0f32; numel];
+            ggml_type.dequantize(&bytes, &mut values).unwrap();
+            let want = reference(&values, eps);
+
+            // Tiles of one block's worth or less are rounded up to whole blocks.
+            let mut results = Vec::new();
+            for tile_elements in [1, 1000, 4096, 1 << 22] {
+                for threads in [1, 2] {
+                    let options = ReduceOptions {
+                        tile_elements,
+                        sparsity_eps: eps,
+                    };
+                    let done = AtomicUsize::new(0);
+                    let on_bytes = |bytes: u64| {
+                        done.fetch_add(bytes as usize, Ordering::Relaxed);
+                    };
+                    let got = in_pool(threads, || {
+                        reduce_views(std::slice::from_ref(&view), &options, &on_bytes)
+                    })[0];
+                    assert_eq!(done.into_inner(), bytes.len(), "every byte reported once");
+                    results.push((tile_elements, threads, got));
+                }
+            }
+            for (tile_elements, threads, got) in &results {
+                let what = format!("{ggml_type} tile {tile_elements} threads {threads}");
+                assert_eq!(
+                    (got.numel, got.finite, got.nan, got.inf, got.near_zero),
+                    (want.numel, want.finite, want.nan, want.inf, want.near_zero),
+                    "{what}"
+                );
+                assert_eq!((got.min, got.max), (want.min, want.max), "{what}");
+                let spread = want.abs_sum / want.finite as f64;
+                assert!((got.mean - want.mean).abs() <= 1e-12 * spread, "{what}");
+                assert!((got.m2 - want.m2).abs() <= 1e-9 * want.m2, "{what}");
+                assert!((got.abs_sum - want.abs_sum).abs() <= 1e-12 * want.abs_sum);
+            }
+            // Same tiling, any thread count: the same bits.
+            for pair in results.chunks(2) {
+                assert_eq!(pair[0].2, pair[1].2, "{ggml_type} tile {}", pair[0].0);
+            }
+        }
+    }
 }

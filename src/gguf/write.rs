@@ -2,6 +2,8 @@
 //! files (hostile ones are made by editing its output), so it writes exactly what the reader
 //! expects: tensors in insertion order, each padded to the alignment, as llama.cpp writes them.
 
+use std::io::{self, Write};
+
 use super::header::{DEFAULT_ALIGNMENT, MAGIC, align};
 use super::metadata::Value;
 use super::quant::GgmlType;
@@ -87,31 +89,44 @@ impl GgufWriter {
 
     /// The file image.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = MAGIC.to_vec();
-        out.extend(self.version.to_le_bytes());
-        out.extend((self.tensors.len() as u64).to_le_bytes());
-        out.extend((self.metadata.len() as u64).to_le_bytes());
+        let mut out = Vec::new();
+        self.write_to(&mut out)
+            .expect("writing to memory cannot fail");
+        out
+    }
+
+    /// Writes the file image to `out`, the tensors' data straight from their buffers (a
+    /// benchmark file of a gigabyte is not copied a second time).
+    pub fn write_to(&self, out: &mut impl Write) -> io::Result<()> {
+        let mut header = MAGIC.to_vec();
+        header.extend(self.version.to_le_bytes());
+        header.extend((self.tensors.len() as u64).to_le_bytes());
+        header.extend((self.metadata.len() as u64).to_le_bytes());
         for (key, value) in &self.metadata {
-            write_string(&mut out, key);
-            out.extend(value.value_type().id().to_le_bytes());
-            write_value(&mut out, value);
+            write_string(&mut header, key);
+            header.extend(value.value_type().id().to_le_bytes());
+            write_value(&mut header, value);
         }
         let mut offset = 0u64;
         for tensor in &self.tensors {
-            write_string(&mut out, &tensor.name);
-            out.extend((tensor.shape.len() as u32).to_le_bytes());
+            write_string(&mut header, &tensor.name);
+            header.extend((tensor.shape.len() as u32).to_le_bytes());
             for &dim in tensor.shape.iter().rev() {
-                out.extend((dim as u64).to_le_bytes());
+                header.extend((dim as u64).to_le_bytes());
             }
-            out.extend(tensor.ggml_type.id().to_le_bytes());
-            out.extend(offset.to_le_bytes());
+            header.extend(tensor.ggml_type.id().to_le_bytes());
+            header.extend(offset.to_le_bytes());
             offset = self.padded(offset + tensor.data.len() as u64);
         }
+        out.write_all(&header)?;
+        let mut position = header.len() as u64;
         for tensor in &self.tensors {
-            out.resize(self.padded(out.len() as u64) as usize, 0);
-            out.extend(&tensor.data);
+            let padding = self.padded(position) - position;
+            out.write_all(&vec![0; padding as usize])?;
+            out.write_all(&tensor.data)?;
+            position += padding + tensor.data.len() as u64;
         }
-        out
+        Ok(())
     }
 
     fn padded(&self, position: u64) -> u64 {

@@ -1,9 +1,10 @@
 //! A 2-D view of a stored tensor (or of a slice of one) inside a memory-mapped file, decoded on
-//! demand and dequantised when it has a block scale.
+//! demand and dequantised when it has a block scale or is block-quantized (GGUF).
 //!
 //! [`MatrixView`] covers whole rows stored contiguously: a 2-D tensor, or one expert of a stacked
 //! `[E, rows, cols]` tensor. Windows of rows and columns (attention heads) are
-//! [`super::SubMatrix`]es over it.
+//! [`super::SubMatrix`]es over it. A GGUF row is a whole number of quantization blocks, so rows,
+//! row tiles and experts start and end on block boundaries and are sliced from the bytes directly.
 
 use std::ops::Range;
 
@@ -12,6 +13,11 @@ use memmap2::Mmap;
 use super::MatrixRows;
 use crate::dtype::{self, Dtype, Element};
 use crate::format::TensorInfo;
+use crate::gguf::GgmlType;
+use crate::storage::StorageType;
+
+/// Values dequantized at a time from a block-quantized view: 16 KB of f32, which stays in L1.
+const DEQUANTIZE_VALUES: usize = 4096;
 
 /// DeepSeek-V3's fp8 block size, used when the scale's shape agrees with it.
 const DEFAULT_SCALE_BLOCK: usize = 128;
@@ -86,15 +92,19 @@ impl<'a> BlockScale<'a> {
     }
 }
 
-/// `rows × cols` elements of `dtype` stored row-major at `bytes` of a mapped file.
+/// `rows × cols` values stored row-major at `bytes` of a mapped file, one element each or in
+/// quantization blocks.
+///
+/// A block-quantized view must be of a type aib can dequantize ([`StorageType::can_decode`]):
+/// decoding any other panics, so the model refuses to make such views (`Model::matrix`).
 #[derive(Debug, Clone)]
 pub struct MatrixView<'a> {
     /// The mapped file holding the data.
     pub map: &'a Mmap,
     /// Absolute byte range of the data.
     pub bytes: Range<usize>,
-    /// Element type as stored.
-    pub dtype: Dtype,
+    /// How the values are stored.
+    pub storage: StorageType,
     /// Number of rows.
     pub rows: usize,
     /// Number of columns.
@@ -104,18 +114,19 @@ pub struct MatrixView<'a> {
 }
 
 impl<'a> MatrixView<'a> {
-    /// The `rows × cols` matrix of `dtype` stored at `bytes` of `map`, unscaled.
+    /// The `rows × cols` matrix stored as `storage` (a [`Dtype`] or [`StorageType`]) at `bytes`
+    /// of `map`, unscaled.
     pub fn new(
         map: &'a Mmap,
         bytes: Range<usize>,
-        dtype: Dtype,
+        storage: impl Into<StorageType>,
         rows: usize,
         cols: usize,
     ) -> MatrixView<'a> {
         MatrixView {
             map,
             bytes,
-            dtype,
+            storage: storage.into(),
             rows,
             cols,
             scale: None,
@@ -125,9 +136,9 @@ impl<'a> MatrixView<'a> {
     /// Matrix `index` of a stack of `count` equal matrices stored one after another in this view's
     /// bytes, e.g. expert `index` of a stacked `[E, rows, cols]` tensor viewed as `E × rows·cols`.
     pub fn stacked(&self, index: usize, rows: usize, cols: usize) -> MatrixView<'a> {
-        let size = rows * cols * self.dtype.size();
+        let size = rows * cols / self.storage.block_values() * self.storage.block_bytes();
         let start = self.bytes.start + index * size;
-        MatrixView::new(self.map, start..start + size, self.dtype, rows, cols)
+        MatrixView::new(self.map, start..start + size, self.storage, rows, cols)
     }
 
     /// Number of elements.
@@ -137,11 +148,48 @@ impl<'a> MatrixView<'a> {
 
     /// Decodes elements `start .. start + out.len()` (row-major order) into `out`.
     pub fn decode_elements<T: Element>(&self, start: usize, out: &mut [T]) {
-        let size = self.dtype.size();
-        let from = self.bytes.start + start * size;
-        dtype::decode(self.dtype, &self.map[from..from + out.len() * size], out);
+        match self.storage {
+            StorageType::Dtype(dtype) => {
+                let size = dtype.size();
+                let from = self.bytes.start + start * size;
+                dtype::decode(dtype, &self.map[from..from + out.len() * size], out);
+            }
+            StorageType::Quantized(ggml_type) => self.dequantize(ggml_type, start, out),
+        }
         if let Some(scale) = &self.scale {
             self.apply_scale(scale, start, out);
+        }
+    }
+
+    /// Dequantizes the blocks holding elements `start .. start + out.len()` a few at a time into
+    /// a buffer on the stack, and copies the requested values out (every value of a block is
+    /// exact in f32, so widening to `T` is exact too).
+    fn dequantize<T: Element>(&self, ggml_type: GgmlType, start: usize, out: &mut [T]) {
+        let (block_values, block_bytes) = (ggml_type.block_size(), ggml_type.type_size());
+        let mut buffer = [0f32; DEQUANTIZE_VALUES];
+        let blocks_per_pass = (DEQUANTIZE_VALUES / block_values).max(1);
+        let end = start + out.len();
+        let mut block = start / block_values;
+        let mut written = 0;
+        while written < out.len() {
+            let first_value = block * block_values;
+            let blocks = (end - first_value)
+                .div_ceil(block_values)
+                .min(blocks_per_pass);
+            let values = &mut buffer[..blocks * block_values];
+            let from = self.bytes.start + block * block_bytes;
+            if let Err(err) =
+                ggml_type.dequantize(&self.map[from..from + blocks * block_bytes], values)
+            {
+                panic!("a view of a type aib cannot decode was made: {err}");
+            }
+            let skip = start.saturating_sub(first_value);
+            let take = (values.len() - skip).min(out.len() - written);
+            for (slot, &value) in out[written..written + take].iter_mut().zip(&values[skip..]) {
+                *slot = T::from_f32(value);
+            }
+            written += take;
+            block += blocks;
         }
     }
 
@@ -163,7 +211,7 @@ impl<'a> MatrixView<'a> {
         }
     }
 
-    /// The stored bytes of elements `elements` (row-major order).
+    /// The stored bytes of elements `elements` (row-major order; whole blocks for a quantized view).
     pub fn raw_bytes(&self, elements: Range<usize>) -> &'a [u8] {
         &self.map[self.byte_range(elements)]
     }
@@ -186,10 +234,13 @@ impl<'a> MatrixView<'a> {
         };
     }
 
-    /// Byte range of elements `elements` (for releasing pages once they are done).
+    /// Byte range of elements `elements` (for releasing pages once they are done); for a
+    /// block-quantized view, of the whole blocks holding them.
     pub fn byte_range(&self, elements: Range<usize>) -> Range<usize> {
-        let size = self.dtype.size();
-        self.bytes.start + elements.start * size..self.bytes.start + elements.end * size
+        let (values, size) = (self.storage.block_values(), self.storage.block_bytes());
+        let first_block = elements.start / values;
+        let end_block = elements.end.div_ceil(values);
+        self.bytes.start + first_block * size..self.bytes.start + end_block * size
     }
 }
 
@@ -287,5 +338,76 @@ mod tests {
         // Matrix 1 of two stacked 3 × 8 matrices is rows 3..6 of the whole (unscaled).
         let unscaled = MatrixView::new(&map, 0..4 * values.len(), Dtype::F32, 2, 24);
         assert_eq!(read_all(&unscaled.stacked(1, 3, 8)), values[24..]);
+    }
+
+    /// A file-backed map of raw bytes.
+    fn mapped_bytes(bytes: &[u8]) -> Mmap {
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, bytes).unwrap();
+        // SAFETY: the file is private to this test and never changes while mapped.
+        unsafe { Mmap::map(&file) }.unwrap()
+    }
+
+    /// `count` Q8_0 blocks, block b with scale 2^-(b mod 5) and quants b + i − 16 (wrapping).
+    fn q8_0_blocks(count: usize) -> (Vec<u8>, Vec<f32>) {
+        let mut bytes = Vec::new();
+        let mut values = Vec::new();
+        for block in 0..count {
+            let d = 0.5f32.powi((block % 5) as i32);
+            bytes.extend(half::f16::from_f32(d).to_le_bytes());
+            for i in 0..32 {
+                let q = (block + i) as u8 as i8;
+                bytes.push(q as u8);
+                values.push(d * q as f32);
+            }
+        }
+        (bytes, values)
+    }
+
+    #[test]
+    fn quantized_views_read_rows_windows_and_experts_block_by_block() {
+        // 2 experts × 6 rows × 64 columns of Q8_0: 24 blocks of 32 values, 2 per row.
+        let (bytes, values) = q8_0_blocks(24);
+        let map = mapped_bytes(&bytes);
+        let q8_0 = StorageType::Quantized(GgmlType::Q8_0);
+        let whole = MatrixView::new(&map, 0..bytes.len(), q8_0, 12, 64);
+        assert_eq!(read_all(&whole), values);
+        // Any element range, aligned to blocks or not, as f32 or f64.
+        for (start, len) in [(0, 768), (5, 3), (31, 2), (40, 100), (700, 68)] {
+            let mut out = vec![0f64; len];
+            whole.decode_elements(start, &mut out);
+            let want: Vec<f64> = values[start..start + len]
+                .iter()
+                .map(|&v| v as f64)
+                .collect();
+            assert_eq!(out, want, "{start}..+{len}");
+        }
+        // Whole blocks' bytes hold any element range.
+        assert_eq!(whole.byte_range(0..32), 0..34);
+        assert_eq!(whole.byte_range(40..70), 34..102);
+        // Expert 1 of the stack [2, 6, 64] is the second half, rows 6..12.
+        let expert = whole.stacked(1, 6, 64);
+        assert_eq!(expert.bytes, bytes.len() / 2..bytes.len());
+        assert_eq!(read_all(&expert), values[384..]);
+        // A head's window of it.
+        let window = crate::matrix::SubMatrix::new(&expert, 2..4, 16..48).unwrap();
+        let want: Vec<f32> = (8..10)
+            .flat_map(|row| values[row * 64 + 16..row * 64 + 48].to_vec())
+            .collect();
+        assert_eq!(read_all(&window), want);
+    }
+
+    #[test]
+    #[should_panic(expected = "cannot decode")]
+    fn a_view_of_an_undecodable_type_refuses_to_guess() {
+        let map = mapped_bytes(&[0; 66]);
+        let view = MatrixView::new(
+            &map,
+            0..66,
+            StorageType::Quantized(GgmlType::IQ2_XXS),
+            1,
+            256,
+        );
+        read_all(&view);
     }
 }

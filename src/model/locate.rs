@@ -1,10 +1,12 @@
-//! Locating a model's files: a folder, one `.safetensors` file, an index file, or a Hub id in the
-//! local cache.
+//! Locating a model's files: a folder, one `.safetensors` file, an index file, a `.gguf` file
+//! (the first or any part of a split), or a Hub id in the local cache.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 
+use super::weights::WeightFormat;
 use crate::error::{Error, Result};
+use crate::gguf::split::{self, SplitName};
 use crate::hub::cache;
 
 /// The name of the index file of a sharded checkpoint.
@@ -19,8 +21,11 @@ pub(super) struct Location {
     pub revision: Option<String>,
     /// The folder holding the weights.
     pub folder: PathBuf,
-    /// The `.safetensors` files, sorted by name.
+    /// The weight files: `.safetensors` shards sorted by name, or the `.gguf` file (every part
+    /// of a split, in order).
     pub shards: Vec<PathBuf>,
+    /// Their format.
+    pub format: WeightFormat,
     /// The index's tensor → shard file map, when the model is sharded with an index.
     pub weight_map: Option<BTreeMap<String, String>>,
 }
@@ -28,9 +33,9 @@ pub(super) struct Location {
 /// Finds the model named by `spec` (see the module doc); `revision` picks a Hub snapshot.
 pub(super) fn locate(spec: &str, revision: Option<&str>) -> Result<Location> {
     let path = Path::new(spec);
-    let (folder, shards, weight_map, hub) = if path.exists() {
-        let (folder, shards, weight_map) = files_at(path)?;
-        (folder, shards, weight_map, cache::snapshot_identity(path))
+    let (folder, files, hub) = if path.exists() {
+        let files = files_at(path)?;
+        (files.folder.clone(), files, cache::snapshot_identity(path))
     } else if cache::looks_like_repo_id(spec) {
         let cache_dir = cache::cache_dir().ok_or_else(|| {
             Error::input(format!(
@@ -38,8 +43,12 @@ pub(super) fn locate(spec: &str, revision: Option<&str>) -> Result<Location> {
             ))
         })?;
         let (snapshot, commit) = cache::resolve_snapshot(&cache_dir, spec, revision)?;
-        let (folder, shards, weight_map) = files_at(&snapshot)?;
-        (folder, shards, weight_map, Some((spec.to_string(), commit)))
+        let files = files_at(&snapshot)?;
+        (
+            files.folder.clone(),
+            files,
+            Some((spec.to_string(), commit)),
+        )
     } else {
         return Err(Error::input(format!("{spec}: no such file or folder")));
     };
@@ -51,28 +60,60 @@ pub(super) fn locate(spec: &str, revision: Option<&str>) -> Result<Location> {
         model_id,
         revision,
         folder,
-        shards,
-        weight_map,
+        shards: files.shards,
+        format: files.format,
+        weight_map: files.weight_map,
     })
 }
 
-type Files = (PathBuf, Vec<PathBuf>, Option<BTreeMap<String, String>>);
+/// What an existing path holds.
+struct Files {
+    folder: PathBuf,
+    shards: Vec<PathBuf>,
+    format: WeightFormat,
+    weight_map: Option<BTreeMap<String, String>>,
+}
 
-/// The folder, shard files and index map for an existing path.
+impl Files {
+    fn safetensors(folder: PathBuf, shards: Vec<PathBuf>) -> Files {
+        Files {
+            folder,
+            shards,
+            format: WeightFormat::Safetensors,
+            weight_map: None,
+        }
+    }
+
+    /// The GGUF model `path` names: it alone, or every part of its split.
+    fn gguf(folder: PathBuf, path: &Path) -> Result<Files> {
+        Ok(Files {
+            folder,
+            shards: split::split_paths(path)?,
+            format: WeightFormat::Gguf,
+            weight_map: None,
+        })
+    }
+}
+
+/// The folder, weight files and index map for an existing path. A folder's safetensors come
+/// first; a folder without any must hold exactly one GGUF model.
 fn files_at(path: &Path) -> Result<Files> {
     if path.is_dir() {
         let index = path.join(INDEX_FILE);
         if index.is_file() {
             return files_of_index(&index);
         }
-        let shards = safetensors_in(path)?;
-        if shards.is_empty() {
-            return Err(Error::input(format!(
-                "{}: no .safetensors files in this folder",
-                path.display()
-            )));
+        let shards = files_in(path, "safetensors")?;
+        if !shards.is_empty() {
+            return Ok(Files::safetensors(path.to_path_buf(), shards));
         }
-        return Ok((path.to_path_buf(), shards, None));
+        return match gguf_model_in(path)? {
+            Some(first) => Files::gguf(path.to_path_buf(), &first),
+            None => Err(Error::input(format!(
+                "{}: no .safetensors or .gguf files in this folder",
+                path.display()
+            ))),
+        };
     }
     let name = path
         .file_name()
@@ -85,30 +126,78 @@ fn files_at(path: &Path) -> Result<Files> {
         folder
     };
     if name.ends_with(".safetensors") {
-        Ok((folder, vec![path.to_path_buf()], None))
+        Ok(Files::safetensors(folder, vec![path.to_path_buf()]))
+    } else if name.ends_with(".gguf") {
+        Files::gguf(folder, path)
     } else if name.ends_with(".json") {
         files_of_index(path)
     } else {
         Err(Error::input(format!(
-            "{}: not a .safetensors file, an index .json file or a folder",
+            "{}: not a .safetensors or .gguf file, an index .json file or a folder",
             path.display()
         )))
     }
 }
 
-fn safetensors_in(folder: &Path) -> Result<Vec<PathBuf>> {
+/// The files of `folder` with extension `extension`, sorted by name.
+fn files_in(folder: &Path, extension: &str) -> Result<Vec<PathBuf>> {
     let entries = std::fs::read_dir(folder).map_err(|err| Error::io("listing", folder, err))?;
-    let mut shards = Vec::new();
+    let mut files = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|err| Error::io("listing", folder, err))?;
         let path = entry.path();
-        let is_weights = path.extension().is_some_and(|ext| ext == "safetensors");
-        if is_weights && path.is_file() {
-            shards.push(path);
+        let matches = path.extension().is_some_and(|ext| ext == extension);
+        if matches && path.is_file() {
+            files.push(path);
         }
     }
-    shards.sort();
-    Ok(shards)
+    files.sort();
+    Ok(files)
+}
+
+/// The one GGUF model of `folder` (a file, or the first part of a split), `None` when there is
+/// no `.gguf` file. Multimodal projectors (`mmproj*.gguf`) are not the model and are passed
+/// over; several models (e.g. a Q4_K_M and a Q8_0 file side by side) are an error naming them.
+fn gguf_model_in(folder: &Path) -> Result<Option<PathBuf>> {
+    let files: Vec<PathBuf> = files_in(folder, "gguf")?
+        .into_iter()
+        .filter(|path| {
+            let name = path.file_name().and_then(|name| name.to_str());
+            !name.is_some_and(|name| name.starts_with("mmproj"))
+        })
+        .collect();
+    // A split counts once, by its prefix and part count.
+    let models: BTreeSet<(String, u32)> = files
+        .iter()
+        .map(|path| {
+            let name = path
+                .file_name()
+                .and_then(|name| name.to_str())
+                .unwrap_or("");
+            match SplitName::parse(name) {
+                Some(part) => (part.prefix, part.count),
+                None => (name.to_string(), 0),
+            }
+        })
+        .collect();
+    match models.len() {
+        0 => Ok(None),
+        1 => Ok(files.into_iter().next()),
+        _ => {
+            let names: Vec<String> = models
+                .iter()
+                .map(|(name, count)| match count {
+                    0 => name.clone(),
+                    count => format!("{name}-*-of-{count:05}.gguf"),
+                })
+                .collect();
+            Err(Error::input(format!(
+                "{}: holds several GGUF models ({}); name the file to read",
+                folder.display(),
+                names.join(", ")
+            )))
+        }
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -163,7 +252,10 @@ fn files_of_index(index: &Path) -> Result<Files> {
             missing.join(", ")
         )));
     }
-    Ok((folder, shards, Some(parsed.weight_map)))
+    Ok(Files {
+        weight_map: Some(parsed.weight_map),
+        ..Files::safetensors(folder, shards)
+    })
 }
 
 /// The last two components of a folder, e.g. `data/models/Qwen/Qwen3-4B` → `Qwen/Qwen3-4B`.

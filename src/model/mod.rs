@@ -1,8 +1,11 @@
-//! A model: located (a folder, one `.safetensors` file, an index file, or a Hub id in the local
-//! cache), every shard mapped and checked against the others and the index, with the files beside
-//! the weights that the commands use (`config.json`, `tokenizer.json` or `vocab.txt`).
+//! A model: located (a folder, one `.safetensors` file, an index file, a `.gguf` file or split,
+//! or a Hub id in the local cache), every weight file mapped and checked against the others and
+//! the index, with what the commands use beside the weights: `config.json` and `tokenizer.json`
+//! or `vocab.txt` for safetensors; for GGUF, the same facts from the file's metadata
+//! (`{arch}.*` keys and `tokenizer.ggml.tokens`).
 
 mod locate;
+mod weights;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,8 +15,14 @@ use crate::config::{self, ModelConfig};
 use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use crate::format::{SafetensorsFile, TensorInfo};
+use crate::gguf::split;
 use crate::matrix::view::{BlockScale, MatrixView};
+use crate::storage::StorageType;
 pub use locate::INDEX_FILE;
+pub use weights::{StoredTensor, WeightFile, WeightFormat};
+
+/// The GGUF name of the output head; a GGUF model without it ties the head to `token_embd`.
+pub const GGUF_OUTPUT_HEAD: &str = "output.weight";
 
 /// An open model: its identity, its mapped shards and the files beside them.
 #[derive(Debug)]
@@ -26,12 +35,18 @@ pub struct Model {
     pub revision: Option<String>,
     /// The folder holding the weights.
     pub folder: PathBuf,
-    /// The shards, mapped and validated, sorted by file name.
-    pub files: Vec<SafetensorsFile>,
-    /// `config.json`, when present.
+    /// The format of the weight files.
+    pub format: WeightFormat,
+    /// The weight files, mapped and validated: safetensors shards sorted by file name, or the
+    /// parts of a GGUF model in order.
+    pub files: Vec<WeightFile>,
+    /// The architecture: `config.json` when present; for GGUF, from the metadata
+    /// ([`config::from_gguf`]).
     pub config: Option<ModelConfig>,
-    /// The vocabulary file beside the weights: `tokenizer.json`, else `vocab.txt`.
+    /// The vocabulary file beside the weights: `tokenizer.json`, else `vocab.txt` (safetensors).
     pub tokenizer: Option<PathBuf>,
+    /// A GGUF model's vocabulary, `tokenizer.ggml.tokens`: token id → token text.
+    pub gguf_tokens: Option<Vec<String>>,
     /// Tensor name → (file index, tensor index in that file).
     index: BTreeMap<String, (usize, usize)>,
 }
@@ -41,8 +56,11 @@ pub struct Model {
 pub struct TensorMatrix<'a> {
     /// The rows × cols view of its data, with its dequantisation scale when it has one.
     pub view: MatrixView<'a>,
-    /// Remarks on how the values were obtained (fp8 dequantisation, or why it was not done).
+    /// Remarks on how the values were obtained (fp8 or GGUF dequantisation, or why it was not
+    /// done).
     pub note: Option<String>,
+    /// Stored bits per value, a block scale's share included (fp8 with a `weight_scale_inv`).
+    pub bits_per_weight: f64,
 }
 
 impl Model {
@@ -50,74 +68,138 @@ impl Model {
     /// checks that tensor names are unique and agree with the index.
     pub fn open(spec: &str, revision: Option<&str>) -> Result<Model> {
         let location = locate::locate(spec, revision)?;
-        let files = location
-            .shards
-            .iter()
-            .map(|path| SafetensorsFile::open(path))
-            .collect::<Result<Vec<_>>>()?;
+        let files = match location.format {
+            WeightFormat::Safetensors => location
+                .shards
+                .iter()
+                .map(|path| SafetensorsFile::open(path).map(WeightFile::from_safetensors))
+                .collect::<Result<Vec<_>>>()?,
+            // The split's parts are checked against each other's `split.*` keys.
+            WeightFormat::Gguf => split::open_split(&location.shards[0])?
+                .into_iter()
+                .map(WeightFile::from_gguf)
+                .collect(),
+        };
         let index = index_tensors(&files)?;
         if let Some(weight_map) = &location.weight_map {
             check_index(weight_map, &files, &index)?;
         }
         let beside = |name: &str| Some(location.folder.join(name)).filter(|path| path.is_file());
-        let config = beside("config.json")
-            .as_deref()
-            .map(config::read)
-            .transpose()?;
-        let tokenizer = beside("tokenizer.json").or_else(|| beside("vocab.txt"));
+        let (config, tokenizer, gguf_tokens) = match files[0].gguf() {
+            None => {
+                let config = beside("config.json")
+                    .as_deref()
+                    .map(config::read)
+                    .transpose()?;
+                (
+                    config,
+                    beside("tokenizer.json").or_else(|| beside("vocab.txt")),
+                    None,
+                )
+            }
+            // gguf-split keeps every metadata key but `split.*` in the first part.
+            Some(first) => {
+                let metadata = first.metadata();
+                let tied = !index.contains_key(GGUF_OUTPUT_HEAD);
+                let tokens = metadata
+                    .get_string_array("tokenizer.ggml.tokens")
+                    .map(|tokens| tokens.into_iter().map(str::to_string).collect());
+                (Some(config::from_gguf(metadata, tied)), None, tokens)
+            }
+        };
         Ok(Model {
             model_path: spec.to_string(),
             model_id: location.model_id,
             revision: location.revision,
             folder: location.folder,
+            format: location.format,
             files,
             config,
             tokenizer,
+            gguf_tokens,
             index,
         })
     }
 
     /// The file and entry of the tensor called `name`.
-    pub fn find(&self, name: &str) -> Option<(&SafetensorsFile, &TensorInfo)> {
+    pub fn find(&self, name: &str) -> Option<(&WeightFile, &StoredTensor)> {
         let &(file, tensor) = self.index.get(name)?;
         Some((&self.files[file], &self.files[file].tensors()[tensor]))
     }
 
-    /// `tensor` of `file` as a `rows × cols` matrix (see [`matrix_shape`]), dequantised when it is
-    /// an fp8 weight with a `weight_scale_inv` companion whose shape fits a block size.
+    /// `tensor` of `file` as a `rows × cols` matrix (see [`matrix_shape`]): dequantised when it is
+    /// block-quantized (GGUF), or an fp8 weight with a `weight_scale_inv` companion whose shape
+    /// fits a block size. An input error when aib cannot decode its type (the grid-based IQ
+    /// types, ternary and fp4 GGUF types): no number is better than a wrong one.
     pub fn matrix<'a>(
         &'a self,
-        file: &'a SafetensorsFile,
-        tensor: &TensorInfo,
-    ) -> TensorMatrix<'a> {
+        file: &'a WeightFile,
+        tensor: &StoredTensor,
+    ) -> Result<TensorMatrix<'a>> {
         let (rows, cols) = matrix_shape(&tensor.shape);
-        let mut view = MatrixView::new(file.map(), tensor.bytes.clone(), tensor.dtype, rows, cols);
-        let is_fp8 = matches!(tensor.dtype, Dtype::F8E4M3 | Dtype::F8E5M2);
+        let mut view =
+            MatrixView::new(file.map(), tensor.bytes.clone(), tensor.storage, rows, cols);
+        let plain = TensorMatrix {
+            view: view.clone(),
+            note: None,
+            bits_per_weight: tensor.storage.bits_per_weight(),
+        };
+        let dtype = match tensor.storage {
+            StorageType::Quantized(ggml_type) if !ggml_type.can_dequantize() => {
+                return Err(Error::input(format!(
+                    "{}: tensor {} is {ggml_type}, which aib cannot dequantize yet",
+                    file.path().display(),
+                    tensor.name
+                )));
+            }
+            StorageType::Quantized(ggml_type) => {
+                return Ok(TensorMatrix {
+                    note: Some(format!("dequantized from {ggml_type}")),
+                    ..plain
+                });
+            }
+            StorageType::Dtype(dtype) => dtype,
+        };
+        let is_fp8 = matches!(dtype, Dtype::F8E4M3 | Dtype::F8E5M2);
         if !is_fp8 || tensor.shape.len() != 2 {
-            return TensorMatrix { view, note: None };
+            return Ok(plain);
         }
         let scale_name = classify::scale_name_of(&tensor.name);
-        let Some((scale_file, scale)) = self.find(&scale_name) else {
-            return TensorMatrix { view, note: None };
+        let Some((scale_file, scale)) = self.find_safetensors(&scale_name) else {
+            return Ok(plain);
         };
-        let note = match BlockScale::fit(scale_file.map(), scale, rows, cols) {
+        let (note, bits_per_weight) = match BlockScale::fit(scale_file.map(), scale, rows, cols) {
             Some(block_scale) => {
                 let note = format!(
-                    "dequantised: {} × {scale_name} ({}×{} blocks)",
-                    tensor.dtype, block_scale.block_rows, block_scale.block_cols
+                    "dequantised: {dtype} × {scale_name} ({}×{} blocks)",
+                    block_scale.block_rows, block_scale.block_cols
                 );
                 view.scale = Some(block_scale);
-                note
+                // Each value also carries its share of its block's scale.
+                let scale_bits = (scale.numel() * scale.dtype.size() * 8) as f64;
+                let share = scale_bits / (rows * cols).max(1) as f64;
+                (note, plain.bits_per_weight + share)
             }
-            None => format!(
-                "raw {} values: {scale_name} has shape {:?}, which fits no block size",
-                tensor.dtype, scale.shape
+            None => (
+                format!(
+                    "raw {dtype} values: {scale_name} has shape {:?}, which fits no block size",
+                    scale.shape
+                ),
+                plain.bits_per_weight,
             ),
         };
-        TensorMatrix {
+        Ok(TensorMatrix {
             view,
             note: Some(note),
-        }
+            bits_per_weight,
+        })
+    }
+
+    /// The safetensors file and entry of the tensor called `name`, when it is in one.
+    fn find_safetensors(&self, name: &str) -> Option<(&SafetensorsFile, &TensorInfo)> {
+        let &(file, tensor) = self.index.get(name)?;
+        let file = self.files[file].safetensors()?;
+        Some((file, &file.tensors()[tensor]))
     }
 }
 
@@ -131,7 +213,7 @@ pub fn matrix_shape(shape: &[usize]) -> (usize, usize) {
 }
 
 /// Tensor name → (file, entry); a name stored twice is an error.
-fn index_tensors(files: &[SafetensorsFile]) -> Result<BTreeMap<String, (usize, usize)>> {
+fn index_tensors(files: &[WeightFile]) -> Result<BTreeMap<String, (usize, usize)>> {
     let mut index = BTreeMap::new();
     for (file_index, file) in files.iter().enumerate() {
         for (tensor_index, tensor) in file.tensors().iter().enumerate() {
@@ -152,7 +234,7 @@ fn index_tensors(files: &[SafetensorsFile]) -> Result<BTreeMap<String, (usize, u
 /// Every tensor the index names must be in the shard it names.
 fn check_index(
     weight_map: &BTreeMap<String, String>,
-    files: &[SafetensorsFile],
+    files: &[WeightFile],
     index: &BTreeMap<String, (usize, usize)>,
 ) -> Result<()> {
     for (name, shard) in weight_map {
