@@ -236,5 +236,4 @@ fn usage_errors() {
     );
     expect_failure(&["stats", "x", "--format", "xml"], EXIT_USAGE, &["xml"]);
     expect_failure(&["embed", "x"], EXIT_USAGE, &["not yet implemented"]);
-    expect_failure(&["layers", "x"], EXIT_USAGE, &["not yet implemented"]);
 }
