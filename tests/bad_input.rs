@@ -242,5 +242,4 @@ fn usage_errors() {
         EXIT_USAGE,
         &["--exact-max-dim", "model.embed_tokens.weight"],
     );
-    expect_failure(&["layers", "x"], EXIT_USAGE, &["not yet implemented"]);
 }

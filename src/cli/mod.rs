@@ -6,12 +6,13 @@
 mod args;
 mod embed;
 mod fetch;
+mod layers;
 mod progress;
 mod stats;
 
 use clap::{Parser, Subcommand};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// aib: look inside large language models by their weights alone.
 #[derive(Debug, Parser)]
@@ -29,15 +30,8 @@ enum Command {
     Stats(stats::StatsArgs),
     /// K-means of the token embedding: which tokens live together, the elbow, norms, plots.
     Embed(embed::EmbedArgs),
-    /// Per-layer, per-block metrics across depth (not yet implemented).
-    Layers(PendingArgs),
-}
-
-/// Arguments of a command that is not implemented yet: accepted and ignored.
-#[derive(Debug, clap::Args)]
-struct PendingArgs {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    rest: Vec<String>,
+    /// WeightWatcher's spectral metrics of every weight matrix, heads, drift across depth, plots.
+    Layers(layers::LayersArgs),
 }
 
 /// Parses the process arguments, runs the command and returns the process exit code.
@@ -68,6 +62,6 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Fetch(args) => fetch::run(args),
         Command::Stats(args) => stats::run(args),
         Command::Embed(args) => embed::run(args),
-        Command::Layers(_) => Err(Error::usage("`aib layers` is not yet implemented")),
+        Command::Layers(args) => layers::run(args),
     }
 }

@@ -1,6 +1,7 @@
 //! The library side of `aib layers`: WeightWatcher's spectral metrics of each matrix, attention
 //! heads split out of their projections, and how matrices drift from layer to layer.
 
+pub mod analysis;
 pub mod drift;
 pub mod heads;
 pub mod metrics;

@@ -297,3 +297,135 @@ impl Chart for Heatmap {
         Ok(())
     }
 }
+
+/// Several named lines on one pair of axes (a metric against layer, one line per block type),
+/// with a legend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MultiLineChart {
+    /// The title.
+    pub title: String,
+    /// The x axis label.
+    pub x_label: String,
+    /// The y axis label.
+    pub y_label: String,
+    /// (name, points in drawing order) per line.
+    pub series: Vec<(String, Vec<(f64, f64)>)>,
+}
+
+impl Chart for MultiLineChart {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let all = || self.series.iter().flat_map(|(_, points)| points.iter());
+        let x = padded_range(all().map(|p| p.0));
+        let y = padded_range(all().map(|p| p.1));
+        let mut chart = frame(area, &self.title, &self.x_label, &self.y_label, x, y)?;
+        for (index, (name, points)) in self.series.iter().enumerate() {
+            let colour = Palette99::pick(index).to_rgba();
+            let finite: Vec<(f64, f64)> = points
+                .iter()
+                .copied()
+                .filter(|(a, b)| a.is_finite() && b.is_finite())
+                .collect();
+            chart
+                .draw_series(LineSeries::new(
+                    finite.iter().copied(),
+                    colour.stroke_width(2),
+                ))?
+                .label(name.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+                });
+            chart.draw_series(finite.iter().map(|&p| Circle::new(p, 3, colour.filled())))?;
+        }
+        if !self.series.is_empty() {
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .label_font((FONT_FAMILY, 13))
+                .draw()?;
+        }
+        Ok(())
+    }
+}
+
+/// An empirical spectral density on log-log axes: a histogram of the eigenvalues in 60 bins even
+/// in log10 λ, each bin's density (count / (n · bin width in λ)) drawn at log10, with the
+/// power-law fit's xmin marked by a vertical line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EsdChart {
+    /// The title.
+    pub title: String,
+    /// The eigenvalues; zero and negative ones cannot be drawn on a log axis and are left out.
+    pub eigenvalues: Vec<f64>,
+    /// The start of the fitted tail.
+    pub xmin: Option<f64>,
+}
+
+impl EsdChart {
+    /// Bins of the log-log histogram: (log10 of the bin's centre, log10 density), empty bins left out.
+    pub fn points(&self) -> Vec<(f64, f64)> {
+        const BINS: usize = 60;
+        let logs: Vec<f64> = self
+            .eigenvalues
+            .iter()
+            .filter(|v| v.is_finite() && **v > 0.0)
+            .map(|v| v.log10())
+            .collect();
+        let (low, high) = logs
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+                (lo.min(v), hi.max(v))
+            });
+        if logs.is_empty() || low >= high {
+            return Vec::new();
+        }
+        let width = (high - low) / BINS as f64;
+        let mut counts = [0_usize; BINS];
+        for v in &logs {
+            counts[(((v - low) / width) as usize).min(BINS - 1)] += 1;
+        }
+        let n = logs.len() as f64;
+        (0..BINS)
+            .filter(|&bin| counts[bin] > 0)
+            .map(|bin| {
+                let left = low + bin as f64 * width;
+                let span = 10f64.powf(left + width) - 10f64.powf(left);
+                (
+                    left + width / 2.0,
+                    (counts[bin] as f64 / (n * span)).log10(),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Chart for EsdChart {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let points = self.points();
+        let marked = self.xmin.filter(|x| *x > 0.0).map(f64::log10);
+        let x = padded_range(points.iter().map(|p| p.0).chain(marked));
+        let y = padded_range(points.iter().map(|p| p.1));
+        let mut chart = frame(
+            area,
+            &self.title,
+            "log10 eigenvalue of WᵀW",
+            "log10 density",
+            x,
+            y,
+        )?;
+        chart.draw_series(LineSeries::new(
+            points.iter().copied(),
+            BLUE.stroke_width(2),
+        ))?;
+        chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, BLUE.filled())))?;
+        if let Some(at) = marked {
+            chart.draw_series(LineSeries::new([(at, y.0), (at, y.1)], RED.stroke_width(2)))?;
+            chart.draw_series(std::iter::once(Text::new(
+                "xmin".to_string(),
+                (at, y.1),
+                (FONT_FAMILY, 15).into_font().color(&RED),
+            )))?;
+        }
+        Ok(())
+    }
+}

@@ -13,7 +13,7 @@ use std::sync::Once;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-pub use charts::{BarChart, Heatmap, Histogram, LineChart, Scatter};
+pub use charts::{BarChart, EsdChart, Heatmap, Histogram, LineChart, MultiLineChart, Scatter};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::output::atomic::write_atomically;
