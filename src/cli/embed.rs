@@ -12,7 +12,6 @@ use super::args::{self, ModelArgs, OutputArgs, RunArgs};
 use super::progress::PhaseDisplay;
 use crate::classify::{self, BlockType};
 use crate::cluster::{self, KMeansOptions, Metric, SweepOptions, SweepPoint};
-use crate::dtype::Dtype;
 use crate::embed::{
     self, ClusterResult, EmbedAnalysis, EmbedOptions, KChoice, RowResult, TokenValue,
 };
@@ -22,6 +21,7 @@ use crate::model::Model;
 use crate::observe::{Observer, Quantity};
 use crate::output::{self, Cell, Column, ColumnType, Format, Provenance, Table};
 use crate::plot::{self, BarChart, Histogram, LineChart, Scatter};
+use crate::storage::StorageType;
 use crate::vocab::Vocabulary;
 
 use ColumnType::{Bool, Float, Int, IntList, Text};
@@ -121,7 +121,7 @@ pub fn run(args: EmbedArgs) -> Result<()> {
     let display = args.run.phase_display();
     display.detail(&format!(
         "clustering {} ({} × {}, {})",
-        chosen.name, chosen.view.rows, chosen.view.cols, chosen.dtype
+        chosen.name, chosen.view.rows, chosen.view.cols, chosen.storage
     ));
     let progress = SweepProgress::new(&display, matches!(options.k, KChoice::Auto(_)));
     let report = |event: cluster::Progress| progress.report(event, options.kmeans.max_iter);
@@ -220,7 +220,7 @@ fn parameters(args: &EmbedArgs) -> BTreeMap<String, String> {
 /// The matrix being clustered, and what is known about the output head beside it.
 struct Chosen<'a> {
     name: String,
-    dtype: Dtype,
+    storage: StorageType,
     view: MatrixView<'a>,
     /// Whether the output head is the same matrix as the input embedding, in words.
     head: String,
@@ -298,8 +298,8 @@ fn choose_matrix<'a>(model: &'a Model, wanted: Option<&str>) -> Result<Chosen<'a
         ([], _) => "tied: no output head is stored; the embedding serves as the head".to_string(),
         ([(head_file, head)], [(embed_file, embedding)]) => {
             let same = head.shape == embedding.shape
-                && head.dtype == embedding.dtype
-                && head_file.bytes(head.bytes.clone()) == embed_file.bytes(embedding.bytes.clone());
+                && head.storage == embedding.storage
+                && head_file.map()[head.bytes.clone()] == embed_file.map()[embedding.bytes.clone()];
             if same {
                 format!(
                     "tied: {} holds the same bytes as {}",
@@ -314,10 +314,10 @@ fn choose_matrix<'a>(model: &'a Model, wanted: Option<&str>) -> Result<Chosen<'a
             format!("separate: {}", names.join(", "))
         }
     };
-    let matrix = model.matrix(file, tensor);
+    let matrix = model.matrix(file, tensor)?;
     Ok(Chosen {
         name: tensor.name.clone(),
-        dtype: tensor.dtype,
+        storage: tensor.storage,
         view: matrix.view,
         head,
         note: matrix.note,
@@ -619,7 +619,7 @@ fn summary_document(
     json!({
         "header": header,
         "tensor": chosen.name,
-        "dtype": chosen.dtype.name(),
+        "dtype": chosen.storage.name(),
         "shape": [summary.shape.0, summary.shape.1],
         "head": chosen.head,
         "k": summary.k,
@@ -664,7 +664,7 @@ fn print_summary(
         chosen.name,
         summary.shape.0,
         summary.shape.1,
-        chosen.dtype.name(),
+        chosen.storage.name(),
         summary.k,
         if analysis.sweep.is_some() {
             "Kneedle elbow"

@@ -166,7 +166,7 @@ pub fn analyse(
     options: &LayersOptions,
     observer: &dyn Observer,
 ) -> Result<LayersAnalysis> {
-    let units: Vec<Unit> = plan_units(model).into_iter().filter(is_analysed).collect();
+    let units: Vec<Unit> = plan_units(model)?.into_iter().filter(is_analysed).collect();
     if units.is_empty() {
         return Err(Error::input(format!(
             "{}: no 2-D weight matrix of a transformer block, embedding or output head",
