@@ -335,6 +335,7 @@ const PLOTTED: [(&str, MetricOf); 5] = [
 ];
 
 fn write_plots(out: &Path, analysis: &LayersAnalysis, esd: Option<&str>) -> Result<()> {
+    let has_experts = analysis.matrices.iter().any(|m| m.expert_index.is_some());
     for (name, value) in PLOTTED {
         // Per block type and layer, the mean over the layer's matrices of that type (experts).
         let mut sums: BTreeMap<&str, BTreeMap<usize, (f64, usize)>> = BTreeMap::new();
@@ -360,7 +361,11 @@ fn write_plots(out: &Path, analysis: &LayersAnalysis, esd: Option<&str>) -> Resu
             })
             .collect();
         let chart = MultiLineChart {
-            title: format!("{name} by layer (mean over experts)"),
+            title: if has_experts {
+                format!("{name} by layer (mean over experts)")
+            } else {
+                format!("{name} by layer")
+            },
             x_label: "layer".to_string(),
             y_label: name.to_string(),
             series,

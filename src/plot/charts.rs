@@ -30,14 +30,55 @@ fn padded_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (low - margin, high + margin)
 }
 
+/// Whether every finite value is a whole number (layer indices, k, cluster ids): such an axis is
+/// labelled at whole numbers only.
+fn all_integers(mut values: impl Iterator<Item = f64>) -> bool {
+    values.all(|v| !v.is_finite() || v.fract() == 0.0)
+}
+
+/// Which axes carry whole numbers only.
+#[derive(Debug, Clone, Copy, Default)]
+struct IntegerAxes {
+    x: bool,
+    y: bool,
+}
+
+/// At most this many labels on an axis of whole numbers.
+const MAX_INTEGER_LABELS: usize = 16;
+
+/// The number of labels on a whole-number axis over `range`: every whole number when there are
+/// few.
+fn integer_label_count(range: (f64, f64)) -> usize {
+    ((range.1 - range.0).floor().max(0.0) as usize + 1).clamp(2, MAX_INTEGER_LABELS)
+}
+
+/// A tick label of a whole-number axis: whole numbers without decimals, other ticks blank.
+fn integer_tick_label(value: &f64) -> String {
+    let rounded = value.round();
+    if (value - rounded).abs() < 1e-9 {
+        format!("{rounded:.0}")
+    } else {
+        String::new()
+    }
+}
+
+/// A value in four significant digits, in scientific notation when very small or large.
+fn short_number(value: &f64) -> String {
+    let magnitude = value.abs();
+    if magnitude == 0.0 || (1e-3..1e5).contains(&magnitude) {
+        format!("{value:.4}")
+    } else {
+        format!("{value:.3e}")
+    }
+}
+
 /// A chart frame: title, axis labels and ranges, with the mesh drawn.
 fn frame<'a, DB: DrawingBackend>(
     area: &'a DrawingArea<DB, Shift>,
     title: &str,
-    x_label: &str,
-    y_label: &str,
-    x: (f64, f64),
-    y: (f64, f64),
+    (x_label, y_label): (&str, &str),
+    (x, y): ((f64, f64), (f64, f64)),
+    integer: IntegerAxes,
 ) -> std::result::Result<Frame<'a, DB>, DrawingAreaErrorKind<DB::ErrorType>> {
     let mut chart = ChartBuilder::on(area)
         .caption(title, (FONT_FAMILY, 20))
@@ -45,12 +86,19 @@ fn frame<'a, DB: DrawingBackend>(
         .x_label_area_size(40)
         .y_label_area_size(70)
         .build_cartesian_2d(x.0..x.1, y.0..y.1)?;
-    chart
-        .configure_mesh()
-        .x_desc(x_label)
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(x_label)
         .y_desc(y_label)
-        .label_style((FONT_FAMILY, 13))
-        .draw()?;
+        .label_style((FONT_FAMILY, 13));
+    if integer.x {
+        mesh.x_labels(integer_label_count(x))
+            .x_label_formatter(&integer_tick_label);
+    }
+    if integer.y {
+        mesh.y_labels(integer_label_count(y))
+            .y_label_formatter(&integer_tick_label);
+    }
+    mesh.draw()?;
     Ok(chart)
 }
 
@@ -73,7 +121,12 @@ impl Chart for LineChart {
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
         let x = padded_range(self.points.iter().map(|p| p.0));
         let y = padded_range(self.points.iter().map(|p| p.1));
-        let mut chart = frame(area, &self.title, &self.x_label, &self.y_label, x, y)?;
+        let integer = IntegerAxes {
+            x: all_integers(self.points.iter().map(|p| p.0)),
+            y: false,
+        };
+        let labels = (self.x_label.as_str(), self.y_label.as_str());
+        let mut chart = frame(area, &self.title, labels, (x, y), integer)?;
         let finite: Vec<(f64, f64)> = self
             .points
             .iter()
@@ -116,14 +169,9 @@ impl Chart for BarChart {
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
         let x = (-0.5, self.values.len().max(1) as f64 - 0.5);
         let (_, top) = padded_range(self.values.iter().copied().chain([0.0]));
-        let mut chart = frame(
-            area,
-            &self.title,
-            &self.x_label,
-            &self.y_label,
-            x,
-            (0.0, top),
-        )?;
+        let labels = (self.x_label.as_str(), self.y_label.as_str());
+        let integer = IntegerAxes { x: true, y: false };
+        let mut chart = frame(area, &self.title, labels, (x, (0.0, top)), integer)?;
         chart.draw_series(
             self.values
                 .iter()
@@ -155,7 +203,8 @@ impl Chart for Scatter {
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
         let x = padded_range(self.points.iter().map(|p| p.0));
         let y = padded_range(self.points.iter().map(|p| p.1));
-        let mut chart = frame(area, &self.title, &self.x_label, &self.y_label, x, y)?;
+        let labels = (self.x_label.as_str(), self.y_label.as_str());
+        let mut chart = frame(area, &self.title, labels, (x, y), IntegerAxes::default())?;
         chart.draw_series(
             self.points
                 .iter()
@@ -226,14 +275,9 @@ impl Chart for Histogram {
         let bins = self.counts();
         let x = padded_range(bins.iter().flat_map(|b| [b.0, b.1]));
         let (_, top) = padded_range(bins.iter().map(|b| b.2 as f64).chain([0.0]));
-        let mut chart = frame(
-            area,
-            &self.title,
-            &self.x_label,
-            &self.y_label,
-            x,
-            (0.0, top),
-        )?;
+        let labels = (self.x_label.as_str(), self.y_label.as_str());
+        let integer = IntegerAxes { x: false, y: true };
+        let mut chart = frame(area, &self.title, labels, (x, (0.0, top)), integer)?;
         chart.draw_series(bins.iter().map(|&(lo, hi, count)| {
             Rectangle::new([(lo, 0.0), (hi, count as f64)], BLUE.mix(0.7).filled())
         }))?;
@@ -275,14 +319,33 @@ fn colour_scale(t: f64) -> RGBColor {
     RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
 }
 
-impl Chart for Heatmap {
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-        let x = (0.0, self.cols.max(1) as f64);
-        let y = (0.0, self.rows.max(1) as f64);
-        let mut chart = frame(area, &self.title, &self.x_label, &self.y_label, x, y)?;
+/// Width in pixels of the heat map's colour bar, its labels included.
+const COLOUR_BAR_WIDTH: u32 = 110;
+
+/// Steps drawn in the colour bar.
+const COLOUR_BAR_STEPS: usize = 64;
+
+impl Heatmap {
+    /// The finite minimum and maximum of the values; (0, 1) when there is none.
+    fn value_range(&self) -> (f64, f64) {
         let finite = self.values.iter().copied().filter(|v| v.is_finite());
         let low = finite.clone().fold(f64::INFINITY, f64::min);
         let high = finite.fold(f64::NEG_INFINITY, f64::max);
+        if low > high { (0.0, 1.0) } else { (low, high) }
+    }
+}
+
+impl Chart for Heatmap {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let (width, _) = area.dim_in_pixel();
+        let (cells, bar) = area.split_horizontally(width.saturating_sub(COLOUR_BAR_WIDTH));
+        // Cell (r, c) is centred on (c, r), so the whole-number ticks name rows and columns.
+        let x = (-0.5, self.cols.max(1) as f64 - 0.5);
+        let y = (-0.5, self.rows.max(1) as f64 - 0.5);
+        let labels = (self.x_label.as_str(), self.y_label.as_str());
+        let integer = IntegerAxes { x: true, y: true };
+        let mut chart = frame(&cells, &self.title, labels, (x, y), integer)?;
+        let (low, high) = self.value_range();
         let span = if high > low { high - low } else { 1.0 };
         chart.draw_series((0..self.rows * self.cols).filter_map(|cell| {
             let value = *self.values.get(cell)?;
@@ -292,10 +355,42 @@ impl Chart for Heatmap {
             } else {
                 RGBColor(160, 160, 160).filled()
             };
-            Some(Rectangle::new([(c, r), (c + 1.0, r + 1.0)], colour))
+            Some(Rectangle::new(
+                [(c - 0.5, r - 0.5), (c + 0.5, r + 0.5)],
+                colour,
+            ))
         }))?;
-        Ok(())
+        draw_colour_bar(&bar, (low, high))
     }
+}
+
+/// The colour scale from `low` (bottom) to `high` (top), labelled with values.
+fn draw_colour_bar<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    (low, high): (f64, f64),
+) -> DrawResult<DB> {
+    let high = if high > low { high } else { low + 1.0 };
+    let mut bar = ChartBuilder::on(area)
+        .margin_top(40)
+        .margin_bottom(52)
+        .margin_right(4)
+        .right_y_label_area_size(70)
+        .build_cartesian_2d(0.0..1.0, low..high)?;
+    bar.configure_mesh()
+        .disable_x_mesh()
+        .disable_x_axis()
+        .disable_y_mesh()
+        .y_labels(6)
+        .y_label_formatter(&short_number)
+        .label_style((FONT_FAMILY, 12))
+        .draw()?;
+    let step = (high - low) / COLOUR_BAR_STEPS as f64;
+    bar.draw_series((0..COLOUR_BAR_STEPS).map(|i| {
+        let from = low + i as f64 * step;
+        let t = (i as f64 + 0.5) / COLOUR_BAR_STEPS as f64;
+        Rectangle::new([(0.0, from), (1.0, from + step)], colour_scale(t).filled())
+    }))?;
+    Ok(())
 }
 
 /// Several named lines on one pair of axes (a metric against layer, one line per block type),
@@ -317,7 +412,12 @@ impl Chart for MultiLineChart {
         let all = || self.series.iter().flat_map(|(_, points)| points.iter());
         let x = padded_range(all().map(|p| p.0));
         let y = padded_range(all().map(|p| p.1));
-        let mut chart = frame(area, &self.title, &self.x_label, &self.y_label, x, y)?;
+        let integer = IntegerAxes {
+            x: all_integers(all().map(|p| p.0)),
+            y: false,
+        };
+        let labels = (self.x_label.as_str(), self.y_label.as_str());
+        let mut chart = frame(area, &self.title, labels, (x, y), integer)?;
         for (index, (name, points)) in self.series.iter().enumerate() {
             let colour = Palette99::pick(index).to_rgba();
             let finite: Vec<(f64, f64)> = points
@@ -405,14 +505,8 @@ impl Chart for EsdChart {
         let marked = self.xmin.filter(|x| *x > 0.0).map(f64::log10);
         let x = padded_range(points.iter().map(|p| p.0).chain(marked));
         let y = padded_range(points.iter().map(|p| p.1));
-        let mut chart = frame(
-            area,
-            &self.title,
-            "log10 eigenvalue of WᵀW",
-            "log10 density",
-            x,
-            y,
-        )?;
+        let labels = ("log10 eigenvalue of WᵀW", "log10 density");
+        let mut chart = frame(area, &self.title, labels, (x, y), IntegerAxes::default())?;
         chart.draw_series(LineSeries::new(
             points.iter().copied(),
             BLUE.stroke_width(2),
