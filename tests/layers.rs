@@ -208,67 +208,151 @@ fn the_esd_plot_is_drawn_for_a_named_matrix_and_an_unknown_name_is_a_usage_error
     assert!(stderr(&output).contains("no.such.weight"));
 }
 
-/// A safetensors model of two layers with `q_proj` of layer 1 equal to layer 0's, and a config.
+/// Pseudo-random values in [-0.5, 0.5), a different sequence per seed.
+fn noise(count: usize, seed: u32) -> Vec<f32> {
+    (0..count)
+        .map(|i| {
+            let x = (i as u32).wrapping_mul(2654435761).wrapping_add(seed * 97) % 1000;
+            x as f32 / 1000.0 - 0.5
+        })
+        .collect()
+}
+
+/// Side of every planted matrix; two heads of 4.
+const SIDE: usize = 8;
+
+/// A safetensors model of three layers with planted differences, and a config of two heads:
+/// q_proj of layer 1 equals layer 0's and layer 2's is 3× it; up_proj of layer 1 has rank 2;
+/// the second head's columns of layer 0's o_proj are 20× the first's.
 fn planted_model(dir: &Path) {
-    let (rows, cols) = (8usize, 8usize);
-    let matrix = |seed: u32| -> Vec<u8> {
-        (0..rows * cols)
-            .flat_map(|i| {
-                let x = ((i as u32).wrapping_mul(2654435761).wrapping_add(seed * 97) % 1000) as f32;
-                (x / 1000.0 - 0.5).to_le_bytes()
-            })
+    let q = noise(SIDE * SIDE, 1);
+    let scaled: Vec<f32> = q.iter().map(|v| 3.0 * v).collect();
+    // Small whole numbers, so the rank-2 product is exact in f32.
+    let whole = |seed| -> Vec<f32> {
+        noise(2 * SIDE, seed)
+            .iter()
+            .map(|x| (x * 8.0).round())
             .collect()
     };
-    let bytes = rows * cols * 4;
-    let names = [
-        ("model.layers.0.self_attn.q_proj.weight", matrix(1)),
-        ("model.layers.1.self_attn.q_proj.weight", matrix(1)),
-        ("model.layers.0.mlp.up_proj.weight", matrix(2)),
-        ("model.layers.1.mlp.up_proj.weight", matrix(3)),
+    let (u, v) = (whole(5), whole(6));
+    let rank_two: Vec<f32> = (0..SIDE * SIDE)
+        .map(|i| {
+            let (r, c) = (i / SIDE, i % SIDE);
+            u[r] * v[c] + u[SIDE + r] * v[SIDE + c]
+        })
+        .collect();
+    let o: Vec<f32> = noise(SIDE * SIDE, 7)
+        .into_iter()
+        .enumerate()
+        .map(|(i, x)| if i % SIDE >= SIDE / 2 { 20.0 * x } else { x })
+        .collect();
+    let tensors = [
+        ("model.layers.0.self_attn.q_proj.weight", q.clone()),
+        ("model.layers.1.self_attn.q_proj.weight", q),
+        ("model.layers.2.self_attn.q_proj.weight", scaled),
+        ("model.layers.0.self_attn.o_proj.weight", o),
+        ("model.layers.0.mlp.up_proj.weight", noise(SIDE * SIDE, 2)),
+        ("model.layers.1.mlp.up_proj.weight", rank_two),
+        ("model.layers.2.mlp.up_proj.weight", noise(SIDE * SIDE, 3)),
     ];
-    let header: Vec<String> = names
+    let bytes = SIDE * SIDE * 4;
+    let header: Vec<String> = tensors
         .iter()
         .enumerate()
         .map(|(i, (name, _))| {
             format!(
-                "\"{name}\":{{\"dtype\":\"F32\",\"shape\":[{rows},{cols}],\"data_offsets\":[{},{}]}}",
+                "\"{name}\":{{\"dtype\":\"F32\",\"shape\":[{SIDE},{SIDE}],\"data_offsets\":[{},{}]}}",
                 i * bytes,
                 (i + 1) * bytes
             )
         })
         .collect();
-    let data: Vec<u8> = names.iter().flat_map(|(_, d)| d.clone()).collect();
+    let data: Vec<u8> = tensors
+        .iter()
+        .flat_map(|(_, values)| values.iter().flat_map(|v| v.to_le_bytes()))
+        .collect();
     let image = common::safetensors_image(&format!("{{{}}}", header.join(",")), &data);
     std::fs::write(dir.join("model.safetensors"), image).unwrap();
     std::fs::write(
         dir.join("config.json"),
-        r#"{"num_attention_heads": 2, "hidden_size": 8, "num_hidden_layers": 2}"#,
+        r#"{"num_attention_heads": 2, "hidden_size": 8, "num_hidden_layers": 3}"#,
     )
     .unwrap();
 }
 
+/// The rows of `out.json` (`kind` empty) or of its sibling `out.KIND.json` in `dir`.
+fn sibling_rows(dir: &Path, kind: &str) -> Vec<Value> {
+    let file = if kind.is_empty() {
+        "out.json".to_string()
+    } else {
+        format!("out.{kind}.json")
+    };
+    let text = std::fs::read_to_string(dir.join(file)).unwrap();
+    let document: Value = serde_json::from_str(&text).unwrap();
+    document["rows"].as_array().unwrap().clone()
+}
+
 #[test]
-fn identical_consecutive_layers_have_cosine_one_and_no_difference() {
+fn every_planted_difference_is_found() {
     let dir = tempfile::tempdir().unwrap();
     planted_model(dir.path());
     let out = dir.path().join("out.json");
     let model = dir.path().display().to_string();
     aib_ok(&["layers", &model, "-q", "--out", out.to_str().unwrap()]);
-    let text = std::fs::read_to_string(dir.path().join("out.drift.json")).unwrap();
-    let drift: Value = serde_json::from_str(&text).unwrap();
-    let rows = drift["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 2);
-    let q = rows.iter().find(|r| r["block_type"] == "q_proj").unwrap();
-    assert_eq!(q["cosine"].as_f64(), Some(1.0));
-    assert_eq!(q["rel_fro_diff"].as_f64(), Some(0.0));
-    let up = rows.iter().find(|r| r["block_type"] == "mlp_up").unwrap();
+    let rows = sibling_rows(dir.path(), "drift");
+    let drift = |block: &str, layer: u64| {
+        rows.iter()
+            .find(|r| r["block_type"] == block && r["layer_index"] == layer)
+            .unwrap_or_else(|| panic!("no drift row for {block} {layer}"))
+            .clone()
+    };
+    // Identical consecutive layers: cosine 1, no difference.
+    assert_eq!(drift("q_proj", 0)["cosine"].as_f64(), Some(1.0));
+    assert_eq!(drift("q_proj", 0)["rel_fro_diff"].as_f64(), Some(0.0));
+    // W₂ = 3 W₁: cosine 1, ‖W₂ − W₁‖ / ‖W₁‖ = 2.
+    let scaled = drift("q_proj", 1);
+    assert!((scaled["cosine"].as_f64().unwrap() - 1.0).abs() < 1e-6);
+    assert!((scaled["rel_fro_diff"].as_f64().unwrap() - 2.0).abs() < 1e-6);
+    let up = drift("mlp_up", 0);
     assert!(up["rel_fro_diff"].as_f64().unwrap() > 0.1);
     assert!(up["cosine"].as_f64().unwrap() < 0.99);
-    // Two heads of 4 rows each in every q_proj.
-    let heads: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out.heads.json")).unwrap())
-            .unwrap();
-    assert_eq!(heads["rows"].as_array().unwrap().len(), 4);
+
+    let matrices = sibling_rows(dir.path(), "");
+    let row = |name: &str| {
+        matrices
+            .iter()
+            .find(|r| r["param_name"] == name)
+            .unwrap_or_else(|| panic!("no row for {name}"))
+            .clone()
+    };
+    let metric = |name: &str, key: &str| row(name)[key].as_f64().unwrap();
+    // Scaling by 3 adds log10 9 to log_norm and leaves the scale-free metrics alone.
+    let (q1, q2) = (
+        "model.layers.1.self_attn.q_proj.weight",
+        "model.layers.2.self_attn.q_proj.weight",
+    );
+    assert!((metric(q2, "log_norm") - metric(q1, "log_norm") - 9f64.log10()).abs() < 1e-6);
+    for key in ["stable_rank", "entropy", "alpha"] {
+        assert!((metric(q2, key) - metric(q1, key)).abs() < 1e-6, "{key}");
+    }
+    // The rank-2 layer.
+    assert_eq!(row("model.layers.1.mlp.up_proj.weight")["matrix_rank"], 2);
+    assert_eq!(row("model.layers.0.mlp.up_proj.weight")["matrix_rank"], 8);
+
+    // Two heads per q_proj (4 rows each) and per o_proj (4 columns each); the planted o head
+    // is about 20× the other.
+    let heads = sibling_rows(dir.path(), "heads");
+    assert_eq!(heads.len(), 3 * 2 + 2);
+    let o_norm = |head: u64| {
+        heads
+            .iter()
+            .find(|h| h["block_type"] == "o_proj" && h["head"] == head)
+            .unwrap()["fro_norm"]
+            .as_f64()
+            .unwrap()
+    };
+    let ratio = o_norm(1) / o_norm(0);
+    assert!((10.0..40.0).contains(&ratio), "planted head ratio {ratio}");
 }
 
 #[test]

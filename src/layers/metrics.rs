@@ -5,9 +5,12 @@
 //! - WeightWatcher takes the min(m, n) squared singular values of W. WᵀW of a wide W has
 //!   max(m, n) − min(m, n) more eigenvalues, all zero; they are dropped here (they would add
 //!   ~2e-9 each to the entropy through its +1e-10).
-//! - `matrix_rank` counts σᵢ > σ_max · max(m, n) · ε(f64), like the source on W cast to float64.
-//!   Eigenvalues of a Gram matrix resolve σ only down to ~1e-8 σ_max, so on a rank-deficient
-//!   matrix the count is only as exact as the eigenvalues it is given.
+//! - `matrix_rank` counts σᵢ > σ_max · max(m, n) · ε(f64), like the source's SVD of W cast to
+//!   float64. Eigenvalues of a Gram matrix carry an absolute error of about λ_max · max(m, n) · ε,
+//!   so they resolve σ only down to σ_max · √(max(m, n) · ε) (~1e-6 σ_max): values below that are
+//!   rounding and count as zero. Where none is below, the count is the source's; where some are,
+//!   it is a lower bound of the source's count and a note says so (a matrix of exactly low rank
+//!   gets its rank, where the rounding alone would have counted noise).
 //! - `entropy` keeps the source's +1e-10 on every pᵢ and on the rank inside the logarithm, so a
 //!   rank-1 matrix has a huge entropy there too.
 //! - Marchenko–Pastur: WeightWatcher fits the bulk's scale (`mp_fit`); here it is the plain
@@ -30,7 +33,8 @@ pub struct SpectralMetrics {
     pub log_norm: Option<f64>,
     /// log10 λ_max (`log_spectral_norm`).
     pub log_spectral_norm: Option<f64>,
-    /// #{σᵢ > σ_max · max(m, n) · ε(f64)} (`matrix_rank`).
+    /// #{σᵢ > σ_max · max(m, n) · ε(f64)} (`matrix_rank`), counting only σ the Gram eigenvalues
+    /// resolve (see the module notes).
     pub matrix_rank: Option<usize>,
     /// −Σ pᵢ ln pᵢ / ln(matrix_rank + 1e-10), pᵢ = λᵢ / Σλ + 1e-10 (`entropy`).
     pub entropy: Option<f64>,
@@ -93,11 +97,20 @@ pub fn spectral_metrics(eigenvalues: &[f64], rows: usize, cols: usize) -> Result
     metrics.fro_norm = Some(total.sqrt());
     metrics.rms = Some((total / (rows as f64 * cols as f64)).sqrt());
     let tolerance = lambda_max.sqrt() * large as f64 * f64::EPSILON;
+    let resolution = lambda_max * large as f64 * f64::EPSILON;
+    let resolved = values.iter().filter(|&&value| value > resolution).count();
     let rank = values
         .iter()
-        .filter(|value| value.sqrt() > tolerance)
+        .filter(|&&value| value > resolution && value.sqrt() > tolerance)
         .count();
     metrics.matrix_rank = Some(rank);
+    if resolved < small && lambda_max > 0.0 {
+        metrics.notes.push(format!(
+            "matrix_rank is a lower bound of WeightWatcher's SVD count: {} singular values are \
+             below σ_max·√(max(m,n)·ε), what the Gram eigenvalues resolve, and count as zero",
+            small - resolved
+        ));
+    }
     if lambda_max == 0.0 {
         metrics
             .notes
@@ -214,10 +227,20 @@ mod tests {
     }
 
     #[test]
-    fn rank_counts_above_the_float64_tolerance() {
-        // σ = [1, 1e-12, 1e-14] on a 100 × 3 matrix: tol = 100 · ε ≈ 2.2e-14.
-        let metrics = spectral_metrics(&[1.0, 1e-24, 1e-28], 100, 3).unwrap();
+    fn rank_counts_above_the_float64_tolerance_and_the_gram_resolution() {
+        // σ = [1, 1e-4, 1e-12] on a 100 × 3 matrix: tol = 100 · ε ≈ 2.2e-14 would count all
+        // three, but λ = 1e-24 is below the Gram's resolution 100 · ε ≈ 2.2e-14.
+        let metrics = spectral_metrics(&[1.0, 1e-8, 1e-24], 100, 3).unwrap();
         assert_eq!(metrics.matrix_rank, Some(2));
+        assert!(
+            metrics.notes[0].contains("lower bound"),
+            "{:?}",
+            metrics.notes
+        );
+        // All resolved: the count is WeightWatcher's, with no note.
+        let metrics = spectral_metrics(&[1.0, 1e-8, 1e-12], 100, 3).unwrap();
+        assert_eq!(metrics.matrix_rank, Some(3));
+        assert!(!metrics.notes.iter().any(|n| n.contains("lower bound")));
         // Rank 1: the source's entropy divides by ln(1 + 1e-10).
         let metrics = spectral_metrics(&[2.0, 0.0], 2, 2).unwrap();
         assert_eq!(metrics.matrix_rank, Some(1));
@@ -226,7 +249,7 @@ mod tests {
         close(metrics.entropy, expected);
         assert!(metrics.power_law.is_none());
         assert!(
-            metrics.notes[0].contains("1 eigenvalue"),
+            metrics.notes.iter().any(|n| n.contains("1 eigenvalue")),
             "{:?}",
             metrics.notes
         );
