@@ -128,19 +128,30 @@ pub fn classify(name: &str, shape: &[usize], config: Option<&ModelConfig>) -> Te
     let layer_index = number_after(&segments, &LAYER_CONTAINERS);
     let expert_index = number_after(&segments, &["experts"]);
     let block_type = block_type_of(module, parameter);
-    let stacked_experts = block_type == BlockType::Moe
-        && expert_index.is_none()
-        && module.contains(&"experts")
-        && shape.len() == 3
-        && config
-            .and_then(ModelConfig::expert_count)
-            .is_none_or(|count| count == shape[0]);
+    let named_as_stack = expert_index.is_none() && module.contains(&"experts");
+    let stacked_experts = is_expert_stack(block_type, named_as_stack, shape, config);
     TensorRole {
         block_type,
         layer_index,
         expert_index,
         stacked_experts,
     }
+}
+
+/// Whether a tensor named as a stack of experts is one: an MoE tensor of shape `[E, out, in]`
+/// whose `E` the config's expert count (when known) confirms.
+fn is_expert_stack(
+    block_type: BlockType,
+    named_as_stack: bool,
+    shape: &[usize],
+    config: Option<&ModelConfig>,
+) -> bool {
+    block_type == BlockType::Moe
+        && named_as_stack
+        && shape.len() == 3
+        && config
+            .and_then(ModelConfig::expert_count)
+            .is_none_or(|count| count == shape[0])
 }
 
 /// Classifies the tensor `name` of a GGUF file (llama.cpp's names, `shape` in the Hugging Face
@@ -165,12 +176,7 @@ pub fn classify_gguf(name: &str, shape: &[usize], config: Option<&ModelConfig>) 
         [] => ("", None),
     };
     let block_type = gguf_block_type(part, module.len(), expert_index.is_some());
-    let stacked_experts = block_type == BlockType::Moe
-        && part.ends_with("_exps")
-        && shape.len() == 3
-        && config
-            .and_then(ModelConfig::expert_count)
-            .is_none_or(|count| count == shape[0]);
+    let stacked_experts = is_expert_stack(block_type, part.ends_with("_exps"), shape, config);
     TensorRole {
         block_type,
         layer_index,
