@@ -351,6 +351,33 @@ fn the_page_holds_the_numbers_of_stats_layers_and_embed() {
         .collect();
     assert_eq!(got, want);
 
+    // The outlier list: matrices by max |x| / std, computed here from the stats rows.
+    let mut ratios: Vec<(f64, String)> = rows(&stats)
+        .iter()
+        .filter(|r| r["cols"].as_u64().unwrap() > 1)
+        .map(|r| {
+            let max_abs = r["min"]
+                .as_f64()
+                .unwrap()
+                .abs()
+                .max(r["max"].as_f64().unwrap().abs());
+            (
+                max_abs / r["std"].as_f64().unwrap(),
+                r["param_name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    ratios.sort_by(|a, b| b.0.total_cmp(&a.0));
+    ratios.truncate(10);
+    let table = &page.tables["stats-outlier-ratio"];
+    let got: Vec<(f64, String)> = table
+        .numbers("max_abs / std")
+        .into_iter()
+        .map(Option::unwrap)
+        .zip(table.texts("param_name"))
+        .collect();
+    assert_eq!(got, ratios);
+
     // The norm histogram's bins, counted here from embed's rows.
     let norms: Vec<f64> = rows(&read_json(&dir.path().join("embed.json")))
         .iter()

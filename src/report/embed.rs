@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::data::{EmbedDocuments, ReportData, number, rows, text};
 use super::figures;
-use super::html::{Cell, Figure, Page, Table};
+use super::html::{Cell, Figure, Page, Table, display_number};
 use super::rows::RowDifference;
 use super::{CHART_SIZE, MAX_SCATTER_POINTS};
 use crate::error::Result;
@@ -65,7 +65,7 @@ fn render_matrix(page: &mut Page, prefix: &str, title: &str, docs: &EmbedDocumen
             "k".to_string(),
             format!("{} (chosen by {chosen_by})", summary["k"]),
         ),
-        ("inertia".to_string(), summary["inertia"].to_string()),
+        ("inertia".to_string(), shown(&summary["inertia"])),
         ("metric".to_string(), text(summary, "metric").to_string()),
         (
             "anisotropy".to_string(),
@@ -106,6 +106,7 @@ fn render_matrix(page: &mut Page, prefix: &str, title: &str, docs: &EmbedDocumen
     )?);
 
     page.heading(&format!("{prefix}-extremes"), "Smallest and largest norms");
+    page.open_grid();
     for (key, label) in [("smallest_norms", "smallest"), ("largest_norms", "largest")] {
         let mut table = Table::new(format!("{prefix}-{key}"), &["token_id", "token", "norm"]);
         for token in summary[key].as_array().into_iter().flatten() {
@@ -115,12 +116,15 @@ fn render_matrix(page: &mut Page, prefix: &str, title: &str, docs: &EmbedDocumen
                 Cell::json(&token["value"]),
             ]);
         }
+        page.open_block();
         page.paragraph(&format!(
             "The {} tokens with the {label} norms:",
             table.rows.len()
         ));
         page.table(&table);
+        page.close_block();
     }
+    page.close_grid();
 
     page.heading(&format!("{prefix}-clusters"), "Clusters");
     let mut clusters = Table::new(
@@ -158,6 +162,13 @@ fn render_matrix(page: &mut Page, prefix: &str, title: &str, docs: &EmbedDocumen
         ),
     }
     Ok(())
+}
+
+/// A JSON number as the page shows numbers; anything else as JSON.
+fn shown(value: &Value) -> String {
+    value
+        .as_f64()
+        .map_or_else(|| value.to_string(), display_number)
 }
 
 /// The elbow curve with the chosen k marked.

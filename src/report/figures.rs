@@ -94,6 +94,8 @@ pub fn category_bars(
             Cell::Number(share),
         ]);
     }
+    // A bar's height stays the same whatever their number.
+    let height = (110 + 30 * bars.len()).min(1200) as u32;
     let chart = CategoryBarChart {
         title: title.to_string(),
         x_label: measure.to_string(),
@@ -101,7 +103,7 @@ pub fn category_bars(
     };
     Ok(Figure {
         id: id.to_string(),
-        svg: plot::render_svg(&chart, CHART_SIZE)?,
+        svg: plot::render_svg(&chart, (CHART_SIZE.0, height))?,
         caption: caption.to_string(),
         numbers,
     })

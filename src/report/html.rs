@@ -295,6 +295,26 @@ impl Page {
         self.out.push_str("</div></details>\n</figure>\n");
     }
 
+    /// Starts a grid: the figures until [`Page::close_grid`] sit side by side on wide screens.
+    pub fn open_grid(&mut self) {
+        self.out.push_str("<div class=\"grid\">\n");
+    }
+
+    /// Ends the grid.
+    pub fn close_grid(&mut self) {
+        self.out.push_str("</div>\n");
+    }
+
+    /// Starts one cell of a grid holding more than a figure.
+    pub fn open_block(&mut self) {
+        self.out.push_str("<div>\n");
+    }
+
+    /// Ends the cell.
+    pub fn close_block(&mut self) {
+        self.out.push_str("</div>\n");
+    }
+
     /// Key–value pairs as a two-column table without headings.
     pub fn facts(&mut self, id: &str, facts: &[(String, String)]) {
         let _ = write!(

@@ -39,6 +39,7 @@ pub fn render(page: &mut Page, data: &ReportData) -> Result<()> {
     ));
 
     page.heading("layers-metrics", "Metrics against depth");
+    page.open_grid();
     for (metric, meaning) in METRICS {
         page.figure(&figures::by_layer(
             &format!("layers-{metric}"),
@@ -48,6 +49,7 @@ pub fn render(page: &mut Page, data: &ReportData) -> Result<()> {
             &format!("{metric}: {meaning}; one line per block type (mean over a layer's experts)."),
         )?);
     }
+    page.close_grid();
 
     page.heading("layers-flagged", "The rule of thumb");
     render_flagged(page, &layers.summary);

@@ -20,8 +20,8 @@ pub use rows::{RowDifference, compare_rows};
 use crate::error::Result;
 use html::Page;
 
-/// Pixel size every chart is drawn at (the page scales it to its width).
-const CHART_SIZE: (u32, u32) = (960, 560);
+/// Pixel size every chart is drawn at (the page scales it to its column).
+const CHART_SIZE: (u32, u32) = (720, 450);
 
 /// Most points a scatter plot draws: the page of a 7B model stays small.
 pub const MAX_SCATTER_POINTS: usize = 5_000;

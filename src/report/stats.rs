@@ -40,6 +40,7 @@ pub fn render(page: &mut Page, data: &ReportData) -> Result<()> {
         ("max_abs", "Max |x|", max_abs),
         ("sparsity", "Sparsity", |r| number(r, "sparsity")),
     ];
+    page.open_grid();
     for (key, title, value) in metrics {
         page.figure(&figures::by_layer(
             &format!("stats-{key}"),
@@ -51,10 +52,13 @@ pub fn render(page: &mut Page, data: &ReportData) -> Result<()> {
             ),
         )?);
     }
+    page.close_grid();
 
     page.heading("stats-outliers", "Outlier tensors");
     let mut by_ratio: Vec<(&Value, f64)> = rows
         .iter()
+        // Matrices only: a norm's gains sit near 1 with a tiny spread, a ratio that means nothing.
+        .filter(|r| index(r, "cols").is_some_and(|cols| cols > 1))
         .filter_map(|r| {
             let std = number(r, "std").filter(|s| *s > 0.0)?;
             Some((r, max_abs(r)? / std))
@@ -83,7 +87,7 @@ pub fn render(page: &mut Page, data: &ReportData) -> Result<()> {
         ]);
     }
     page.paragraph(&format!(
-        "The {OUTLIERS_SHOWN} tensors with the largest max |x| / std (heavy tails, a few huge weights):"
+        "The {OUTLIERS_SHOWN} matrices with the largest max |x| / std (heavy tails, a few huge weights):"
     ));
     page.table(&outliers);
 
