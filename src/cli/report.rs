@@ -65,9 +65,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| default_out(&data.run.model_id));
     output::atomic::write_atomically(&out, |writer| writer.write_all(page.as_bytes()))?;
-    if !args.run.quiet {
-        println!("{}", out.display());
-    }
+    println!("{}", out.display());
     Ok(())
 }
 
