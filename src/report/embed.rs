@@ -71,7 +71,8 @@ fn render_matrix(page: &mut Page, prefix: &str, title: &str, docs: &EmbedDocumen
             "anisotropy".to_string(),
             format!(
                 "{} (mean cosine of {} random row pairs)",
-                summary["anisotropy"], summary["anisotropy_pairs"]
+                shown(&summary["anisotropy"]),
+                shown(&summary["anisotropy_pairs"])
             ),
         ),
     ];
@@ -132,13 +133,21 @@ fn render_matrix(page: &mut Page, prefix: &str, title: &str, docs: &EmbedDocumen
         &["cluster", "size", "mean_norm", "nearest tokens"],
     );
     for cluster in super::data::rows(&docs.clusters) {
-        let tokens: Vec<String> =
-            serde_json::from_str::<Vec<String>>(text(cluster, "nearest_tokens"))
-                .unwrap_or_default()
-                .into_iter()
-                .take(NEAREST_SHOWN)
-                .map(|t| format!("⟨{t}⟩"))
-                .collect();
+        let texts: Vec<String> =
+            serde_json::from_str(text(cluster, "nearest_tokens")).unwrap_or_default();
+        let ids = cluster["nearest_token_ids"]
+            .as_array()
+            .map_or(&[][..], Vec::as_slice);
+        // A token without text (no vocabulary, or a padding row) is shown by its id.
+        let tokens: Vec<String> = ids
+            .iter()
+            .enumerate()
+            .take(NEAREST_SHOWN)
+            .map(|(i, id)| match texts.get(i).filter(|t| !t.is_empty()) {
+                Some(token) => format!("⟨{token}⟩"),
+                None => format!("#{id}"),
+            })
+            .collect();
         clusters.push(vec![
             Cell::json(&cluster["cluster"]),
             Cell::json(&cluster["size"]),
@@ -147,7 +156,7 @@ fn render_matrix(page: &mut Page, prefix: &str, title: &str, docs: &EmbedDocumen
         ]);
     }
     page.paragraph(&format!(
-        "k-means clusters with the {NEAREST_SHOWN} tokens nearest each centre (⟨…⟩ marks each token's ends)."
+        "k-means clusters with the {NEAREST_SHOWN} tokens nearest each centre (⟨…⟩ marks each token's ends, #id a token without text)."
     ));
     page.table(&clusters);
 

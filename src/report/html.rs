@@ -157,22 +157,15 @@ impl Table {
             for cell in row {
                 match cell {
                     Cell::Number(Some(v)) if v.is_finite() => {
-                        let _ = write!(
-                            out,
-                            "<td class=\"num\" data-value=\"{v}\">{}</td>",
-                            display_number(*v)
-                        );
+                        let _ = write!(out, "<td data-value=\"{v}\">{}</td>", display_number(*v));
                     }
-                    Cell::Number(_) => out.push_str("<td class=\"num\" data-value=\"\"></td>"),
+                    Cell::Number(_) => out.push_str("<td data-value=\"\"></td>"),
                     Cell::Text(text) => {
                         let _ = write!(out, "<td>{}</td>", escape(text));
                     }
+                    Cell::Token(text) if text.is_empty() => out.push_str("<td></td>"),
                     Cell::Token(text) => {
-                        let _ = write!(
-                            out,
-                            "<td><code class=\"token\">{}</code></td>",
-                            escape(text)
-                        );
+                        let _ = write!(out, "<td><code>{}</code></td>", escape(text));
                     }
                 }
             }

@@ -21,6 +21,9 @@ const METRICS: [(&str, &str); 5] = [
     ("entropy", "the spectral entropy, normalised to [0, 1]"),
 ];
 
+/// Flagged matrices listed open on the page; more are folded.
+const FLAGGED_SHOWN: usize = 20;
+
 /// Renders the layer-by-layer section.
 pub fn render(page: &mut Page, data: &ReportData) -> Result<()> {
     let layers = data
@@ -122,6 +125,7 @@ fn render_flagged(page: &mut Page, summary: &Value) {
             "reading",
         ],
     );
+    let mut over = 0;
     for layer in layers {
         let list = layer["flagged"].as_array().map_or(&[][..], Vec::as_slice);
         per_layer.push(vec![
@@ -133,7 +137,10 @@ fn render_flagged(page: &mut Page, summary: &Value) {
         for matrix in list {
             let alpha = number(matrix, "alpha");
             let reading = match alpha {
-                Some(a) if a < ALPHA_LOW => "may be over-trained",
+                Some(a) if a < ALPHA_LOW => {
+                    over += 1;
+                    "may be over-trained"
+                }
                 Some(_) => "may be under-trained",
                 None => "",
             };
@@ -146,11 +153,22 @@ fn render_flagged(page: &mut Page, summary: &Value) {
             ]);
         }
     }
-    if flagged.rows.is_empty() {
-        page.paragraph("No matrix is flagged.");
-    } else {
-        page.paragraph(&format!("{} matrices are flagged:", flagged.rows.len()));
-        page.table(&flagged);
+    let summary = format!(
+        "{} matrices are flagged: {over} may be over-trained, {} under-trained.",
+        flagged.rows.len(),
+        flagged.rows.len() - over
+    );
+    match flagged.rows.len() {
+        0 => page.paragraph("No matrix is flagged."),
+        // A long list (random or badly trained weights flag nearly everything) stays folded.
+        count if count > FLAGGED_SHOWN => {
+            page.paragraph(&summary);
+            page.folded_table("The flagged matrices", &flagged);
+        }
+        _ => {
+            page.paragraph(&summary);
+            page.table(&flagged);
+        }
     }
     page.folded_table("Mean alpha of each layer", &per_layer);
 }

@@ -14,7 +14,6 @@ mod rows;
 mod stats;
 
 pub use data::{EmbedDocuments, LayersDocuments, ReportData, RunInfo, from_dir};
-pub use html::escape;
 pub use rows::{RowDifference, compare_rows};
 
 use crate::error::Result;

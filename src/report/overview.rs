@@ -53,6 +53,7 @@ pub fn render(page: &mut Page, data: &ReportData) -> Result<()> {
         bars.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         bars
     };
+    page.open_grid();
     page.figure(&figures::category_bars(
         "overview-block-types",
         "Parameters by block type",
@@ -67,6 +68,7 @@ pub fn render(page: &mut Page, data: &ReportData) -> Result<()> {
         by("dtype"),
         "Elements of every stored tensor, summed by storage type as stored.",
     )?);
+    page.close_grid();
 
     page.heading("overview-parameters", "Parameters of this page");
     let parameters: Vec<(String, String)> = run.parameters.clone();
