@@ -20,6 +20,7 @@ pub mod model;
 pub mod observe;
 pub mod output;
 pub mod plot;
+pub mod report;
 pub mod spectral;
 pub mod stats_table;
 pub mod storage;

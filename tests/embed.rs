@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{EXIT_INPUT, EXIT_USAGE, aib, assert_exit, safetensors_image, stderr};
+use common::{EXIT_INPUT, EXIT_USAGE, aib, assert_exit, stderr, write_f32_embedding};
 use serde_json::Value;
 
 const BLOBS: usize = 7;
@@ -46,16 +46,7 @@ fn planted_blobs(folder: &Path) -> Vec<usize> {
             data.extend_from_slice(&value.to_le_bytes());
         }
     }
-    let header = format!(
-        r#"{{"model.embed_tokens.weight":{{"dtype":"F32","shape":[{rows},{DIM}],"data_offsets":[0,{}]}}}}"#,
-        data.len()
-    );
-    std::fs::create_dir_all(folder).unwrap();
-    std::fs::write(
-        folder.join("model.safetensors"),
-        safetensors_image(&header, &data),
-    )
-    .unwrap();
+    write_f32_embedding(folder, rows, &data);
     labels
 }
 

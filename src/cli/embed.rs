@@ -48,6 +48,15 @@ pub struct EmbedArgs {
     /// The 2-D tensor to cluster [default: the token embedding]; e.g. the output head `lm_head.weight`.
     #[arg(long, value_name = "NAME")]
     tensor: Option<String>,
+    #[command(flatten)]
+    clustering: ClusterArgs,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// The k-means flags, shared by `aib embed` and `aib report`.
+#[derive(Debug, clap::Args)]
+pub struct ClusterArgs {
     /// Clusters: a number, or `auto` for the elbow (Kneedle) of a sweep over --k-min..--k-max.
     #[arg(long, value_name = "N|auto", default_value = "auto", value_parser = parse_k)]
     k: KArg,
@@ -79,12 +88,10 @@ pub struct EmbedArgs {
         alias = "random-state",
         default_value_t = 0
     )]
-    seed: u64,
+    pub seed: u64,
     /// Distance between rows.
     #[arg(long, value_enum, default_value = "euclidean")]
     metric: MetricArg,
-    #[command(flatten)]
-    run: RunArgs,
 }
 
 /// `--k`: a number or `auto`.
@@ -110,7 +117,7 @@ fn parse_k(text: &str) -> std::result::Result<KArg, String> {
 /// write the tables, the summary and the plots (or a readable summary on the terminal).
 pub fn run(args: EmbedArgs) -> Result<()> {
     let format = args.output.format()?;
-    let options = embed_options(&args)?;
+    let options = embed_options(&args.clustering)?;
     let model = Model::open(args.model.spec(), args.model.revision.as_deref())?;
     let chosen = choose_matrix(&model, args.tensor.as_deref())?;
     let vocabulary = model
@@ -133,7 +140,12 @@ pub fn run(args: EmbedArgs) -> Result<()> {
     for note in notes.iter().filter(|note| note.warn) {
         display.warn(&note.text);
     }
-    let provenance = args::provenance("embed", &args.model, &model, parameters(&args));
+    let provenance = args::provenance(
+        "embed",
+        &args.model,
+        &model,
+        parameters(&args.clustering, args.tensor.as_deref()),
+    );
     match args.output.path() {
         Some(out) => write_outputs(out, format, &analysis, &chosen, &notes, provenance),
         None if format == Format::Table => print_summary(&analysis, &chosen, &notes, provenance),
@@ -145,7 +157,7 @@ pub fn run(args: EmbedArgs) -> Result<()> {
 }
 
 /// The analysis options from the flags, every value checked before any work starts.
-fn embed_options(args: &EmbedArgs) -> Result<EmbedOptions> {
+pub(super) fn embed_options(args: &ClusterArgs) -> Result<EmbedOptions> {
     if args.k_min < 1 || args.k_max < args.k_min {
         return Err(Error::usage(format!(
             "--k-min {} and --k-max {}: need 1 ≤ k-min ≤ k-max",
@@ -190,7 +202,8 @@ fn embed_options(args: &EmbedArgs) -> Result<EmbedOptions> {
     })
 }
 
-fn parameters(args: &EmbedArgs) -> BTreeMap<String, String> {
+/// The run's parameters as outputs record them; `tensor` is the `--tensor` asked for.
+pub(super) fn parameters(args: &ClusterArgs, tensor: Option<&str>) -> BTreeMap<String, String> {
     let k = match args.k {
         KArg::Auto => "auto".to_string(),
         KArg::Fixed(k) => k.to_string(),
@@ -200,7 +213,7 @@ fn parameters(args: &EmbedArgs) -> BTreeMap<String, String> {
         |rows| rows.to_string(),
     );
     [
-        ("tensor", args.tensor.clone().unwrap_or_default()),
+        ("tensor", tensor.unwrap_or_default().to_string()),
         ("k", k),
         ("k_min", args.k_min.to_string()),
         ("k_max", args.k_max.to_string()),
@@ -218,19 +231,23 @@ fn parameters(args: &EmbedArgs) -> BTreeMap<String, String> {
 }
 
 /// The matrix being clustered, and what is known about the output head beside it.
-struct Chosen<'a> {
-    name: String,
+pub(super) struct Chosen<'a> {
+    /// The tensor's name.
+    pub name: String,
     storage: StorageType,
-    view: MatrixView<'a>,
+    /// The matrix.
+    pub view: MatrixView<'a>,
     /// Whether the output head is the same matrix as the input embedding, in words.
     head: String,
+    /// The one output head's name, when it is stored apart from the embedding (untied).
+    pub separate_head: Option<String>,
     /// Notes of the view (fp8 dequantisation).
     note: Option<String>,
 }
 
 /// The tensor named `wanted`, else the one token embedding; an error lists the candidates when
 /// there is none or several.
-fn choose_matrix<'a>(model: &'a Model, wanted: Option<&str>) -> Result<Chosen<'a>> {
+pub(super) fn choose_matrix<'a>(model: &'a Model, wanted: Option<&str>) -> Result<Chosen<'a>> {
     let of_type = |block_type: BlockType| {
         model
             .files
@@ -291,6 +308,7 @@ fn choose_matrix<'a>(model: &'a Model, wanted: Option<&str>) -> Result<Chosen<'a
         .config
         .as_ref()
         .and_then(|config| config.tie_word_embeddings);
+    let mut separate_head = None;
     let head = match (heads.as_slice(), embeddings.as_slice()) {
         ([], _) if tied_in_config == Some(false) => {
             "no output head stored, though config.json says tie_word_embeddings = false".to_string()
@@ -306,6 +324,7 @@ fn choose_matrix<'a>(model: &'a Model, wanted: Option<&str>) -> Result<Chosen<'a
                     head.name, embedding.name
                 )
             } else {
+                separate_head = Some(head.name.clone());
                 format!("separate: {} differs from {}", head.name, embedding.name)
             }
         }
@@ -320,26 +339,29 @@ fn choose_matrix<'a>(model: &'a Model, wanted: Option<&str>) -> Result<Chosen<'a
         storage: tensor.storage,
         view: matrix.view,
         head,
+        separate_head,
         note: matrix.note,
     })
 }
 
 /// Sweep steps and Lloyd iterations on the one progress bar: the sweep's steps while it runs,
 /// then the final fit's iterations.
-struct SweepProgress<'a> {
+pub(super) struct SweepProgress<'a> {
     display: &'a PhaseDisplay,
     sweeping: AtomicBool,
 }
 
 impl<'a> SweepProgress<'a> {
-    fn new(display: &'a PhaseDisplay, sweep: bool) -> SweepProgress<'a> {
+    /// Progress on `display`; `sweep` when k is chosen by a sweep.
+    pub(super) fn new(display: &'a PhaseDisplay, sweep: bool) -> SweepProgress<'a> {
         SweepProgress {
             display,
             sweeping: AtomicBool::new(sweep),
         }
     }
 
-    fn report(&self, event: cluster::Progress, max_iter: usize) {
+    /// Shows one event of the clustering.
+    pub(super) fn report(&self, event: cluster::Progress, max_iter: usize) {
         match event {
             cluster::Progress::SweepStep {
                 k,
@@ -381,12 +403,17 @@ impl<'a> SweepProgress<'a> {
 }
 
 /// A remark about the run; warnings are also printed on stderr.
-struct Note {
+pub(super) struct Note {
     text: String,
     warn: bool,
 }
 
-fn notes(analysis: &EmbedAnalysis, vocabulary: Option<&Vocabulary>, chosen: &Chosen) -> Vec<Note> {
+/// The remarks about an analysis of the chosen matrix.
+pub(super) fn notes(
+    analysis: &EmbedAnalysis,
+    vocabulary: Option<&Vocabulary>,
+    chosen: &Chosen,
+) -> Vec<Note> {
     let summary = &analysis.summary;
     let mut notes = Vec::new();
     let mut add = |text: String, warn: bool| notes.push(Note { text, warn });
@@ -496,6 +523,28 @@ const SWEEP_COLUMNS: [Column<SweepPoint>; 5] = [
 /// The terminal shows these columns of the cluster table.
 const CLUSTER_TERMINAL_COLUMNS: [&str; 4] = ["cluster", "size", "mean_norm", "nearest_tokens"];
 
+/// The tables of an analysis: rows, clusters and (with a sweep) the sweep.
+pub(super) struct EmbedTables {
+    /// One row per matrix row.
+    pub rows: Table,
+    /// One row per cluster.
+    pub clusters: Table,
+    /// One row per k of the sweep.
+    pub sweep: Option<Table>,
+}
+
+/// The tables `aib embed --out` writes.
+pub(super) fn tables(analysis: &EmbedAnalysis, provenance: &Provenance) -> EmbedTables {
+    EmbedTables {
+        rows: Table::from_records(&ROW_COLUMNS, &analysis.rows, provenance.clone()),
+        clusters: Table::from_records(&CLUSTER_COLUMNS, &analysis.clusters, provenance.clone()),
+        sweep: analysis
+            .sweep
+            .as_ref()
+            .map(|sweep| Table::from_records(&SWEEP_COLUMNS, &sweep.points, provenance.clone())),
+    }
+}
+
 fn write_outputs(
     out: &Path,
     format: Format,
@@ -504,19 +553,13 @@ fn write_outputs(
     notes: &[Note],
     provenance: Provenance,
 ) -> Result<()> {
-    let rows = Table::from_records(&ROW_COLUMNS, &analysis.rows, provenance.clone());
-    output::write_table(&rows, format, Some(out), &[])?;
-    let clusters = Table::from_records(&CLUSTER_COLUMNS, &analysis.clusters, provenance.clone());
+    let tables = tables(analysis, &provenance);
+    output::write_table(&tables.rows, format, Some(out), &[])?;
     let clusters_path = output::sibling_path(out, "clusters", None);
-    output::write_table(&clusters, format, Some(&clusters_path), &[])?;
-    if let Some(sweep) = &analysis.sweep {
-        let table = Table::from_records(&SWEEP_COLUMNS, &sweep.points, provenance.clone());
-        output::write_table(
-            &table,
-            format,
-            Some(&output::sibling_path(out, "sweep", None)),
-            &[],
-        )?;
+    output::write_table(&tables.clusters, format, Some(&clusters_path), &[])?;
+    if let Some(sweep) = &tables.sweep {
+        let sweep_path = output::sibling_path(out, "sweep", None);
+        output::write_table(sweep, format, Some(&sweep_path), &[])?;
     }
     let summary_path = output::sibling_path(out, "summary", Some("json"));
     output::write_json_document(
@@ -591,7 +634,8 @@ fn token_values(values: &[TokenValue]) -> Value {
         .collect()
 }
 
-fn summary_document(
+/// The document `FILE.summary.json` holds.
+pub(super) fn summary_document(
     analysis: &EmbedAnalysis,
     chosen: &Chosen,
     notes: &[Note],

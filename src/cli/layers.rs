@@ -220,6 +220,32 @@ const TERMINAL_COLUMNS: [&str; 9] = [
     "entropy",
 ];
 
+/// The tables of an analysis; heads only when there are heads, experts only for MoE models.
+pub(super) struct LayersTables {
+    /// One row per matrix.
+    pub matrices: Table,
+    /// One row per head block.
+    pub heads: Option<Table>,
+    /// One row per pair of consecutive layers.
+    pub drift: Table,
+    /// One row per expert matrix.
+    pub experts: Option<Table>,
+}
+
+/// The tables `aib layers --out` writes.
+pub(super) fn tables(analysis: &LayersAnalysis, provenance: &Provenance) -> LayersTables {
+    LayersTables {
+        matrices: Table::from_records(&MATRIX_COLUMNS, &analysis.matrices, provenance.clone()),
+        heads: analysis
+            .heads_note
+            .is_none()
+            .then(|| Table::from_records(&HEAD_COLUMNS, &analysis.heads, provenance.clone())),
+        drift: Table::from_records(&DRIFT_COLUMNS, &analysis.drift, provenance.clone()),
+        experts: (!analysis.experts.is_empty())
+            .then(|| Table::from_records(&EXPERT_COLUMNS, &analysis.experts, provenance.clone())),
+    }
+}
+
 fn write_outputs(
     out: &Path,
     format: Format,
@@ -227,20 +253,18 @@ fn write_outputs(
     model: &Model,
     provenance: &Provenance,
 ) -> Result<()> {
-    let matrices = Table::from_records(&MATRIX_COLUMNS, &analysis.matrices, provenance.clone());
-    output::write_table(&matrices, format, Some(out), &[])?;
-    if analysis.heads_note.is_none() {
-        let heads = Table::from_records(&HEAD_COLUMNS, &analysis.heads, provenance.clone());
-        let path = output::sibling_path(out, "heads", None);
-        output::write_table(&heads, format, Some(&path), &[])?;
-    }
-    let drift = Table::from_records(&DRIFT_COLUMNS, &analysis.drift, provenance.clone());
-    let path = output::sibling_path(out, "drift", None);
-    output::write_table(&drift, format, Some(&path), &[])?;
-    if !analysis.experts.is_empty() {
-        let experts = Table::from_records(&EXPERT_COLUMNS, &analysis.experts, provenance.clone());
-        let path = output::sibling_path(out, "experts", None);
-        output::write_table(&experts, format, Some(&path), &[])?;
+    let tables = tables(analysis, provenance);
+    output::write_table(&tables.matrices, format, Some(out), &[])?;
+    let siblings = [
+        ("heads", tables.heads.as_ref()),
+        ("drift", Some(&tables.drift)),
+        ("experts", tables.experts.as_ref()),
+    ];
+    for (name, table) in siblings {
+        if let Some(table) = table {
+            let path = output::sibling_path(out, name, None);
+            output::write_table(table, format, Some(&path), &[])?;
+        }
     }
     let summary_path = output::sibling_path(out, "summary", Some("json"));
     output::write_json_document(
@@ -249,7 +273,8 @@ fn write_outputs(
     )
 }
 
-fn architecture(model: &Model) -> Value {
+/// The architecture from `config.json`, as the summary records it (null without a config).
+pub(super) fn architecture(model: &Model) -> Value {
     let Some(config) = &model.config else {
         return Value::Null;
     };
@@ -268,7 +293,12 @@ fn architecture(model: &Model) -> Value {
     })
 }
 
-fn summary_document(analysis: &LayersAnalysis, model: &Model, provenance: &Provenance) -> Value {
+/// The document `FILE.summary.json` holds.
+pub(super) fn summary_document(
+    analysis: &LayersAnalysis,
+    model: &Model,
+    provenance: &Provenance,
+) -> Value {
     let header: serde_json::Map<String, Value> = provenance
         .pairs()
         .into_iter()

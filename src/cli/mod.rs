@@ -8,6 +8,7 @@ mod embed;
 mod fetch;
 mod layers;
 mod progress;
+mod report;
 mod stats;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +33,8 @@ enum Command {
     Embed(embed::EmbedArgs),
     /// WeightWatcher's spectral metrics of every weight matrix, heads, drift across depth, plots.
     Layers(layers::LayersArgs),
+    /// One self-contained HTML page of the model: overview, statistics, layers, embedding.
+    Report(report::ReportArgs),
 }
 
 /// Parses the process arguments, runs the command and returns the process exit code.
@@ -63,5 +66,6 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Stats(args) => stats::run(args),
         Command::Embed(args) => embed::run(args),
         Command::Layers(args) => layers::run(args),
+        Command::Report(args) => report::run(args),
     }
 }

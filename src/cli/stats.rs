@@ -109,13 +109,20 @@ fn analysis_options(args: &StatsArgs) -> Result<AnalysisOptions> {
     })
 }
 
+impl RankMode {
+    /// The spectral method of this mode; `None` for `off`.
+    pub fn method(self) -> Option<RankMethod> {
+        match self {
+            RankMode::Off => None,
+            RankMode::Exact => Some(RankMethod::Exact),
+            RankMode::Spectrum => Some(RankMethod::Spectrum),
+            RankMode::Randomized => Some(RankMethod::Randomized),
+        }
+    }
+}
+
 fn spectral_options(args: &StatsArgs) -> Option<SpectralOptions> {
-    let method = match args.rank {
-        RankMode::Off => return None,
-        RankMode::Exact => RankMethod::Exact,
-        RankMode::Spectrum => RankMethod::Spectrum,
-        RankMode::Randomized => RankMethod::Randomized,
-    };
+    let method = args.rank.method()?;
     Some(SpectralOptions {
         method,
         rtol: args.rank_rtol,

@@ -8,14 +8,18 @@ use super::table::{Cell, Table};
 
 /// Writes `{"header": {...}, "rows": [{...}, ...]}`.
 pub fn write_json(table: &Table, out: &mut dyn Write) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, &table_document(table))?;
+    writeln!(out)
+}
+
+/// The document [`write_json`] writes, in memory: `{"header": {...}, "rows": [{...}, ...]}`.
+pub fn table_document(table: &Table) -> Value {
     let rows: Vec<Value> = table
         .rows
         .iter()
         .map(|row| row_object(table, row))
         .collect();
-    let document = json!({ "header": header(table), "rows": rows });
-    serde_json::to_writer_pretty(&mut *out, &document)?;
-    writeln!(out)
+    json!({ "header": header(table), "rows": rows })
 }
 
 /// Writes `{"header": {...}}` on the first line, then one row object per line.

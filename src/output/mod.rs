@@ -11,6 +11,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+pub use json::table_document;
 pub use table::{Cell, Column, ColumnType, Provenance, Table};
 
 /// An output format; the command line's `--format` values are these names.

@@ -523,3 +523,58 @@ impl Chart for EsdChart {
         Ok(())
     }
 }
+
+/// One horizontal bar per named category (parameters by block type), largest first as given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CategoryBarChart {
+    /// The title.
+    pub title: String,
+    /// The value axis label.
+    pub x_label: String,
+    /// (category, value) per bar, drawn top to bottom in this order.
+    pub bars: Vec<(String, f64)>,
+}
+
+impl Chart for CategoryBarChart {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let count = self.bars.len().max(1);
+        let (_, right) = padded_range(self.bars.iter().map(|b| b.1).chain([0.0]));
+        let mut chart = ChartBuilder::on(area)
+            .caption(&self.title, (FONT_FAMILY, 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(160)
+            .build_cartesian_2d(0.0..right, -0.5..count as f64 - 0.5)?;
+        // Bar i sits at y = count − 1 − i, so the first bar is on top.
+        let name_at = |y: &f64| {
+            let slot = y.round();
+            let index = count as f64 - 1.0 - slot;
+            if (y - slot).abs() > 1e-6 || index < 0.0 {
+                return String::new();
+            }
+            self.bars
+                .get(index as usize)
+                .map(|b| b.0.clone())
+                .unwrap_or_default()
+        };
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(count)
+            .y_label_formatter(&name_at)
+            .x_desc(self.x_label.as_str())
+            .label_style((FONT_FAMILY, 13))
+            .draw()?;
+        chart.draw_series(
+            self.bars
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| b.1.is_finite())
+                .map(|(i, b)| {
+                    let y = (count - 1 - i) as f64;
+                    Rectangle::new([(0.0, y - 0.35), (b.1, y + 0.35)], BLUE.mix(0.7).filled())
+                }),
+        )?;
+        Ok(())
+    }
+}

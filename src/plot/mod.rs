@@ -1,6 +1,6 @@
 //! Charts for `aib embed` and `aib layers`, each written as SVG and PNG of a stated size.
 //!
-//! A chart is a plain struct ([`LineChart`], [`BarChart`], [`Scatter`], [`Histogram`],
+//! A chart is a plain struct ([`LineChart`], [`BarChart`], [`CategoryBarChart`], [`Scatter`], [`Histogram`],
 //! [`Heatmap`]) drawn by plotters on either backend. Text is laid out (and in PNG rasterised)
 //! with DejaVu Sans, bundled in the binary, so the output never depends on the fonts of the
 //! machine; SVG names the family `sans-serif` for viewers. Files are written atomically (a temporary sibling, renamed).
@@ -13,7 +13,9 @@ use std::sync::Once;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-pub use charts::{BarChart, EsdChart, Heatmap, Histogram, LineChart, MultiLineChart, Scatter};
+pub use charts::{
+    BarChart, CategoryBarChart, EsdChart, Heatmap, Histogram, LineChart, MultiLineChart, Scatter,
+};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::output::atomic::write_atomically;

@@ -122,3 +122,19 @@ pub fn assert_close(got: &Value, want: Option<f64>, scale: f64, what: &str) {
         }
     }
 }
+
+/// Writes `folder/model.safetensors` holding one f32 token embedding
+/// `model.embed_tokens.weight` of `rows` × `data.len() / (4 · rows)`, `data` its little-endian bytes.
+pub fn write_f32_embedding(folder: &Path, rows: usize, data: &[u8]) {
+    let cols = data.len() / 4 / rows.max(1);
+    let header = format!(
+        r#"{{"model.embed_tokens.weight":{{"dtype":"F32","shape":[{rows},{cols}],"data_offsets":[0,{}]}}}}"#,
+        data.len()
+    );
+    std::fs::create_dir_all(folder).unwrap();
+    std::fs::write(
+        folder.join("model.safetensors"),
+        safetensors_image(&header, data),
+    )
+    .unwrap();
+}

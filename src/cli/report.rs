@@ -1,0 +1,269 @@
+//! `aib report`: one self-contained HTML page of a model, from its weights (the analyses of
+//! `stats`, `layers` and `embed` run here, on one opened model) or from their outputs (`--from`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use super::args::{self, ModelArgs, RunArgs};
+use super::embed::{self as embed_cli, ClusterArgs, SweepProgress};
+use super::layers as layers_cli;
+use super::stats::RankMode;
+use crate::embed::{self, EmbedAnalysis, EmbedOptions, KChoice};
+use crate::engine::reduce::ReduceOptions;
+use crate::engine::{self, AnalysisOptions};
+use crate::error::{ErrorKind, Result};
+use crate::layers::analysis::{self as layers_analysis, LayersOptions};
+use crate::model::Model;
+use crate::observe::Observer;
+use crate::output::{self, Provenance, table_document};
+use crate::report::{self, EmbedDocuments, LayersDocuments, ReportData, RunInfo, Section};
+use crate::spectral::SpectralOptions;
+use crate::stats_table::stats_table;
+use crate::vocab::Vocabulary;
+
+/// Flags of `aib report`.
+#[derive(Debug, clap::Args)]
+#[command(mut_arg("model", |arg| arg.required_unless_present_any(["model_path", "from"])))]
+pub struct ReportArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The page to write (atomically) [default: MODEL-NAME.report.html in the current folder].
+    #[arg(long, short = 'o', value_name = "FILE.html")]
+    out: Option<PathBuf>,
+    /// Build the page from the outputs of aib stats, layers and embed in DIR instead of the weights
+    /// (stats.json, layers.json, embed.json and their siblings; see the README).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "model_path"])]
+    from: Option<PathBuf>,
+    /// The sections, comma-separated [default: all].
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST")]
+    sections: Vec<Section>,
+    /// How `stats` computes ranks and spectra (see `aib stats --help`).
+    #[arg(long, value_enum, default_value = "exact")]
+    rank: RankMode,
+    #[command(flatten)]
+    clustering: ClusterArgs,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// Runs `aib report`: gather the documents (analysing the model, or reading `--from`), render the
+/// page and write it atomically; prints its path.
+pub fn run(args: ReportArgs) -> Result<()> {
+    let sections = if args.sections.is_empty() {
+        Section::ALL.to_vec()
+    } else {
+        args.sections.clone()
+    };
+    let data = match &args.from {
+        Some(dir) => report::from_dir(dir, &sections)?,
+        None => analyse(&args, &sections)?,
+    };
+    let page = report::render(&data, &sections)?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out(&data.run.model_id));
+    output::atomic::write_atomically(&out, |writer| writer.write_all(page.as_bytes()))?;
+    println!("{}", out.display());
+    Ok(())
+}
+
+/// `NAME.report.html`, NAME the model id's last component.
+fn default_out(model_id: &str) -> PathBuf {
+    let name = model_id
+        .rsplit(['/', '\\'])
+        .find(|part| !part.is_empty() && *part != "." && *part != "..")
+        .unwrap_or("model");
+    PathBuf::from(format!("{name}.report.html"))
+}
+
+/// Opens the model once and runs the analyses the sections need, on one thread pool; the stats
+/// pass reads every tensor once, the layers pass every matrix once, embed its one or two matrices.
+fn analyse(args: &ReportArgs, sections: &[Section]) -> Result<ReportData> {
+    let wants = |section: Section| sections.contains(&section);
+    let embed_options = embed_cli::embed_options(&args.clustering)?;
+    let stats_options = AnalysisOptions {
+        reduce: ReduceOptions::default(),
+        // The overview alone needs parameter counts, not spectra.
+        spectral: if wants(Section::Stats) {
+            spectral_options(args)?
+        } else {
+            None
+        },
+    };
+    let model = Model::open(args.model.spec(), args.model.revision.as_deref())?;
+    let display = args.run.phase_display();
+    display.detail(&format!(
+        "model {} ({} shard(s))",
+        model.model_id,
+        model.files.len()
+    ));
+    let provenance = args::provenance("report", &args.model, &model, parameters(args, sections));
+    let started = Instant::now();
+    let mut data = args.run.in_pool(|| -> Result<ReportData> {
+        let mut data = ReportData::default();
+        if wants(Section::Overview) || wants(Section::Stats) {
+            let reports = engine::analyse(&model, &stats_options, &display)?;
+            data.stats = Some(table_document(&stats_table(&reports, provenance.clone())));
+        }
+        if wants(Section::Layers) {
+            let analysis = layers_analysis::analyse(&model, &LayersOptions::default(), &display)?;
+            let tables = layers_cli::tables(&analysis, &provenance);
+            data.layers = Some(LayersDocuments {
+                matrices: table_document(&tables.matrices),
+                heads: tables.heads.as_ref().map(table_document),
+                drift: table_document(&tables.drift),
+                summary: layers_cli::summary_document(&analysis, &model, &provenance),
+            });
+        }
+        if wants(Section::Embed) {
+            analyse_embedding(&model, &embed_options, &display, &provenance, &mut data)?;
+        }
+        Ok(data)
+    })??;
+    display.finish();
+    data.run = RunInfo {
+        tool: provenance.tool.clone(),
+        model_id: provenance.model_id.clone(),
+        model_path: provenance.model_path.clone(),
+        revision: provenance.revision.clone(),
+        created_at: provenance.created_at.clone(),
+        parameters: provenance.parameters.clone().into_iter().collect(),
+        run_seconds: Some(started.elapsed().as_secs_f64()),
+        source: "analysed from the weights in this run".to_string(),
+        architecture: layers_cli::architecture(&model),
+    };
+    Ok(data)
+}
+
+/// The embedding's analysis; for an untied head, the head's with the embedding's k (no second
+/// sweep) and the comparison of their rows. A model without a token embedding gets a note.
+fn analyse_embedding(
+    model: &Model,
+    options: &EmbedOptions,
+    display: &super::progress::PhaseDisplay,
+    provenance: &Provenance,
+    data: &mut ReportData,
+) -> Result<()> {
+    let chosen = match embed_cli::choose_matrix(model, None) {
+        Ok(chosen) => chosen,
+        Err(err) if err.kind() != ErrorKind::Io => {
+            data.embed_note = Some(err.message().to_string());
+            return Ok(());
+        }
+        Err(err) => return Err(err),
+    };
+    let vocabulary = model
+        .tokenizer
+        .as_deref()
+        .map(Vocabulary::open)
+        .transpose()?;
+    let run = |chosen: &embed_cli::Chosen, options: &EmbedOptions| -> Result<EmbedAnalysis> {
+        display.detail(&format!("clustering {}", chosen.name));
+        let progress = SweepProgress::new(display, matches!(options.k, KChoice::Auto(_)));
+        let report = |event| progress.report(event, options.kmeans.max_iter);
+        embed::analyse(&chosen.view, vocabulary.as_ref(), options, &report)
+    };
+    let analysis = run(&chosen, options)?;
+    data.embed = Some(documents(
+        &analysis,
+        &chosen,
+        vocabulary.as_ref(),
+        provenance,
+    ));
+    let Some(head_name) = &chosen.separate_head else {
+        return Ok(());
+    };
+    let head = embed_cli::choose_matrix(model, Some(head_name))?;
+    let head_options = EmbedOptions {
+        k: KChoice::Fixed(analysis.summary.k),
+        ..options.clone()
+    };
+    let head_analysis = run(&head, &head_options)?;
+    let mut head_provenance = provenance.clone();
+    head_provenance
+        .parameters
+        .insert("head_k".to_string(), analysis.summary.k.to_string());
+    data.head = Some(documents(
+        &head_analysis,
+        &head,
+        vocabulary.as_ref(),
+        &head_provenance,
+    ));
+    data.head_note = Some(format!(
+        "{head_name} is clustered with the embedding's k = {} (no second sweep), so the two are comparable",
+        analysis.summary.k
+    ));
+    match report::compare_rows(&chosen.view, &head.view) {
+        Ok(differences) => data.row_differences = Some(differences),
+        Err(err) => data.head_note = Some(err.message().to_string()),
+    }
+    Ok(())
+}
+
+/// The documents `aib embed --out FILE.json` would write, and the scatter.
+fn documents(
+    analysis: &EmbedAnalysis,
+    chosen: &embed_cli::Chosen,
+    vocabulary: Option<&Vocabulary>,
+    provenance: &Provenance,
+) -> EmbedDocuments {
+    let notes = embed_cli::notes(analysis, vocabulary, chosen);
+    let tables = embed_cli::tables(analysis, provenance);
+    EmbedDocuments {
+        rows: table_document(&tables.rows),
+        clusters: table_document(&tables.clusters),
+        sweep: tables.sweep.as_ref().map(table_document),
+        summary: embed_cli::summary_document(analysis, chosen, &notes, provenance),
+        scatter: Some(analysis.scatter.clone()),
+    }
+}
+
+/// `stats`' spectral options for `--rank` with `--seed` and every other knob at its default.
+fn spectral_options(args: &ReportArgs) -> Result<Option<SpectralOptions>> {
+    let Some(method) = args.rank.method() else {
+        return Ok(None);
+    };
+    let options = SpectralOptions {
+        method,
+        seed: args.clustering.seed,
+        ..SpectralOptions::default()
+    };
+    options.validate()?;
+    Ok(Some(options))
+}
+
+/// Every parameter of the run, as the page and each document's header record them.
+fn parameters(args: &ReportArgs, sections: &[Section]) -> BTreeMap<String, String> {
+    let mut parameters = embed_cli::parameters(&args.clustering, None);
+    parameters.remove("tensor");
+    let names: Vec<&str> = sections.iter().map(|s| s.id()).collect();
+    parameters.insert("sections".to_string(), names.join(","));
+    parameters.insert(
+        "rank".to_string(),
+        format!("{:?}", args.rank).to_lowercase(),
+    );
+    let reduce = ReduceOptions::default();
+    parameters.insert("sparsity_eps".to_string(), reduce.sparsity_eps.to_string());
+    parameters
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn default_page_name_is_the_model_name() {
+        assert_eq!(
+            default_out("Qwen/Qwen3-4B"),
+            Path::new("Qwen3-4B.report.html")
+        );
+        assert_eq!(
+            default_out("fixtures/llama-tiny/"),
+            Path::new("llama-tiny.report.html")
+        );
+        assert_eq!(default_out(""), Path::new("model.report.html"));
+    }
+}
