@@ -1,5 +1,5 @@
 //! The vocabulary of a checkpoint, id → readable text, from `tokenizer.json` (the Hugging Face
-//! tokenizers format) or a plain `vocab.txt`.
+//! tokenizers format), a plain `vocab.txt`, or a GGUF file's `tokenizer.ggml.tokens`.
 //!
 //! Only the id → piece table is needed, so the JSON is read with serde_json rather than the
 //! `tokenizers` crate, whose normalisers, pre-tokenisers and regex engines aib would never run.
@@ -82,6 +82,27 @@ impl Vocabulary {
             tokens,
             model_type: "vocab.txt".to_string(),
             style: PieceStyle::Plain,
+        }
+    }
+
+    /// The vocabulary of a GGUF file's `tokenizer.ggml.tokens` (id → piece), made readable by the
+    /// spelling its pieces show: `▁` for SentencePiece, a leading `Ġ` for byte-level BPE.
+    pub fn from_gguf_tokens(pieces: &[String]) -> Vocabulary {
+        let style = if pieces.iter().any(|p| p.contains('▁')) {
+            PieceStyle::Metaspace
+        } else if pieces.iter().any(|p| p.starts_with('Ġ')) {
+            PieceStyle::ByteLevel
+        } else {
+            PieceStyle::Plain
+        };
+        Vocabulary {
+            tokens: pieces
+                .iter()
+                .map(|piece| Some(readable_piece(piece, style)))
+                .collect(),
+            special: vec![false; pieces.len()],
+            model_type: "tokenizer.ggml.tokens".to_string(),
+            style,
         }
     }
 

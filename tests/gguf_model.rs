@@ -242,3 +242,61 @@ fn hostile_and_undecodable_files_are_one_line_and_exit_3() {
         &["s-00002-of-00002.gguf", "split.no"],
     );
 }
+
+/// `aib COMMAND MODEL --format json --quiet` plus `extra`, parsed.
+fn command_json(command: &str, model: &Path, extra: &[&str]) -> serde_json::Value {
+    let model = model.display().to_string();
+    let mut args = vec![command, model.as_str(), "--format", "json", "--quiet"];
+    args.extend_from_slice(extra);
+    serde_json::from_str(&common::aib_ok(&args)).expect("valid JSON")
+}
+
+#[test]
+fn embed_and_layers_read_the_f32_gguf_twin_of_llama_tiny_like_the_safetensors() {
+    // llama-tiny-f32.gguf holds llama-tiny's values exactly, under llama.cpp's names.
+    let gguf = common::fixtures().join("gguf/llama-tiny-f32.gguf");
+    let safetensors = common::fixtures().join("llama-tiny");
+
+    // embed finds token_embd.weight, reads the vocabulary from tokenizer.ggml.tokens, and
+    // clusters exactly as from the safetensors files.
+    let from_gguf = command_json("embed", &gguf, &["--k", "4"]);
+    let from_safetensors = command_json("embed", &safetensors, &["--k", "4"]);
+    let (rows, expected) = (
+        from_gguf["rows"].as_array().unwrap(),
+        from_safetensors["rows"].as_array().unwrap(),
+    );
+    assert_eq!(rows.len(), 256);
+    assert!(rows.iter().any(|row| row["token"] != ""), "no token text");
+    for (row, want) in rows.iter().zip(expected) {
+        for key in ["token_id", "token", "cluster", "norm"] {
+            assert_eq!(row[key], want[key], "{key} of {row}");
+        }
+    }
+
+    // layers: the same alpha for each matrix under its GGUF name.
+    let alphas = |document: &serde_json::Value| -> Vec<(String, f64)> {
+        let mut found: Vec<(String, f64)> = document["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| {
+                let key = format!("{} {}", row["block_type"], row["layer_index"]);
+                (key, row["alpha"].as_f64().unwrap())
+            })
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found
+    };
+    let (gguf_alphas, safetensors_alphas) = (
+        alphas(&command_json("layers", &gguf, &[])),
+        alphas(&command_json("layers", &safetensors, &[])),
+    );
+    assert_eq!(gguf_alphas.len(), 15);
+    for ((key, got), (want_key, want)) in gguf_alphas.iter().zip(&safetensors_alphas) {
+        assert_eq!(key, want_key);
+        assert!(
+            (got - want).abs() <= 1e-9 * want.abs(),
+            "{key}: {got} vs {want}"
+        );
+    }
+}

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::args::{self, ModelArgs, OutputArgs, RunArgs};
 use super::progress::PhaseDisplay;
-use crate::classify::{self, BlockType};
+use crate::classify::BlockType;
 use crate::cluster::{self, KMeansOptions, Metric, SweepOptions, SweepPoint};
 use crate::embed::{
     self, ClusterResult, EmbedAnalysis, EmbedOptions, KChoice, RowResult, TokenValue,
@@ -120,11 +120,7 @@ pub fn run(args: EmbedArgs) -> Result<()> {
     let options = embed_options(&args.clustering)?;
     let model = Model::open(args.model.spec(), args.model.revision.as_deref())?;
     let chosen = choose_matrix(&model, args.tensor.as_deref())?;
-    let vocabulary = model
-        .tokenizer
-        .as_deref()
-        .map(Vocabulary::open)
-        .transpose()?;
+    let vocabulary = model.vocabulary()?;
     let display = args.run.phase_display();
     display.detail(&format!(
         "clustering {} ({} × {}, {})",
@@ -254,9 +250,7 @@ pub(super) fn choose_matrix<'a>(model: &'a Model, wanted: Option<&str>) -> Resul
             .iter()
             .flat_map(|file| file.tensors().iter().map(move |tensor| (file, tensor)))
             .filter(move |(_, tensor)| {
-                classify::classify(&tensor.name, &tensor.shape, model.config.as_ref()).block_type
-                    == block_type
-                    && tensor.shape.len() == 2
+                model.classify(tensor).block_type == block_type && tensor.shape.len() == 2
             })
             .collect::<Vec<_>>()
     };

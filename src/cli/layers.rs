@@ -462,7 +462,7 @@ fn print_summary(analysis: &LayersAnalysis, model: &Model, provenance: Provenanc
     if let Some(config) = &model.config {
         let show = |v: Option<usize>| v.map_or("?".to_string(), |v| v.to_string());
         line(format!(
-            "architecture: {} layers, hidden {}, {} heads ({} kv), head_dim {}, intermediate {}, vocab {}, experts {}",
+            "architecture: {} layers, hidden {}, {} heads ({} kv), head_dim {}, intermediate {}, vocab {}{}",
             show(config.num_hidden_layers),
             show(config.hidden_size),
             show(config.num_attention_heads),
@@ -470,7 +470,9 @@ fn print_summary(analysis: &LayersAnalysis, model: &Model, provenance: Provenanc
             show(config.head_dim),
             show(config.intermediate_size),
             show(config.vocab_size),
-            show(config.expert_count()),
+            config
+                .expert_count()
+                .map_or(String::new(), |count| format!(", {count} experts")),
         ));
     }
     let total: usize = analysis.parameters.iter().map(|(_, c)| c).sum();

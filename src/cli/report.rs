@@ -154,11 +154,7 @@ fn analyse_embedding(
         }
         Err(err) => return Err(err),
     };
-    let vocabulary = model
-        .tokenizer
-        .as_deref()
-        .map(Vocabulary::open)
-        .transpose()?;
+    let vocabulary = model.vocabulary()?;
     let run = |chosen: &embed_cli::Chosen, options: &EmbedOptions| -> Result<EmbedAnalysis> {
         display.detail(&format!("clustering {}", chosen.name));
         let progress = SweepProgress::new(display, matches!(options.k, KChoice::Auto(_)));

@@ -41,11 +41,7 @@ pub fn plan_units(model: &Model) -> Result<Vec<Unit<'_>>> {
     let mut units = Vec::new();
     for file in &model.files {
         for tensor in file.tensors() {
-            let (name, shape, config) = (&tensor.name, &tensor.shape, model.config.as_ref());
-            let role = match model.format {
-                WeightFormat::Safetensors => classify::classify(name, shape, config),
-                WeightFormat::Gguf => classify::classify_gguf(name, shape, config),
-            };
+            let role = model.classify(tensor);
             let mut notes = Vec::new();
             if tied && role.block_type == classify::BlockType::Embedding {
                 notes.push(format!("tied: also the output head ({tie_reason})"));

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use super::drift::{expert_distances, pair_drift};
 use super::heads::{HeadLayout, HeadPart, head_metrics, split_heads};
 use super::metrics::{SpectralMetrics, spectral_metrics};
-use crate::classify::{self, BlockType};
+use crate::classify::BlockType;
 use crate::engine::plan::{Unit, plan_units};
 use crate::error::{Error, Result};
 use crate::matrix::MatrixRows;
@@ -467,7 +467,7 @@ fn parameters_by_block(model: &Model) -> Vec<(BlockType, usize)> {
     let mut counts: BTreeMap<&'static str, (BlockType, usize)> = BTreeMap::new();
     for file in &model.files {
         for tensor in file.tensors() {
-            let role = classify::classify(&tensor.name, &tensor.shape, model.config.as_ref());
+            let role = model.classify(tensor);
             let entry = counts
                 .entry(role.block_type.as_str())
                 .or_insert((role.block_type, 0));

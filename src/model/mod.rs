@@ -18,6 +18,7 @@ use crate::format::{SafetensorsFile, TensorInfo};
 use crate::gguf::split;
 use crate::matrix::view::{BlockScale, MatrixView};
 use crate::storage::StorageType;
+use crate::vocab::Vocabulary;
 pub use locate::INDEX_FILE;
 pub use weights::{StoredTensor, WeightFile, WeightFormat};
 
@@ -119,6 +120,28 @@ impl Model {
             gguf_tokens,
             index,
         })
+    }
+
+    /// The role of `tensor` (block type, layer, expert) by the naming scheme of the model's
+    /// format: Hugging Face names for safetensors, llama.cpp's for GGUF.
+    pub fn classify(&self, tensor: &StoredTensor) -> classify::TensorRole {
+        let (name, shape, config) = (&tensor.name, &tensor.shape, self.config.as_ref());
+        match self.format {
+            WeightFormat::Safetensors => classify::classify(name, shape, config),
+            WeightFormat::Gguf => classify::classify_gguf(name, shape, config),
+        }
+    }
+
+    /// The model's vocabulary: its `tokenizer.json` or `vocab.txt`, else a GGUF file's tokens;
+    /// `None` when it has none.
+    pub fn vocabulary(&self) -> Result<Option<Vocabulary>> {
+        if let Some(path) = &self.tokenizer {
+            return Vocabulary::open(path).map(Some);
+        }
+        Ok(self
+            .gguf_tokens
+            .as_deref()
+            .map(Vocabulary::from_gguf_tokens))
     }
 
     /// The file and entry of the tensor called `name`.
