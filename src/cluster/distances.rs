@@ -37,12 +37,13 @@ pub(crate) fn squared_norm(row: &[f32]) -> f32 {
         .sum::<f64>() as f32
 }
 
-/// Row `i` of a row-major tile as a slice (every tile is cut from a row-major buffer); iterating
-/// a slice is several times faster than faer's strided row iterator.
-pub(crate) fn row_slice<'a>(tile: MatRef<'a, f32>, i: usize) -> &'a [f32] {
-    tile.row(i)
-        .try_as_row_major()
-        .expect("tiles are cut from row-major buffers")
+/// Column `j` of a column-major block as a slice (every block is cut from a column-major buffer);
+/// iterating a slice is several times faster than faer's column iterator.
+pub(crate) fn column_slice<'a>(block: MatRef<'a, f32>, j: usize) -> &'a [f32] {
+    block
+        .col(j)
+        .try_as_col_major()
+        .expect("blocks are column-major")
         .as_slice()
 }
 

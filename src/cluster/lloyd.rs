@@ -3,14 +3,15 @@
 //! from their centres), stop when the labels repeat or the squared centre shift falls to `tol`.
 //!
 //! Each pass streams the prepared rows tile by tile; within a tile, blocks of rows run in parallel
-//! and return their own f64 sums per cluster, merged in block order, so the centres are
+//! and return their own sums per cluster (in f32 over at most 256 rows, as scikit-learn sums its
+//! chunks; f32 adds run twice as wide as f64), merged in f64 in block order, so the centres are
 //! bit-identical for any number of threads.
 
 use faer::Mat;
 use rayon::prelude::*;
 
-use super::distances::{Centres, row_slice, squared_distances};
-use super::points::{BLOCK_ROWS, Points};
+use super::distances::{Centres, column_slice, squared_distances};
+use super::points::{Block, Points};
 use super::{Metric, Progress};
 
 /// Labels and squared distances from one assignment pass, with the per-cluster sums if asked.
@@ -33,11 +34,54 @@ struct BlockPart {
     present: Vec<usize>,
     /// Row sums of each cluster of `present`, `cols` values each: a block of 256 rows touches few
     /// of k clusters, so this is far smaller to fill and merge than k × cols.
-    sums: Vec<f64>,
+    sums: Vec<f32>,
     counts: Vec<u64>,
 }
 
 impl BlockPart {
+    /// Labels, counts and distances of the rows of `block` (whose validity is `valid`) given
+    /// each row's nearest centre and its f32 distance; with `exact`, the distances are
+    /// recomputed in f64 as ‖x − c‖²; with `with_sums`, the rows of each cluster are summed.
+    fn new(
+        block: Block<'_>,
+        valid: &[bool],
+        nearest: &[(usize, f32)],
+        centres: &Centres,
+        with_sums: bool,
+        exact: bool,
+    ) -> BlockPart {
+        let (count, k) = (block.by_rows.nrows(), centres.count());
+        let mut part = BlockPart {
+            labels: vec![0; count],
+            distances: vec![0.0; count],
+            present: Vec::new(),
+            sums: Vec::new(),
+            counts: vec![0; k],
+        };
+        // Where each cluster's sum sits in `part.sums` (usize::MAX: not yet there).
+        let mut slots = vec![usize::MAX; if with_sums { k } else { 0 }];
+        for (i, &(best, best_distance)) in nearest.iter().enumerate() {
+            if !valid[i] {
+                continue;
+            }
+            let row = block.row(i);
+            part.labels[i] = best as u32;
+            part.counts[best] += 1;
+            part.distances[i] = if exact {
+                row.iter()
+                    .zip(centres.values.row(best).iter())
+                    .map(|(&x, &c)| (f64::from(x) - f64::from(c)).powi(2))
+                    .sum()
+            } else {
+                f64::from(best_distance)
+            };
+            if with_sums {
+                part.add_to_sum(&mut slots, best, row);
+            }
+        }
+        part
+    }
+
     /// Adds `row` to the sum of `cluster`.
     fn add_to_sum(&mut self, slots: &mut [usize], cluster: usize, row: &[f32]) {
         if slots[cluster] == usize::MAX {
@@ -47,7 +91,7 @@ impl BlockPart {
         }
         let start = slots[cluster] * row.len();
         for (s, &x) in self.sums[start..start + row.len()].iter_mut().zip(row) {
-            *s += f64::from(x);
+            *s += x;
         }
     }
 }
@@ -69,60 +113,26 @@ pub(crate) fn assign(
         sums: vec![0.0; if with_sums { k * cols } else { 0 }],
         counts: vec![0; k],
     };
-    points.for_each_tile(|start, tile| {
-        let blocks = tile.nrows().div_ceil(BLOCK_ROWS);
-        let parts: Vec<BlockPart> = (0..blocks)
-            .into_par_iter()
-            .map(|block| {
-                let first = block * BLOCK_ROWS;
-                let count = BLOCK_ROWS.min(tile.nrows() - first);
-                let block_rows = tile.subrows(first, count);
-                let norms = &points.sq_norms[start + first..][..count];
+    points.for_each_tile(|blocks| {
+        let parts: Vec<BlockPart> = blocks
+            .par_iter()
+            .map(|&block| {
+                let (first, count) = (block.first, block.by_rows.nrows());
+                let norms = &points.sq_norms[first..][..count];
                 let mut to_centres = Mat::zeros(0, 0);
-                squared_distances(block_rows, norms, centres, &mut to_centres);
-                let mut part = BlockPart {
-                    labels: vec![0; count],
-                    distances: vec![0.0; count],
-                    present: Vec::new(),
-                    sums: Vec::new(),
-                    counts: vec![0; k],
-                };
-                // Where each cluster's sum sits in `part.sums` (usize::MAX: not yet there).
-                let mut slots = vec![usize::MAX; if with_sums { k } else { 0 }];
+                squared_distances(block.for_product, norms, centres, &mut to_centres);
                 // Nearest centres column by column (`to_centres` is column-major); a strictly
                 // smaller distance wins, so the first of equal ones stays, as numpy's argmin.
                 let mut nearest = vec![(0_usize, f32::INFINITY); count];
                 for j in 0..k {
-                    let column = to_centres
-                        .col(j)
-                        .try_as_col_major()
-                        .expect("a Mat is column-major");
-                    for (best, &d) in nearest.iter_mut().zip(column.as_slice()) {
+                    for (best, &d) in nearest.iter_mut().zip(column_slice(to_centres.as_ref(), j)) {
                         if d < best.1 {
                             *best = (j, d);
                         }
                     }
                 }
-                for (i, &(best, best_distance)) in nearest.iter().enumerate() {
-                    if !points.valid[start + first + i] {
-                        continue;
-                    }
-                    let row = row_slice(block_rows, i);
-                    part.labels[i] = best as u32;
-                    part.counts[best] += 1;
-                    part.distances[i] = if exact {
-                        row.iter()
-                            .zip(centres.values.row(best).iter())
-                            .map(|(&x, &c)| (f64::from(x) - f64::from(c)).powi(2))
-                            .sum()
-                    } else {
-                        f64::from(best_distance)
-                    };
-                    if with_sums {
-                        part.add_to_sum(&mut slots, best, row);
-                    }
-                }
-                part
+                let valid = &points.valid[first..][..count];
+                BlockPart::new(block, valid, &nearest, centres, with_sums, exact)
             })
             .collect();
         for part in parts {
@@ -132,8 +142,8 @@ pub(crate) fn assign(
             // block without rows of a cluster would only add +0.0, which changes no sum.
             for (slot, &cluster) in part.present.iter().enumerate() {
                 let total = &mut result.sums[cluster * cols..(cluster + 1) * cols];
-                for (t, s) in total.iter_mut().zip(&part.sums[slot * cols..]) {
-                    *t += s;
+                for (t, &s) in total.iter_mut().zip(&part.sums[slot * cols..]) {
+                    *t += f64::from(s);
                 }
             }
             for (total, c) in result.counts.iter_mut().zip(&part.counts) {

@@ -65,8 +65,9 @@ pub struct KMeansOptions {
     pub seed: u64,
     /// Euclidean or cosine.
     pub metric: Metric,
-    /// Largest f32 copy of the prepared rows kept in memory between passes (rows × cols × 4
-    /// bytes); a larger matrix is decoded again from its source on every pass.
+    /// Largest f32 copies of the prepared rows kept in memory between passes (two copies, one
+    /// per layout: rows × cols × 8 bytes); a larger matrix is decoded again from its source on
+    /// every pass.
     pub max_resident_bytes: usize,
 }
 
@@ -184,6 +185,22 @@ fn fit_points(
     options: &KMeansOptions,
     progress: &dyn Fn(Progress),
 ) -> Result<KMeansFit> {
+    let seeds = |init: usize| {
+        let mut random = GaussianStream::new(options.seed, init as u64);
+        seeding::kmeans_plus_plus(points, options.k, &mut random)
+    };
+    fit_from_seeds(points, options, &seeds, progress)
+}
+
+/// [`fit_points`] with the k-means++ centres of each initialisation given by `seeds(init)`
+/// (`options.k` × cols, row-major), which must be the seeding drawn from stream `init` of the
+/// seed.
+fn fit_from_seeds(
+    points: &Points<'_>,
+    options: &KMeansOptions,
+    seeds: &dyn Fn(usize) -> Vec<f32>,
+    progress: &dyn Fn(Progress),
+) -> Result<KMeansFit> {
     let (rows, cols) = points.shape();
     check_options(options, points.valid_count, rows)?;
     let settings = |init| lloyd::LloydSettings {
@@ -196,9 +213,7 @@ fn fit_points(
     };
     let mut best: Option<lloyd::Run> = None;
     for init in 0..options.n_init {
-        let mut random = GaussianStream::new(options.seed, init as u64);
-        let initial = seeding::kmeans_plus_plus(points, options.k, &mut random);
-        let run = lloyd::lloyd(points, initial, &settings(init));
+        let run = lloyd::lloyd(points, seeds(init), &settings(init));
         // The first of equal inertias is kept, as scikit-learn does.
         if best.as_ref().is_none_or(|b| run.inertia < b.inertia) {
             best = Some(run);

@@ -4,6 +4,12 @@
 //! One preparing pass finds the valid rows (every value finite; for cosine also a non-zero norm)
 //! and the per-column variance scikit-learn scales `tol` by. The prepared rows are kept in memory
 //! when they fit the caller's budget, else decoded again from the matrix on every pass.
+//!
+//! Rows are handed out in blocks of [`BLOCK_ROWS`], row-major for the per-row sums and distances,
+//! and in the layout the distance product reads best. Resident rows keep a second, column-major
+//! copy: the product multiplies a block by a few centres, and packing a row-major block into its
+//! layout on every pass cost more than the product itself. Streamed rows are decoded on every
+//! pass anyway, and faer's packing of the row-major block is cheaper than a transposed copy.
 
 use faer::MatRef;
 use rayon::prelude::*;
@@ -11,7 +17,6 @@ use rayon::prelude::*;
 use super::Metric;
 use super::distances::squared_norm;
 use crate::matrix::MatrixRows;
-use crate::matrix::tiles::row_tiles;
 
 /// Target size of one decoded row tile.
 #[cfg(not(test))]
@@ -33,8 +38,9 @@ pub(crate) struct Points<'a> {
     rows: usize,
     cols: usize,
     normalise: bool,
-    /// Every prepared row, row-major (excluded rows zeroed), when it fits the memory budget.
-    resident: Option<Vec<f32>>,
+    /// Every prepared row (excluded rows zeroed), row-major and block by block column-major,
+    /// when both fit the memory budget.
+    resident: Option<(Vec<f32>, Vec<f32>)>,
     /// Whether each row takes part.
     pub valid: Vec<bool>,
     /// Number of valid rows.
@@ -132,9 +138,81 @@ enum RowState {
     Zero,
 }
 
+/// Tiles of about `TILE_BYTES` of rows, `(first row, row count)`, each a whole number of blocks,
+/// so that block `b` always holds rows `b · BLOCK_ROWS ..`, whatever the tile.
+fn tiles(rows: usize, cols: usize) -> impl Iterator<Item = (usize, usize)> {
+    let rows_per_tile = (TILE_BYTES / (4 * cols.max(1) * BLOCK_ROWS)).max(1) * BLOCK_ROWS;
+    (0..rows)
+        .step_by(rows_per_tile)
+        .map(move |start| (start, rows_per_tile.min(rows - start)))
+}
+
+/// A block of at most [`BLOCK_ROWS`] prepared rows, in both layouts.
+#[derive(Clone, Copy)]
+pub(crate) struct Block<'t> {
+    /// Index of the block's first row.
+    pub first: usize,
+    /// The rows, row-major.
+    pub by_rows: MatRef<'t, f32>,
+    /// The same rows for the distance product: column-major when resident, else `by_rows`.
+    pub for_product: MatRef<'t, f32>,
+}
+
+impl<'t> Block<'t> {
+    /// Row `i` as a slice.
+    pub fn row(&self, i: usize) -> &'t [f32] {
+        self.by_rows
+            .row(i)
+            .try_as_row_major()
+            .expect("blocks are cut from row-major buffers")
+            .as_slice()
+    }
+}
+
+/// The blocks of a tile of `count` rows from `start`, given its values row-major and, if there
+/// is one, block by block column-major.
+fn blocks<'t>(
+    start: usize,
+    count: usize,
+    cols: usize,
+    by_rows: &'t [f32],
+    by_columns: Option<&'t [f32]>,
+) -> Vec<Block<'t>> {
+    (0..count.div_ceil(BLOCK_ROWS))
+        .map(|b| {
+            let rows = BLOCK_ROWS.min(count - b * BLOCK_ROWS);
+            let range = b * BLOCK_ROWS * cols..(b * BLOCK_ROWS + rows) * cols;
+            let by_rows = MatRef::from_row_major_slice(&by_rows[range.clone()], rows, cols);
+            let for_product = match by_columns {
+                Some(values) => MatRef::from_column_major_slice(&values[range], rows, cols),
+                None => by_rows,
+            };
+            Block {
+                first: start + b * BLOCK_ROWS,
+                by_rows,
+                for_product,
+            }
+        })
+        .collect()
+}
+
+/// Copies a row-major `count × cols` block into `out`, column-major, 16 rows at a time so that
+/// each written column piece fills a cache line.
+fn to_column_major(block: &[f32], count: usize, cols: usize, out: &mut [f32]) {
+    for first in (0..count).step_by(16) {
+        let rows = 16.min(count - first);
+        for col in 0..cols {
+            let column = &mut out[col * count + first..][..rows];
+            for (i, x) in column.iter_mut().enumerate() {
+                *x = block[(first + i) * cols + col];
+            }
+        }
+    }
+}
+
 impl<'a> Points<'a> {
-    /// Prepares the rows of `matrix` for `metric`, keeping them in memory if they take at most
-    /// `max_resident_bytes`.
+    /// Prepares the rows of `matrix` for `metric`, keeping them in memory if their two copies
+    /// take at most `max_resident_bytes`.
     pub fn prepare(
         matrix: &'a dyn MatrixRows,
         metric: Metric,
@@ -144,7 +222,7 @@ impl<'a> Points<'a> {
         let normalise = metric == Metric::Cosine;
         let keep = rows
             .checked_mul(cols)
-            .and_then(|n| n.checked_mul(4))
+            .and_then(|n| n.checked_mul(8))
             .is_some_and(|bytes| bytes <= max_resident_bytes);
         let mut points = Points {
             matrix,
@@ -159,10 +237,11 @@ impl<'a> Points<'a> {
             mean_variance: 0.0,
             sq_norms: Vec::with_capacity(rows),
         };
-        let mut resident = Vec::with_capacity(if keep { rows * cols } else { 0 });
+        let mut by_columns = vec![0.0; if keep { rows * cols } else { 0 }];
+        let mut by_rows = Vec::with_capacity(if keep { rows * cols } else { 0 });
         let mut moments = ColumnMoments::empty(cols);
         let mut tile = Vec::new();
-        for (start, count) in row_tiles(rows, cols, TILE_BYTES) {
+        for (start, count) in tiles(rows, cols) {
             tile.resize(count * cols, 0.0);
             let blocks: Vec<(Vec<RowState>, Vec<f32>, ColumnMoments)> = tile
                 .par_chunks_mut(BLOCK_ROWS * cols.max(1))
@@ -192,14 +271,20 @@ impl<'a> Points<'a> {
                 }
             }
             if keep {
-                resident.extend_from_slice(&tile);
+                by_columns[start * cols..(start + count) * cols]
+                    .par_chunks_mut(BLOCK_ROWS * cols.max(1))
+                    .zip(tile.par_chunks(BLOCK_ROWS * cols.max(1)))
+                    .for_each(|(out, block)| {
+                        to_column_major(block, block.len() / cols.max(1), cols, out)
+                    });
+                by_rows.extend_from_slice(&tile);
             }
         }
         if moments.count > 0.0 && cols > 0 {
             points.mean_variance = moments.m2.iter().sum::<f64>() / moments.count / cols as f64;
         }
         if keep {
-            points.resident = Some(resident);
+            points.resident = Some((by_rows, by_columns));
         }
         points
     }
@@ -209,39 +294,46 @@ impl<'a> Points<'a> {
         (self.rows, self.cols)
     }
 
-    /// Calls `visit(first row, tile)` on each tile of prepared rows, in order.
-    pub fn for_each_tile(&self, mut visit: impl FnMut(usize, MatRef<'_, f32>)) {
+    /// Calls `visit(blocks)` on each tile of prepared rows, in order, with the tile's blocks.
+    pub fn for_each_tile(&self, mut visit: impl FnMut(&[Block<'_>])) {
         let cols = self.cols;
-        if let Some(values) = &self.resident {
-            for (start, count) in row_tiles(self.rows, cols, TILE_BYTES) {
-                let slice = &values[start * cols..(start + count) * cols];
-                visit(start, MatRef::from_row_major_slice(slice, count, cols));
+        if let Some((by_rows, by_columns)) = &self.resident {
+            for (start, count) in tiles(self.rows, cols) {
+                let range = start * cols..(start + count) * cols;
+                visit(&blocks(
+                    start,
+                    count,
+                    cols,
+                    &by_rows[range.clone()],
+                    Some(&by_columns[range]),
+                ));
             }
             return;
         }
-        let mut tile = Vec::new();
-        for (start, count) in row_tiles(self.rows, cols, TILE_BYTES) {
-            tile.resize(count * cols, 0.0);
-            tile.par_chunks_mut(BLOCK_ROWS * cols.max(1))
+        let mut by_rows = Vec::new();
+        for (start, count) in tiles(self.rows, cols) {
+            by_rows.resize(count * cols, 0.0);
+            by_rows
+                .par_chunks_mut(BLOCK_ROWS * cols.max(1))
                 .enumerate()
-                .for_each(|(block, out)| {
-                    self.matrix.read_rows(start + block * BLOCK_ROWS, out);
-                    out.chunks_exact_mut(cols.max(1)).for_each(|row| {
+                .for_each(|(block, rows)| {
+                    self.matrix.read_rows(start + block * BLOCK_ROWS, rows);
+                    rows.chunks_exact_mut(cols.max(1)).for_each(|row| {
                         prepare_row(row, self.normalise);
                     });
                 });
-            visit(start, MatRef::from_row_major_slice(&tile, count, cols));
+            visit(&blocks(start, count, cols, &by_rows, None));
         }
     }
 
     /// The prepared row `row`.
     pub fn row(&self, row: usize) -> Vec<f32> {
         let cols = self.cols;
-        if let Some(values) = &self.resident {
-            return values[row * cols..(row + 1) * cols].to_vec();
+        if let Some((by_rows, _)) = &self.resident {
+            return by_rows[row * cols..(row + 1) * cols].to_vec();
         }
         let mut out = vec![0.0; cols];
-        self.matrix.read_rows(row, &mut out);
+        self.matrix.read_selected_rows(&[row], &mut out);
         prepare_row(&mut out, self.normalise);
         out
     }

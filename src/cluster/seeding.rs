@@ -17,19 +17,17 @@ pub(crate) fn distances_to(points: &Points<'_>, centres: &Centres) -> Vec<f32> {
     let (rows, _) = points.shape();
     let k = centres.count();
     let mut all = vec![0.0_f32; rows * k];
-    points.for_each_tile(|start, tile| {
-        let out = &mut all[start * k..(start + tile.nrows()) * k];
+    points.for_each_tile(|blocks| {
+        let out = &mut all[blocks[0].first * k..];
         out.par_chunks_mut(BLOCK_ROWS * k)
-            .enumerate()
-            .for_each(|(block, out)| {
-                let first = block * BLOCK_ROWS;
-                let count = out.len() / k;
-                let block_rows = tile.subrows(first, count);
-                let norms = &points.sq_norms[start + first..][..count];
+            .zip(blocks)
+            .for_each(|(out, &block)| {
+                let (first, count) = (block.first, block.by_rows.nrows());
+                let norms = &points.sq_norms[first..][..count];
                 let mut distances = Mat::zeros(0, 0);
-                squared_distances(block_rows, norms, centres, &mut distances);
-                for (i, row) in out.chunks_exact_mut(k).enumerate() {
-                    if points.valid[start + first + i] {
+                squared_distances(block.for_product, norms, centres, &mut distances);
+                for (i, row) in out.chunks_exact_mut(k).take(count).enumerate() {
+                    if points.valid[first + i] {
                         row.iter_mut()
                             .enumerate()
                             .for_each(|(j, d)| *d = distances[(i, j)]);
@@ -48,11 +46,28 @@ fn search_sorted(cumulative: &[f64], target: f64) -> usize {
         .min(cumulative.len() - 1)
 }
 
+/// Candidates drawn per centre when seeding `k` centres: 2 + ⌊ln k⌋, as scikit-learn does.
+pub(crate) fn trials_for(k: usize) -> usize {
+    2 + (k as f64).ln().floor() as usize
+}
+
 /// `k` initial centres (k × cols, row-major) for `points`, drawn from `random`.
 /// Needs `1 ≤ k ≤ points.valid_count`.
 pub(crate) fn kmeans_plus_plus(
     points: &Points<'_>,
     k: usize,
+    random: &mut GaussianStream,
+) -> Vec<f32> {
+    kmeans_plus_plus_with_trials(points, k, trials_for(k), random)
+}
+
+/// k-means++ with `trials` candidates per centre. Each centre depends only on the ones before
+/// it and on the draws, so the first j centres of a seeding of k are the seeding of j with the
+/// same trials and stream: a sweep over k seeds once per number of trials and takes prefixes.
+pub(crate) fn kmeans_plus_plus_with_trials(
+    points: &Points<'_>,
+    k: usize,
+    trials: usize,
     random: &mut GaussianStream,
 ) -> Vec<f32> {
     let (_, cols) = points.shape();
@@ -63,7 +78,6 @@ pub(crate) fn kmeans_plus_plus(
     let mut centres = points.row(first);
     let mut closest = distances_to(points, &Centres::from_rows(&centres, 1, cols));
     let mut potential: f64 = closest.iter().map(|&d| f64::from(d)).sum();
-    let trials = 2 + (k as f64).ln().floor() as usize;
     for _ in 1..k {
         let mut cumulative = Vec::with_capacity(closest.len());
         let mut running = 0.0_f64;

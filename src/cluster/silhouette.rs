@@ -7,9 +7,10 @@
 //! matrix product) and every k of a sweep only regroups them.
 
 use faer::MatRef;
+use rayon::prelude::*;
 
 use super::distances::{Centres, squared_distances};
-use super::points::Points;
+use super::points::{BLOCK_ROWS, Points};
 use super::sample_without_replacement;
 use crate::spectral::gaussian::GaussianStream;
 
@@ -35,20 +36,39 @@ impl SilhouetteSample {
         let values: Vec<f32> = rows.iter().flat_map(|&row| points.row(row)).collect();
         let m = rows.len();
         let norms: Vec<f32> = rows.iter().map(|&row| points.sq_norms[row]).collect();
-        let mut squared = faer::Mat::zeros(0, 0);
-        squared_distances(
-            MatRef::from_row_major_slice(&values, m, cols),
-            &norms,
-            &Centres::from_rows(&values, m, cols),
-            &mut squared,
-        );
-        let mut distances = Vec::with_capacity(m * m);
-        for i in 0..m {
-            for j in 0..m {
-                // The expansion leaves rounding noise on the diagonal; a row is at distance 0.
-                distances.push(if i == j { 0.0 } else { squared[(i, j)].sqrt() });
-            }
-        }
+        let centres = Centres::from_rows(&values, m, cols);
+        // Blocks of rows in parallel, each against every sampled row.
+        let mut distances = vec![0.0_f32; m * m];
+        distances
+            .par_chunks_mut(BLOCK_ROWS * m.max(1))
+            .enumerate()
+            .for_each(|(block, out)| {
+                let first = block * BLOCK_ROWS;
+                let count = out.len() / m;
+                let block_rows = MatRef::from_row_major_slice(
+                    &values[first * cols..(first + count) * cols],
+                    count,
+                    cols,
+                );
+                let mut squared = faer::Mat::zeros(0, 0);
+                squared_distances(
+                    block_rows,
+                    &norms[first..first + count],
+                    &centres,
+                    &mut squared,
+                );
+                for (i, row) in out.chunks_exact_mut(m).enumerate() {
+                    for (j, d) in row.iter_mut().enumerate() {
+                        // The expansion leaves rounding noise on the diagonal; a row is at
+                        // distance 0 from itself.
+                        *d = if first + i == j {
+                            0.0
+                        } else {
+                            squared[(i, j)].sqrt()
+                        };
+                    }
+                }
+            });
         SilhouetteSample { rows, distances }
     }
 
@@ -69,27 +89,31 @@ impl SilhouetteSample {
         if present < 2 || present >= m {
             return None;
         }
-        let mut total = 0.0;
-        let mut sums = vec![0.0_f64; k];
-        for i in 0..m {
-            sums.fill(0.0);
-            for (j, &d) in self.distances[i * m..(i + 1) * m].iter().enumerate() {
-                sums[sample_labels[j]] += f64::from(d);
-            }
-            let own = sample_labels[i];
-            if sizes[own] == 1 {
-                continue;
-            }
-            let a = sums[own] / (sizes[own] - 1) as f64;
-            let b = (0..k)
-                .filter(|&c| c != own && sizes[c] > 0)
-                .map(|c| sums[c] / sizes[c] as f64)
-                .fold(f64::INFINITY, f64::min);
-            let spread = a.max(b);
-            if spread > 0.0 {
-                total += (b - a) / spread;
-            }
-        }
+        // Each row's silhouette on its own (in parallel), summed in row order.
+        let scores: Vec<f64> = (0..m)
+            .into_par_iter()
+            .map(|i| {
+                let own = sample_labels[i];
+                if sizes[own] == 1 {
+                    return 0.0;
+                }
+                let mut sums = vec![0.0_f64; k];
+                for (&d, &label) in self.distances[i * m..(i + 1) * m]
+                    .iter()
+                    .zip(&sample_labels)
+                {
+                    sums[label] += f64::from(d);
+                }
+                let a = sums[own] / (sizes[own] - 1) as f64;
+                let b = (0..k)
+                    .filter(|&c| c != own && sizes[c] > 0)
+                    .map(|c| sums[c] / sizes[c] as f64)
+                    .fold(f64::INFINITY, f64::min);
+                let spread = a.max(b);
+                if spread > 0.0 { (b - a) / spread } else { 0.0 }
+            })
+            .collect();
+        let total: f64 = scores.iter().sum();
         Some(total / m as f64)
     }
 }

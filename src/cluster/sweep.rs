@@ -1,10 +1,14 @@
 //! `--k auto`: fit every k of a range on a seeded sample of rows, record inertia and silhouette,
 //! and choose k at the elbow of the inertia curve by Kneedle.
 
+use rayon::prelude::*;
+
 use super::kneedle::{chord_difference, kneedle};
 use super::points::Points;
+use super::seeding::{kmeans_plus_plus_with_trials, trials_for};
 use super::silhouette::SilhouetteSample;
-use super::{KMeansOptions, Progress, fit_points, sample_without_replacement};
+use super::{KMeansOptions, Progress, fit_from_seeds, sample_without_replacement};
+
 use crate::error::{Error, Result};
 use crate::matrix::{DenseRows, MatrixRows};
 use crate::spectral::gaussian::GaussianStream;
@@ -12,6 +16,8 @@ use crate::spectral::gaussian::GaussianStream;
 /// Random streams of the sweep's own draws, apart from the seeding streams (0..n_init).
 const SAMPLE_STREAM: u64 = u64::MAX;
 const SILHOUETTE_STREAM: u64 = u64::MAX - 1;
+/// Sample rows decoded per parallel task.
+const SAMPLE_READ_ROWS: usize = 256;
 
 /// Parameters of a sweep over k.
 #[derive(Debug, Clone)]
@@ -83,6 +89,48 @@ pub struct Sweep {
     pub silhouette_rows: usize,
 }
 
+/// The k-means++ seedings of every k of a sweep, from one seeding per number of trials: the
+/// longest k with those trials, whose first k centres are the seeding of each shorter k.
+struct SharedSeedings {
+    /// (trials, the seeding of each initialisation).
+    by_trials: Vec<(usize, Vec<Vec<f32>>)>,
+}
+
+impl SharedSeedings {
+    fn new(
+        points: &Points<'_>,
+        fit: &KMeansOptions,
+        ks: std::ops::RangeInclusive<usize>,
+    ) -> SharedSeedings {
+        let mut by_trials: Vec<(usize, Vec<Vec<f32>>)> = Vec::new();
+        for k in ks.clone().rev() {
+            let trials = trials_for(k);
+            if by_trials.iter().any(|(t, _)| *t == trials) {
+                continue;
+            }
+            let seedings = (0..fit.n_init)
+                .map(|init| {
+                    let mut random = GaussianStream::new(fit.seed, init as u64);
+                    kmeans_plus_plus_with_trials(points, k, trials, &mut random)
+                })
+                .collect();
+            by_trials.push((trials, seedings));
+        }
+        SharedSeedings { by_trials }
+    }
+
+    /// The seeding of `k` centres (row-major, `cols` each) for initialisation `init`.
+    fn centres(&self, k: usize, init: usize, cols: usize) -> Vec<f32> {
+        let trials = trials_for(k);
+        let (_, seedings) = self
+            .by_trials
+            .iter()
+            .find(|(t, _)| *t == trials)
+            .expect("every k of the sweep has its seeding");
+        seedings[init][..k * cols].to_vec()
+    }
+}
+
 /// Fits k-means for each k in `options.k_min..=options.k_max` (with `fit`'s other settings; its
 /// `k` is ignored) on a seeded sample of the rows of `matrix`, and chooses k by Kneedle.
 pub fn sweep(
@@ -105,9 +153,10 @@ pub fn sweep(
         let mut random = GaussianStream::new(fit.seed, SAMPLE_STREAM);
         let chosen = sample_without_replacement(rows, options.sample_rows, &mut random);
         let mut values = vec![0.0; chosen.len() * cols];
-        for (out, &row) in values.chunks_exact_mut(cols.max(1)).zip(&chosen) {
-            matrix.read_rows(row, out);
-        }
+        values
+            .par_chunks_mut(SAMPLE_READ_ROWS * cols.max(1))
+            .zip(chosen.par_chunks(SAMPLE_READ_ROWS))
+            .for_each(|(out, rows)| matrix.read_selected_rows(rows, out));
         sample = DenseRows::new(chosen.len(), cols, values)?;
         &sample
     };
@@ -121,10 +170,17 @@ pub fn sweep(
     }
     let mut random = GaussianStream::new(fit.seed, SILHOUETTE_STREAM);
     let silhouette = SilhouetteSample::new(&points, options.silhouette_rows, &mut random);
+    let seedings = SharedSeedings::new(&points, fit, options.k_min..=options.k_max);
     let steps = options.k_max - options.k_min + 1;
     let mut sweep_points = Vec::with_capacity(steps);
     for (step, k) in (options.k_min..=options.k_max).enumerate() {
-        let fitted = fit_points(&points, &KMeansOptions { k, ..fit.clone() }, progress)?;
+        let seeds = |init: usize| seedings.centres(k, init, cols);
+        let fitted = fit_from_seeds(
+            &points,
+            &KMeansOptions { k, ..fit.clone() },
+            &seeds,
+            progress,
+        )?;
         let labels: Vec<u32> = fitted.labels.iter().map(|l| l.unwrap_or(0)).collect();
         sweep_points.push(SweepPoint {
             k,

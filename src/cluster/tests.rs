@@ -243,6 +243,42 @@ fn kmeans_plus_plus_follows_its_definition() {
 }
 
 #[test]
+fn a_seeding_starts_with_the_seeding_of_fewer_centres_with_the_same_trials() {
+    let (matrix, _) = planted();
+    let points = Points::prepare(&matrix, Metric::Euclidean, usize::MAX);
+    let seed =
+        |k| seeding::kmeans_plus_plus_with_trials(&points, k, 4, &mut GaussianStream::new(3, 0));
+    let long = seed(20);
+    for k in [1, 8, 13] {
+        assert_eq!(seed(k), long[..k * DIM], "k = {k}");
+    }
+}
+
+#[test]
+fn a_sweep_fits_each_k_as_a_fit_of_that_k_alone() {
+    // k = 2..9 spans three trial counts (2, 3 and 4 candidates per centre), so the sweep's
+    // shared seedings serve k from a longer seeding in each.
+    let (matrix, _) = planted();
+    let opts = KMeansOptions {
+        n_init: 2,
+        ..options(0)
+    };
+    let sweep_options = SweepOptions {
+        sample_rows: 0,
+        ..SweepOptions::new(2, 9)
+    };
+    let swept = sweep(&matrix, &opts, &sweep_options, &quiet).unwrap();
+    for point in &swept.points {
+        let alone = KMeansOptions {
+            k: point.k,
+            ..opts.clone()
+        };
+        let fit = kmeans(&matrix, &alone, &quiet).unwrap();
+        assert_eq!(point.inertia, fit.inertia, "k = {}", point.k);
+    }
+}
+
+#[test]
 fn identical_for_any_number_of_threads_and_with_or_without_a_resident_copy() {
     let (matrix, _) = planted();
     let run = |threads: usize, resident: usize| {

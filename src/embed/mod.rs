@@ -281,7 +281,7 @@ pub fn analyse(
                 .into_iter()
                 .map(|i| {
                     let id = finite[i];
-                    matrix.read_rows(id, &mut row);
+                    matrix.read_selected_rows(&[id], &mut row);
                     let (x, y) = pca.project(&row);
                     ScatterPoint {
                         token_id: id,
@@ -362,8 +362,8 @@ fn mean_pair_cosine(
             second += 1;
         }
         let (i, j) = (candidates[first], candidates[second]);
-        matrix.read_rows(i, &mut a);
-        matrix.read_rows(j, &mut b);
+        matrix.read_selected_rows(&[i], &mut a);
+        matrix.read_selected_rows(&[j], &mut b);
         let dot: f64 = a
             .iter()
             .zip(&b)

@@ -16,6 +16,8 @@ use crate::matrix::MatrixRows;
 
 /// Rows multiplied per product.
 const CHUNK_ROWS: usize = 1024;
+/// Sample rows decoded per parallel task.
+const READ_ROWS: usize = 64;
 /// Columns of the covariance computed by one parallel task: each task owns its columns, so the
 /// sums do not depend on the number of threads.
 const COLUMN_BLOCK: usize = 128;
@@ -46,9 +48,9 @@ fn for_each_chunk(
     for ids in rows.chunks(CHUNK_ROWS) {
         chunk.resize(ids.len() * cols, 0.0);
         chunk
-            .par_chunks_mut(cols.max(1))
-            .zip(ids)
-            .for_each(|(out, &row)| matrix.read_rows(row, out));
+            .par_chunks_mut(READ_ROWS * cols.max(1))
+            .zip(ids.par_chunks(READ_ROWS))
+            .for_each(|(out, rows)| matrix.read_selected_rows(rows, out));
         visit(&mut chunk, ids.len());
     }
 }

@@ -20,6 +20,17 @@ pub trait MatrixRows: Sync {
     fn shape(&self) -> (usize, usize);
     /// Decodes rows `start .. start + out.len() / cols` into `out`, row-major f32.
     fn read_rows(&self, start: usize, out: &mut [f32]);
+
+    /// Decodes the rows listed in `rows`, in that order, into `out` (`rows.len() × cols`,
+    /// row-major f32): for scattered samples. A memory-mapped matrix keeps their pages resident
+    /// rather than releasing them row by row (one system call and TLB flush per row); a sample
+    /// touches at most its own rows' pages.
+    fn read_selected_rows(&self, rows: &[usize], out: &mut [f32]) {
+        let cols = self.shape().1.max(1);
+        for (&row, out) in rows.iter().zip(out.chunks_exact_mut(cols)) {
+            self.read_rows(row, out);
+        }
+    }
 }
 
 /// An in-memory row-major f32 matrix (tests, small matrices).

@@ -256,6 +256,13 @@ impl MatrixRows for MatrixView<'_> {
         self.decode_elements(first, out);
         self.release_pages(self.byte_range(first..first + out.len()));
     }
+
+    /// Decodes each listed row without releasing its pages.
+    fn read_selected_rows(&self, rows: &[usize], out: &mut [f32]) {
+        for (&row, out) in rows.iter().zip(out.chunks_exact_mut(self.cols.max(1))) {
+            self.decode_elements(row * self.cols, out);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -327,6 +334,10 @@ mod tests {
             .map(|i| values[i] * scale[(i / cols / 2) * 2 + (i % cols) / 4])
             .collect();
         assert_eq!(read_all(&whole), expected);
+        let mut picked = vec![0.0; 2 * cols];
+        whole.read_selected_rows(&[4, 1], &mut picked);
+        assert_eq!(picked[..cols], expected[4 * cols..5 * cols]);
+        assert_eq!(picked[cols..], expected[cols..2 * cols]);
 
         // An attention head's window of a scaled weight reads the scaled values.
         let window = crate::matrix::SubMatrix::new(&whole, 3..5, 2..7).unwrap();
@@ -372,6 +383,15 @@ mod tests {
         let q8_0 = StorageType::Quantized(GgmlType::Q8_0);
         let whole = MatrixView::new(&map, 0..bytes.len(), q8_0, 12, 64);
         assert_eq!(read_all(&whole), values);
+        // Scattered rows, in the order asked, repeats included.
+        let picked = [11, 0, 5, 5];
+        let mut out = vec![0.0; picked.len() * 64];
+        whole.read_selected_rows(&picked, &mut out);
+        let want: Vec<f32> = picked
+            .iter()
+            .flat_map(|&row| values[row * 64..(row + 1) * 64].to_vec())
+            .collect();
+        assert_eq!(out, want);
         // Any element range, aligned to blocks or not, as f32 or f64.
         for (start, len) in [(0, 768), (5, 3), (31, 2), (40, 100), (700, 68)] {
             let mut out = vec![0f64; len];
