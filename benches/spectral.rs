@@ -5,7 +5,7 @@
 //! With `AIB_SPECTRAL_ONE_OFF=randomized`, `exact`, `spectrum` or `all` it instead times one run
 //! of each method on a 4096 × 11008 matrix (an MLP down-projection of a 7B model) and prints the
 //! times and summaries; `svd` times faer's dense f32 SVD (singular values only) of the same matrix,
-//! and `spectrum,svd` both with their ratio. Running one method alone under `/usr/bin/time -v`
+//! sequential and on every core, and `spectrum,svd` both with their ratios. Running one method alone under `/usr/bin/time -v`
 //! gives its peak memory. `AIB_SPECTRAL_SHAPE=ROWSxCOLS` changes the shape, e.g. to 11008x4096.
 
 use std::time::{Duration, Instant};
@@ -167,21 +167,26 @@ fn one_off(which: &str) {
         }
     }
     if wanted("svd") {
-        // faer's own parallelism off, as in the crate (see MEASUREMENTS.md).
-        faer::set_global_parallelism(faer::Par::Seq);
-        let start = Instant::now();
-        let values = dense_singular_values(&matrix);
-        let elapsed = start.elapsed();
-        println!(
-            "dense f32 SVD: {:.3} s  σ₁ = {}",
-            elapsed.as_secs_f64(),
-            values[0]
-        );
-        if let Some(spectrum) = spectrum_time {
+        // Sequential, as spectral calls faer, and with faer's default of every core.
+        for (name, par) in [
+            ("sequential", faer::Par::Seq),
+            ("every core", faer::Par::rayon(0)),
+        ] {
+            faer::set_global_parallelism(par);
+            let start = Instant::now();
+            let values = dense_singular_values(&matrix);
+            let elapsed = start.elapsed();
             println!(
-                "dense SVD / spectrum via G = {:.2}×",
-                elapsed.as_secs_f64() / spectrum.as_secs_f64()
+                "dense f32 SVD, {name}: {:.3} s  σ₁ = {}",
+                elapsed.as_secs_f64(),
+                values[0]
             );
+            if let Some(spectrum) = spectrum_time {
+                println!(
+                    "dense SVD ({name}) / spectrum via G = {:.2}×",
+                    elapsed.as_secs_f64() / spectrum.as_secs_f64()
+                );
+            }
         }
     }
 }

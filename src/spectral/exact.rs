@@ -3,8 +3,8 @@
 //! Three solvers, chosen per matrix by [`choose_solver`]:
 //! - [`Solver::GramInertia`]: the Gram matrix G of the smaller side (see `gram`), λ₁ by Lanczos
 //!   and the count of eigenvalues above tol² by inertia (see `inertia`): the rank, σ₁ and stable
-//!   rank, at about a sixth of the cost of all eigenvalues beyond forming G (n = 4096: 2.8 s
-//!   against 17 s, measured on a busy 2-core machine);
+//!   rank, at under half the cost of all eigenvalues beyond forming G (n = 4096: 2.7 s against
+//!   6.6 s with the two-stage reduction, 17 s with one stage; a busy 2-core machine);
 //! - [`Solver::GramEigenvalues`]: G and all its eigenvalues, σᵢ = √λᵢ: the whole spectrum;
 //! - [`Solver::DenseSvd`]: a dense f64 SVD of the materialised matrix, for the few matrices whose
 //!   rank tolerance lies below what G resolves (tiny matrices, or a tiny `--rank-rtol`).
@@ -31,7 +31,7 @@ pub(crate) const DEFAULT_EXACT_MAX_DIM: usize = 16384;
 /// Largest smaller side whose whole spectrum the default (exact) method computes: up to here all
 /// eigenvalues of G cost little in absolute terms (~0.3 s at 1024, ~0.06 s at 576, as fast as
 /// the f32 SVD of the former exact mode) and give the effective and energy ranks too; above, the
-/// inertia count is about six times cheaper.
+/// inertia count is two to three times cheaper.
 pub(crate) const SPECTRUM_MAX_SIDE: usize = 1024;
 
 /// Margin between the tolerance and the resolution of G: G is used when tol² ≥ this · n · ε(f64)
@@ -192,7 +192,9 @@ mod tests {
     use crate::dtype::Dtype;
     use crate::error::ErrorKind;
     use crate::matrix::DenseRows;
-    use crate::spectral::test_matrices::{EncodedRows, planted, reference_singular_values};
+    use crate::spectral::test_matrices::{
+        EncodedRows, in_pool, planted, reference_singular_values,
+    };
 
     const SOLVERS: [Solver; 3] = [
         Solver::DenseSvd,
@@ -479,16 +481,14 @@ mod tests {
     #[test]
     fn bit_identical_for_1_2_and_8_threads() {
         let spectrum: Vec<f64> = (0..100).map(|i| 0.95_f64.powi(i)).collect();
-        for (rows, cols) in [(700, 300), (300, 700)] {
+        // A Gram side of 400 is above faer's threshold (~314) for splitting the one-stage
+        // reduction, so the split path is the one compared (`band` tests the two-stage one).
+        for (rows, cols) in [(700, 400), (400, 700)] {
             let values = planted(rows, cols, &spectrum, 1e-3, 13);
             let frobenius_sq = frobenius_sq(&values);
             let matrix = DenseRows::new(rows, cols, values).unwrap();
             let run = |threads: usize| {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .unwrap();
-                pool.install(|| {
+                in_pool(threads, || {
                     let options = SpectralOptions::default();
                     let eigenvalues = crate::spectral::eigenvalues(&matrix).unwrap();
                     let whole =

