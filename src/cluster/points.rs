@@ -17,6 +17,7 @@ use rayon::prelude::*;
 use super::Metric;
 use super::distances::squared_norm;
 use crate::matrix::MatrixRows;
+use crate::matrix::tiles::row_tiles;
 
 /// Target size of one decoded row tile.
 #[cfg(not(test))]
@@ -142,9 +143,7 @@ enum RowState {
 /// so that block `b` always holds rows `b · BLOCK_ROWS ..`, whatever the tile.
 fn tiles(rows: usize, cols: usize) -> impl Iterator<Item = (usize, usize)> {
     let rows_per_tile = (TILE_BYTES / (4 * cols.max(1) * BLOCK_ROWS)).max(1) * BLOCK_ROWS;
-    (0..rows)
-        .step_by(rows_per_tile)
-        .map(move |start| (start, rows_per_tile.min(rows - start)))
+    row_tiles(rows, cols, rows_per_tile * 4 * cols.max(1))
 }
 
 /// A block of at most [`BLOCK_ROWS`] prepared rows, in both layouts.

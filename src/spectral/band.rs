@@ -401,17 +401,7 @@ mod tests {
         }
         let band = reduce_to_band(matrix.as_mut(), bandwidth, Par::Seq);
         let (diagonal, subdiagonal) = band_to_tridiagonal(band);
-        let mut tridiagonal = Mat::<f64>::zeros(diagonal.len(), diagonal.len());
-        for (i, &d) in diagonal.iter().enumerate() {
-            tridiagonal[(i, i)] = d;
-        }
-        for (i, &e) in subdiagonal.iter().enumerate() {
-            tridiagonal[(i + 1, i)] = e;
-            tridiagonal[(i, i + 1)] = e;
-        }
-        let mut values = dense::symmetric_eigenvalues_in_place(tridiagonal.as_mut()).unwrap();
-        values.sort_by(f64::total_cmp);
-        values
+        dense::tridiagonal_eigenvalues(&diagonal, &subdiagonal).unwrap()
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! faer's convenience methods (`Mat::qr`, `singular_values`, …) read a process-wide parallelism
 //! setting that defaults to all cores; spectral already runs on rayon over tiles and matrices, and
 //! on 2 cores faer's own threading measured slower, so the calls here pass their parallelism
-//! explicitly: `Par::Seq`, except for the tridiagonal reduction of large Gram matrices (see
+//! explicitly: `Par::Seq`, except for the reductions to tridiagonal form of
+//! [`symmetric_eigenvalues_in_place`], which split into a constant number of pieces (see
 //! [`REDUCTION_SPLIT`]).
 
 use faer::diag::Diag;
@@ -143,7 +144,7 @@ fn one_stage_tridiagonal(mut matrix: MatMut<'_, f64>) -> (Vec<f64>, Vec<f64>) {
 
 /// Eigenvalues (non-decreasing) of the symmetric tridiagonal matrix with this diagonal and
 /// subdiagonal.
-fn tridiagonal_eigenvalues(diagonal: &[f64], subdiagonal: &[f64]) -> Result<Vec<f64>> {
+pub(crate) fn tridiagonal_eigenvalues(diagonal: &[f64], subdiagonal: &[f64]) -> Result<Vec<f64>> {
     let dim = diagonal.len();
     let diagonal = Col::<f64>::from_fn(dim, |i| diagonal[i]);
     let subdiagonal = Col::<f64>::from_fn(dim, |i| subdiagonal.get(i).copied().unwrap_or(0.0));
