@@ -37,11 +37,29 @@ layers-reference model *flags:
     target/python-ww/bin/python -m pip install --quiet --disable-pip-version-check -r benches/reference/requirements.txt
     target/python-ww/bin/python benches/reference/ww_reference.py {{model}} {{flags}}
 
+# WeightWatcher 0.7.7's own metrics, written once into benches/reference/ and committed:
+# tests/weightwatcher_reference.rs compares `aib layers` (and `aib stats` on the GGUF model) with
+# them. The venv (benches/reference/requirements.txt, pinned, from PyPI; no torch) is under target/.
+weightwatcher-reference:
+    test -x target/python-ww/bin/python || python3 -m venv target/python-ww
+    target/python-ww/bin/python -m pip install --quiet --disable-pip-version-check -r benches/reference/requirements.txt
+    for model in llama-tiny gpt2-tiny; do \
+        target/python-ww/bin/python benches/reference/weightwatcher_analyze.py fixtures/$model/model.safetensors $model > target/weightwatcher-$model.json && \
+        mv target/weightwatcher-$model.json benches/reference/; \
+    done
+    target/python-ww/bin/python benches/reference/weightwatcher_analyze.py fixtures/gguf/llama-tiny-q8_0.gguf llama-tiny-q8_0 > target/weightwatcher-llama-tiny-q8_0.json
+    mv target/weightwatcher-llama-tiny-q8_0.json benches/reference/
+
 # scikit-learn's k-means sweep (k = 2..32 on 30,000 × 384 f32) beside aib's, on the same data.
-# The venv is made from PyPI under target/; the data file is target/kmeans-reference.f32.
+# The venv is made from PyPI under target/; the data file is target/kmeans-reference.f32. It also
+# writes, once, the small dataset and scikit-learn's fit of it that src/cluster/tests.rs reads
+# (benches/reference/kmeans-small.*, committed; seeded, so rewriting them changes nothing unless
+# scikit-learn's answer does).
 kmeans-reference:
     test -x target/python-sklearn/bin/python || python3 -m venv target/python-sklearn
-    target/python-sklearn/bin/python -c "import sklearn" 2>/dev/null || target/python-sklearn/bin/python -m pip install --quiet --disable-pip-version-check numpy scikit-learn
+    target/python-sklearn/bin/python -c "import sklearn" 2>/dev/null || target/python-sklearn/bin/python -m pip install --quiet --disable-pip-version-check numpy==2.4.6 scikit-learn==1.9.1
+    target/python-sklearn/bin/python benches/reference/kmeans_reference.py small target/kmeans-small.f32 target/kmeans-small.json
+    mv target/kmeans-small.f32 target/kmeans-small.json benches/reference/
     target/python-sklearn/bin/python benches/reference/kmeans_reference.py write target/kmeans-reference.f32
     target/python-sklearn/bin/python benches/reference/kmeans_reference.py sweep target/kmeans-reference.f32 32
     AIB_KMEANS_REFERENCE=target/kmeans-reference.f32 cargo bench --bench kmeans

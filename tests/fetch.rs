@@ -352,11 +352,17 @@ fn ranged_chunks_reuse_their_connections() {
         &setup.run(&["fetch", REPO, "--include", "big.bin", "--jobs", "2"]),
         EXIT_OK,
     );
-    // Ten chunks over two connections: a new connection per chunk would make ten.
+    setup.assert_snapshot_holds(&tiny_files()[5]);
+    // Ten chunks, each asked for once; a new connection per chunk would make as many connections
+    // as requests. How many fewer depends on the server's idle timeout and the machine's load,
+    // so the test asks only that some connection carried more than one chunk.
     let requests = server.control.cdn_requests.load(Ordering::Relaxed);
     let connections = server.control.cdn_connections.load(Ordering::Relaxed);
     assert_eq!(requests, 10);
-    assert!(connections <= 2, "{connections} connections");
+    assert!(
+        connections < requests,
+        "{connections} connections for {requests} requests"
+    );
 }
 
 #[test]
@@ -364,19 +370,15 @@ fn a_stalled_transfer_times_out_and_is_retried() {
     let server = HubServer::start(vec![tiny_repo(None)]);
     let setup = Setup::new(&server);
     lock(&server.control.stall_once).push("small.bin".to_string());
-    let started = std::time::Instant::now();
     let output = setup
         .command(&["fetch", REPO, "--include", "small.bin"])
         .env("AIB_READ_TIMEOUT_MS", "200")
         .output()
         .expect("aib runs");
     assert_exit(&output, EXIT_OK);
-    // It gave up on the silent connection instead of waiting for the server to drop it.
-    assert!(
-        started.elapsed() < hub_server::STALL,
-        "{:?}",
-        started.elapsed()
-    );
+    // It gave up on the silent connection instead of waiting for the server to drop it: the
+    // stall was still running when aib had finished.
+    assert!(!server.control.stall_ended.load(Ordering::Relaxed));
     let small = &tiny_files()[4];
     setup.assert_snapshot_holds(small);
     let cdn_gets = lock(&server.control.log)

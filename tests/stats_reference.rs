@@ -103,124 +103,221 @@ fn reference(values: &[f64], eps: f64) -> Reference {
     }
 }
 
-/// Values of each output row's tensor (or expert slice), dequantised where aib says it did.
-fn row_values(tensors: &SafeTensors<'_>, row: &Value) -> Vec<f64> {
-    let name = row["param_name"].as_str().unwrap();
-    let view = tensors.tensor(name).unwrap();
-    let size = view.dtype().bitsize() / 8;
-    let mut values: Vec<f64> = view
-        .data()
-        .chunks_exact(size)
-        .map(|b| decode(view.dtype(), b))
-        .collect();
-    if let Some(expert) = row["expert_index"]
-        .as_u64()
-        .filter(|_| view.shape().len() == 3)
-    {
-        let per_expert = view.shape()[1] * view.shape()[2];
-        values = values[expert as usize * per_expert..(expert as usize + 1) * per_expert].to_vec();
-    }
-    let dequantised = row["note"]
-        .as_str()
-        .is_some_and(|note| note.contains("dequantised"));
-    if dequantised {
-        let scale = tensors.tensor(&format!("{name}_scale_inv")).unwrap();
-        let scale_size = scale.dtype().bitsize() / 8;
-        let scales: Vec<f64> = scale
-            .data()
-            .chunks_exact(scale_size)
-            .map(|b| decode(scale.dtype(), b))
-            .collect();
-        let cols = view.shape()[1];
-        let scale_cols = scale.shape()[1];
-        for (index, value) in values.iter_mut().enumerate() {
-            let (r, c) = (index / cols, index % cols);
-            *value *= scales[(r / 128) * scale_cols + c / 128];
-        }
-    }
-    values
+/// The side of the square blocks an fp8 weight's `weight_scale_inv` companion scales
+/// (DeepSeek-V3's `weight_block_size`, the only layout the fixtures hold).
+const SCALE_BLOCK: usize = 128;
+
+/// The number of experts the model's `config.json` declares, under any of the names the
+/// fixtures' architectures use.
+fn config_expert_count(folder: &std::path::Path) -> Option<usize> {
+    let text = std::fs::read_to_string(folder.join("config.json")).ok()?;
+    let config: Value = serde_json::from_str(&text).unwrap();
+    ["num_local_experts", "num_experts", "n_routed_experts"]
+        .iter()
+        .find_map(|key| config[key].as_u64())
+        .map(|count| count as usize)
 }
 
-fn check_model(folder: &std::path::Path) {
-    let (_, rows) = common::stats_json(folder, &["--rank", "off"]);
-    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    for row in &rows {
-        let file = row["file"].as_str().unwrap().to_string();
-        files
-            .entry(file.clone())
-            .or_insert_with(|| std::fs::read(folder.join(&file)).unwrap());
+/// Decoded values of every element of `name`, by this file's own dtype.
+fn decoded(tensors: &SafeTensors<'_>, name: &str) -> Vec<f64> {
+    let view = tensors.tensor(name).unwrap();
+    let size = view.dtype().bitsize() / 8;
+    view.data()
+        .chunks_exact(size)
+        .map(|b| decode(view.dtype(), b))
+        .collect()
+}
+
+/// The `{name}_scale_inv` companion of a 2-D fp8 tensor, when the file has one whose shape is the
+/// grid of `SCALE_BLOCK`-square blocks over it: then the values are to be multiplied by it.
+fn block_scale<'a>(
+    tensors: &'a SafeTensors<'_>,
+    name: &str,
+) -> Option<safetensors::tensor::TensorView<'a>> {
+    let view = tensors.tensor(name).unwrap();
+    let &[rows, cols] = view.shape() else {
+        return None;
+    };
+    if !matches!(view.dtype(), Dtype::F8_E4M3 | Dtype::F8_E5M2) {
+        return None;
     }
-    let parsed: BTreeMap<&String, SafeTensors<'_>> = files
-        .iter()
-        .map(|(name, bytes)| (name, SafeTensors::deserialize(bytes).unwrap()))
+    let scale = tensors.tensor(&format!("{name}_scale_inv")).ok()?;
+    let grid = [rows.div_ceil(SCALE_BLOCK), cols.div_ceil(SCALE_BLOCK)];
+    (scale.shape() == grid).then_some(scale)
+}
+
+/// What one output row should be, decided from the file: its key (name, expert) and its values.
+struct ExpectedRow {
+    name: String,
+    expert: Option<u64>,
+    values: Vec<f64>,
+    dequantised: bool,
+}
+
+/// The rows the file calls for: one per tensor, or one per expert of a 3-D tensor in an
+/// `experts` module whose first dimension is the config's expert count; fp8 weights with a
+/// fitting block-scale companion multiplied by it.
+fn expected_rows(tensors: &SafeTensors<'_>, experts: Option<usize>) -> Vec<ExpectedRow> {
+    let mut rows = Vec::new();
+    for name in tensors.names() {
+        let view = tensors.tensor(name).unwrap();
+        let mut values = decoded(tensors, name);
+        let scale = block_scale(tensors, name);
+        if let Some(scale) = &scale {
+            let scales = decoded(tensors, &format!("{name}_scale_inv"));
+            let (cols, scale_cols) = (view.shape()[1], scale.shape()[1]);
+            for (index, value) in values.iter_mut().enumerate() {
+                let (r, c) = (index / cols, index % cols);
+                *value *= scales[(r / SCALE_BLOCK) * scale_cols + c / SCALE_BLOCK];
+            }
+        }
+        let stacked = view.shape().len() == 3
+            && name.split('.').any(|segment| segment == "experts")
+            && experts == Some(view.shape()[0]);
+        if stacked {
+            let per_expert = view.shape()[1] * view.shape()[2];
+            for (expert, chunk) in values.chunks(per_expert).enumerate() {
+                rows.push(ExpectedRow {
+                    name: name.to_string(),
+                    expert: Some(expert as u64),
+                    values: chunk.to_vec(),
+                    dequantised: false,
+                });
+            }
+        } else {
+            rows.push(ExpectedRow {
+                name: name.to_string(),
+                expert: None,
+                values,
+                dequantised: scale.is_some(),
+            });
+        }
+    }
+    rows
+}
+
+/// Checks every row of the model in `folder`; returns how many were dequantised and how many
+/// were expert slices.
+fn check_model(folder: &std::path::Path) -> (usize, usize) {
+    let (_, rows) = common::stats_json(folder, &["--rank", "off"]);
+    // A row is keyed by its name, and by its expert when it is a slice of a stacked tensor (a
+    // per-expert name also carries an expert index, from the name).
+    let mut by_name: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
+    for row in &rows {
+        by_name
+            .entry(row["param_name"].as_str().unwrap())
+            .or_default()
+            .push(row);
+    }
+    let experts = config_expert_count(folder);
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(folder)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "safetensors"))
         .collect();
-    let total_tensors: usize = parsed.values().map(|tensors| tensors.len()).sum();
-    let distinct: std::collections::BTreeSet<&str> = rows
-        .iter()
-        .map(|row| row["param_name"].as_str().unwrap())
-        .collect();
+    files.sort();
+    let (mut expected_count, mut dequantised, mut slices) = (0, 0, 0);
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap();
+        let tensors = SafeTensors::deserialize(&bytes).unwrap();
+        for expected in expected_rows(&tensors, experts) {
+            expected_count += 1;
+            dequantised += usize::from(expected.dequantised);
+            slices += usize::from(expected.expert.is_some());
+            let key = (expected.name.clone(), expected.expert);
+            let candidates = by_name
+                .get(expected.name.as_str())
+                .map_or(&[][..], Vec::as_slice);
+            let matching: Vec<&Value> = candidates
+                .iter()
+                .copied()
+                .filter(|row| {
+                    expected.expert.is_none() || row["expert_index"].as_u64() == expected.expert
+                })
+                .collect();
+            let [row] = matching[..] else {
+                panic!("{}: {} rows for {key:?}", folder.display(), matching.len());
+            };
+            assert_eq!(
+                row["file"].as_str(),
+                file.file_name().unwrap().to_str(),
+                "{key:?}"
+            );
+            check_row(folder, row, &expected, &tensors);
+        }
+    }
     assert_eq!(
-        distinct.len(),
-        total_tensors,
-        "{}: a tensor is missing from the output",
+        expected_count,
+        rows.len(),
+        "{}: rows the file does not call for",
         folder.display()
     );
+    (dequantised, slices)
+}
 
-    for row in &rows {
-        let tensors = &parsed[&row["file"].as_str().unwrap().to_string()];
-        let values = row_values(tensors, row);
-        let want = reference(&values, 1e-6);
-        let what = |column: &str| format!("{}: {} {column}", folder.display(), row["param_name"]);
-        let scale = want
-            .abs_mean
-            .unwrap_or(0.0)
-            .max(want.l2_norm.unwrap_or(0.0) / (want.numel.max(1) as f64).sqrt());
-        assert_eq!(
-            row["numel"].as_u64(),
-            Some(want.numel as u64),
-            "{}",
-            what("numel")
-        );
-        assert_eq!(
-            row["nan_count"].as_u64(),
-            Some(want.nan as u64),
-            "{}",
-            what("nan_count")
-        );
-        assert_eq!(
-            row["inf_count"].as_u64(),
-            Some(want.inf as u64),
-            "{}",
-            what("inf_count")
-        );
-        common::assert_close(&row["mean"], want.mean, scale, &what("mean"));
-        common::assert_close(&row["var"], want.var, scale * scale, &what("var"));
-        common::assert_close(&row["std"], want.var.map(f64::sqrt), scale, &what("std"));
-        common::assert_close(&row["min"], want.min, scale, &what("min"));
-        common::assert_close(&row["max"], want.max, scale, &what("max"));
-        common::assert_close(&row["abs_mean"], want.abs_mean, scale, &what("abs_mean"));
-        common::assert_close(&row["l2_norm"], want.l2_norm, scale, &what("l2_norm"));
-        let sparsity = (want.numel > 0).then(|| want.near_zero as f64 / want.numel as f64);
-        common::assert_close(&row["sparsity"], sparsity, 0.0, &what("sparsity"));
-        assert_eq!(
-            row["bits_per_weight"].as_f64(),
-            Some(bits_per_weight(tensors, row)),
-            "{}",
-            what("bits_per_weight")
-        );
-    }
+fn check_row(
+    folder: &std::path::Path,
+    row: &Value,
+    expected: &ExpectedRow,
+    tensors: &SafeTensors<'_>,
+) {
+    let want = reference(&expected.values, 1e-6);
+    let what = |column: &str| format!("{}: {} {column}", folder.display(), row["param_name"]);
+    // aib says it dequantised exactly where the file has a fitting scale companion.
+    assert_eq!(
+        row["note"]
+            .as_str()
+            .is_some_and(|note| note.contains("dequantised")),
+        expected.dequantised,
+        "{}",
+        what("note")
+    );
+    let scale = want
+        .abs_mean
+        .unwrap_or(0.0)
+        .max(want.l2_norm.unwrap_or(0.0) / (want.numel.max(1) as f64).sqrt());
+    assert_eq!(
+        row["numel"].as_u64(),
+        Some(want.numel as u64),
+        "{}",
+        what("numel")
+    );
+    assert_eq!(
+        row["nan_count"].as_u64(),
+        Some(want.nan as u64),
+        "{}",
+        what("nan_count")
+    );
+    assert_eq!(
+        row["inf_count"].as_u64(),
+        Some(want.inf as u64),
+        "{}",
+        what("inf_count")
+    );
+    common::assert_close(&row["mean"], want.mean, scale, &what("mean"));
+    common::assert_close(&row["var"], want.var, scale * scale, &what("var"));
+    common::assert_close(&row["std"], want.var.map(f64::sqrt), scale, &what("std"));
+    common::assert_close(&row["min"], want.min, scale, &what("min"));
+    common::assert_close(&row["max"], want.max, scale, &what("max"));
+    common::assert_close(&row["abs_mean"], want.abs_mean, scale, &what("abs_mean"));
+    common::assert_close(&row["l2_norm"], want.l2_norm, scale, &what("l2_norm"));
+    let sparsity = (want.numel > 0).then(|| want.near_zero as f64 / want.numel as f64);
+    common::assert_close(&row["sparsity"], sparsity, 0.0, &what("sparsity"));
+    assert_eq!(
+        row["bits_per_weight"].as_f64(),
+        Some(bits_per_weight(tensors, expected)),
+        "{}",
+        what("bits_per_weight")
+    );
 }
 
 /// Stored bits per value of a row's tensor: its dtype's bits, plus, when dequantised, the bits
 /// of its scale tensor spread over its values.
-fn bits_per_weight(tensors: &SafeTensors<'_>, row: &Value) -> f64 {
-    let name = row["param_name"].as_str().unwrap();
+fn bits_per_weight(tensors: &SafeTensors<'_>, expected: &ExpectedRow) -> f64 {
+    let name = expected.name.as_str();
     let stored = tensors.tensor(name).unwrap();
     let bits = stored.dtype().bitsize() as f64;
-    let dequantised = row["note"]
-        .as_str()
-        .is_some_and(|note| note.contains("dequantised"));
-    if !dequantised {
+    if !expected.dequantised {
         return bits;
     }
     let scale = tensors.tensor(&format!("{name}_scale_inv")).unwrap();
@@ -231,9 +328,14 @@ fn bits_per_weight(tensors: &SafeTensors<'_>, row: &Value) -> f64 {
 
 #[test]
 fn every_statistic_of_every_fixture_matches_float64() {
+    let (mut dequantised, mut slices) = (0, 0);
     for folder in common::fixture_models() {
-        check_model(&folder);
+        let (folder_dequantised, folder_slices) = check_model(&folder);
+        dequantised += folder_dequantised;
+        slices += folder_slices;
     }
+    // The fixtures hold fp8 weights with block scales and stacked experts: both rules were used.
+    assert!(dequantised >= 4 && slices >= 8, "{dequantised} {slices}");
 }
 
 #[test]

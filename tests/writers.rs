@@ -225,6 +225,21 @@ fn existing_output_is_replaced_whole_and_no_temporary_is_left() {
     ]);
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(serde_json::from_str::<Value>(&text).is_ok());
+    // The whole new document: the rows `aib stats` prints for the same model, row by row (all
+    // but the time of the run).
+    let written: Value = serde_json::from_str(&text).unwrap();
+    let (_, printed) = common::stats_json(std::path::Path::new(&model()), &["--rank", "off"]);
+    let without_time = |row: &Value| {
+        let mut row = row.clone();
+        row.as_object_mut().unwrap().remove("created_at");
+        row
+    };
+    let written_rows = written["rows"].as_array().unwrap();
+    assert!(!printed.is_empty());
+    assert_eq!(written_rows.len(), printed.len());
+    for (got, want) in written_rows.iter().zip(&printed) {
+        assert_eq!(without_time(got), without_time(want));
+    }
     let names: Vec<String> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())

@@ -176,7 +176,78 @@ fn inertia_is_never_above_a_float64_lloyd_from_the_same_centres() {
         // And the reported inertia is the sum of the reported distances, squared.
         let total: f64 = fit.distances.iter().map(|d| d.unwrap().powi(2)).sum();
         assert!((total - fit.inertia).abs() <= 1e-9 * fit.inertia);
+        // And it is the inertia of the reported labels, recomputed here from the data: converged
+        // centres are the means of their clusters, which only their rounding to f32 separates
+        // from the f64 means (adding n ‖c − ĉ‖² ≈ n · 1e-14 ‖c‖² per cluster).
+        let recomputed = inertia_of_labels(matrix.values(), DIM, &fit.labels, k);
+        assert!(
+            (fit.inertia - recomputed).abs() <= 1e-9 * recomputed,
+            "k = {k}: reported {}, of its labels {recomputed}",
+            fit.inertia
+        );
     }
+}
+
+/// Σ ‖x − mean of x's cluster‖², in f64, from the data and the labels alone.
+fn inertia_of_labels(values: &[f32], cols: usize, labels: &[Option<u32>], k: usize) -> f64 {
+    let mut sums = vec![0.0_f64; k * cols];
+    let mut counts = vec![0.0_f64; k];
+    for (row, label) in values.chunks(cols).zip(labels) {
+        let j = label.unwrap() as usize;
+        counts[j] += 1.0;
+        for (sum, &x) in sums[j * cols..(j + 1) * cols].iter_mut().zip(row) {
+            *sum += f64::from(x);
+        }
+    }
+    values
+        .chunks(cols)
+        .zip(labels)
+        .map(|(row, label)| {
+            let j = label.unwrap() as usize;
+            row.iter()
+                .enumerate()
+                .map(|(c, &x)| (f64::from(x) - sums[j * cols + c] / counts[j]).powi(2))
+                .sum::<f64>()
+        })
+        .sum()
+}
+
+/// scikit-learn's k = 5 fit of a committed 600 × 8 dataset of 5 planted blobs (written once by
+/// `just kmeans-reference`, best of 10 starts, in f64): the blobs are far apart, so the optimum is
+/// one partition, which aib must find with its default options: the same labels (up to their
+/// numbering) and the same inertia, to the f32 rounding of aib's centres.
+#[test]
+fn a_small_dataset_gets_scikit_learns_partition_and_inertia() {
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/reference");
+    let bytes = std::fs::read(folder.join("kmeans-small.f32")).unwrap();
+    let values: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let sheet: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("kmeans-small.json")).unwrap())
+            .unwrap();
+    let (rows, cols) = (sheet["rows"].as_u64().unwrap() as usize, 8);
+    assert_eq!(sheet["cols"], 8);
+    let k = sheet["k"].as_u64().unwrap() as usize;
+    let want: Vec<usize> = sheet["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|label| label.as_u64().unwrap() as usize)
+        .collect();
+    let matrix = DenseRows::new(rows, cols, values.clone()).unwrap();
+    let fit = kmeans(&matrix, &options(k), &quiet).unwrap();
+    let got: Vec<usize> = fit.labels.iter().map(|l| l.unwrap() as usize).collect();
+    assert_eq!(adjusted_rand_index(&got, &want), 1.0);
+    let reference = sheet["inertia"].as_f64().unwrap();
+    assert!(
+        (fit.inertia - reference).abs() <= 1e-9 * reference,
+        "aib {}, scikit-learn {reference}",
+        fit.inertia
+    );
+    let recomputed = inertia_of_labels(&values, cols, &fit.labels, k);
+    assert!((recomputed - reference).abs() <= 1e-12 * reference);
 }
 
 /// k-means++ by its definition in f64, drawing the same random numbers in the same order.

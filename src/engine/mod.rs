@@ -10,6 +10,8 @@ pub mod moments;
 pub mod plan;
 pub mod power_sums;
 pub mod reduce;
+#[cfg(test)]
+mod reference;
 
 use rayon::prelude::*;
 

@@ -525,7 +525,21 @@ mod avx2 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::histogram::compensated_sum;
+    use crate::engine::reference::moments_by_definition;
+
+    /// Element `index` of `bytes` by the definition of its dtype (bf16 is the top half of an f32;
+    /// f16 through the `half` crate), not through aib's decoder.
+    fn decode_by_definition(dtype: Dtype, bytes: &[u8], index: usize) -> f64 {
+        let at = &bytes[index * dtype.size()..(index + 1) * dtype.size()];
+        match dtype {
+            Dtype::BF16 => f64::from(f32::from_bits(
+                u32::from(u16::from_le_bytes([at[0], at[1]])) << 16,
+            )),
+            Dtype::F16 => half::f16::from_le_bytes([at[0], at[1]]).to_f64(),
+            Dtype::F32 => f64::from(f32::from_le_bytes([at[0], at[1], at[2], at[3]])),
+            other => panic!("no reference decoder for {other}"),
+        }
+    }
 
     /// Deterministic pseudo-random values, stored as `dtype` (rounded to it).
     fn stored(dtype: Dtype, count: usize, offset: f32, scale: f32, seed: u64) -> Vec<u8> {
@@ -549,27 +563,12 @@ mod tests {
         }
     }
 
-    /// Float64 reference: two passes with compensated sums over the decoded finite values (plain
-    /// running sums drift by ~n·2⁻⁵⁴ on repeated identical terms, more than the engine's error).
+    /// Float64 reference: the moments by definition of the values decoded by definition.
     fn reference(dtype: Dtype, bytes: &[u8], eps: f64) -> Moments {
         let values: Vec<f64> = (0..bytes.len() / dtype.size())
-            .map(|i| f64::from(decode_one(dtype, bytes, i)))
+            .map(|i| decode_by_definition(dtype, bytes, i))
             .collect();
-        let finite: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-        let n = finite.len() as f64;
-        let mean = compensated_sum(finite.iter().copied()) / n;
-        Moments {
-            numel: values.len() as u64,
-            finite: finite.len() as u64,
-            mean,
-            m2: compensated_sum(finite.iter().map(|x| (x - mean) * (x - mean))),
-            min: finite.iter().copied().fold(f64::INFINITY, f64::min),
-            max: finite.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-            abs_sum: compensated_sum(finite.iter().map(|x| x.abs())),
-            near_zero: values.iter().filter(|x| x.abs() <= eps).count() as u64,
-            nan: values.iter().filter(|x| x.is_nan()).count() as u64,
-            inf: values.iter().filter(|x| x.is_infinite()).count() as u64,
-        }
+        moments_by_definition(&values, eps)
     }
 
     fn assert_matches(got: &Moments, want: &Moments, tolerance: f64) {

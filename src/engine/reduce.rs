@@ -242,7 +242,7 @@ fn reduce_tile_as<T: Element + Default>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::histogram::compensated_sum;
+    use crate::engine::reference::moments_by_definition;
     use memmap2::Mmap;
 
     fn mapped(bytes: &[u8]) -> Mmap {
@@ -282,25 +282,8 @@ mod tests {
     /// The definition in float64, over values dequantized as one slice: two passes with
     /// compensated sums, NaN and ±Inf counted apart.
     fn reference(values: &[f32], eps: f64) -> Moments {
-        let finite: Vec<f64> = values
-            .iter()
-            .map(|&x| x as f64)
-            .filter(|x| x.is_finite())
-            .collect();
-        let n = finite.len() as f64;
-        let mean = compensated_sum(finite.iter().copied()) / n;
-        Moments {
-            numel: values.len() as u64,
-            finite: finite.len() as u64,
-            mean,
-            m2: compensated_sum(finite.iter().map(|x| (x - mean) * (x - mean))),
-            min: finite.iter().copied().fold(f64::INFINITY, f64::min),
-            max: finite.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-            abs_sum: compensated_sum(finite.iter().map(|x| x.abs())),
-            near_zero: values.iter().filter(|x| (x.abs() as f64) <= eps).count() as u64,
-            nan: values.iter().filter(|x| x.is_nan()).count() as u64,
-            inf: values.iter().filter(|x| x.is_infinite()).count() as u64,
-        }
+        let values: Vec<f64> = values.iter().map(|&x| f64::from(x)).collect();
+        moments_by_definition(&values, eps)
     }
 
     fn in_pool<T: Send>(threads: usize, work: impl FnOnce() -> T + Send) -> T {

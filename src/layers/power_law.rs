@@ -337,20 +337,4 @@ mod tests {
         assert_eq!(two.alpha, 1.0 + 2.0 / 2.0_f64.ln());
         assert_eq!(two.tail_count, 2);
     }
-
-    /// The fit of a 7B model's largest spectrum (11,008 values): run with
-    /// `cargo test --release --lib layers::power_law -- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn time_the_largest_spectrum() {
-        let mut values: Vec<f64> = uniforms(3, 8000).into_iter().map(|u| 0.5 * u).collect();
-        values.extend(pareto(3.0, 0.5, 4, 3008));
-        let start = std::time::Instant::now();
-        let fit = fit_power_law(&values).unwrap();
-        let fast = start.elapsed();
-        let start = std::time::Instant::now();
-        let reference = brute_force(&values);
-        let slow = start.elapsed();
-        println!("fit {fit:?} in {fast:?}; term-by-term loop {reference:?} in {slow:?}");
-    }
 }

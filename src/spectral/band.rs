@@ -424,6 +424,36 @@ mod tests {
         }
     }
 
+    /// At the side from which the dense path takes two stages (`symmetric_eigenvalues_in_place`
+    /// then takes them itself), with its bandwidth and splitting: the eigenvalues of faer's own
+    /// one-stage solver. Both are backward stable, each within ~side · ε · ‖A‖ of the exact
+    /// values (4.5e-13 ‖A‖ here).
+    #[test]
+    fn two_stages_give_the_eigenvalues_of_one_stage_where_the_dense_path_switches() {
+        let side = dense::TWO_STAGE_FROM;
+        let matrix = symmetric(side, 4);
+        let mut reference = matrix.self_adjoint_eigenvalues(faer::Side::Lower).unwrap();
+        reference.sort_by(f64::total_cmp);
+        let scale = reference.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+        let band = reduce_to_band(
+            matrix.clone().as_mut(),
+            BANDWIDTH,
+            Par::rayon(dense::REDUCTION_SPLIT),
+        );
+        let (diagonal, subdiagonal) = band_to_tridiagonal(band);
+        let values = dense::tridiagonal_eigenvalues(&diagonal, &subdiagonal).unwrap();
+        assert_eq!(values.len(), side);
+        let worst = values
+            .iter()
+            .zip(&reference)
+            .map(|(value, expected)| (value - expected).abs())
+            .fold(0.0_f64, f64::max);
+        assert!(
+            worst <= 2.0 * side as f64 * f64::EPSILON * scale,
+            "worst difference {worst:e} of eigenvalues up to {scale}"
+        );
+    }
+
     #[test]
     fn the_chase_leaves_nothing_below_the_subdiagonal() {
         for bandwidth in [2, 5, 8] {

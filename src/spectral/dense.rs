@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 /// it the matrix nearly fits in cache and the one-stage reduction is faster (eigenvalues of the
 /// Gram matrix of a 2n × n matrix on 2 cores, one stage against two: n = 1024 0.34 s against
 /// 0.49 s, 1792 0.91 s against 1.19 s, 2048 2.0 s against 1.6 s, 4096 ~9 s against 5.5 s).
-const TWO_STAGE_FROM: usize = 2048;
+pub(crate) const TWO_STAGE_FROM: usize = 2048;
 
 /// Pieces the reductions to tridiagonal or band form split their products into. In the one-stage
 /// reduction each symmetric matrix–vector product reads the whole trailing matrix, which bounds it

@@ -213,9 +213,11 @@ mod tests {
         }
     }
 
-    /// #{σ > tol} of the reference values, with tol = `rtol` · σ₁ (NumPy's when `None`).
+    /// #{σ > tol} of the reference values, with tol = `rtol` · σ₁, or NumPy's
+    /// σ₁ · max(m, n) · ε(f32) when `None` (written here, not taken from aib).
     fn reference_rank(reference: &[f64], shape: (usize, usize), rtol: Option<f64>) -> usize {
-        let tolerance = rank_tolerance(reference[0], shape, rtol);
+        let relative = rtol.unwrap_or(shape.0.max(shape.1) as f64 * f64::from(f32::EPSILON));
+        let tolerance = relative * reference[0];
         reference.iter().filter(|&&value| value > tolerance).count()
     }
 
@@ -379,8 +381,13 @@ mod tests {
         // An rtol below G's resolution needs the dense SVD, refused when too large to hold.
         let fine = with_rtol(Some(1e-9));
         assert_eq!(choose_solver((300, 200), &fine), Solver::DenseSvd);
-        let matrix = DenseRows::new(1, 1, vec![1.0]).unwrap();
-        assert!(analyse(&matrix, 1.0, &fine).is_ok());
+        // σ = 4, 3 of [[3, 0], [0, 4], [0, 0]]: rank 2, stable rank 25 / 16, by the dense SVD.
+        let matrix = DenseRows::new(3, 2, vec![3.0, 0.0, 0.0, 4.0, 0.0, 0.0]).unwrap();
+        let summary = analyse(&matrix, 25.0, &fine).unwrap();
+        assert_eq!((summary.method, summary.rank), (Solver::DenseSvd, 2));
+        assert!((summary.sigma_max - 4.0).abs() <= 1e-14, "{summary:?}");
+        let stable_rank = summary.stable_rank.unwrap();
+        assert!((stable_rank - 25.0 / 16.0).abs() <= 1e-14, "{summary:?}");
         let too_large = SpectralOptions {
             exact_max_dim: 3,
             ..SpectralOptions::default()
@@ -513,41 +520,5 @@ mod tests {
                 assert_eq!(one.2, other.2);
             }
         }
-    }
-
-    /// The parts of the exact path on an 11008 × 4096 bf16 Gaussian matrix, one timing each:
-    /// `cargo test --release --lib measure_exact_parts -- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn measure_exact_parts() {
-        use std::time::Instant;
-        let (rows, cols) = (11008, 4096);
-        let mut stream = crate::spectral::gaussian::GaussianStream::new(11, 0);
-        let values: Vec<f32> = (0..rows * cols)
-            .map(|_| half::bf16::from_f64(stream.next_gaussian_pair().0).to_f32())
-            .collect();
-        let matrix = DenseRows::new(rows, cols, values).unwrap();
-        let start = Instant::now();
-        let gram = gram::gram(&matrix).unwrap();
-        eprintln!(
-            "Gram matrix (lower triangle): {:.2} s",
-            start.elapsed().as_secs_f64()
-        );
-        let start = Instant::now();
-        let largest = inertia::largest_eigenvalue(&gram).unwrap();
-        eprintln!("λ₁ by Lanczos: {:.2} s", start.elapsed().as_secs_f64());
-        let start = Instant::now();
-        let rank = inertia::count_above(gram.clone(), largest * 1e-6);
-        eprintln!(
-            "inertia (Bunch–Kaufman): {:.2} s, rank {rank}",
-            start.elapsed().as_secs_f64()
-        );
-        let start = Instant::now();
-        let all = gram_eigenvalues(gram).unwrap();
-        eprintln!(
-            "all eigenvalues: {:.2} s, λ₁ {} vs Lanczos",
-            start.elapsed().as_secs_f64(),
-            all[0]
-        );
     }
 }

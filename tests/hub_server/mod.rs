@@ -1,7 +1,7 @@
 //! A stand-in for the Hugging Face Hub on 127.0.0.1, for tests: the revision listing, resolve URLs
 //! with the Hub's headers, LFS files redirected to a second port (the "CDN"), Range support, and
-//! switches that inject faults. Threads poll a stop flag and a deadline, so every one ends by
-//! itself even if a test forgets the server.
+//! switches that inject faults. Threads poll a stop flag that dropping the server sets, so every
+//! one ends with the test that started it (a failing test drops it too, while unwinding).
 
 #![allow(dead_code)] // each test file uses a different part of this shared module
 
@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 use aib::sync::lock;
 use sha2::{Digest, Sha256};
 
-/// No server thread outlives this, whatever the test does.
-const LIFETIME: Duration = Duration::from_secs(120);
-/// How long a stalled body stays silent before the connection drops.
-pub const STALL: Duration = Duration::from_millis(1500);
+/// How long a stalled body stays silent before the server drops the connection: far longer than
+/// any client timeout a test sets, so that a client that waits for the drop is told apart from one
+/// that gives up by itself ([`Control::stall_ended`]).
+pub const STALL: Duration = Duration::from_secs(30);
 /// A keep-alive connection idle this long is closed.
 const IDLE: Duration = Duration::from_secs(3);
 
@@ -115,6 +115,9 @@ pub struct Control {
     pub missing: Mutex<Vec<String>>,
     /// Paths whose next body stalls (nothing sent for `STALL`) and is then dropped, once.
     pub stall_once: Mutex<Vec<String>>,
+    /// A stall ran its whole `STALL` and the server dropped the connection (rather than the
+    /// server being dropped first, at the end of the test).
+    pub stall_ended: AtomicBool,
     /// Answer every request with the whole file, as a server without Range support does.
     pub ignore_range: AtomicBool,
     /// Sleep this long per 4 KiB piece of body (to make transfers overlap).
@@ -160,7 +163,6 @@ struct Shared {
     control: Arc<Control>,
     cdn: String,
     stop: Arc<AtomicBool>,
-    deadline: Instant,
 }
 
 impl HubServer {
@@ -177,7 +179,6 @@ impl HubServer {
             control: control.clone(),
             cdn: format!("http://{cdn_address}"),
             stop: stop.clone(),
-            deadline: Instant::now() + LIFETIME,
         });
         let threads = vec![
             accept_loop(hub, shared.clone(), Port::Hub),
@@ -213,7 +214,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>, port: Port) -> JoinHa
         .expect("nonblocking listener");
     std::thread::spawn(move || {
         let mut connections = Vec::new();
-        while !shared.stop.load(Ordering::Relaxed) && Instant::now() < shared.deadline {
+        while !shared.stop.load(Ordering::Relaxed) {
             match listener.accept() {
                 Ok((stream, _)) => {
                     if port == Port::Cdn {
@@ -247,7 +248,7 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared, port: Port) {
     let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
     let mut buffer = Vec::new();
     let mut idle_since = Instant::now();
-    while !shared.stop.load(Ordering::Relaxed) && Instant::now() < shared.deadline {
+    while !shared.stop.load(Ordering::Relaxed) {
         if let Some(end) = find_header_end(&buffer) {
             let request = parse_request(&buffer[..end]);
             buffer.drain(..end);
@@ -348,7 +349,7 @@ fn respond(stream: &mut TcpStream, request: &Request, shared: &Shared, port: Por
             Port::Cdn => route_cdn(request, shared),
         }
     };
-    write_answer(stream, request, answer, control)
+    write_answer(stream, request, answer, shared)
 }
 
 fn route_hub<'a>(request: &Request, shared: &'a Shared) -> Answer<'a> {
@@ -546,8 +547,9 @@ fn write_answer(
     stream: &mut TcpStream,
     request: &Request,
     answer: Answer<'_>,
-    control: &Control,
+    shared: &Shared,
 ) -> bool {
+    let control = &*shared.control;
     let mut status = answer.status;
     let mut headers = answer.headers;
     let mut span = None;
@@ -600,7 +602,7 @@ fn write_answer(
         Body::Text(text) => stream.write_all(text.as_bytes()).is_ok(),
         Body::File(file) => {
             let (start, end) = span.unwrap_or((0, 0));
-            write_file_body(stream, file, start, end, control)
+            write_file_body(stream, file, start, end, shared)
         }
     }
 }
@@ -610,8 +612,9 @@ fn write_file_body(
     file: &Fixture,
     start: u64,
     end: u64,
-    control: &Control,
+    shared: &Shared,
 ) -> bool {
+    let control = &*shared.control;
     let stalled = {
         let mut stall = lock(&control.stall_once);
         let before = stall.len();
@@ -619,7 +622,13 @@ fn write_file_body(
         stall.len() != before
     };
     if stalled {
-        std::thread::sleep(STALL);
+        let started = Instant::now();
+        while !shared.stop.load(Ordering::Relaxed) && started.elapsed() < STALL {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if started.elapsed() >= STALL {
+            control.stall_ended.store(true, Ordering::Relaxed);
+        }
         let _ = stream.shutdown(std::net::Shutdown::Both);
         return false;
     }

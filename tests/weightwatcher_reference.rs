@@ -1,0 +1,210 @@
+//! `aib layers` against WeightWatcher 0.7.7 itself, and `aib stats` on a GGUF model against the
+//! `gguf` package and NumPy float64: the committed JSON in `benches/reference/`, written once by
+//! `just weightwatcher-reference` (`benches/reference/weightwatcher_analyze.py`), so no Python runs
+//! here.
+//!
+//! How the two sides compute, which sets the tolerances:
+//! - WeightWatcher takes the singular values of W with SciPy's LAPACK SVD. It does so in float32
+//!   where torch is installed (its `torch_T_to_np` is `.float()`, and its CUDA path
+//!   `svdvals` in float32); the reference was written without torch, so every matrix went
+//!   through `W.astype(float)`: float64 throughout. aib takes the eigenvalues of the f64 Gram
+//!   matrix WᵀW. Both are backward stable: an eigenvalue λ carries an absolute error of about
+//!   λ_max · max(m, n) · ε(f64) ≈ 3e-14 λ_max here, so a value ≥ xmin (≥ 1e-4 λ_max in these
+//!   fixtures) is relatively exact to ~3e-10, and alpha = 1 + n / Σ ln(λᵢ / xmin) with it.
+//!   Hence 1e-9 (relative) for the fit, and 1e-11 for what rests on the largest values or on
+//!   sums of all of them (σ₁, the norms, the stable rank, the entropy).
+//! - The fit's choice of xmin is discrete: the tail count must be equal, and a different xmin
+//!   would move alpha far beyond 1e-9.
+//! - `matrix_rank`: both count σᵢ > σ₁ · max(m, n) · ε(f64); aib may report a lower bound and say
+//!   so in its note (see `src/layers/metrics.rs`); these fixtures are of full rank, and equality
+//!   is required here.
+//! - The GGUF model is dequantized by llama.cpp's `gguf` package: Q8_0 values d · q are exact in
+//!   f32 on both sides, so the moments agree to f64 summation order (1e-12) and the rank exactly.
+//!
+//! The fixture's SHA-256 is in the JSON: a regenerated fixture fails here with the command to
+//! write the reference again.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::{aib_ok, fixtures};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// Relative tolerance of the power-law fit (alpha, xmin, D, sigma, alpha_weighted,
+/// log_alpha_norm): the tail's eigenvalues are exact to ~3e-10 relative (see the module notes).
+const FIT_TOLERANCE: f64 = 1e-9;
+/// Relative tolerance of σ₁, the norms, the stable rank and the entropy.
+const NORM_TOLERANCE: f64 = 1e-11;
+
+/// The committed reference of one model, after checking that it was written from this file.
+fn reference(name: &str, model: &Path) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("benches/reference")
+        .join(format!("weightwatcher-{name}.json"));
+    let sheet: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(sheet["weightwatcher"], "0.7.7", "{}", path.display());
+    let digest: String = Sha256::digest(std::fs::read(model).unwrap())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    assert_eq!(
+        sheet["model_sha256"].as_str(),
+        Some(digest.as_str()),
+        "{} changed since {} was written: run `just weightwatcher-reference`",
+        model.display(),
+        path.display()
+    );
+    sheet
+}
+
+/// `aib COMMAND MODEL --format json`: its rows by parameter name.
+fn aib_rows(command: &str, model: &Path) -> BTreeMap<String, Value> {
+    let model = model.display().to_string();
+    let output = aib_ok(&[command, &model, "--format", "json", "--quiet"]);
+    let document: Value = serde_json::from_str(&output).unwrap();
+    document["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| (row["param_name"].as_str().unwrap().to_string(), row.clone()))
+        .collect()
+}
+
+/// `got` equals `want` to `tolerance` relative (absolute below magnitude 1).
+fn assert_close(got: &Value, want: &Value, tolerance: f64, what: &str) {
+    let (Some(got), Some(want)) = (got.as_f64(), want.as_f64()) else {
+        panic!("{what}: {got} vs {want}");
+    };
+    assert!(
+        (got - want).abs() <= tolerance * want.abs().max(1.0),
+        "{what}: aib {got}, reference {want} (difference {:.2e})",
+        (got - want).abs()
+    );
+}
+
+/// Every matrix WeightWatcher analysed has aib's row under the same name, with the same metrics,
+/// except the matrices `aib layers` leaves out by design (`skipped`: WeightWatcher takes every
+/// 2-D `.weight`, aib the blocks, the token embedding and the head); and aib has no other row.
+fn assert_layers_match(name: &str, model: &Path, skipped: &[&str]) {
+    let sheet = reference(name, model);
+    let ours = aib_rows("layers", model);
+    let layers = sheet["layers"].as_array().unwrap();
+    assert!(layers.len() >= 10, "{name}: {} layers", layers.len());
+    let mut compared = 0;
+    for layer in layers {
+        let param = layer["param_name"].as_str().unwrap();
+        let Some(row) = ours.get(param) else {
+            assert!(
+                skipped.contains(&param),
+                "{name} {param}: no row of aib layers"
+            );
+            continue;
+        };
+        compared += 1;
+        let what = |metric: &str| format!("{name} {param} {metric}");
+        // WeightWatcher's N ≥ M are the larger and smaller side.
+        let (rows, cols) = (row["rows"].as_u64().unwrap(), row["cols"].as_u64().unwrap());
+        assert_eq!(Some(rows.max(cols)), layer["N"].as_u64(), "{}", what("N"));
+        assert_eq!(Some(rows.min(cols)), layer["M"].as_u64(), "{}", what("M"));
+        for (ours, theirs, tolerance) in [
+            ("alpha", "alpha", FIT_TOLERANCE),
+            ("alpha_xmin", "xmin", FIT_TOLERANCE),
+            ("alpha_ks_distance", "D", FIT_TOLERANCE),
+            ("alpha_sigma", "sigma", FIT_TOLERANCE),
+            ("alpha_weighted", "alpha_weighted", FIT_TOLERANCE),
+            ("log_alpha_norm", "log_alpha_norm", FIT_TOLERANCE),
+            ("sigma_max", "sv_max", NORM_TOLERANCE),
+            ("stable_rank", "stable_rank", NORM_TOLERANCE),
+            ("log_norm", "log_norm", NORM_TOLERANCE),
+            ("log_spectral_norm", "log_spectral_norm", NORM_TOLERANCE),
+            ("entropy", "entropy", NORM_TOLERANCE),
+        ] {
+            assert_close(&row[ours], &layer[theirs], tolerance, &what(ours));
+        }
+        assert_eq!(
+            row["alpha_tail_count"],
+            layer["num_pl_spikes"],
+            "{}",
+            what("alpha_tail_count")
+        );
+        assert_eq!(
+            row["matrix_rank"],
+            layer["matrix_rank"],
+            "{}",
+            what("matrix_rank")
+        );
+    }
+    assert_eq!(
+        compared,
+        ours.len(),
+        "{name}: rows of aib layers WeightWatcher has not"
+    );
+    assert_eq!(compared + skipped.len(), layers.len(), "{name}: skipped");
+}
+
+#[test]
+fn layers_of_a_bf16_llama_equal_weightwatcher() {
+    assert_layers_match(
+        "llama-tiny",
+        &fixtures().join("llama-tiny/model.safetensors"),
+        &[],
+    );
+}
+
+#[test]
+fn layers_of_an_f32_gpt2_equal_weightwatcher() {
+    // GPT-2's learned position embedding is not a weight of the blocks.
+    assert_layers_match(
+        "gpt2-tiny",
+        &fixtures().join("gpt2-tiny/model.safetensors"),
+        &["wpe.weight"],
+    );
+}
+
+/// The Q8_0 GGUF model as dequantized by the `gguf` package, not by aib.
+#[test]
+fn layers_of_a_q8_0_gguf_equal_weightwatcher_on_the_gguf_packages_values() {
+    assert_layers_match(
+        "llama-tiny-q8_0",
+        &fixtures().join("gguf/llama-tiny-q8_0.gguf"),
+        &[],
+    );
+}
+
+#[test]
+fn stats_of_a_q8_0_gguf_equal_numpy_on_the_gguf_packages_values() {
+    let model = fixtures().join("gguf/llama-tiny-q8_0.gguf");
+    let sheet = reference("llama-tiny-q8_0", &model);
+    let ours = aib_rows("stats", &model);
+    let tensors = sheet["tensors"].as_array().unwrap();
+    assert_eq!(tensors.len(), ours.len(), "tensors");
+    let mut matrices = 0;
+    for tensor in tensors {
+        let param = tensor["param_name"].as_str().unwrap();
+        let row = ours
+            .get(param)
+            .unwrap_or_else(|| panic!("{param}: no row of aib stats"));
+        assert_eq!(row["numel"], tensor["numel"], "{param} numel");
+        // Every value is the same f32 on both sides; only the f64 summation order differs.
+        for key in ["mean", "var", "abs_mean", "l2_norm"] {
+            assert_close(&row[key], &tensor[key], 1e-12, &format!("{param} {key}"));
+        }
+        for key in ["min", "max"] {
+            assert_eq!(row[key].as_f64(), tensor[key].as_f64(), "{param} {key}");
+        }
+        if tensor.get("rank").is_some() {
+            matrices += 1;
+            assert_eq!(row["rank"], tensor["rank"], "{param} rank");
+            assert_close(
+                &row["sigma_max"],
+                &tensor["sigma_max"],
+                NORM_TOLERANCE,
+                &format!("{param} sigma_max"),
+            );
+        }
+    }
+    assert_eq!(matrices, 15);
+}
