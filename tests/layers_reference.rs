@@ -16,26 +16,9 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use serde_json::Value;
-
-/// `aib layers MODEL --format json`: its rows by parameter name (experts' names carry the index).
-fn aib_rows(model: &str) -> HashMap<String, Value> {
-    let output = common::aib()
-        .args(["layers", model, "--format", "json", "--quiet"])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", common::stderr(&output));
-    let document: Value = serde_json::from_slice(&output.stdout).unwrap();
-    document["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|row| (row["param_name"].as_str().unwrap().to_string(), row.clone()))
-        .collect()
-}
 
 #[test]
 #[ignore]
@@ -45,7 +28,7 @@ fn metrics_match_the_numpy_reference() {
     let sheet: Value = serde_json::from_str(&std::fs::read_to_string(reference).unwrap()).unwrap();
     let model = sheet["model"].as_str().unwrap();
     let start = Instant::now();
-    let ours = aib_rows(model);
+    let ours = common::rows_by_param_name("layers", std::path::Path::new(model));
     let aib_seconds = start.elapsed().as_secs_f64();
 
     let (mut compared, mut within_1e3, mut worst_alpha, mut worst_entropy) =

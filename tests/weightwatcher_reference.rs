@@ -26,10 +26,9 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{aib_ok, fixtures};
+use common::{fixtures, rows_by_param_name};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -60,19 +59,6 @@ fn reference(name: &str, model: &Path) -> Value {
     sheet
 }
 
-/// `aib COMMAND MODEL --format json`: its rows by parameter name.
-fn aib_rows(command: &str, model: &Path) -> BTreeMap<String, Value> {
-    let model = model.display().to_string();
-    let output = aib_ok(&[command, &model, "--format", "json", "--quiet"]);
-    let document: Value = serde_json::from_str(&output).unwrap();
-    document["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|row| (row["param_name"].as_str().unwrap().to_string(), row.clone()))
-        .collect()
-}
-
 /// `got` equals `want` to `tolerance` relative (absolute below magnitude 1).
 fn assert_close(got: &Value, want: &Value, tolerance: f64, what: &str) {
     let (Some(got), Some(want)) = (got.as_f64(), want.as_f64()) else {
@@ -90,7 +76,7 @@ fn assert_close(got: &Value, want: &Value, tolerance: f64, what: &str) {
 /// 2-D `.weight`, aib the blocks, the token embedding and the head); and aib has no other row.
 fn assert_layers_match(name: &str, model: &Path, skipped: &[&str]) {
     let sheet = reference(name, model);
-    let ours = aib_rows("layers", model);
+    let ours = rows_by_param_name("layers", model);
     let layers = sheet["layers"].as_array().unwrap();
     assert!(layers.len() >= 10, "{name}: {} layers", layers.len());
     let mut compared = 0;
@@ -178,7 +164,7 @@ fn layers_of_a_q8_0_gguf_equal_weightwatcher_on_the_gguf_packages_values() {
 fn stats_of_a_q8_0_gguf_equal_numpy_on_the_gguf_packages_values() {
     let model = fixtures().join("gguf/llama-tiny-q8_0.gguf");
     let sheet = reference("llama-tiny-q8_0", &model);
-    let ours = aib_rows("stats", &model);
+    let ours = rows_by_param_name("stats", &model);
     let tensors = sheet["tensors"].as_array().unwrap();
     assert_eq!(tensors.len(), ours.len(), "tensors");
     let mut matrices = 0;

@@ -88,6 +88,23 @@ pub fn aib_ok(args: &[&str]) -> String {
     String::from_utf8(output.stdout).expect("UTF-8 output")
 }
 
+/// `aib COMMAND MODEL --format json --quiet`: its rows by `param_name` (a model without stacked
+/// experts has one row a name).
+pub fn rows_by_param_name(
+    command: &str,
+    model: &Path,
+) -> std::collections::BTreeMap<String, Value> {
+    let model = model.display().to_string();
+    let output = aib_ok(&[command, &model, "--format", "json", "--quiet"]);
+    let document: Value = serde_json::from_str(&output).expect("valid JSON");
+    document["rows"]
+        .as_array()
+        .expect("rows array")
+        .iter()
+        .map(|row| (row["param_name"].as_str().unwrap().to_string(), row.clone()))
+        .collect()
+}
+
 /// `aib stats MODEL --format json` plus `extra`, parsed: (header, rows).
 pub fn stats_json(model: &Path, extra: &[&str]) -> (Value, Vec<Value>) {
     let model = model.display().to_string();
