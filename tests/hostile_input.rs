@@ -186,6 +186,25 @@ fn names_reach_the_terminal_escaped_and_files_exact() {
 }
 
 #[test]
+fn csv_cells_keep_a_leading_formula_sign() {
+    // A spreadsheet may read such a cell as a formula (the README says so); the data stays
+    // exact, so that pandas and DuckDB read the true name.
+    let name = "=HYPERLINK(\"http://x\",\"y\")";
+    let folder = tempfile::tempdir().unwrap();
+    write_model(folder.path(), &[(name, 4, 4, &spread)]);
+    let output = run(
+        folder.path(),
+        &["stats", ".", "--rank", "off", "--out", "s.csv", "--quiet"],
+    );
+    assert_exit(&output, EXIT_OK);
+    let csv = std::fs::read_to_string(folder.path().join("s.csv")).unwrap();
+    assert!(
+        csv.contains("\"=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\""),
+        "{csv}"
+    );
+}
+
+#[test]
 fn an_output_never_replaces_the_model() {
     let folder = tempfile::tempdir().unwrap();
     let model = write_model(
