@@ -115,7 +115,7 @@ impl StoredConfig {
 
 /// Reads and parses the `config.json` at `path`.
 pub fn read(path: &Path) -> Result<ModelConfig> {
-    let text = std::fs::read_to_string(path).map_err(|err| Error::io("reading", path, err))?;
+    let text = std::fs::read_to_string(path).map_err(|err| Error::reading_text(path, err))?;
     parse(&text).map_err(|err| err.context(path.display()))
 }
 

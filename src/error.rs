@@ -80,6 +80,16 @@ impl Error {
         Error::new(ErrorKind::Io, format!("{action} {}: {err}", path.display())).with_source(err)
     }
 
+    /// A failure to read the text file at `path`: bytes that are not UTF-8 make the file
+    /// malformed input (exit 3, as truncated JSON is); anything else is local I/O (exit 5).
+    pub fn reading_text(path: &Path, err: std::io::Error) -> Error {
+        if err.kind() == std::io::ErrorKind::InvalidData {
+            return Error::input(format!("{}: not UTF-8 text: {err}", path.display()))
+                .with_source(err);
+        }
+        Error::io("reading", path, err)
+    }
+
     /// The kind of this error.
     pub fn kind(&self) -> ErrorKind {
         self.kind
@@ -143,6 +153,16 @@ mod tests {
         assert!(error.is_broken_pipe());
         assert_eq!(error.message(), "stats: writing <stdout>: gone");
         assert!(std::error::Error::source(&error).is_some());
+
+        // Bytes that are not UTF-8 are bad input, a missing file is local I/O.
+        let folder = tempfile::tempdir().expect("temp dir");
+        let latin1 = folder.path().join("config.json");
+        std::fs::write(&latin1, b"{\"model_type\": \"caf\xe9\"}").expect("write");
+        let read =
+            |path: &Path| std::fs::read_to_string(path).map_err(|e| Error::reading_text(path, e));
+        assert_eq!(read(&latin1).unwrap_err().kind(), ErrorKind::Input);
+        let absent = folder.path().join("absent.json");
+        assert_eq!(read(&absent).unwrap_err().kind(), ErrorKind::Io);
 
         // The words alone are not enough: only the kind counts.
         let other = std::io::Error::other("Broken pipe");

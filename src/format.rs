@@ -160,7 +160,8 @@ pub enum SafetensorsError {
         /// The offsets as written.
         offsets: [u64; 2],
     },
-    /// The byte size of a tensor's shape × dtype (or of a partial product) overflows.
+    /// The byte size of a tensor's shape × dtype (or of a partial product) overflows, or passes
+    /// the largest signed 64-bit count.
     ShapeOverflow {
         /// The tensor's name.
         tensor: String,
@@ -409,9 +410,14 @@ fn parse_entry(
     }
     // Every partial product must fit, not only the total: `[0, 2^40, 2^40]` holds no bytes, yet
     // its rows × cols view would overflow.
+    // Counts are written as signed 64-bit numbers, so none may pass `i64::MAX` either.
     let dims_fit = shape
         .iter()
-        .try_fold(dtype.size(), |bytes, &dim| bytes.checked_mul(dim.max(1)))
+        .try_fold(dtype.size(), |bytes, &dim| {
+            bytes
+                .checked_mul(dim.max(1))
+                .filter(|&bytes| i64::try_from(bytes).is_ok())
+        })
         .is_some();
     let Some(expected) = shape
         .iter()
@@ -557,6 +563,11 @@ mod tests {
             ),
             (
                 r#"{"a":{"dtype":"U8","shape":[0,4294967296,4294967296],"data_offsets":[0,0]}}"#,
+                0,
+                "overflows",
+            ),
+            (
+                r#"{"a":{"dtype":"U8","shape":[0,9223372036854775808],"data_offsets":[0,0]}}"#,
                 0,
                 "overflows",
             ),

@@ -14,6 +14,7 @@
 //!
 //! Added tokens (`added_tokens`, special or not) are shown as written.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::Value;
@@ -38,10 +39,10 @@ pub enum PieceStyle {
 /// The vocabulary of a tokenizer: readable text by token id.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Vocabulary {
-    /// Readable text by id; `None` for ids the files leave out.
-    tokens: Vec<Option<String>>,
-    /// Whether each id is a special added token.
-    special: Vec<bool>,
+    /// Readable text and whether it is a special added token, by id. A map, not a table indexed
+    /// by id: memory follows the tokens there are, so one stray id of 16 million in a 5 KB file
+    /// costs one entry, not 400 MB of empty slots.
+    tokens: BTreeMap<usize, Token>,
     /// The tokenizer's model type as the file names it (`BPE`, `Unigram`, `WordPiece`, …), or
     /// `vocab.txt`.
     model_type: String,
@@ -60,25 +61,25 @@ impl Vocabulary {
 
     /// Reads a Hugging Face `tokenizer.json`.
     pub fn from_tokenizer_json(path: &Path) -> Result<Vocabulary> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::reading_text(path, e))?;
         Vocabulary::parse_tokenizer_json(&text)
             .map_err(|e| Error::input(format!("{}: {}", path.display(), e.message())))
     }
 
     /// Reads a `vocab.txt`: one token per line, the id is the line number from 0.
     pub fn from_vocab_txt(path: &Path) -> Result<Vocabulary> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::reading_text(path, e))?;
         Ok(Vocabulary::parse_vocab_txt(&text))
     }
 
     /// The vocabulary of a `vocab.txt` text.
     pub fn parse_vocab_txt(text: &str) -> Vocabulary {
-        let tokens: Vec<Option<String>> = text
+        let tokens = text
             .lines()
-            .map(|line| Some(line.trim_end_matches('\r').to_string()))
+            .enumerate()
+            .map(|(id, line)| (id, Token::plain(line.trim_end_matches('\r').to_string())))
             .collect();
         Vocabulary {
-            special: vec![false; tokens.len()],
             tokens,
             model_type: "vocab.txt".to_string(),
             style: PieceStyle::Plain,
@@ -98,9 +99,9 @@ impl Vocabulary {
         Vocabulary {
             tokens: pieces
                 .iter()
-                .map(|piece| Some(readable_piece(piece, style)))
+                .enumerate()
+                .map(|(id, piece)| (id, Token::plain(readable_piece(piece, style))))
                 .collect(),
-            special: vec![false; pieces.len()],
             model_type: "tokenizer.ggml.tokens".to_string(),
             style,
         }
@@ -121,8 +122,7 @@ impl Vocabulary {
         let pieces = model_pieces(model)?;
         let style = piece_style(&root, &model_type, &pieces);
         let mut vocabulary = Vocabulary {
-            tokens: Vec::new(),
-            special: Vec::new(),
+            tokens: BTreeMap::new(),
             model_type,
             style,
         };
@@ -153,16 +153,17 @@ impl Vocabulary {
     }
 
     fn set(&mut self, id: usize, text: String, special: bool) {
-        if id >= self.tokens.len() {
-            self.tokens.resize(id + 1, None);
-            self.special.resize(id + 1, false);
-        }
-        self.tokens[id] = Some(text);
-        self.special[id] = special;
+        self.tokens.insert(id, Token { text, special });
     }
 
     /// One past the largest token id.
     pub fn len(&self) -> usize {
+        self.tokens.last_key_value().map_or(0, |(&id, _)| id + 1)
+    }
+
+    /// The number of ids that have a token (fewer than [`Vocabulary::len`] when ids are left
+    /// out).
+    pub fn token_count(&self) -> usize {
         self.tokens.len()
     }
 
@@ -173,12 +174,12 @@ impl Vocabulary {
 
     /// The readable text of token `id`; `None` beyond the vocabulary or for an unused id.
     pub fn token(&self, id: usize) -> Option<&str> {
-        self.tokens.get(id).and_then(|t| t.as_deref())
+        self.tokens.get(&id).map(|token| token.text.as_str())
     }
 
     /// Whether token `id` is a special added token.
     pub fn is_special(&self, id: usize) -> bool {
-        self.special.get(id).copied().unwrap_or(false)
+        self.tokens.get(&id).is_some_and(|token| token.special)
     }
 
     /// The model type as the file names it (`BPE`, `Unigram`, `WordPiece`, …) or `vocab.txt`.
@@ -189,6 +190,24 @@ impl Vocabulary {
     /// How the pieces were spelled.
     pub fn style(&self) -> PieceStyle {
         self.style
+    }
+}
+
+/// One token of a vocabulary.
+#[derive(Debug, Clone, PartialEq)]
+struct Token {
+    /// Its readable text.
+    text: String,
+    /// Whether it is a special added token.
+    special: bool,
+}
+
+impl Token {
+    fn plain(text: String) -> Token {
+        Token {
+            text,
+            special: false,
+        }
     }
 }
 

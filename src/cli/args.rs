@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::progress::{PhaseDisplay, ProgressDisplay, Verbosity};
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::output::{Format, Provenance};
+use crate::output::{self, Format, Provenance};
 
 /// The model to read: `MODEL` or the seed's `--model_path`, and how to name it in outputs.
 #[derive(Debug, clap::Args)]
@@ -74,6 +74,14 @@ impl OutputArgs {
     /// The output file, if any.
     pub fn path(&self) -> Option<&Path> {
         self.out.as_deref()
+    }
+
+    /// A usage error when `--out` names one of `model`'s own files.
+    pub fn refuse_model_files(&self, model: &Model) -> Result<()> {
+        match &self.out {
+            Some(out) => output::refuse_overwriting_inputs(out, &model.input_files()),
+            None => Ok(()),
+        }
     }
 }
 

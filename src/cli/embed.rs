@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::matrix::view::MatrixView;
 use crate::model::Model;
 use crate::observe::{Observer, Quantity};
+use crate::output::terminal::escape_controls;
 use crate::output::{self, Cell, Column, ColumnType, Format, Provenance, Table};
 use crate::plot::{self, BarChart, Histogram, LineChart, Scatter};
 use crate::storage::StorageType;
@@ -119,6 +120,7 @@ pub fn run(args: EmbedArgs) -> Result<()> {
     let format = args.output.format()?;
     let options = embed_options(&args.clustering)?;
     let model = Model::open(args.model.spec(), args.model.revision.as_deref())?;
+    args.output.refuse_model_files(&model)?;
     let chosen = choose_matrix(&model, args.tensor.as_deref())?;
     let vocabulary = model.vocabulary()?;
     let display = args.run.phase_display();
@@ -432,6 +434,16 @@ pub(super) fn notes(
             true,
         );
     }
+    let empty = analysis.clusters.iter().filter(|c| c.size == 0).count();
+    if empty > 0 {
+        add(
+            format!(
+                "{empty} of {} clusters are empty: the usable rows hold fewer than {} distinct points; lower --k",
+                summary.k, summary.k
+            ),
+            true,
+        );
+    }
     match vocabulary {
         None => add(
             "no tokenizer.json or vocab.txt beside the weights: rows have no token text"
@@ -443,8 +455,9 @@ pub(super) fn notes(
             if vocabulary.len() > rows {
                 add(
                     format!(
-                        "the vocabulary has {} tokens but the matrix only {rows} rows: it may not belong to this matrix",
-                        vocabulary.len()
+                        "the vocabulary has {} tokens with ids up to {} but the matrix only {rows} rows: ids past its last row are ignored, and it may not belong to this matrix",
+                        vocabulary.token_count(),
+                        vocabulary.len() - 1
                     ),
                     true,
                 );
@@ -693,6 +706,7 @@ fn print_summary(
     let summary = &analysis.summary;
     let mut text = String::new();
     let mut line = |line: String| {
+        let line = escape_controls(&line);
         text.push_str(&line);
         text.push('\n');
     };

@@ -11,6 +11,7 @@ use crate::hub::cache::{cache_dir, hf_home, looks_like_repo_id, non_empty_env};
 use crate::hub::fetch::{Destination, FetchOptions, FetchReport, fetch};
 use crate::hub::glob::PathFilter;
 use crate::hub::http::RetryPolicy;
+use crate::output::terminal::escape_controls;
 
 const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 /// Ranged chunks of 16 MiB: few enough requests for a 10 GB shard, small enough to spread a
@@ -18,6 +19,9 @@ const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 const DEFAULT_CHUNK_BYTES: u64 = 16 << 20;
 /// More parallel connections than this only queue at the server and cost threads and memory.
 const MAX_JOBS: usize = 64;
+/// A file whose size no listing or HEAD gives is cut off here (16 GiB): more than a safetensors
+/// shard or most single GGUF files hold, and the Hub itself always tells the size.
+const DEFAULT_MAX_UNKNOWN_SIZE: u64 = 16 << 30;
 
 /// Flags of `aib fetch`.
 #[derive(Debug, clap::Args)]
@@ -56,6 +60,10 @@ pub struct FetchArgs {
     /// List the files and their sizes; download nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Most bytes taken of a file whose size the server does not tell (the Hub always does);
+    /// past it the fetch fails and the partial file stays to resume [default: 16 GiB].
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_UNKNOWN_SIZE, hide_default_value = true)]
+    max_unknown_size: u64,
     /// No progress display or summary; errors only.
     #[arg(long, short, conflicts_with = "verbose")]
     quiet: bool,
@@ -78,7 +86,7 @@ pub fn run(args: FetchArgs) -> Result<()> {
     if options.dry_run {
         for file in &report.files {
             let size = file.size.map_or("?".to_string(), |size| size.to_string());
-            println!("{size}\t{}", file.path);
+            println!("{size}\t{}", escape_controls(&file.path));
         }
     } else {
         println!("{}", report.location.display());
@@ -130,6 +138,7 @@ fn options_from(args: FetchArgs) -> Result<FetchOptions> {
         retry: retry_policy()?,
         chunk_bytes: env_number("AIB_CHUNK_BYTES")?.unwrap_or(DEFAULT_CHUNK_BYTES),
         read_timeout: Duration::from_millis(env_number("AIB_READ_TIMEOUT_MS")?.unwrap_or(60_000)),
+        max_unknown_size: args.max_unknown_size,
     })
 }
 

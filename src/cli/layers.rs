@@ -19,6 +19,7 @@ use crate::layers::metrics::SpectralMetrics;
 use crate::layers::power_law::PowerLawFit;
 use crate::model::Model;
 use crate::observe::Observer;
+use crate::output::terminal::escape_controls;
 use crate::output::{self, Cell, Column, ColumnType, Format, Provenance, Table};
 use crate::plot::{self, EsdChart, Heatmap, MultiLineChart};
 
@@ -49,6 +50,7 @@ pub struct LayersArgs {
 pub fn run(args: LayersArgs) -> Result<()> {
     let format = args.output.format()?;
     let model = Model::open(args.model.spec(), args.model.revision.as_deref())?;
+    args.output.refuse_model_files(&model)?;
     let options = LayersOptions {
         keep_spectrum_of: args.esd.clone(),
     };
@@ -451,6 +453,7 @@ fn write_head_heatmap(out: &Path, heads: &[HeadResult]) -> Result<()> {
 fn print_summary(analysis: &LayersAnalysis, model: &Model, provenance: Provenance) -> Result<()> {
     let mut text = String::new();
     let mut line = |line: String| {
+        let line = escape_controls(&line);
         text.push_str(&line);
         text.push('\n');
     };

@@ -14,6 +14,7 @@ mod stats;
 use clap::{Parser, Subcommand};
 
 use crate::error::Result;
+use crate::output::terminal::escape_controls;
 
 /// aib: look inside large language models by their weights alone.
 #[derive(Debug, Parser)]
@@ -54,7 +55,7 @@ pub fn run() -> i32 {
         Ok(()) => 0,
         Err(err) if err.is_broken_pipe() => 0,
         Err(err) => {
-            eprintln!("aib: {err}");
+            eprintln!("aib: {}", escape_controls(err.message()));
             err.kind().exit_code()
         }
     }

@@ -9,6 +9,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::hub::observer::FetchObserver;
 use crate::observe::{Observer, Quantity};
+use crate::output::terminal::escape_controls;
 use crate::sync::lock;
 
 /// How much a command tells on stderr.
@@ -84,7 +85,11 @@ impl ProgressDisplay {
         self.print(&format!("aib: warning: {message}"));
     }
 
+    /// Prints one line on stderr; names in it (tensors, files) may hold control characters, so
+    /// they are shown escaped.
     fn print(&self, line: &str) {
+        let line = escape_controls(line);
+        let line = line.as_ref();
         match &self.bars {
             // Printing through indicatif keeps the bars intact.
             Some(bars) => {
@@ -195,9 +200,9 @@ impl FetchObserver for FetchDisplay {
 
     fn file_started(&self, path: &str, size: Option<u64>) {
         let template = "[{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {prefix}";
-        if let Some(bar) = self
-            .display
-            .insert_bar_above_last(size.unwrap_or(0), template, path)
+        if let Some(bar) =
+            self.display
+                .insert_bar_above_last(size.unwrap_or(0), template, &escape_controls(path))
         {
             lock(&self.files).insert(path.to_string(), bar);
         }

@@ -93,6 +93,9 @@ fn analyse(args: &ReportArgs, sections: &[Section]) -> Result<ReportData> {
         },
     };
     let model = Model::open(args.model.spec(), args.model.revision.as_deref())?;
+    if let Some(out) = &args.out {
+        output::refuse_overwriting_inputs(out, &model.input_files())?;
+    }
     let display = args.run.phase_display();
     display.detail(&format!(
         "model {} ({} shard(s))",
@@ -138,7 +141,8 @@ fn analyse(args: &ReportArgs, sections: &[Section]) -> Result<ReportData> {
 }
 
 /// The embedding's analysis; for an untied head, the head's with the embedding's k (no second
-/// sweep) and the comparison of their rows. A model without a token embedding gets a note.
+/// sweep) and the comparison of their rows. What cannot be computed (no token embedding, a matrix
+/// without enough usable rows) gets a note and the rest of the page is still written.
 fn analyse_embedding(
     model: &Model,
     options: &EmbedOptions,
@@ -146,22 +150,30 @@ fn analyse_embedding(
     provenance: &Provenance,
     data: &mut ReportData,
 ) -> Result<()> {
-    let chosen = match embed_cli::choose_matrix(model, None) {
-        Ok(chosen) => chosen,
-        Err(err) if err.kind() != ErrorKind::Io => {
-            data.embed_note = Some(err.message().to_string());
+    let vocabulary = match unless_io(model.vocabulary())? {
+        Ok(vocabulary) => vocabulary,
+        Err(note) => {
+            data.embed_note = Some(note);
             return Ok(());
         }
-        Err(err) => return Err(err),
     };
-    let vocabulary = model.vocabulary()?;
     let run = |chosen: &embed_cli::Chosen, options: &EmbedOptions| -> Result<EmbedAnalysis> {
         display.detail(&format!("clustering {}", chosen.name));
         let progress = SweepProgress::new(display, matches!(options.k, KChoice::Auto(_)));
         let report = |event| progress.report(event, options.kmeans.max_iter);
         embed::analyse(&chosen.view, vocabulary.as_ref(), options, &report)
     };
-    let analysis = run(&chosen, options)?;
+    let embedding = embed_cli::choose_matrix(model, None).and_then(|chosen| {
+        let analysis = run(&chosen, options).map_err(|err| err.context(&chosen.name))?;
+        Ok((chosen, analysis))
+    });
+    let (chosen, analysis) = match unless_io(embedding)? {
+        Ok(found) => found,
+        Err(note) => {
+            data.embed_note = Some(note);
+            return Ok(());
+        }
+    };
     data.embed = Some(documents(
         &analysis,
         &chosen,
@@ -171,12 +183,21 @@ fn analyse_embedding(
     let Some(head_name) = &chosen.separate_head else {
         return Ok(());
     };
-    let head = embed_cli::choose_matrix(model, Some(head_name))?;
     let head_options = EmbedOptions {
         k: KChoice::Fixed(analysis.summary.k),
         ..options.clone()
     };
-    let head_analysis = run(&head, &head_options)?;
+    let head = embed_cli::choose_matrix(model, Some(head_name)).and_then(|head| {
+        let analysis = run(&head, &head_options).map_err(|err| err.context(head_name))?;
+        Ok((head, analysis))
+    });
+    let (head, head_analysis) = match unless_io(head)? {
+        Ok(found) => found,
+        Err(note) => {
+            data.head_note = Some(format!("no analysis of the output head: {note}"));
+            return Ok(());
+        }
+    };
     let mut head_provenance = provenance.clone();
     head_provenance
         .parameters
@@ -196,6 +217,16 @@ fn analyse_embedding(
         Err(err) => data.head_note = Some(err.message().to_string()),
     }
     Ok(())
+}
+
+/// A part of the page that could not be computed from this model (its data or the options do
+/// not suit the matrix) becomes the note that says why; a local I/O failure ends the run.
+fn unless_io<T>(result: Result<T>) -> Result<std::result::Result<T, String>> {
+    match result {
+        Ok(value) => Ok(Ok(value)),
+        Err(err) if err.kind() == ErrorKind::Io => Err(err),
+        Err(err) => Ok(Err(err.message().to_string())),
+    }
 }
 
 /// The documents `aib embed --out FILE.json` would write, and the scatter.

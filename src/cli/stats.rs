@@ -71,6 +71,7 @@ pub fn run(args: StatsArgs) -> Result<()> {
     let format = args.output.format()?;
     let options = analysis_options(&args)?;
     let model = Model::open(args.model.spec(), args.model.revision.as_deref())?;
+    args.output.refuse_model_files(&model)?;
     let progress = args.run.phase_display();
     progress.detail(&format!(
         "model {} ({} shard(s))",

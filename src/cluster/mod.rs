@@ -144,8 +144,8 @@ pub struct KMeansFit {
     pub zero_rows: usize,
 }
 
-/// Checks the options against a matrix with `valid` usable rows.
-fn check_options(options: &KMeansOptions, valid: usize, rows: usize) -> Result<()> {
+/// Checks the options against the prepared rows.
+fn check_options(options: &KMeansOptions, points: &Points<'_>) -> Result<()> {
     if options.k == 0 {
         return Err(Error::usage("k must be at least 1"));
     }
@@ -158,13 +158,41 @@ fn check_options(options: &KMeansOptions, valid: usize, rows: usize) -> Result<(
             options.tol
         )));
     }
-    if options.k > valid {
-        return Err(Error::usage(format!(
-            "k = {} is larger than the {valid} usable rows (of {rows})",
-            options.k
-        )));
+    if options.k > points.valid_count {
+        return Err(too_few_rows(&format!("k = {}", options.k), "", points));
     }
     Ok(())
+}
+
+/// The error when `asked` (`k = 8`) needs more rows than `points` has usable, saying why rows
+/// were left out. No usable row at all is bad input (no k could help, exit 3); too few for this
+/// k is a usage error (a smaller k would do). `of` names the rows when they are a sample.
+pub(crate) fn too_few_rows(asked: &str, of: &str, points: &Points<'_>) -> Error {
+    let (rows, _) = points.shape();
+    let mut reasons = Vec::new();
+    if points.non_finite_rows > 0 {
+        reasons.push(format!("{} hold NaN or Inf", points.non_finite_rows));
+    }
+    if points.zero_rows > 0 {
+        reasons.push(format!(
+            "{} are all zero, without a direction for cosine",
+            points.zero_rows
+        ));
+    }
+    let why = if reasons.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", reasons.join(", "))
+    };
+    if points.valid_count == 0 {
+        return Error::input(format!(
+            "0 usable rows of {rows}{of}{why}; there is nothing to cluster"
+        ));
+    }
+    Error::usage(format!(
+        "{asked} is larger than the {} usable rows of {rows}{of}{why}; lower it",
+        points.valid_count
+    ))
 }
 
 /// Fits k-means to the rows of `matrix`, reporting each Lloyd iteration to `progress`.
@@ -202,7 +230,7 @@ fn fit_from_seeds(
     progress: &dyn Fn(Progress),
 ) -> Result<KMeansFit> {
     let (rows, cols) = points.shape();
-    check_options(options, points.valid_count, rows)?;
+    check_options(options, points)?;
     let settings = |init| lloyd::LloydSettings {
         k: options.k,
         max_iter: options.max_iter,

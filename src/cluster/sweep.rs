@@ -7,7 +7,7 @@ use super::kneedle::{chord_difference, kneedle};
 use super::points::Points;
 use super::seeding::{kmeans_plus_plus_with_trials, trials_for};
 use super::silhouette::SilhouetteSample;
-use super::{KMeansOptions, Progress, fit_from_seeds, sample_without_replacement};
+use super::{KMeansOptions, Progress, fit_from_seeds, sample_without_replacement, too_few_rows};
 
 use crate::error::{Error, Result};
 use crate::matrix::{DenseRows, MatrixRows};
@@ -147,7 +147,8 @@ pub fn sweep(
     }
     let (rows, cols) = matrix.shape();
     let sample;
-    let source: &dyn MatrixRows = if options.sample_rows == 0 || options.sample_rows >= rows {
+    let sampled = options.sample_rows != 0 && options.sample_rows < rows;
+    let source: &dyn MatrixRows = if !sampled {
         matrix
     } else {
         let mut random = GaussianStream::new(fit.seed, SAMPLE_STREAM);
@@ -162,11 +163,12 @@ pub fn sweep(
     };
     let points = Points::prepare(source, fit.metric, fit.max_resident_bytes);
     if options.k_max > points.valid_count {
-        return Err(Error::usage(format!(
-            "k_max = {} is larger than the {} usable rows of the sweep sample; \
-             lower it or draw a larger sample",
-            options.k_max, points.valid_count
-        )));
+        let of = if sampled { " (the sweep's sample)" } else { "" };
+        return Err(too_few_rows(
+            &format!("k_max = {}", options.k_max),
+            of,
+            &points,
+        ));
     }
     let mut random = GaussianStream::new(fit.seed, SILHOUETTE_STREAM);
     let silhouette = SilhouetteSample::new(&points, options.silhouette_rows, &mut random);

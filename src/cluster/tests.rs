@@ -406,6 +406,34 @@ fn rows_with_nan_or_inf_are_left_out_and_counted() {
 }
 
 #[test]
+fn no_usable_row_is_bad_input_that_says_why() {
+    let nan = DenseRows::new(70, 2, vec![f32::NAN; 140]).unwrap();
+    let err = kmeans(&nan, &options(2), &quiet).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Input, "{}", err.message());
+    assert!(
+        err.message()
+            .contains("0 usable rows of 70: 70 hold NaN or Inf"),
+        "{}",
+        err.message()
+    );
+    let err = sweep(&nan, &options(0), &SweepOptions::new(2, 64), &quiet).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Input, "{}", err.message());
+    assert!(err.message().contains("0 usable rows"), "{}", err.message());
+    // Some usable rows, but fewer than k_max: a smaller k would do, and the reason is given.
+    let mut values = vec![f32::NAN; 140];
+    values[..20].fill(1.0);
+    let few = DenseRows::new(70, 2, values).unwrap();
+    let err = sweep(&few, &options(0), &SweepOptions::new(2, 64), &quiet).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Usage, "{}", err.message());
+    assert!(
+        err.message()
+            .contains("k_max = 64 is larger than the 10 usable rows of 70: 60 hold NaN or Inf"),
+        "{}",
+        err.message()
+    );
+}
+
+#[test]
 fn k_larger_than_the_rows_or_zero_is_an_error() {
     let matrix = DenseRows::new(4, 2, vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]).unwrap();
     for k in [0, 5] {

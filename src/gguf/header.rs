@@ -127,7 +127,8 @@ pub enum GgufError {
         /// The first (fastest-varying) dimension.
         dim: u64,
     },
-    /// The number of elements or bytes of a tensor's shape (or of a partial product) overflows.
+    /// The number of elements or bytes of a tensor's shape (or of a partial product) overflows,
+    /// or passes the largest signed 64-bit count.
     ShapeOverflow {
         /// The tensor's name.
         tensor: String,
@@ -539,12 +540,15 @@ fn tensor(
         });
     }
     // Every partial product must fit (as for safetensors: a zero dimension must not hide an
-    // overflowing rows × cols view), and so must the byte count.
+    // overflowing rows × cols view), and so must the byte count. Counts are written as signed
+    // 64-bit numbers (shape, rows, cols), so no dimension or product may pass `i64::MAX`.
     let elements_fit = dims
         .iter()
-        .try_fold(1usize, |n, &dim| {
-            n.checked_mul(usize::try_from(dim).ok()?.max(1))
+        .try_fold(1u64, |n, &dim| {
+            n.checked_mul(dim.max(1))
+                .filter(|&n| i64::try_from(n).is_ok())
         })
+        .and_then(|n| usize::try_from(n).ok())
         .is_some();
     let shape: Option<Vec<usize>> = dims
         .iter()

@@ -54,17 +54,13 @@ pub fn split_paths(path: &Path) -> Result<Vec<PathBuf>> {
     let paths: Vec<PathBuf> = (1..=split.count)
         .map(|index| path.with_file_name(split.file_name(index)))
         .collect();
-    let missing: Vec<String> = paths
-        .iter()
-        .filter(|part| !part.is_file())
-        .map(|part| part.display().to_string())
-        .collect();
+    let missing: Vec<&PathBuf> = paths.iter().filter(|part| !part.is_file()).collect();
     if !missing.is_empty() {
         return Err(Error::input(format!(
             "{}: split GGUF of {} files lacks {}",
             path.display(),
             split.count,
-            missing.join(", ")
+            first_few(&missing)
         )));
     }
     Ok(paths)
@@ -102,4 +98,20 @@ pub fn open_split(path: &Path) -> Result<Vec<GgufFile>> {
         }
     }
     Ok(files)
+}
+
+/// How many missing parts an error names: a split of 99,999 parts must not make a 24 MB line.
+const NAMED_MISSING: usize = 5;
+
+/// The first [`NAMED_MISSING`] of `missing`, and how many more there are.
+fn first_few(missing: &[&PathBuf]) -> String {
+    let named: Vec<String> = missing
+        .iter()
+        .take(NAMED_MISSING)
+        .map(|part| part.display().to_string())
+        .collect();
+    match missing.len().saturating_sub(NAMED_MISSING) {
+        0 => named.join(", "),
+        more => format!("{} and {more} more", named.join(", ")),
+    }
 }

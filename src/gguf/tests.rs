@@ -281,6 +281,21 @@ fn lies_about_tensors_are_refused_naming_the_tensor() {
             "tensor \"w.q8\": dimensions [1099511627776, 1099511627776] overflow",
         ),
         (
+            // [0, 2^63] holds no bytes, but 2^63 is no signed 64-bit count.
+            Box::new(move |b| {
+                put_u64(b, q8_at + 4, 0);
+                put_u64(b, q8_at + 12, 1 << 63);
+            }),
+            "tensor \"w.q8\": dimensions [0, 9223372036854775808] overflow",
+        ),
+        (
+            Box::new(move |b| {
+                put_u64(b, q8_at + 4, 1 << 32);
+                put_u64(b, q8_at + 12, 1 << 31);
+            }),
+            "tensor \"w.q8\": dimensions [4294967296, 2147483648] overflow",
+        ),
+        (
             Box::new(move |b| put_u32(b, q8_type, GgmlType::Q4_K.id())),
             "first dimension 64 is not a multiple of Q4_K's block of 256",
         ),
@@ -467,6 +482,13 @@ fn split_names_and_siblings() {
     std::fs::write(&second, part(0)).unwrap();
     let err = split::open_split(&first).unwrap_err();
     assert!(err.message().contains("the name says part 2 of 2"), "{err}");
+    // Alone of 99,999 parts: the error names the first few and counts the rest.
+    let alone = dir.path().join("x-00001-of-99999.gguf");
+    std::fs::write(&alone, part(0)).unwrap();
+    let err = split_paths(&alone).unwrap_err();
+    assert!(err.message().len() < 1000, "{} bytes", err.message().len());
+    assert!(err.message().contains("x-00002-of-99999.gguf"), "{err}");
+    assert!(err.message().contains("and 99993 more"), "{err}");
     let single = dir.path().join("single.gguf");
     assert_eq!(split_paths(&single).unwrap(), [single]);
 }

@@ -32,6 +32,9 @@ pub struct TransferPlan {
     pub chunk_bytes: u64,
     /// Parallel ranged requests per chunked file.
     pub connections: usize,
+    /// Most bytes taken of a file whose size neither the listing nor a HEAD told: a server that
+    /// streams without end must not fill the disk.
+    pub max_unknown_size: u64,
 }
 
 /// One file to download and where it goes.
@@ -74,8 +77,12 @@ pub fn download_blob(
             .map_err(|err| Error::io("truncating", partial, err))?;
         resumed = 0;
     }
-    if let Some(size) = blob.size {
-        reserve_space(&file, partial, resumed, size)?;
+    match blob.size {
+        Some(size) => reserve_space(&file, partial, resumed, size)?,
+        None if resumed > plan.max_unknown_size => {
+            return Err(too_long(blob, plan.max_unknown_size));
+        }
+        None => {}
     }
     let mut hasher = Sha256::new();
     if blob.sha256.is_some() && resumed > 0 {
@@ -101,6 +108,8 @@ pub fn download_blob(
                 writer: &mut writer,
                 buffer: vec![0u8; STREAM_BUFFER_BYTES],
                 on_bytes,
+                limit: size.is_none().then_some(plan.max_unknown_size),
+                blob,
             };
             http.download(blob.url, resumed, size, &mut sink)?;
             writer.file.length - resumed
@@ -115,6 +124,9 @@ struct StreamSink<'w, 'p> {
     writer: &'w mut PrefixWriter<'p>,
     buffer: Vec<u8>,
     on_bytes: &'w (dyn Fn(u64) + Sync),
+    /// Most bytes the file may have (its size is unknown): more is an error.
+    limit: Option<u64>,
+    blob: &'w BlobDownload<'w>,
 }
 
 impl ByteSink for StreamSink<'_, '_> {
@@ -123,10 +135,30 @@ impl ByteSink for StreamSink<'_, '_> {
     }
 
     fn filled(&mut self, count: usize) -> Result<()> {
-        self.writer.append(&self.buffer[..count])?;
-        (self.on_bytes)(count as u64);
-        Ok(())
+        let room = self.limit.map_or(u64::MAX, |limit| {
+            limit.saturating_sub(self.writer.file.length)
+        });
+        let kept = count.min(usize::try_from(room).unwrap_or(usize::MAX));
+        // Bytes up to the limit are kept: the file stays a valid prefix that a run with a higher
+        // limit resumes.
+        self.writer.append(&self.buffer[..kept])?;
+        (self.on_bytes)(kept as u64);
+        match self.limit {
+            Some(limit) if kept < count => Err(too_long(self.blob, limit)),
+            _ => Ok(()),
+        }
     }
+}
+
+/// A file of unknown size that goes on past `limit` bytes.
+fn too_long(blob: &BlobDownload<'_>, limit: u64) -> Error {
+    Error::network(format!(
+        "{}: the server gave no size for this file and sent more than {limit} bytes, the most \
+         taken of a file of unknown size; stopped there ({} keeps them, and a run with a higher \
+         --max-unknown-size resumes from it)",
+        blob.url,
+        blob.partial.display()
+    ))
 }
 
 /// The `.incomplete` file, appended to in order.

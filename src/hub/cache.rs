@@ -82,6 +82,43 @@ pub fn is_commit_hash(revision: &str) -> bool {
     revision.len() == 40 && revision.chars().all(|c| c.is_ascii_hexdigit())
 }
 
+/// Checks that `revision` is a commit hash or a name git accepts for a branch or tag
+/// (`git check-ref-format`'s rules), which is what makes it safe to join to `refs/` as a path:
+/// no `..`, no part starting with `.` or ending with `.lock`, no empty part or leading or trailing
+/// `/`, no control characters, spaces or any of `~ ^ : ? * [ \`, no `@{`, not `@` alone.
+/// A usage error (exit 2) names what is wrong.
+pub fn check_revision(revision: &str) -> Result<()> {
+    let refused = |why: &str| {
+        Err(Error::usage(format!(
+            "--revision {revision:?} is neither a commit hash nor a branch or tag name: {why}"
+        )))
+    };
+    if revision.is_empty() {
+        return refused("it is empty");
+    }
+    if revision == "@" || revision.contains("@{") {
+        return refused("`@` alone and `@{` are not allowed");
+    }
+    if revision.contains("..") {
+        return refused("`..` is not allowed");
+    }
+    if let Some(c) = revision
+        .chars()
+        .find(|&c| c.is_control() || matches!(c, ' ' | '~' | '^' | ':' | '?' | '*' | '[' | '\\'))
+    {
+        return refused(&format!("the character {c:?} is not allowed"));
+    }
+    for part in revision.split('/') {
+        if part.is_empty() {
+            return refused("a leading, trailing or doubled `/`");
+        }
+        if part.starts_with('.') || part.ends_with('.') || part.ends_with(".lock") {
+            return refused("a part starts or ends with `.` or ends with `.lock`");
+        }
+    }
+    Ok(())
+}
+
 /// Resolves `revision` (a branch, tag or commit; `main` when `None`) of `repo_id` in `cache`
 /// to its snapshot folder and commit, or says what is missing.
 pub fn resolve_snapshot(
@@ -97,6 +134,7 @@ pub fn resolve_snapshot(
         )));
     }
     let revision = revision.unwrap_or("main");
+    check_revision(revision)?;
     let commit = if is_commit_hash(revision) {
         revision.to_string()
     } else {
@@ -182,6 +220,47 @@ mod tests {
         let nothing = env_of(&[]);
         assert_eq!(hf_home_from(&nothing), None);
         assert_eq!(cache_dir_from(&nothing), None);
+    }
+
+    #[test]
+    fn revisions_follow_gits_ref_name_rules() {
+        for good in [
+            "main",
+            "v1.0",
+            "refs/pr/1",
+            "feature/x-y_z",
+            "0123456789abcdef0123456789abcdef01234567",
+        ] {
+            assert!(check_revision(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "../../../../X",
+            "a/../b",
+            "..",
+            "/main",
+            "main/",
+            "a//b",
+            ".hidden",
+            "a/.b",
+            "main.",
+            "main.lock",
+            "a b",
+            "a\nb",
+            "a\u{1b}b",
+            "a~1",
+            "a^",
+            "a:b",
+            "a?",
+            "a*",
+            "a[b",
+            "a\\b",
+            "@",
+            "a@{1}",
+        ] {
+            let err = check_revision(bad).expect_err(bad);
+            assert_eq!(err.kind(), crate::error::ErrorKind::Usage, "{bad}");
+        }
     }
 
     #[test]

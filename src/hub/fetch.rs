@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::api::{RemoteFile, RepoEndpoint, RepoListing};
 use super::blob::{BlobDownload, TransferPlan, download_blob, with_suffix};
-use super::cache::{is_commit_hash, repo_folder, resolve_snapshot};
+use super::cache::{check_revision, is_commit_hash, repo_folder, resolve_snapshot};
 use super::glob::PathFilter;
 use super::http::{HubHttp, RetryPolicy};
 use super::observer::FetchObserver;
@@ -56,6 +56,8 @@ pub struct FetchOptions {
     pub chunk_bytes: u64,
     /// Give up on a connection silent for this long (then retry).
     pub read_timeout: Duration,
+    /// Most bytes taken of a file whose size neither the listing nor a HEAD gives.
+    pub max_unknown_size: u64,
 }
 
 /// One file of the fetch and what happened to it.
@@ -82,6 +84,9 @@ pub struct FetchReport {
 
 /// Runs one fetch as `options` say, telling `observer` how the downloads progress.
 pub fn fetch(options: &FetchOptions, observer: &dyn FetchObserver) -> Result<FetchReport> {
+    if let Some(revision) = &options.revision {
+        check_revision(revision)?;
+    }
     if options.offline {
         return answer_offline(options);
     }
@@ -95,6 +100,7 @@ pub fn fetch(options: &FetchOptions, observer: &dyn FetchObserver) -> Result<Fet
         .files
         .iter()
         .filter(|file| options.filter.keeps(&file.path))
+        .filter(|file| !is_reserved(&options.destination, &file.path, observer))
         .cloned()
         .collect();
     let layout = Layout::new(options, &listing.commit);
@@ -123,6 +129,7 @@ pub fn fetch(options: &FetchOptions, observer: &dyn FetchObserver) -> Result<Fet
         plan: TransferPlan {
             chunk_bytes: options.chunk_bytes.max(1),
             connections: chunk_connections(options.jobs),
+            max_unknown_size: options.max_unknown_size,
         },
         observer,
     };
@@ -135,6 +142,25 @@ pub fn fetch(options: &FetchOptions, observer: &dyn FetchObserver) -> Result<Fet
         commit: Some(listing.commit),
         files,
     })
+}
+
+/// The folder of a plain-folder download's own bookkeeping, `{out}/{repo_id}/.cache/huggingface`.
+const BOOKKEEPING_FOLDER: &str = ".cache/huggingface/";
+
+/// True (and a warning said so) when a repo file would land on the bookkeeping a plain-folder
+/// download keeps beside the files: it would be overwritten by it, or overwrite it. The cache
+/// layout keeps no bookkeeping among a snapshot's files, so there no name is reserved.
+fn is_reserved(destination: &Destination, path: &str, observer: &dyn FetchObserver) -> bool {
+    let reserved = matches!(destination, Destination::Folder(_))
+        && (path.starts_with(BOOKKEEPING_FOLDER)
+            || path == BOOKKEEPING_FOLDER.trim_end_matches('/'));
+    if reserved {
+        observer.warning(&format!(
+            "skipping {path}: in a plain folder (--out) {BOOKKEEPING_FOLDER} holds the download's \
+             own bookkeeping; fetch this file into the Hub cache instead"
+        ));
+    }
+    reserved
 }
 
 /// Ranged requests per large file: `jobs`, but at most one per core. Every connection needs a
@@ -311,7 +337,10 @@ impl FetchJob<'_> {
         commit: &str,
     ) -> Result<FetchedFile> {
         let destination = root.join(&file.path);
-        let bookkeeping = root.join(".cache/huggingface/download").join(&file.path);
+        let bookkeeping = root
+            .join(BOOKKEEPING_FOLDER)
+            .join("download")
+            .join(&file.path);
         let metadata = with_suffix(&bookkeeping, ".metadata");
         if is_current(&destination, &metadata, commit, file.size) {
             return Ok(self.already_there(file));

@@ -207,7 +207,7 @@ struct IndexFile {
 
 /// Reads an index file and checks that every shard it names exists.
 fn files_of_index(index: &Path) -> Result<Files> {
-    let text = std::fs::read_to_string(index).map_err(|err| Error::io("reading", index, err))?;
+    let text = std::fs::read_to_string(index).map_err(|err| Error::reading_text(index, err))?;
     let parsed: IndexFile = serde_json::from_str(&text).map_err(|err| {
         Error::input(format!(
             "{}: not a safetensors index: {err}",

@@ -144,6 +144,21 @@ impl Model {
             .map(Vocabulary::from_gguf_tokens))
     }
 
+    /// Every file the model was read from: the weight files, and beside them the index,
+    /// `config.json` and the vocabulary file when present. No output may replace one of them.
+    pub fn input_files(&self) -> Vec<PathBuf> {
+        let mut inputs: Vec<PathBuf> = self
+            .files
+            .iter()
+            .map(|file| file.path().to_path_buf())
+            .collect();
+        for name in [INDEX_FILE, "config.json"] {
+            inputs.push(self.folder.join(name));
+        }
+        inputs.extend(self.tokenizer.clone());
+        inputs
+    }
+
     /// The file and entry of the tensor called `name`.
     pub fn find(&self, name: &str) -> Option<(&WeightFile, &StoredTensor)> {
         let &(file, tensor) = self.index.get(name)?;

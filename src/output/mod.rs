@@ -2,15 +2,18 @@
 
 pub(crate) mod atomic;
 pub mod csv;
+mod guard;
 mod json;
 mod parquet;
 mod pretty;
 pub mod table;
+pub mod terminal;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+pub use guard::refuse_overwriting_inputs;
 pub use json::table_document;
 pub use table::{Cell, Column, ColumnType, Provenance, Table};
 

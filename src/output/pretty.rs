@@ -4,6 +4,7 @@ use std::io::{self, Write};
 
 use super::csv::format_list;
 use super::table::{Cell, Table};
+use super::terminal::escape_controls;
 
 /// Writes the columns named in `shown` (those the table has), aligned, with a header line.
 pub fn write_pretty(table: &Table, shown: &[&str], out: &mut dyn Write) -> io::Result<()> {
@@ -73,7 +74,7 @@ fn short(cell: &Cell) -> String {
         Cell::Null => String::new(),
         Cell::Int(value) => value.to_string(),
         Cell::Float(value) => short_float(*value),
-        Cell::Text(text) => text.clone(),
+        Cell::Text(text) => escape_controls(text).into_owned(),
         Cell::Bool(value) => value.to_string(),
         Cell::IntList(values) => format_list(values),
     }

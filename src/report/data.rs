@@ -172,7 +172,7 @@ fn read_json(path: &Path, command: &str) -> Result<Value> {
                 path.display()
             ))
         } else {
-            Error::io("reading", path, err)
+            Error::reading_text(path, err)
         }
     })?;
     serde_json::from_str(&text)

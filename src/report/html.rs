@@ -9,6 +9,7 @@ use std::fmt::Write;
 
 use super::Section;
 use super::data::RunInfo;
+use crate::output::terminal::push_visible;
 
 /// The page's style sheet, screen and print.
 const STYLE: &str = include_str!("style.css");
@@ -28,7 +29,7 @@ pub fn escape(text: &str) -> String {
             '\'' => out.push_str("&#39;"),
             '\t' | '\n' => out.push(c),
             c if c.is_control() || matches!(c, '\u{FFFE}' | '\u{FFFF}') => {
-                let _ = write!(out, "\\u{{{:04X}}}", c as u32);
+                push_visible(&mut out, c)
             }
             c => out.push(c),
         }
@@ -338,12 +339,24 @@ impl Page {
 
 /// An SVG document as an element of the page: inline SVG in HTML needs no namespace declaration,
 /// and leaving it out keeps the page free of any URL.
+/// The chart's SVG for the page. Its labels come from the data (a block type read by `--from`),
+/// and the plotting library escapes only markup; control characters other than line breaks and
+/// tabs, which XML forbids, are made visible as in [`escape`], so the page stays well-formed.
 fn inline_svg(svg: &str) -> String {
     let svg = svg.replacen(" xmlns=\"http://www.w3.org/2000/svg\"", " role=\"img\"", 1);
-    match svg.find("<svg") {
-        Some(start) => svg[start..].to_string(),
-        None => String::new(),
+    let Some(start) = svg.find("<svg") else {
+        return String::new();
+    };
+    let mut out = String::with_capacity(svg.len() - start);
+    for c in svg[start..].chars() {
+        let forbidden = c.is_control() && !matches!(c, '\t' | '\n' | '\r');
+        if forbidden || matches!(c, '\u{FFFE}' | '\u{FFFF}') {
+            push_visible(&mut out, c);
+        } else {
+            out.push(c);
+        }
     }
+    out
 }
 
 #[cfg(test)]
@@ -362,6 +375,15 @@ mod tests {
         );
         assert_eq!(escape("\u{FFFE}\u{FFFD}é"), "\\u{FFFE}\u{FFFD}é");
         assert_eq!(escape("tab\tline\n"), "tab\tline\n");
+    }
+
+    #[test]
+    fn inline_svg_keeps_no_character_xml_forbids() {
+        let svg = "<?xml version=\"1.0\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\">\n<text>mlp\u{1b}[31m\u{7}</text></svg>";
+        assert_eq!(
+            inline_svg(svg),
+            "<svg role=\"img\">\n<text>mlp\\u{001B}[31m\\u{0007}</text></svg>"
+        );
     }
 
     #[test]
