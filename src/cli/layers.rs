@@ -20,7 +20,7 @@ use crate::layers::power_law::PowerLawFit;
 use crate::model::Model;
 use crate::observe::Observer;
 use crate::output::{self, Cell, Column, ColumnType, Format, Provenance, Table};
-use crate::plot::{self, EsdChart, Heatmap, MultiLineChart};
+use crate::plot::{self, Band, EsdChart, Heatmap, MultiLineChart};
 
 use ColumnType::{Float, Int, Text};
 
@@ -399,6 +399,7 @@ fn write_plots(out: &Path, analysis: &LayersAnalysis, esd: Option<&str>) -> Resu
             x_label: "layer".to_string(),
             y_label: name.to_string(),
             series,
+            band: (name == "alpha").then(Band::typical_alpha),
         };
         plot::write_chart(&chart, &plot_stem(out, name), PLOT_SIZE)?;
     }

@@ -15,6 +15,9 @@ const STYLE: &str = include_str!("style.css");
 /// Sorting tables by a click on a column heading; the page works without it.
 const SCRIPT: &str = include_str!("sort.js");
 
+/// Rows a list shows open on the page; a longer one is folded under its count.
+pub const LIST_SHOWN: usize = 20;
+
 /// `text` safe inside an element or a quoted attribute: markup characters become entities, and
 /// control characters (and the two that XML forbids, U+FFFE and U+FFFF) become a visible `\u{…}`.
 pub fn escape(text: &str) -> String {
@@ -262,6 +265,17 @@ impl Page {
         self.out.push_str("<div class=\"table\">");
         table.write(&mut self.out);
         self.out.push_str("</div>\n");
+    }
+
+    /// A list: open when it has at most [`LIST_SHOWN`] rows, else folded under `summary` and
+    /// its count, so a long one (128 rank-deficient matrices) does not run down the page.
+    pub fn list(&mut self, summary: &str, table: &Table) {
+        let count = table.rows.len();
+        if count > LIST_SHOWN {
+            self.folded_table(&format!("{summary} ({count} rows)"), table);
+        } else {
+            self.table(table);
+        }
     }
 
     /// A table folded under `summary`.
