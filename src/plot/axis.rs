@@ -57,10 +57,18 @@ impl Axis {
     }
 
     /// A linear axis over the finite `values` with ticks at whole numbers only (layer indices,
-    /// k, cluster ids), with half a unit of margin.
+    /// k, cluster ids), with 5 % margins but at least half a unit.
     pub fn whole_numbers(values: impl Iterator<Item = f64>) -> Axis {
         let (low, high) = finite_range(values).unwrap_or((0.0, 1.0));
-        Axis::linear_over(low - 0.5, high + 0.5, |span| nice_step(span).max(1.0))
+        let margin = (0.05 * (high - low)).max(0.5);
+        Axis::linear_over(low - margin, high + margin, |span| nice_step(span).max(1.0))
+    }
+
+    /// The axis of `count` cells centred on 0 … `count` − 1 (a heat map's rows or columns),
+    /// ticks at whole numbers.
+    pub fn cells(count: usize) -> Axis {
+        let high = count.max(1) as f64 - 0.5;
+        Axis::linear_over(-0.5, high, |span| nice_step(span).max(1.0))
     }
 
     /// A log axis over the positive finite `values` (log10 in plotted units), with margins.
@@ -71,9 +79,17 @@ impl Axis {
 
     /// A log axis whose range `low..high` is already in log10 units.
     pub fn log_over(low: f64, high: f64) -> Axis {
-        // Ticks at whole powers of ten, every one or every 2, 5, 10 … decades.
+        // Ticks at whole powers of ten, every one or every 2, 5, 10 … decades; on a short axis
+        // (fewer than three powers) also at 2 and 5 times them.
         let mut axis = Axis::linear_over(low, high, |span| nice_step(span).max(1.0));
         axis.log = true;
+        if axis.ticks.len() < 3 {
+            let decades = low.floor() as i64..=high.floor() as i64;
+            axis.ticks = decades
+                .flat_map(|d| [1.0, 2.0, 5.0].map(|m: f64| d as f64 + m.log10()))
+                .filter(|t| (low..=high).contains(t))
+                .collect();
+        }
         axis
     }
 
@@ -122,8 +138,12 @@ impl Axis {
 
     /// The label of a tick at `tick` (plotted units).
     pub fn label(&self, tick: f64) -> String {
-        if self.log {
+        if self.log && (tick - tick.round()).abs() < 1e-9 {
             power_of_ten_label(tick.round() as i32)
+        } else if self.log {
+            // 2 or 5 times a power of ten.
+            let value = 10f64.powf(tick);
+            tick_label(value, 10f64.powf(tick.floor()))
         } else {
             tick_label(tick, self.step)
         }
@@ -276,7 +296,10 @@ mod tests {
         let labels = |values: [f64; 2]| Axis::linear(values.into_iter()).labels();
         assert_eq!(labels([0.0, 1.0]), ["0", "0.2", "0.4", "0.6", "0.8", "1"]);
         assert_eq!(labels([20.0, 52.0]), ["20", "30", "40", "50"]);
-        assert_eq!(labels([0.0, 5e-4]), ["0", "1e-4", "2e-4", "3e-4", "4e-4", "5e-4"]);
+        assert_eq!(
+            labels([0.0, 5e-4]),
+            ["0", "1e-4", "2e-4", "3e-4", "4e-4", "5e-4"]
+        );
         assert_eq!(labels([-1.0, 1.0]), ["-1", "-0.5", "0", "0.5", "1"]);
         assert_eq!(
             labels([0.0, 3000.0]),
@@ -292,7 +315,10 @@ mod tests {
     #[test]
     fn whole_number_axes_tick_at_whole_numbers() {
         let layers = Axis::whole_numbers((0..30).map(f64::from));
-        assert_eq!(layers.labels(), ["0", "5", "10", "15", "20", "25"]);
+        assert_eq!(layers.labels(), ["0", "5", "10", "15", "20", "25", "30"]);
+        let heads = Axis::cells(8);
+        assert_eq!((heads.low, heads.high), (-0.5, 7.5));
+        assert_eq!(heads.labels(), ["0", "2", "4", "6"]);
         let few = Axis::whole_numbers([0.0, 1.0].into_iter());
         assert_eq!(few.labels(), ["0", "1"]);
     }
@@ -301,7 +327,10 @@ mod tests {
     fn more_than_two_decades_go_logarithmic() {
         assert!(!spans_decades([1.0, 100.0].into_iter()));
         assert!(spans_decades([1.0, 100.1].into_iter()));
-        assert!(!spans_decades([0.0, 1e6].into_iter()), "zero has no logarithm");
+        assert!(
+            !spans_decades([0.0, 1e6].into_iter()),
+            "zero has no logarithm"
+        );
         assert!(!spans_decades([-1.0, 1e6].into_iter()));
         let axis = Axis::for_values([1e-4, 0.5, 20.0].into_iter());
         assert!(axis.log);
@@ -309,6 +338,8 @@ mod tests {
         assert_eq!(axis.title("sparsity"), "sparsity (log scale)");
         assert_eq!(axis.coord(100.0), 2.0);
         assert!(axis.coord(0.0).is_nan());
+        let short = Axis::log([0.03, 2.5].into_iter());
+        assert_eq!(short.labels(), ["0.05", "0.1", "0.2", "0.5", "1", "2"]);
         let wide = Axis::for_values([1.0, 1e9].into_iter());
         assert_eq!(wide.labels(), ["1", "100", "10k", "1M", "100M"]);
     }

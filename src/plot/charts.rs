@@ -8,13 +8,13 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::Chart;
-use crate::layers::analysis::{ALPHA_HIGH, ALPHA_LOW};
 use super::axis::{self, Axis};
 use super::legend::{self, Entry, MARGIN, Mark};
 use super::style::{
     ACCENT, BAND, BAND_OPACITY, Density, GRID, INK, MAIN, MISSING, PALETTE, SeriesStyle,
     series_styles, text_size,
 };
+use crate::layers::analysis::{ALPHA_HIGH, ALPHA_LOW};
 
 type DrawResult<DB> =
     std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
@@ -189,7 +189,12 @@ impl Chart for LineChart {
         let plot_area = legend::title_and_legend(area, &self.title, &[], density)?;
         let x = position_axis(self.points.iter().map(|p| p.0));
         let y = Axis::for_values(self.points.iter().map(|p| p.1));
-        let mut chart = frame(&plot_area, density, (&x, &self.x_label), (&y, &self.y_label))?;
+        let mut chart = frame(
+            &plot_area,
+            density,
+            (&x, &self.x_label),
+            (&y, &self.y_label),
+        )?;
         let style = SeriesStyle {
             colour: MAIN,
             dashed: false,
@@ -242,7 +247,12 @@ impl Chart for BarChart {
         let plot_area = legend::title_and_legend(area, &self.title, &[], density)?;
         let x = Axis::whole_numbers((0..self.values.len().max(1)).map(|i| i as f64));
         let y = Axis::counts(self.values.iter().copied());
-        let mut chart = frame(&plot_area, density, (&x, &self.x_label), (&y, &self.y_label))?;
+        let mut chart = frame(
+            &plot_area,
+            density,
+            (&x, &self.x_label),
+            (&y, &self.y_label),
+        )?;
         chart.draw_series(
             self.values
                 .iter()
@@ -279,7 +289,12 @@ impl Chart for Scatter {
         let plot_area = legend::title_and_legend(area, &self.title, &[], density)?;
         let x = Axis::linear(self.points.iter().map(|p| p.0));
         let y = Axis::linear(self.points.iter().map(|p| p.1));
-        let mut chart = frame(&plot_area, density, (&x, &self.x_label), (&y, &self.y_label))?;
+        let mut chart = frame(
+            &plot_area,
+            density,
+            (&x, &self.x_label),
+            (&y, &self.y_label),
+        )?;
         chart.draw_series(
             self.points
                 .iter()
@@ -353,7 +368,12 @@ impl Chart for Histogram {
         let bins = self.counts();
         let x = Axis::linear(bins.iter().flat_map(|b| [b.0, b.1]));
         let y = Axis::counts(bins.iter().map(|b| b.2 as f64));
-        let mut chart = frame(&plot_area, density, (&x, &self.x_label), (&y, &self.y_label))?;
+        let mut chart = frame(
+            &plot_area,
+            density,
+            (&x, &self.x_label),
+            (&y, &self.y_label),
+        )?;
         chart.draw_series(bins.iter().map(|&(lo, hi, count)| {
             Rectangle::new([(lo, 0.0), (hi, count as f64)], MAIN.filled())
         }))?;
@@ -420,10 +440,10 @@ impl Chart for Heatmap {
     ) -> DrawResult<DB> {
         let body = legend::title_and_legend(area, &self.title, &[], density)?;
         let (width, _) = body.dim_in_pixel();
-        let (cells, bar) = body.split_horizontally(width.saturating_sub(density.px(COLOUR_BAR_WIDTH)));
+        let (cells, bar) =
+            body.split_horizontally(width.saturating_sub(density.px(COLOUR_BAR_WIDTH)));
         // Cell (r, c) is centred on (c, r), so the whole-number ticks name rows and columns.
-        let x = Axis::whole_numbers([0.0, self.cols.max(1) as f64 - 1.0].into_iter());
-        let y = Axis::whole_numbers([0.0, self.rows.max(1) as f64 - 1.0].into_iter());
+        let (x, y) = (Axis::cells(self.cols), Axis::cells(self.rows));
         let mut chart = frame(&cells, density, (&x, &self.x_label), (&y, &self.y_label))?;
         let (low, high) = self.value_range();
         let span = if high > low { high - low } else { 1.0 };
@@ -547,7 +567,12 @@ impl Chart for MultiLineChart {
         let band_edges = self.band.iter().flat_map(|b| [b.low, b.high]);
         let x = position_axis(all().map(|p| p.0));
         let y = Axis::for_values(all().map(|p| p.1).chain(band_edges));
-        let mut chart = frame(&plot_area, density, (&x, &self.x_label), (&y, &self.y_label))?;
+        let mut chart = frame(
+            &plot_area,
+            density,
+            (&x, &self.x_label),
+            (&y, &self.y_label),
+        )?;
         if let Some(band) = &self.band {
             let (low, high) = (y.coord(band.low), y.coord(band.high));
             chart.draw_series(std::iter::once(Rectangle::new(
@@ -625,12 +650,7 @@ impl Chart for EsdChart {
         // The points are already log10: their axes are log axes of 10^point.
         let points = self.points();
         let marked = self.xmin.filter(|x| *x > 0.0);
-        let x = Axis::log(
-            points
-                .iter()
-                .map(|p| 10f64.powf(p.0))
-                .chain(marked),
-        );
+        let x = Axis::log(points.iter().map(|p| 10f64.powf(p.0)).chain(marked));
         let y = Axis::log(points.iter().map(|p| 10f64.powf(p.1)));
         let titles = ((&x, "eigenvalue of WᵀW"), (&y, "density"));
         let mut chart = frame(&plot_area, density, titles.0, titles.1)?;
@@ -723,9 +743,10 @@ impl Chart for CategoryBarChart {
                 .filter(|(_, b)| b.1.is_finite())
                 .map(|(i, b)| ((count - 1 - i) as f64, b))
         };
-        chart.draw_series(finite().map(|(y, b)| {
-            Rectangle::new([(0.0, y - 0.35), (b.1, y + 0.35)], MAIN.filled())
-        }))?;
+        chart.draw_series(
+            finite()
+                .map(|(y, b)| Rectangle::new([(0.0, y - 0.35), (b.1, y + 0.35)], MAIN.filled())),
+        )?;
         let text = density
             .text(text_size::LABEL, &INK)
             .pos(Pos::new(HPos::Left, VPos::Center));

@@ -125,7 +125,10 @@ pub fn title_and_legend<DB: DrawingBackend>(
     let (plot, _) = body.split_horizontally(split);
     for (i, entry) in entries.iter().enumerate() {
         let y = place.top + density.offset((ENTRY_HEIGHT * i as u32 + ENTRY_HEIGHT / 2) as i32);
-        let sample = (place.left, place.left + density.offset(SAMPLE_LENGTH as i32));
+        let sample = (
+            place.left,
+            place.left + density.offset(SAMPLE_LENGTH as i32),
+        );
         match entry.mark {
             Mark::Line(style) => {
                 let stroke = style.colour.stroke_width(density.px(2));

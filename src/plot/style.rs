@@ -191,10 +191,24 @@ mod tests {
             charts.push(layered[layered.len() - n..].to_vec());
         }
         charts.push(vec![
-            "q_proj", "k_proj", "v_proj", "o_proj", "mlp_gate", "mlp_up", "mlp_down", "norm",
-            "moe", "moe_router",
+            "q_proj",
+            "k_proj",
+            "v_proj",
+            "o_proj",
+            "mlp_gate",
+            "mlp_up",
+            "mlp_down",
+            "norm",
+            "moe",
+            "moe_router",
         ]);
-        charts.push(vec!["qkv_proj", "o_proj", "mlp_gate_up", "mlp_down", "norm"]);
+        charts.push(vec![
+            "qkv_proj",
+            "o_proj",
+            "mlp_gate_up",
+            "mlp_down",
+            "norm",
+        ]);
         charts.push(vec!["q_proj", "qkv_proj", "other", "moe_router"]);
         for chart in charts {
             let styles = series_styles(&chart);

@@ -99,7 +99,12 @@ fn multi_line(count: usize) -> MultiLineChart {
         .enumerate()
         .map(|(i, block)| {
             let points = (0..30)
-                .map(|layer| (f64::from(layer), 2.0 + 0.3 * i as f64 + f64::from(layer) / 10.0))
+                .map(|layer| {
+                    (
+                        f64::from(layer),
+                        2.0 + 0.3 * i as f64 + f64::from(layer) / 10.0,
+                    )
+                })
                 .collect();
             (block.as_str().to_string(), points)
         })
@@ -137,7 +142,10 @@ fn no_legend_entry_sits_on_a_plotted_point() {
             .collect();
         assert_eq!(circles.len(), 30 * count, "every point is drawn");
         for (x, y, r) in circles {
-            assert!(!legend.near((x, y), r), "point ({x}, {y}) under the legend {legend:?}");
+            assert!(
+                !legend.near((x, y), r),
+                "point ({x}, {y}) under the legend {legend:?}"
+            );
         }
         // The legend's text is where the layout says, so the check above is about the legend.
         for entry in &entries {
@@ -145,11 +153,16 @@ fn no_legend_entry_sits_on_a_plotted_point() {
                 .split('<')
                 .find(|e| {
                     e.starts_with("text")
-                        && e.split_once('>').map(|(_, text)| text.trim()) == Some(entry.label.as_str())
+                        && e.split_once('>').map(|(_, text)| text.trim())
+                            == Some(entry.label.as_str())
                 })
                 .unwrap_or_else(|| panic!("no legend text {}", entry.label));
             let (x, y) = (attribute(text, "x").unwrap(), attribute(text, "y").unwrap());
-            assert!(legend.near((x, y), 0.0), "{} at ({x}, {y}) outside {legend:?}", entry.label);
+            assert!(
+                legend.near((x, y), 0.0),
+                "{} at ({x}, {y}) outside {legend:?}",
+                entry.label
+            );
         }
     }
 }

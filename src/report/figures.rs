@@ -9,9 +9,7 @@ use super::CHART_SIZE;
 use super::data::{index, text};
 use super::html::{Cell, Figure, Table};
 use crate::error::Result;
-use crate::plot::{
-    self, Band, CategoryBarChart, Heatmap, Histogram, LineChart, MultiLineChart,
-};
+use crate::plot::{self, Band, CategoryBarChart, Heatmap, Histogram, LineChart, MultiLineChart};
 
 /// One line per group: (name, (layer, value) points by layer).
 pub type Series = Vec<(String, Vec<(f64, f64)>)>;

@@ -396,4 +396,26 @@ mod tests {
         let svg = "<svg width=\"2\" xmlns=\"http://www.w3.org/2000/svg\">\n</svg>\n";
         assert_eq!(inline_svg(svg), "<svg width=\"2\" role=\"img\">\n</svg>\n");
     }
+
+    #[test]
+    fn a_long_list_folds_under_its_count() {
+        let list = |rows: usize| {
+            let mut table = Table::new("t", &["n"]);
+            for n in 0..rows {
+                table.push(vec![Cell::count(n)]);
+            }
+            let mut page = Page::new(&RunInfo::default(), &[]);
+            let before = page.out.len();
+            page.list("The rows", &table);
+            page.out[before..].to_string()
+        };
+        let short = list(LIST_SHOWN);
+        assert!(short.starts_with("<div class=\"table\">"), "{short}");
+        let long = list(LIST_SHOWN + 1);
+        let summary = format!(
+            "<details><summary>The rows ({} rows)</summary>",
+            LIST_SHOWN + 1
+        );
+        assert!(long.starts_with(&summary), "{long}");
+    }
 }

@@ -70,7 +70,10 @@ pub fn render(page: &mut Page, data: &ReportData) -> Result<()> {
             "layers-drift-cosine",
             "Cosine between consecutive layers",
             "cosine",
-            (mean_by_layer(drift, "block_type", |r| number(r, "cosine")), None),
+            (
+                mean_by_layer(drift, "block_type", |r| number(r, "cosine")),
+                None,
+            ),
             "cos(vec W_l, vec W_l+1) of the same matrix in layers l and l + 1, at l; 0 for unrelated random matrices, 1 for copies.",
         )?;
         page.figure(&figure);
