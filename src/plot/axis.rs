@@ -150,6 +150,7 @@ impl Axis {
     }
 
     /// The labels of every tick, in order.
+    #[cfg(test)]
     pub fn labels(&self) -> Vec<String> {
         self.ticks.iter().map(|&t| self.label(t)).collect()
     }

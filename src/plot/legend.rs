@@ -55,6 +55,7 @@ pub struct PixelBox {
 
 impl PixelBox {
     /// Whether the point (x, y) lies within `pad` pixels of the box.
+    #[cfg(test)]
     pub fn near(&self, (x, y): (f64, f64), pad: f64) -> bool {
         x + pad >= f64::from(self.left)
             && x - pad < f64::from(self.right)

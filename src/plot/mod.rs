@@ -3,17 +3,17 @@
 //!
 //! A chart is a plain struct ([`LineChart`], [`MultiLineChart`], [`BarChart`],
 //! [`CategoryBarChart`], [`Scatter`], [`Histogram`], [`Heatmap`], [`EsdChart`]) drawn by plotters
-//! on either backend, all in one style ([`style`]): Okabe–Ito colours with a fixed colour per
-//! block type, light major grid lines only, round ticks with short labels ([`axis`]), log axes
-//! for series spanning more than two decades, legends right of the data ([`legend`]). Text is
+//! on either backend, all in one style (`style`): Okabe–Ito colours with a fixed colour per
+//! block type, light major grid lines only, round ticks with short labels (`axis`), log axes
+//! for series spanning more than two decades, legends right of the data (`legend`). Text is
 //! laid out (and in PNG rasterised) with DejaVu Sans, bundled in the binary, so the output never
 //! depends on the fonts of the machine; SVG names the family `sans-serif` for viewers. Files are
 //! written atomically (a temporary sibling, renamed).
 
-pub mod axis;
+mod axis;
 mod charts;
-pub mod legend;
-pub mod style;
+mod legend;
+mod style;
 
 use std::path::{Path, PathBuf};
 use std::sync::Once;
