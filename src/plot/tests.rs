@@ -167,6 +167,36 @@ fn no_legend_entry_sits_on_a_plotted_point() {
     }
 }
 
+/// The text of every `<text>` element of an SVG.
+fn texts(svg: &str) -> Vec<&str> {
+    svg.split('<')
+        .filter(|e| e.starts_with("text"))
+        .filter_map(|e| Some(e.split_once('>')?.1.trim()))
+        .collect()
+}
+
+#[test]
+fn a_chart_of_zero_to_forty_million_ticks_in_tens_of_millions() {
+    let chart = LineChart {
+        title: "Parameters".into(),
+        x_label: "layer".into(),
+        y_label: "parameters".into(),
+        points: (0..5).map(|i| (f64::from(i), f64::from(i) * 1e7)).collect(),
+        marked: None,
+    };
+    let svg = render_svg(&chart, SIZE).unwrap();
+    let texts = texts(&svg);
+    for label in ["0", "10M", "20M", "30M", "40M"] {
+        assert!(texts.contains(&label), "{label} in {texts:?}");
+    }
+    assert!(
+        texts
+            .iter()
+            .all(|t| !t.ends_with(".0") && !t.contains("000")),
+        "{texts:?}"
+    );
+}
+
 #[test]
 fn png_text_comes_from_the_bundled_font() {
     // The same chart with and without a title: the title's glyphs must change pixels.
