@@ -63,20 +63,7 @@ bench-7b model="target/bench-models/llama2-7b-shape" out="target/bench-7b":
     set -euo pipefail
     cargo build --release
     mkdir -p {{out}}
-    # Flops: per 2-D tensor (m × n, s = min, l = max) its Gram matrix l·s² and 4/3·s³ for every
-    # eigenvalue (layers, report) or s³/3 for the inertia count (stats).
-    flops() {
-        python3 -c 'import json, struct, sys, glob
-    k = float(sys.argv[2]); total = 0.0
-    for path in sorted(glob.glob(sys.argv[1] + "/*.safetensors")):
-        with open(path, "rb") as f:
-            header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
-        for name, t in header.items():
-            if name != "__metadata__" and len(t["shape"]) == 2:
-                s, l = sorted(t["shape"])
-                total += l * s * s + k * s ** 3
-    print(total)' {{model}} "$1"
-    }
+    flops() { python3 benches/count_flops.py {{model}} "$1"; }
     run() {
         local name=$1 work=$2; shift 2
         echo "== aib $name ($(uptime))"
