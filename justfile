@@ -63,3 +63,35 @@ kmeans-reference:
     target/python-sklearn/bin/python benches/reference/kmeans_reference.py write target/kmeans-reference.f32
     target/python-sklearn/bin/python benches/reference/kmeans_reference.py sweep target/kmeans-reference.f32 32
     AIB_KMEANS_REFERENCE=target/kmeans-reference.f32 cargo bench --bench kmeans
+
+# The machine's f64 matrix-product rate, the yardstick of the performance table: NumPy/OpenBLAS's
+# (a venv from PyPI under target/) and faer's (from the spectral bench), in one run.
+matmul-yardstick:
+    test -x target/python-numpy/bin/python || python3 -m venv target/python-numpy
+    target/python-numpy/bin/python -c "import numpy" 2>/dev/null || target/python-numpy/bin/python -m pip install --quiet --disable-pip-version-check numpy
+    target/python-numpy/bin/python benches/matmul_numpy.py
+    AIB_SPECTRAL_ONE_OFF=matmul cargo bench --bench spectral
+
+# The performance table's 7B-shaped runs: `aib layers`, `aib stats` and `aib report` on the
+# checkpoint of `just bench-model-7b`, each under /usr/bin/time -v, with the load average, wall
+# time, peak RSS, and the rate reached (flops of the work as the README counts them ÷ wall time);
+# divide by `just matmul-yardstick`'s rate, measured in the same session, for the share.
+bench-7b model="target/bench-models/llama2-7b-shape" out="target/bench-7b":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo build --release
+    mkdir -p {{out}}
+    flops() { python3 benches/count_flops.py {{model}} "$1"; }
+    run() {
+        local name=$1 work=$2; shift 2
+        echo "== aib $name ($(uptime))"
+        /usr/bin/time -v "$@" 2> {{out}}/$name.time > /dev/null
+        local wall=$(grep 'Elapsed (wall clock)' {{out}}/$name.time | awk '{print $NF}')
+        local rss=$(grep 'Maximum resident' {{out}}/$name.time | awk '{print $NF}')
+        local cpu=$(grep 'Percent of CPU' {{out}}/$name.time | awk '{print $NF}')
+        local seconds=$(echo "$wall" | awk -F: '{ s = 0; for (i = 1; i <= NF; i++) s = s * 60 + $i; print s }')
+        echo "wall $wall ($seconds s), peak RSS $((rss / 1024)) MB, CPU $cpu, $(python3 -c "print(f'{$work / $seconds / 1e9:.1f}')") GFLOP/s of counted work"
+    }
+    run layers "$(flops 1.3333333333)" target/release/aib layers {{model}} -o {{out}}/layers.json --quiet
+    run stats "$(flops 0.3333333333)" target/release/aib stats {{model}} -o {{out}}/stats.csv --quiet
+    run report "$(flops 1.3333333333)" target/release/aib report {{model}} -o {{out}}/report.html --quiet

@@ -7,14 +7,23 @@
 //! times and summaries; `svd` times faer's dense f32 SVD (singular values only) of the same matrix,
 //! sequential and on every core, and `spectrum,svd` both with their ratios. Running one method alone under `/usr/bin/time -v`
 //! gives its peak memory. `AIB_SPECTRAL_SHAPE=ROWSxCOLS` changes the shape, e.g. to 11008x4096.
+//!
+//! The stages of the whole spectrum, one by one: `cargo bench --bench spectral -- stages` runs
+//! criterion on each (bf16 decoding, Gram matrix, stage 1 band reduction, stage 2 bulge chasing,
+//! tridiagonal eigenvalues, Lanczos λ₁, the inertia count) for a 4096 × 2048 matrix;
+//! `AIB_SPECTRAL_ONE_OFF=stages` times each once at the one-off shape (11008 × 4096 by default
+//! here: an MLP matrix of a 7B model) with its GFLOP/s, beside faer's f64 matrix product of two
+//! 4096² matrices (sequential and on every core): the machine's yardstick, which
+//! `AIB_SPECTRAL_ONE_OFF=matmul` prints alone (`just matmul-yardstick` puts NumPy's beside it).
 
 use std::time::{Duration, Instant};
 
 use aib::dtype::{Dtype, decode};
 use aib::matrix::MatrixRows;
 use aib::spectral::gaussian::GaussianStream;
+use aib::spectral::stages::{self, GramMatrix};
 use aib::spectral::{RankMethod, SpectralOptions, SpectralSummary, analyse, eigenvalues};
-use criterion::{BenchmarkId, Criterion};
+use criterion::{BatchSize, BenchmarkId, Criterion};
 use rayon::prelude::*;
 
 /// A bf16 matrix decoded on demand by the crate's dtype decoder, as the statistics engine serves
@@ -112,6 +121,128 @@ fn criterion_benches(criterion: &mut Criterion) {
         );
     }
     group.finish();
+    stage_benches(criterion);
+}
+
+/// Criterion on each stage of the whole spectrum of a 4096 × 2048 bf16 matrix.
+fn stage_benches(criterion: &mut Criterion) {
+    let mut group = criterion.benchmark_group("stages");
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(5));
+    let matrix = Bf16Rows::gaussian(4096, 2048, 7);
+    let mut decoded = vec![0.0_f32; matrix.rows * matrix.cols];
+    group.bench_function("decode-bf16", |bencher| {
+        bencher.iter(|| matrix.read_rows(0, &mut decoded))
+    });
+    group.bench_function("gram", |bencher| {
+        bencher.iter(|| stages::gram(&matrix).expect("finite"))
+    });
+    let gram = stages::gram(&matrix).expect("finite");
+    group.bench_function("band-stage-1", |bencher| {
+        bencher.iter_batched(
+            || gram.clone(),
+            stages::reduce_to_band,
+            BatchSize::LargeInput,
+        )
+    });
+    let band = stages::reduce_to_band(gram.clone());
+    group.bench_function("bulge-chasing", |bencher| {
+        bencher.iter_batched(
+            || band.clone(),
+            stages::band_to_tridiagonal,
+            BatchSize::LargeInput,
+        )
+    });
+    let (diagonal, subdiagonal) = stages::band_to_tridiagonal(band);
+    group.bench_function("tridiagonal-eigenvalues", |bencher| {
+        bencher
+            .iter(|| stages::tridiagonal_eigenvalues(&diagonal, &subdiagonal).expect("converges"))
+    });
+    group.bench_function("lanczos", |bencher| {
+        bencher.iter(|| stages::largest_eigenvalue(&gram).expect("converges"))
+    });
+    group.bench_function("inertia-ldlt", |bencher| {
+        bencher.iter_batched(
+            || gram.clone(),
+            |gram| stages::count_above(gram, 1e-3),
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+/// One timing of each stage at the one-off shape, with its rate, and faer's f64 product.
+fn one_off_stages(matrix: &Bf16Rows) {
+    let side = matrix.rows.min(matrix.cols) as f64;
+    let depth = matrix.rows.max(matrix.cols) as f64;
+    let report = |name: &str, start: Instant, flops: f64| {
+        let seconds = start.elapsed().as_secs_f64();
+        let rate = if flops > 0.0 {
+            format!("  {:.1} GFLOP/s", flops / seconds / 1e9)
+        } else {
+            String::new()
+        };
+        println!("{name:>24}: {seconds:8.3} s{rate}");
+    };
+    let mut decoded = vec![0.0_f32; matrix.rows * matrix.cols];
+    let start = Instant::now();
+    matrix.read_rows(0, &mut decoded);
+    report("decode bf16 (1 thread)", start, 0.0);
+    drop(decoded);
+    let start = Instant::now();
+    let gram: GramMatrix = stages::gram(matrix).expect("finite");
+    // One triangle: depth · side² / 2 multiply-adds, depth · side² flops.
+    report("Gram matrix", start, depth * side * side);
+    let start = Instant::now();
+    let largest = stages::largest_eigenvalue(&gram).expect("converges");
+    report("Lanczos λ₁", start, 0.0);
+    let start = Instant::now();
+    let rank = stages::count_above(gram.clone(), largest * 1e-6);
+    report("inertia (L·B·Lᵀ)", start, side.powi(3) / 3.0);
+    let start = Instant::now();
+    let band = stages::reduce_to_band(gram);
+    report("stage 1: band", start, 4.0 / 3.0 * side.powi(3));
+    let start = Instant::now();
+    let (diagonal, subdiagonal) = stages::band_to_tridiagonal(band);
+    report("stage 2: bulge chasing", start, 0.0);
+    let start = Instant::now();
+    let values = stages::tridiagonal_eigenvalues(&diagonal, &subdiagonal).expect("converges");
+    report("tridiagonal eigenvalues", start, 0.0);
+    println!(
+        "rank above 1e-6·λ₁: {rank}; λ₁ {largest} vs {}",
+        values[values.len() - 1]
+    );
+    faer_products();
+}
+
+/// faer's f64 product of two 4096² matrices, sequential and on every core (best of three each):
+/// the machine's yardstick for the stages' rates.
+fn faer_products() {
+    let n = 4096;
+    let a = faer::Mat::<f64>::from_fn(n, n, |i, j| ((i * 7 + j * 13) % 17) as f64 - 8.0);
+    let mut product = faer::Mat::<f64>::zeros(n, n);
+    for (name, par) in [
+        ("sequential", faer::Par::Seq),
+        ("every core", faer::Par::rayon(0)),
+    ] {
+        let best = (0..3)
+            .map(|_| {
+                let start = Instant::now();
+                faer::linalg::matmul::matmul(
+                    product.as_mut(),
+                    faer::Accum::Replace,
+                    a.as_ref(),
+                    a.as_ref(),
+                    1.0,
+                    par,
+                );
+                start.elapsed().as_secs_f64()
+            })
+            .fold(f64::MAX, f64::min);
+        let rate = 2.0 * (n as f64).powi(3) / best / 1e9;
+        println!("faer f64 4096² product, {name}: {best:.3} s  {rate:.1} GFLOP/s");
+    }
 }
 
 /// faer's singular values of the materialised f32 matrix (the dense reference for speed).
@@ -145,6 +276,20 @@ fn one_off_shape() -> (usize, usize) {
 }
 
 fn one_off(which: &str) {
+    if which == "matmul" {
+        faer_products();
+        return;
+    }
+    if which == "stages" {
+        let shape = std::env::var("AIB_SPECTRAL_SHAPE");
+        let (rows, cols) = if shape.is_ok() {
+            one_off_shape()
+        } else {
+            (11008, 4096)
+        };
+        one_off_stages(&Bf16Rows::gaussian(rows, cols, 11));
+        return;
+    }
     let (rows, cols) = one_off_shape();
     let matrix = Bf16Rows::gaussian(rows, cols, 11);
     let frobenius_sq = matrix.frobenius_sq();

@@ -13,7 +13,7 @@ use crate::embed::{self, EmbedAnalysis, EmbedOptions, KChoice};
 use crate::engine::reduce::ReduceOptions;
 use crate::engine::{self, AnalysisOptions};
 use crate::error::{ErrorKind, Result};
-use crate::layers::analysis::{self as layers_analysis, LayersOptions};
+use crate::layers::analysis::{self as layers_analysis, KnownEigenvalues, LayersOptions};
 use crate::model::Model;
 use crate::observe::Observer;
 use crate::output::{self, Provenance, table_document};
@@ -106,12 +106,25 @@ fn analyse(args: &ReportArgs, sections: &[Section]) -> Result<ReportData> {
     let started = Instant::now();
     let mut data = args.run.in_pool(|| -> Result<ReportData> {
         let mut data = ReportData::default();
+        // With both sections, the stats pass's whole spectra serve the layers section too: each
+        // matrix is read and its Gram matrix formed once.
+        let mut known = KnownEigenvalues::default();
         if wants(Section::Overview) || wants(Section::Stats) {
-            let reports = engine::analyse(&model, &stats_options, &display)?;
+            let mut reports = if wants(Section::Layers) {
+                engine::analyse_keeping_eigenvalues(&model, &stats_options, &display)?
+            } else {
+                engine::analyse(&model, &stats_options, &display)?
+            };
+            known = KnownEigenvalues::take_from(&mut reports);
             data.stats = Some(table_document(&stats_table(&reports, provenance.clone())));
         }
         if wants(Section::Layers) {
-            let analysis = layers_analysis::analyse(&model, &LayersOptions::default(), &display)?;
+            let analysis = layers_analysis::analyse_reusing(
+                &model,
+                &LayersOptions::default(),
+                &known,
+                &display,
+            )?;
             let tables = layers_cli::tables(&analysis, &provenance);
             data.layers = Some(LayersDocuments {
                 matrices: table_document(&tables.matrices),

@@ -2,18 +2,17 @@
 //!
 //! Two passes. The statistics pass cuts every tensor into fixed-size tiles and reduces them in
 //! parallel ([`reduce`]); its pages are released as tiles finish. The spectral pass then takes the
-//! matrices in parallel, each streaming its rows from the map ([`crate::spectral`]), with ‖W‖²_F
-//! known exactly from the first pass.
+//! matrices two at a time, the costliest first ([`schedule`]), each streaming its rows from the
+//! map ([`crate::spectral`]), with ‖W‖²_F known exactly from the first pass.
 
 pub mod histogram;
 pub mod moments;
 pub mod plan;
 pub mod power_sums;
 pub mod reduce;
+pub mod schedule;
 #[cfg(test)]
 mod reference;
-
-use rayon::prelude::*;
 
 use crate::classify::{self, TensorRole};
 use crate::error::{ErrorKind, Result};
@@ -59,6 +58,9 @@ pub struct TensorReport {
     pub spectrum: Option<SpectralSummary>,
     /// Remarks: dequantisation, ties, why a spectrum is missing.
     pub notes: Vec<String>,
+    /// The eigenvalues of the Gram matrix (descending), when [`analyse_keeping_eigenvalues`]
+    /// computed them.
+    pub eigenvalues: Option<Vec<f64>>,
 }
 
 /// Runs both passes over `model` and returns one report per unit, sorted by name (numbers in names
@@ -66,6 +68,27 @@ pub struct TensorReport {
 pub fn analyse(
     model: &Model,
     options: &AnalysisOptions,
+    observer: &dyn Observer,
+) -> Result<Vec<TensorReport>> {
+    analyse_passes(model, options, false, observer)
+}
+
+/// [`analyse`], with an exact spectral pass answering every matrix by its whole spectrum and
+/// keeping the Gram matrix's eigenvalues in [`TensorReport::eigenvalues`], for a layers analysis
+/// to reuse (see [`spectral::analyse_whole_spectrum`]); a randomized pass is run as in [`analyse`].
+pub fn analyse_keeping_eigenvalues(
+    model: &Model,
+    options: &AnalysisOptions,
+    observer: &dyn Observer,
+) -> Result<Vec<TensorReport>> {
+    analyse_passes(model, options, true, observer)
+}
+
+/// Both passes; the spectral one keeps eigenvalues when `keep_eigenvalues`.
+fn analyse_passes(
+    model: &Model,
+    options: &AnalysisOptions,
+    keep_eigenvalues: bool,
     observer: &dyn Observer,
 ) -> Result<Vec<TensorReport>> {
     let units = plan::plan_units(model)?;
@@ -91,8 +114,14 @@ pub fn analyse(
     let moments = reduce::reduce_views(&views, &options.reduce, &|bytes| observer.advance(bytes));
 
     let spectra = match &options.spectral {
-        Some(spectral_options) => spectral_pass(&units, &moments, spectral_options, observer)?,
-        None => vec![(None, None); units.len()],
+        Some(spectral_options) => spectral_pass(
+            &units,
+            &moments,
+            spectral_options,
+            keep_eigenvalues,
+            observer,
+        )?,
+        None => vec![(None, None, None); units.len()],
     };
     observer.finish();
 
@@ -100,7 +129,7 @@ pub fn analyse(
         .into_iter()
         .zip(moments)
         .zip(spectra)
-        .map(|((unit, moments), (spectrum, note))| report(unit, moments, spectrum, note))
+        .map(|((unit, moments), outcome)| report(unit, moments, outcome))
         .collect();
     reports.sort_by(|a, b| {
         classify::natural_cmp(&a.name, &b.name).then(a.role.expert_index.cmp(&b.role.expert_index))
@@ -108,61 +137,75 @@ pub fn analyse(
     Ok(reports)
 }
 
-type SpectralOutcome = (Option<SpectralSummary>, Option<String>);
+/// A matrix's spectral summary, its Gram matrix's eigenvalues when kept, and a note.
+type SpectralOutcome = (Option<SpectralSummary>, Option<Vec<f64>>, Option<String>);
 
-/// Spectra of every matrix, in parallel. A matrix with NaN/Inf, or whose decomposition fails, is
-/// skipped with a note and a warning; the run goes on.
+/// Spectra of every matrix, two at a time on two cores, the costliest first (see [`schedule`]).
+/// A matrix with NaN/Inf, or whose decomposition fails, is skipped with a note and a warning; the
+/// run goes on.
 fn spectral_pass(
     units: &[Unit<'_>],
     moments: &[Moments],
-    options: &SpectralOptions,
+    spectral_options: &SpectralOptions,
+    keep_eigenvalues: bool,
     observer: &dyn Observer,
 ) -> Result<Vec<SpectralOutcome>> {
-    let wanted = |index: usize| units[index].is_matrix;
-    let count = (0..units.len()).filter(|&index| wanted(index)).count();
+    let count = units.iter().filter(|unit| unit.is_matrix).count();
     observer.phase("spectra", count as u64, Quantity::Items);
-    (0..units.len())
-        .into_par_iter()
-        .map(|index| {
-            if !wanted(index) {
-                return Ok((None, None));
-            }
-            let unit = &units[index];
-            let stats = &moments[index];
-            let outcome = if stats.nan + stats.inf > 0 {
-                let note = format!(
-                    "no spectrum: {} NaN and {} Inf values",
-                    stats.nan, stats.inf
-                );
-                observer.warn(&format!("{}: {note}", unit.tensor.name));
-                (None, Some(note))
+    let indices: Vec<usize> = (0..units.len()).collect();
+    let whole_spectrum =
+        keep_eigenvalues && spectral_options.method != spectral::RankMethod::Randomized;
+    let cost = |&index: &usize| {
+        let unit = &units[index];
+        if unit.is_matrix {
+            schedule::spectral_cost(unit.view.rows, unit.view.cols)
+        } else {
+            0.0
+        }
+    };
+    let outcomes = schedule::costliest_first(&indices, cost, |&index| {
+        let unit = &units[index];
+        if !unit.is_matrix {
+            return Ok((None, None, None));
+        }
+        let stats = &moments[index];
+        let outcome = if stats.nan + stats.inf > 0 {
+            let note = format!(
+                "no spectrum: {} NaN and {} Inf values",
+                stats.nan, stats.inf
+            );
+            observer.warn(&format!("{}: {note}", unit.tensor.name));
+            (None, None, Some(note))
+        } else {
+            let frobenius_sq = stats.sum_of_squares();
+            let analysed = if whole_spectrum {
+                spectral::analyse_whole_spectrum(&unit.view, frobenius_sq, spectral_options)
             } else {
-                match spectral::analyse(&unit.view, stats.sum_of_squares(), options) {
-                    Ok(summary) => (Some(summary), None),
-                    // A request the options make impossible fails the run, like a bad flag.
-                    Err(err) if err.kind() == ErrorKind::Usage => {
-                        return Err(err.context(&unit.tensor.name));
-                    }
-                    // A decomposition that fails costs this row its spectrum, not the run.
-                    Err(err) => {
-                        let note = format!("no spectrum: {}", err.message());
-                        observer.warn(&format!("{}: {note}", unit.tensor.name));
-                        (None, Some(note))
-                    }
-                }
+                spectral::analyse(&unit.view, frobenius_sq, spectral_options)
+                    .map(|summary| (summary, None))
             };
-            observer.advance(1);
-            Ok(outcome)
-        })
-        .collect()
+            match analysed {
+                Ok((summary, eigenvalues)) => (Some(summary), eigenvalues, None),
+                // A request the options make impossible fails the run, like a bad flag.
+                Err(err) if err.kind() == ErrorKind::Usage => {
+                    return Err(err.context(&unit.tensor.name));
+                }
+                // A decomposition that fails costs this row its spectrum, not the run.
+                Err(err) => {
+                    let note = format!("no spectrum: {}", err.message());
+                    observer.warn(&format!("{}: {note}", unit.tensor.name));
+                    (None, None, Some(note))
+                }
+            }
+        };
+        observer.advance(1);
+        Ok(outcome)
+    });
+    outcomes.into_iter().collect()
 }
 
-fn report(
-    unit: Unit<'_>,
-    moments: Moments,
-    spectrum: Option<SpectralSummary>,
-    note: Option<String>,
-) -> TensorReport {
+fn report(unit: Unit<'_>, moments: Moments, outcome: SpectralOutcome) -> TensorReport {
+    let (spectrum, eigenvalues, note) = outcome;
     let mut notes = unit.notes;
     notes.extend(note);
     TensorReport {
@@ -182,5 +225,6 @@ fn report(
         moments,
         spectrum,
         notes,
+        eigenvalues,
     }
 }

@@ -2,12 +2,13 @@
 //! the transformer blocks (plus embedding and output head), the attention heads, the drift between
 //! consecutive layers, each MoE expert against its layer's mean expert, and a per-layer summary.
 //!
-//! Reports to an [`Observer`] and never prints. Matrices are analysed in parallel (rayon), each
-//! through [`spectral::eigenvalues`], which holds one min(m, n)² f64 Gram matrix; results are
+//! Reports to an [`Observer`] and never prints. Matrices are analysed two at a time, the costliest
+//! first ([`schedule`]), each through [`spectral::eigenvalues`], which holds one min(m, n)² f64
+//! Gram matrix (or with eigenvalues a statistics pass computed: [`analyse_reusing`]); results are
 //! collected in plan order, so they do not depend on the number of threads. A matrix that cannot
 //! be analysed (NaN or Inf values, an eigenvalue failure) gets a note and the run goes on.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rayon::prelude::*;
 
@@ -16,6 +17,7 @@ use super::heads::{HeadLayout, HeadPart, head_metrics, split_heads};
 use super::metrics::{SpectralMetrics, spectral_metrics};
 use crate::classify::BlockType;
 use crate::engine::plan::{Unit, plan_units};
+use crate::engine::{TensorReport, schedule};
 use crate::error::{Error, Result};
 use crate::matrix::MatrixRows;
 use crate::model::Model;
@@ -159,11 +161,48 @@ fn is_analysed(unit: &Unit) -> bool {
     unit.is_matrix && two_d && kind && unit.view.rows > 0 && unit.view.cols > 0
 }
 
+/// Eigenvalues of Gram matrices computed before (by the statistics pass of
+/// [`crate::engine::analyse_keeping_eigenvalues`]), by tensor name and expert, for [`analyse_reusing`].
+#[derive(Debug, Clone, Default)]
+pub struct KnownEigenvalues(HashMap<(String, Option<usize>), Vec<f64>>);
+
+impl KnownEigenvalues {
+    /// Takes the eigenvalues out of the statistics pass's `reports` (leaving `None` there).
+    pub fn take_from(reports: &mut [TensorReport]) -> KnownEigenvalues {
+        let known = reports
+            .iter_mut()
+            .filter_map(|report| {
+                let values = report.eigenvalues.take()?;
+                Some(((report.name.clone(), report.role.expert_index), values))
+            })
+            .collect();
+        KnownEigenvalues(known)
+    }
+
+    /// The eigenvalues of `unit`'s Gram matrix, if known.
+    fn get(&self, unit: &Unit) -> Option<&Vec<f64>> {
+        self.0
+            .get(&(unit.tensor.name.clone(), unit.role.expert_index))
+    }
+}
+
 /// Analyses `model`. Errors only when the model has no matrix to analyse or
 /// `options.keep_spectrum_of` names no analysed matrix; a failing matrix becomes a note.
 pub fn analyse(
     model: &Model,
     options: &LayersOptions,
+    observer: &dyn Observer,
+) -> Result<LayersAnalysis> {
+    analyse_reusing(model, options, &KnownEigenvalues::default(), observer)
+}
+
+/// [`analyse`], taking each matrix's eigenvalues from `known` when they are there (the same
+/// numbers, bit for bit: [`crate::spectral::analyse_whole_spectrum`] computes them as
+/// [`crate::spectral::eigenvalues`] does) instead of forming its Gram matrix again.
+pub fn analyse_reusing(
+    model: &Model,
+    options: &LayersOptions,
+    known: &KnownEigenvalues,
     observer: &dyn Observer,
 ) -> Result<LayersAnalysis> {
     let units: Vec<Unit> = plan_units(model)?.into_iter().filter(is_analysed).collect();
@@ -182,15 +221,17 @@ pub fn analyse(
     }
 
     observer.phase("matrices", units.len() as u64, Quantity::Items);
-    let analysed: Vec<(MatrixResult, Option<Vec<f64>>)> = units
-        .par_iter()
-        .map(|unit| {
+    let cost = |unit: &Unit| match known.get(unit) {
+        Some(_) => 0.0,
+        None => schedule::spectral_cost(unit.view.rows, unit.view.cols),
+    };
+    let analysed: Vec<(MatrixResult, Option<Vec<f64>>)> =
+        schedule::costliest_first(&units, cost, |unit| {
             let keep = options.keep_spectrum_of.as_deref() == Some(unit.tensor.name.as_str());
-            let result = analyse_matrix(unit, keep, observer);
+            let result = analyse_matrix(unit, keep, known.get(unit), observer);
             observer.advance(1);
             result
-        })
-        .collect();
+        });
     let mut kept_spectrum = None;
     let mut matrices = Vec::with_capacity(analysed.len());
     for (result, spectrum) in analysed {
@@ -221,10 +262,12 @@ pub fn analyse(
     })
 }
 
-/// One matrix's row; its eigenvalues too when `keep`.
+/// One matrix's row, from its `known` eigenvalues or computed ones; its eigenvalues too when
+/// `keep`.
 fn analyse_matrix(
     unit: &Unit,
     keep: bool,
+    known: Option<&Vec<f64>>,
     observer: &dyn Observer,
 ) -> (MatrixResult, Option<Vec<f64>>) {
     let (rows, cols) = (unit.view.rows, unit.view.cols);
@@ -233,8 +276,12 @@ fn analyse_matrix(
         unit.tensor.name
     ));
     let mut notes = unit.notes.clone();
-    let computed = spectral::eigenvalues(&unit.view)
-        .and_then(|values| Ok((spectral_metrics(&values, rows, cols)?, values)));
+    let eigenvalues = match known {
+        Some(values) => Ok(values.clone()),
+        None => spectral::eigenvalues(&unit.view),
+    };
+    let computed =
+        eigenvalues.and_then(|values| Ok((spectral_metrics(&values, rows, cols)?, values)));
     let (metrics, spectrum) = match computed {
         Ok((metrics, values)) => {
             notes.extend(metrics.notes.iter().cloned());
@@ -480,6 +527,31 @@ fn parameters_by_block(model: &Model) -> Vec<(BlockType, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::observe::Silent;
+
+    #[test]
+    fn reused_eigenvalues_give_the_analysis_computed_afresh() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/llama-tiny");
+        let model = Model::open(path, None).unwrap();
+        let options = crate::engine::AnalysisOptions {
+            spectral: Some(spectral::SpectralOptions::default()),
+            ..Default::default()
+        };
+        let mut reports =
+            crate::engine::analyse_keeping_eigenvalues(&model, &options, &Silent).unwrap();
+        let known = KnownEigenvalues::take_from(&mut reports);
+        assert!(!known.0.is_empty());
+        assert!(reports.iter().all(|report| report.eigenvalues.is_none()));
+        let fresh = analyse(&model, &LayersOptions::default(), &Silent).unwrap();
+        let reused = analyse_reusing(&model, &LayersOptions::default(), &known, &Silent).unwrap();
+        assert_eq!(fresh, reused);
+        // Every analysed matrix's eigenvalues were known (nothing computed twice).
+        assert!(fresh.matrices.iter().all(|row| {
+            known
+                .0
+                .contains_key(&(row.param_name.clone(), row.expert_index))
+        }));
+    }
 
     #[test]
     fn templates_replace_only_the_layer_or_expert_number() {

@@ -32,6 +32,7 @@ pub(crate) const BANDWIDTH: usize = 32;
 
 /// The lower half of a symmetric band matrix with room for the bulge: column `c` holds rows
 /// `c ..= c + 2 · bandwidth` contiguously (LAPACK's band storage with extra subdiagonals).
+#[derive(Clone)]
 pub(crate) struct Band {
     side: usize,
     bandwidth: usize,
@@ -73,7 +74,8 @@ impl Band {
 }
 
 /// Stage 1: an orthogonal similarity transformation of the symmetric `matrix` (lower triangle
-/// read, then overwritten) into a band of `bandwidth` subdiagonals, returned in band storage.
+/// read, then overwritten, and the upper one used as scratch) into a band of `bandwidth`
+/// subdiagonals, returned in band storage.
 pub(crate) fn reduce_to_band(mut matrix: MatMut<'_, f64>, bandwidth: usize, par: Par) -> Band {
     let side = matrix.nrows();
     let mut band = Band::zeros(side, bandwidth);
@@ -143,29 +145,7 @@ fn transform_symmetric(
 ) {
     let (rows, reflectors) = basis.shape();
     let mut x = Mat::<f64>::zeros(rows, reflectors);
-    // A·V from the lower triangle: (L + strictly lower ᵀ)·V.
-    triangular::matmul(
-        x.as_mut(),
-        BlockStructure::Rectangular,
-        Accum::Replace,
-        matrix.as_ref(),
-        BlockStructure::TriangularLower,
-        basis,
-        BlockStructure::Rectangular,
-        1.0,
-        par,
-    );
-    triangular::matmul(
-        x.as_mut(),
-        BlockStructure::Rectangular,
-        Accum::Add,
-        matrix.as_ref().transpose(),
-        BlockStructure::StrictTriangularUpper,
-        basis,
-        BlockStructure::Rectangular,
-        1.0,
-        par,
-    );
+    symmetric_product(matrix.as_mut(), basis, x.as_mut(), par);
     // X·T⁻¹, as (T⁻ᵀ·Xᵀ)ᵀ.
     triangular_solve::solve_lower_triangular_in_place(
         factor.transpose(),
@@ -183,21 +163,80 @@ fn transform_symmetric(
     );
     triangular_solve::solve_lower_triangular_in_place(factor.transpose(), m.as_mut(), par);
     matmul(x.as_mut(), Accum::Add, basis, m.as_ref(), -0.5, par);
-    // The right-hand factors copied column-major: faer's product is several times slower with a
-    // row-major right-hand side.
-    let (x_t, basis_t) = (x.transpose().to_owned(), basis.transpose().to_owned());
-    for (left, right) in [(basis, x_t.as_ref()), (x.as_ref(), basis_t.as_ref())] {
-        triangular::matmul(
-            matrix.as_mut(),
-            BlockStructure::TriangularLower,
+    // A − V·Wᵀ − W·Vᵀ = A − [V W]·[W V]ᵀ: one rank-2k update, one pass over the lower triangle
+    // (two rank-k updates read and write it twice). The right-hand factor is built column-major:
+    // faer's product is several times slower with a row-major right-hand side.
+    let left = Mat::<f64>::from_fn(rows, 2 * reflectors, |row, col| {
+        if col < reflectors {
+            basis[(row, col)]
+        } else {
+            x[(row, col - reflectors)]
+        }
+    });
+    let right = Mat::<f64>::from_fn(2 * reflectors, rows, |row, col| {
+        if row < reflectors {
+            x[(col, row)]
+        } else {
+            basis[(col, row - reflectors)]
+        }
+    });
+    triangular::matmul(
+        matrix.as_mut(),
+        BlockStructure::TriangularLower,
+        Accum::Add,
+        left.as_ref(),
+        BlockStructure::Rectangular,
+        right.as_ref(),
+        BlockStructure::Rectangular,
+        -1.0,
+        par,
+    );
+}
+
+/// Columns of A per block of [`symmetric_product`]: the block (at most 4096 rows × 128 columns,
+/// 4 MiB) is read by two products in a row, the second from cache.
+const SYMMETRIC_BLOCK: usize = 128;
+
+/// `out` = A·V for the symmetric A whose lower triangle `matrix` holds, in plain matrix products
+/// over column blocks A[j.., J] of the lower triangle: each block's diagonal part is made whole
+/// (its upper triangle is written from its lower one: the upper triangle of `matrix` is free), then
+/// out[J] += A[j.., J]ᵀ·V[j..] and out[below J] += A[below J, J]·V[J]. The blocks are visited in
+/// order, so every entry of `out` is summed in the same order whatever the parallelism.
+fn symmetric_product(
+    mut matrix: MatMut<'_, f64>,
+    basis: MatRef<'_, f64>,
+    mut out: MatMut<'_, f64>,
+    par: Par,
+) {
+    let rows = matrix.nrows();
+    out.fill(0.0);
+    for first in (0..rows).step_by(SYMMETRIC_BLOCK) {
+        let width = SYMMETRIC_BLOCK.min(rows - first);
+        for col in first..first + width {
+            for row in col + 1..first + width {
+                matrix[(col, row)] = matrix[(row, col)];
+            }
+        }
+        let block = matrix.as_ref().submatrix(first, first, rows - first, width);
+        matmul(
+            out.as_mut().subrows_mut(first, width),
             Accum::Add,
-            left,
-            BlockStructure::Rectangular,
-            right,
-            BlockStructure::Rectangular,
-            -1.0,
+            block.transpose(),
+            basis.subrows(first, rows - first),
+            1.0,
             par,
         );
+        let below = first + width;
+        if below < rows {
+            matmul(
+                out.as_mut().subrows_mut(below, rows - below),
+                Accum::Add,
+                block.subrows(width, rows - below),
+                basis.subrows(first, width),
+                1.0,
+                par,
+            );
+        }
     }
 }
 

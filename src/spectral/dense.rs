@@ -110,12 +110,17 @@ pub(crate) fn symmetric_eigenvalues_in_place(matrix: MatMut<'_, f64>) -> Result<
         return Ok(Vec::new());
     }
     let (diagonal, subdiagonal) = if dim >= TWO_STAGE_FROM {
-        let band = band::reduce_to_band(matrix, band::BANDWIDTH, Par::rayon(REDUCTION_SPLIT));
-        band::band_to_tridiagonal(band)
+        band::band_to_tridiagonal(stage_one(matrix))
     } else {
         one_stage_tridiagonal(matrix)
     };
     tridiagonal_eigenvalues(&diagonal, &subdiagonal)
+}
+
+/// Stage 1 of the two-stage reduction of the symmetric `matrix` (lower triangle read, then
+/// overwritten), with the settings of [`symmetric_eigenvalues_in_place`].
+pub(crate) fn stage_one(matrix: MatMut<'_, f64>) -> band::Band {
+    band::reduce_to_band(matrix, band::BANDWIDTH, Par::Seq)
 }
 
 /// faer's one-stage reduction of the symmetric `matrix` (lower triangle) to tridiagonal form:

@@ -130,6 +130,32 @@ fn analyse_with(
     }
 }
 
+/// The summary of `matrix` from every eigenvalue of its Gram matrix (the dense SVD where G does
+/// not resolve the rank tolerance), and those eigenvalues (descending, unscaled, as
+/// [`gram_eigenvalues`] gives them) when they were computed.
+pub(crate) fn analyse_keeping_eigenvalues(
+    matrix: &dyn MatrixRows,
+    frobenius_sq: f64,
+    options: &SpectralOptions,
+) -> Result<(SpectralSummary, Option<Vec<f64>>)> {
+    let shape = matrix.shape();
+    options.check_shape(shape.0, shape.1)?;
+    if !gram_resolves(shape, options.rtol) {
+        let summary = analyse_with(matrix, frobenius_sq, options, Solver::DenseSvd)?;
+        return Ok((summary, None));
+    }
+    let eigenvalues = gram_eigenvalues(gram::gram(matrix)?)?;
+    let spectrum = Spectrum::complete(eigenvalues.iter().map(|value| value.sqrt()).collect());
+    let summary = summarise(
+        &spectrum,
+        shape,
+        frobenius_sq,
+        options.rtol,
+        Solver::GramEigenvalues,
+    );
+    Ok((summary, Some(eigenvalues)))
+}
+
 /// Every singular value of the matrix whose Gram matrix is `gram` (descending).
 pub(crate) fn gram_spectrum(gram: Gram) -> Result<Spectrum> {
     let eigenvalues = gram_eigenvalues(gram)?;

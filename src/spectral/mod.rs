@@ -26,6 +26,7 @@ mod gram;
 mod inertia;
 mod randomized;
 mod scaled;
+pub mod stages;
 mod streaming;
 mod summary;
 #[cfg(test)]
@@ -217,6 +218,17 @@ fn non_finite_error(rows: usize, cols: usize) -> Error {
     ))
 }
 
+/// An input error unless ‖W‖²_F is a finite non-negative number.
+fn check_frobenius_sq(frobenius_sq: f64) -> Result<()> {
+    if frobenius_sq.is_finite() && frobenius_sq >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::input(format!(
+            "squared Frobenius norm {frobenius_sq} is not a finite non-negative number"
+        )))
+    }
+}
+
 /// Rank and spectrum metrics of `matrix`.
 ///
 /// `frobenius_sq` = ‖W‖²_F, known exactly by the caller from its statistics pass (in f64); it must be
@@ -229,11 +241,7 @@ pub fn analyse(
     frobenius_sq: f64,
     options: &SpectralOptions,
 ) -> Result<SpectralSummary> {
-    if !(frobenius_sq.is_finite() && frobenius_sq >= 0.0) {
-        return Err(Error::input(format!(
-            "squared Frobenius norm {frobenius_sq} is not a finite non-negative number"
-        )));
-    }
+    check_frobenius_sq(frobenius_sq)?;
     options.validate()?;
     let (rows, cols) = matrix.shape();
     match effective_method(options, rows, cols) {
@@ -273,6 +281,21 @@ pub fn eigenvalues(matrix: &dyn MatrixRows) -> Result<Vec<f64>> {
     exact::gram_eigenvalues(gram::gram(matrix)?)
 }
 
+/// [`analyse`] by the whole spectrum (as [`RankMethod::Spectrum`], whatever `options.method`
+/// says), with the eigenvalues of the Gram matrix as [`eigenvalues`] gives them, bit for bit:
+/// one Gram matrix and one eigenvalue computation serve both the rank metrics and `layers`'
+/// spectral metrics. The eigenvalues are `None` for the few matrices answered by the dense SVD
+/// (a rank tolerance below what the Gram matrix resolves).
+pub fn analyse_whole_spectrum(
+    matrix: &dyn MatrixRows,
+    frobenius_sq: f64,
+    options: &SpectralOptions,
+) -> Result<(SpectralSummary, Option<Vec<f64>>)> {
+    check_frobenius_sq(frobenius_sq)?;
+    options.validate()?;
+    exact::analyse_keeping_eigenvalues(matrix, frobenius_sq, options)
+}
+
 /// The method actually used: a randomized request on a matrix whose smaller side is at most
 /// `exact_below_dim` (default 2 · max_k = 256) is answered exactly, because there the Gram matrix
 /// and its eigenvalues cost no more than the sketch (≈ min(m, n) against ≈30 · max_k flops per
@@ -300,6 +323,29 @@ mod tests {
             method: RankMethod::Exact,
             ..SpectralOptions::default()
         }
+    }
+
+    #[test]
+    fn the_whole_spectrum_keeps_the_eigenvalues_bit_for_bit() {
+        let spectrum: Vec<f64> = (0..60).map(|i| 0.9_f64.powi(i)).collect();
+        for (rows, cols) in [(300, 120), (120, 300)] {
+            let values = planted(rows, cols, &spectrum, 1e-4, 5);
+            let frobenius_sq = values.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+            let matrix = DenseRows::new(rows, cols, values).unwrap();
+            let (summary, kept) = analyse_whole_spectrum(&matrix, frobenius_sq, &exact()).unwrap();
+            let bits = |values: &[f64]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            let expected = eigenvalues(&matrix).unwrap();
+            assert_eq!(bits(&kept.unwrap()), bits(&expected), "{rows}×{cols}");
+            let whole = SpectralOptions {
+                method: RankMethod::Spectrum,
+                ..SpectralOptions::default()
+            };
+            assert_eq!(summary, analyse(&matrix, frobenius_sq, &whole).unwrap());
+        }
+        // A tolerance below what the Gram matrix resolves: the dense SVD, no eigenvalues.
+        let matrix = DenseRows::new(3, 2, vec![1.0, 2.0, 3.0, 4.0, 5.0, 7.0]).unwrap();
+        let (summary, kept) = analyse_whole_spectrum(&matrix, 104.0, &exact()).unwrap();
+        assert_eq!((summary.method, kept), (Solver::DenseSvd, None));
     }
 
     fn randomized() -> SpectralOptions {
