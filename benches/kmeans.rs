@@ -15,7 +15,7 @@ use aib::cluster::{
     KMeansOptions, Metric, PreparedRows, SweepOptions, kmeans, lloyd_iteration, sweep,
 };
 use aib::matrix::{DenseRows, MatrixRows};
-use aib::spectral::gaussian::GaussianStream;
+use aib::random::GaussianStream;
 use criterion::Criterion;
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatRef, Par};

@@ -137,7 +137,7 @@ pub fn provenance(
             .unwrap_or_else(|| source.model_id.clone()),
         model_path: source.model_path.clone(),
         revision: source.revision.clone(),
-        created_at: crate::timestamp::now_rfc3339(),
+        created_at: crate::output::timestamp::now_rfc3339(),
         parameters,
     }
 }

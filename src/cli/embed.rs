@@ -10,20 +10,20 @@ use serde_json::{Value, json};
 
 use super::args::{self, ModelArgs, OutputArgs, RunArgs};
 use super::progress::PhaseDisplay;
-use crate::classify::BlockType;
 use crate::cluster::{self, KMeansOptions, Metric, SweepOptions, SweepPoint};
 use crate::embed::{
     self, ClusterResult, EmbedAnalysis, EmbedOptions, KChoice, RowResult, TokenValue,
 };
 use crate::error::{Error, Result};
+use crate::formats::storage::StorageType;
 use crate::matrix::view::MatrixView;
 use crate::model::Model;
+use crate::model::classify::BlockType;
+use crate::model::vocab::Vocabulary;
 use crate::observe::{Observer, Quantity};
 use crate::output::terminal::escape_controls;
 use crate::output::{self, Cell, Column, ColumnType, Format, Provenance, Table};
 use crate::plot::{self, BarChart, Histogram, LineChart, Scatter};
-use crate::storage::StorageType;
-use crate::vocab::Vocabulary;
 
 use ColumnType::{Bool, Float, Int, IntList, Text};
 

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::args::{self, ModelArgs, OutputArgs, RunArgs};
-use crate::classify::BlockType;
 use crate::error::Result;
 use crate::layers::analysis::{
     self, ALPHA_HIGH, ALPHA_LOW, DriftResult, ExpertResult, HeadResult, LayersAnalysis,
@@ -18,6 +17,7 @@ use crate::layers::heads::HeadPart;
 use crate::layers::metrics::SpectralMetrics;
 use crate::layers::power_law::PowerLawFit;
 use crate::model::Model;
+use crate::model::classify::BlockType;
 use crate::observe::Observer;
 use crate::output::terminal::escape_controls;
 use crate::output::{self, Cell, Column, ColumnType, Format, Provenance, Table};

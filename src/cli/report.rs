@@ -11,16 +11,16 @@ use super::layers as layers_cli;
 use super::stats::RankMode;
 use crate::embed::{self, EmbedAnalysis, EmbedOptions, KChoice};
 use crate::engine::reduce::ReduceOptions;
+use crate::engine::table::stats_table;
 use crate::engine::{self, AnalysisOptions};
 use crate::error::{ErrorKind, Result};
 use crate::layers::analysis::{self as layers_analysis, LayersOptions};
 use crate::model::Model;
+use crate::model::vocab::Vocabulary;
 use crate::observe::Observer;
 use crate::output::{self, Provenance, table_document};
 use crate::report::{self, EmbedDocuments, LayersDocuments, ReportData, RunInfo, Section};
 use crate::spectral::SpectralOptions;
-use crate::stats_table::stats_table;
-use crate::vocab::Vocabulary;
 
 /// Flags of `aib report`.
 #[derive(Debug, clap::Args)]

@@ -7,13 +7,13 @@ use clap::ValueEnum;
 use super::args::{self, ModelArgs, OutputArgs, RunArgs};
 
 use crate::engine::reduce::ReduceOptions;
+use crate::engine::table::{TERMINAL_COLUMNS, stats_table};
 use crate::engine::{self, AnalysisOptions};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::observe::Observer;
 use crate::output;
 use crate::spectral::{RankMethod, SpectralOptions};
-use crate::stats_table::{TERMINAL_COLUMNS, stats_table};
 
 /// How ranks and spectra are computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -26,7 +26,7 @@ pub use sweep::{Sweep, SweepOptions, SweepPoint, sweep};
 
 use crate::error::{Error, Result};
 use crate::matrix::MatrixRows;
-use crate::spectral::gaussian::GaussianStream;
+use crate::random::GaussianStream;
 use points::Points;
 
 /// How distances between rows are measured.

@@ -11,7 +11,7 @@ use super::{KMeansOptions, Progress, fit_from_seeds, sample_without_replacement,
 
 use crate::error::{Error, Result};
 use crate::matrix::{DenseRows, MatrixRows};
-use crate::spectral::gaussian::GaussianStream;
+use crate::random::GaussianStream;
 
 /// Random streams of the sweep's own draws, apart from the seeding streams (0..n_init).
 const SAMPLE_STREAM: u64 = u64::MAX;

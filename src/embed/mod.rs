@@ -17,8 +17,8 @@ use crate::cluster::{
 };
 use crate::error::{Error, Result};
 use crate::matrix::MatrixRows;
-use crate::spectral::gaussian::GaussianStream;
-use crate::vocab::Vocabulary;
+use crate::model::vocab::Vocabulary;
+use crate::random::GaussianStream;
 
 /// Random streams of the analysis's own draws (k-means uses 0..n_init and the top two).
 const PCA_STREAM: u64 = u64::MAX - 2;

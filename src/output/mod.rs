@@ -8,6 +8,7 @@ mod parquet;
 mod pretty;
 pub mod table;
 pub mod terminal;
+pub mod timestamp;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
