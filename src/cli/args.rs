@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use super::progress::{PhaseDisplay, ProgressDisplay, Verbosity};
+use super::progress::{ProgressDisplay, Verbosity};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::output::{self, Format, Provenance};
@@ -101,10 +101,10 @@ pub struct RunArgs {
 
 impl RunArgs {
     /// The progress display these flags ask for, drawn when stderr is a terminal.
-    pub fn phase_display(&self) -> PhaseDisplay {
+    pub fn progress_display(&self) -> ProgressDisplay {
         let verbosity = Verbosity::from_flags(self.quiet, self.verbose);
         let terminal = std::io::stderr().is_terminal();
-        PhaseDisplay::new(ProgressDisplay::new(verbosity, terminal))
+        ProgressDisplay::new(verbosity, terminal)
     }
 
     /// Runs `work` on a rayon pool of `--threads` workers, or on the global pool.

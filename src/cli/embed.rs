@@ -3,14 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::ValueEnum;
 use serde_json::{Value, json};
 
 use super::args::{self, ModelArgs, OutputArgs, RunArgs};
-use super::progress::PhaseDisplay;
-use crate::cluster::{self, KMeansOptions, Metric, SweepOptions, SweepPoint};
+use crate::cluster::{KMeansOptions, Metric, SweepOptions, SweepPoint};
 use crate::embed::{
     self, ClusterResult, EmbedAnalysis, EmbedOptions, KChoice, RowResult, TokenValue,
 };
@@ -20,7 +18,7 @@ use crate::matrix::view::MatrixView;
 use crate::model::Model;
 use crate::model::classify::BlockType;
 use crate::model::vocab::Vocabulary;
-use crate::observe::{Observer, Quantity};
+use crate::observe::Observer;
 use crate::output::terminal::escape_controls;
 use crate::output::{self, Cell, Column, ColumnType, Format, Provenance, Table};
 use crate::plot::{self, BarChart, Histogram, LineChart, Scatter};
@@ -123,16 +121,14 @@ pub fn run(args: EmbedArgs) -> Result<()> {
     args.output.refuse_model_files(&model)?;
     let chosen = choose_matrix(&model, args.tensor.as_deref())?;
     let vocabulary = model.vocabulary()?;
-    let display = args.run.phase_display();
+    let display = args.run.progress_display();
     display.detail(&format!(
         "clustering {} ({} × {}, {})",
         chosen.name, chosen.view.rows, chosen.view.cols, chosen.storage
     ));
-    let progress = SweepProgress::new(&display, matches!(options.k, KChoice::Auto(_)));
-    let report = |event: cluster::Progress| progress.report(event, options.kmeans.max_iter);
     let analysis = args
         .run
-        .in_pool(|| embed::analyse(&chosen.view, vocabulary.as_ref(), &options, &report))??;
+        .in_pool(|| embed::analyse(&chosen.view, vocabulary.as_ref(), &options, &display))??;
     display.finish();
     let notes = notes(&analysis, vocabulary.as_ref(), &chosen);
     for note in notes.iter().filter(|note| note.warn) {
@@ -338,64 +334,6 @@ pub(super) fn choose_matrix<'a>(model: &'a Model, wanted: Option<&str>) -> Resul
         separate_head,
         note: matrix.note,
     })
-}
-
-/// Sweep steps and Lloyd iterations on the one progress bar: the sweep's steps while it runs,
-/// then the final fit's iterations.
-pub(super) struct SweepProgress<'a> {
-    display: &'a PhaseDisplay,
-    sweeping: AtomicBool,
-}
-
-impl<'a> SweepProgress<'a> {
-    /// Progress on `display`; `sweep` when k is chosen by a sweep.
-    pub(super) fn new(display: &'a PhaseDisplay, sweep: bool) -> SweepProgress<'a> {
-        SweepProgress {
-            display,
-            sweeping: AtomicBool::new(sweep),
-        }
-    }
-
-    /// Shows one event of the clustering.
-    pub(super) fn report(&self, event: cluster::Progress, max_iter: usize) {
-        match event {
-            cluster::Progress::SweepStep {
-                k,
-                step,
-                steps,
-                inertia,
-            } => {
-                if step == 1 {
-                    self.display.phase("sweep k", steps as u64, Quantity::Items);
-                }
-                self.display.advance(1);
-                self.display
-                    .detail(&format!("sweep: k = {k}, inertia {inertia:.6e}"));
-                if step == steps {
-                    self.sweeping.store(false, Ordering::Relaxed);
-                }
-            }
-            cluster::Progress::Iteration {
-                k,
-                init,
-                iteration,
-                centre_shift,
-            } => {
-                if self.sweeping.load(Ordering::Relaxed) {
-                    return;
-                }
-                if iteration == 1 {
-                    let name = format!("k={k} run {}", init + 1);
-                    self.display.phase(&name, max_iter as u64, Quantity::Items);
-                }
-                self.display.advance(1);
-                self.display.detail(&format!(
-                    "k-means k = {k}, run {}, iteration {iteration}: centre shift {centre_shift:.3e}",
-                    init + 1
-                ));
-            }
-        }
-    }
 }
 
 /// A remark about the run; warnings are also printed on stderr.

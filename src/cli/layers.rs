@@ -54,7 +54,7 @@ pub fn run(args: LayersArgs) -> Result<()> {
     let options = LayersOptions {
         keep_spectrum_of: args.esd.clone(),
     };
-    let display = args.run.phase_display();
+    let display = args.run.progress_display();
     display.detail(&format!(
         "model {} ({} shard(s))",
         model.model_id,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use super::args::{self, ModelArgs, RunArgs};
-use super::embed::{self as embed_cli, ClusterArgs, SweepProgress};
+use super::embed::{self as embed_cli, ClusterArgs};
 use super::layers as layers_cli;
 use super::stats::RankMode;
 use crate::embed::{self, EmbedAnalysis, EmbedOptions, KChoice};
@@ -96,7 +96,7 @@ fn analyse(args: &ReportArgs, sections: &[Section]) -> Result<ReportData> {
     if let Some(out) = &args.out {
         output::refuse_overwriting_inputs(out, &model.input_files())?;
     }
-    let display = args.run.phase_display();
+    let display = args.run.progress_display();
     display.detail(&format!(
         "model {} ({} shard(s))",
         model.model_id,
@@ -146,7 +146,7 @@ fn analyse(args: &ReportArgs, sections: &[Section]) -> Result<ReportData> {
 fn analyse_embedding(
     model: &Model,
     options: &EmbedOptions,
-    display: &super::progress::PhaseDisplay,
+    display: &super::progress::ProgressDisplay,
     provenance: &Provenance,
     data: &mut ReportData,
 ) -> Result<()> {
@@ -159,9 +159,7 @@ fn analyse_embedding(
     };
     let run = |chosen: &embed_cli::Chosen, options: &EmbedOptions| -> Result<EmbedAnalysis> {
         display.detail(&format!("clustering {}", chosen.name));
-        let progress = SweepProgress::new(display, matches!(options.k, KChoice::Auto(_)));
-        let report = |event| progress.report(event, options.kmeans.max_iter);
-        embed::analyse(&chosen.view, vocabulary.as_ref(), options, &report)
+        embed::analyse(&chosen.view, vocabulary.as_ref(), options, display)
     };
     let embedding = embed_cli::choose_matrix(model, None).and_then(|chosen| {
         let analysis = run(&chosen, options).map_err(|err| err.context(&chosen.name))?;

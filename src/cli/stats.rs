@@ -72,7 +72,7 @@ pub fn run(args: StatsArgs) -> Result<()> {
     let options = analysis_options(&args)?;
     let model = Model::open(args.model.spec(), args.model.revision.as_deref())?;
     args.output.refuse_model_files(&model)?;
-    let progress = args.run.phase_display();
+    let progress = args.run.progress_display();
     progress.detail(&format!(
         "model {} ({} shard(s))",
         model.model_id,
