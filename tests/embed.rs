@@ -129,7 +129,7 @@ fn finds_planted_clusters_and_writes_every_output() {
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{plot}");
         let width = u32::from_be_bytes(png[16..20].try_into().unwrap());
         let height = u32::from_be_bytes(png[20..24].try_into().unwrap());
-        assert_eq!((width, height), (960, 640), "{plot}");
+        assert_eq!((width, height), (1920, 1280), "{plot}");
         let svg =
             std::fs::read_to_string(out.with_file_name(format!("embedding.{plot}.svg"))).unwrap();
         assert!(

@@ -523,18 +523,13 @@ fn plot_stem(out: &Path, name: &str) -> PathBuf {
 fn write_plots(out: &Path, analysis: &EmbedAnalysis) -> Result<()> {
     let summary = &analysis.summary;
     if let Some(sweep) = &analysis.sweep {
-        let chosen = sweep.points.iter().position(|point| point.chosen);
-        let elbow = LineChart {
-            title: "Elbow: k-means inertia against k".to_string(),
-            x_label: "k".to_string(),
-            y_label: "inertia (sweep sample)".to_string(),
-            points: sweep
-                .points
-                .iter()
-                .map(|point| (point.k as f64, point.inertia))
-                .collect(),
-            marked: chosen.map(|index| (index, format!("chosen k = {}", sweep.chosen_k))),
-        };
+        let points = sweep
+            .points
+            .iter()
+            .map(|point| (point.k as f64, point.inertia))
+            .collect();
+        let chosen = sweep.points.iter().find(|point| point.chosen);
+        let elbow = LineChart::elbow(points, chosen.map(|point| point.k));
         plot::write_chart(&elbow, &plot_stem(out, "elbow"), PLOT_SIZE)?;
     }
     let sizes = BarChart {

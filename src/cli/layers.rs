@@ -21,7 +21,7 @@ use crate::model::classify::BlockType;
 use crate::observe::Observer;
 use crate::output::terminal::escape_controls;
 use crate::output::{self, Cell, Column, ColumnType, Format, Provenance, Table};
-use crate::plot::{self, EsdChart, Heatmap, MultiLineChart};
+use crate::plot::{self, Band, EsdChart, Heatmap, MultiLineChart};
 
 use ColumnType::{Float, Int, Text};
 
@@ -401,6 +401,7 @@ fn write_plots(out: &Path, analysis: &LayersAnalysis, esd: Option<&str>) -> Resu
             x_label: "layer".to_string(),
             y_label: name.to_string(),
             series,
+            band: (name == "alpha").then(Band::typical_alpha),
         };
         plot::write_chart(&chart, &plot_stem(out, name), PLOT_SIZE)?;
     }

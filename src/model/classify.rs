@@ -63,6 +63,26 @@ pub enum BlockType {
 }
 
 impl BlockType {
+    /// Every block type, in declaration order.
+    pub const ALL: [BlockType; 16] = [
+        BlockType::Embedding,
+        BlockType::PositionEmbedding,
+        BlockType::QProj,
+        BlockType::KProj,
+        BlockType::VProj,
+        BlockType::OProj,
+        BlockType::QkvProj,
+        BlockType::MlpGate,
+        BlockType::MlpUp,
+        BlockType::MlpDown,
+        BlockType::MlpGateUp,
+        BlockType::Moe,
+        BlockType::MoeRouter,
+        BlockType::Norm,
+        BlockType::Output,
+        BlockType::Other,
+    ];
+
     /// The name used in outputs, e.g. `q_proj`, `mlp_gate_up`, `moe_router`.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -1,105 +1,149 @@
-//! The chart kinds: plain data plus labels, and how each draws itself.
+//! The chart kinds: plain data plus labels, and how each draws itself in the one style of
+//! [`super::style`].
 
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::{KeyPointHint, NoDefaultFormatting, ValueFormatter};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{Chart, FONT_FAMILY};
+use super::Chart;
+use super::axis::{self, Axis};
+use super::legend::{self, Entry, MARGIN, Mark};
+use super::style::{
+    ACCENT, BAND, BAND_OPACITY, Density, GRID, INK, MAIN, MISSING, PALETTE, SeriesStyle,
+    series_styles, text_size,
+};
+use crate::layers::analysis::{ALPHA_HIGH, ALPHA_LOW};
 
 type DrawResult<DB> =
     std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
-/// A chart with f64 axes on a backend.
-type Frame<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+/// An [`Axis`] as plotters' coordinate: its range, its ticks as the only key points (so the
+/// grid has major lines only) and its labels.
+#[derive(Debug, Clone)]
+struct Ticked(Axis);
 
-/// The finite range of `values` with 5 % margins; (0, 1) when there is none, ±1 around a
-/// single value.
-fn padded_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (low, high) = values
-        .filter(|v| v.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-            (lo.min(v), hi.max(v))
-        });
-    if low > high {
-        return (0.0, 1.0);
+impl Ranged for Ticked {
+    type FormatOption = NoDefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        RangedCoordf64::from(self.0.low..self.0.high).map(value, limit)
     }
-    if low == high {
-        return (low - 1.0, high + 1.0);
+
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        if hint.weight().allow_light_points() {
+            Vec::new()
+        } else {
+            self.0.ticks.clone()
+        }
     }
-    let margin = 0.05 * (high - low);
-    (low - margin, high + margin)
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.0.low..self.0.high
+    }
 }
 
+impl ValueFormatter<f64> for Ticked {
+    fn format_ext(&self, value: &f64) -> String {
+        self.0.label(*value)
+    }
+}
+
+/// A chart with f64 axes on a backend.
+type Frame<'a, DB> = ChartContext<'a, DB, Cartesian2d<Ticked, Ticked>>;
+
+/// Width of the y axis' label area (tick labels and the rotated title), in layout pixels.
+const Y_LABEL_AREA: u32 = 66;
+
+/// Height of the x axis' label area (tick labels and the title), in layout pixels.
+const X_LABEL_AREA: u32 = 46;
+
+/// Radius of a line chart's point markers, in layout pixels.
+const MARKER_RADIUS: u32 = 3;
+
 /// Whether every finite value is a whole number (layer indices, k, cluster ids): such an axis is
-/// labelled at whole numbers only.
+/// ticked at whole numbers only.
 fn all_integers(mut values: impl Iterator<Item = f64>) -> bool {
     values.all(|v| !v.is_finite() || v.fract() == 0.0)
 }
 
-/// Which axes carry whole numbers only.
-#[derive(Debug, Clone, Copy, Default)]
-struct IntegerAxes {
-    x: bool,
-    y: bool,
-}
-
-/// At most this many labels on an axis of whole numbers.
-const MAX_INTEGER_LABELS: usize = 16;
-
-/// The number of labels on a whole-number axis over `range`: every whole number when there are
-/// few.
-fn integer_label_count(range: (f64, f64)) -> usize {
-    ((range.1 - range.0).floor().max(0.0) as usize + 1).clamp(2, MAX_INTEGER_LABELS)
-}
-
-/// A tick label of a whole-number axis: whole numbers without decimals, other ticks blank.
-fn integer_tick_label(value: &f64) -> String {
-    let rounded = value.round();
-    if (value - rounded).abs() < 1e-9 {
-        format!("{rounded:.0}")
+/// The axis of positions that are whole numbers when they all are, else a linear one.
+fn position_axis(values: impl Iterator<Item = f64> + Clone) -> Axis {
+    if all_integers(values.clone()) {
+        Axis::whole_numbers(values)
     } else {
-        String::new()
+        Axis::linear(values)
     }
 }
 
-/// A value in four significant digits, in scientific notation when very small or large.
-fn short_number(value: &f64) -> String {
-    let magnitude = value.abs();
-    if magnitude == 0.0 || (1e-3..1e5).contains(&magnitude) {
-        format!("{value:.4}")
-    } else {
-        format!("{value:.3e}")
-    }
+/// Plotters' coordinate of `axis`.
+fn ticked(axis: &Axis) -> Ticked {
+    Ticked(axis.clone())
 }
 
-/// A chart frame: title, axis labels and ranges, with the mesh drawn.
+/// A chart frame on `area` (the title and legend already drawn around it): the axes with their
+/// titles, tick labels and light major grid lines.
 fn frame<'a, DB: DrawingBackend>(
     area: &'a DrawingArea<DB, Shift>,
-    title: &str,
-    (x_label, y_label): (&str, &str),
-    (x, y): ((f64, f64), (f64, f64)),
-    integer: IntegerAxes,
+    density: Density,
+    (x, x_title): (&Axis, &str),
+    (y, y_title): (&Axis, &str),
 ) -> std::result::Result<Frame<'a, DB>, DrawingAreaErrorKind<DB::ErrorType>> {
     let mut chart = ChartBuilder::on(area)
-        .caption(title, (FONT_FAMILY, 20))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(x.0..x.1, y.0..y.1)?;
-    let mut mesh = chart.configure_mesh();
-    mesh.x_desc(x_label)
-        .y_desc(y_label)
-        .label_style((FONT_FAMILY, 13));
-    if integer.x {
-        mesh.x_labels(integer_label_count(x))
-            .x_label_formatter(&integer_tick_label);
-    }
-    if integer.y {
-        mesh.y_labels(integer_label_count(y))
-            .y_label_formatter(&integer_tick_label);
-    }
-    mesh.draw()?;
+        .margin(density.px(MARGIN))
+        .x_label_area_size(density.px(X_LABEL_AREA))
+        .y_label_area_size(density.px(Y_LABEL_AREA))
+        .build_cartesian_2d(ticked(x), ticked(y))?;
+    chart
+        .configure_mesh()
+        .x_desc(x.title(x_title))
+        .y_desc(y.title(y_title))
+        .label_style(density.text(text_size::LABEL, &INK))
+        .axis_desc_style(density.text(text_size::AXIS_TITLE, &INK))
+        .bold_line_style(GRID.stroke_width(density.px(1)))
+        .light_line_style(TRANSPARENT)
+        .axis_style(INK.stroke_width(density.px(1)))
+        .set_all_tick_mark_size(density.px(4))
+        .draw()?;
     Ok(chart)
+}
+
+/// The finite points of `points` in plotted units of the axes.
+fn plotted(points: &[(f64, f64)], x: &Axis, y: &Axis) -> Vec<(f64, f64)> {
+    points
+        .iter()
+        .map(|&(a, b)| (x.coord(a), y.coord(b)))
+        .filter(|(a, b)| a.is_finite() && b.is_finite())
+        .collect()
+}
+
+/// Draws a series' line (dashed when its style says so) and its point markers.
+fn draw_line<DB: DrawingBackend>(
+    chart: &mut Frame<'_, DB>,
+    points: &[(f64, f64)],
+    style: SeriesStyle,
+    density: Density,
+) -> DrawResult<DB> {
+    let stroke = style.colour.stroke_width(density.px(2));
+    if style.dashed {
+        chart.draw_series(DashedLineSeries::new(
+            points.iter().copied(),
+            density.px(6),
+            density.px(4),
+            stroke,
+        ))?;
+    } else {
+        chart.draw_series(LineSeries::new(points.iter().copied(), stroke))?;
+    }
+    let radius = density.px(MARKER_RADIUS);
+    chart.draw_series(
+        points
+            .iter()
+            .map(|&p| Circle::new(p, radius, style.colour.filled())),
+    )?;
+    Ok(())
 }
 
 /// A line through points, with one point marked (the chosen k on an elbow curve).
@@ -107,9 +151,9 @@ fn frame<'a, DB: DrawingBackend>(
 pub struct LineChart {
     /// The title.
     pub title: String,
-    /// The x axis label.
+    /// The x axis title.
     pub x_label: String,
-    /// The y axis label.
+    /// The y axis title.
     pub y_label: String,
     /// (x, y) points, in drawing order.
     pub points: Vec<(f64, f64)>,
@@ -117,36 +161,65 @@ pub struct LineChart {
     pub marked: Option<(usize, String)>,
 }
 
+impl LineChart {
+    /// The elbow curve of a k-means sweep: (k, inertia) points, the chosen k (if among them)
+    /// marked with its inertia.
+    pub fn elbow(points: Vec<(f64, f64)>, chosen_k: Option<usize>) -> LineChart {
+        let marked = chosen_k.and_then(|k| {
+            let index = points.iter().position(|p| p.0 == k as f64)?;
+            let inertia = axis::value_label(points[index].1);
+            Some((index, format!("chosen k = {k}, inertia {inertia}")))
+        });
+        LineChart {
+            title: "Elbow: k-means inertia against k".to_string(),
+            x_label: "k".to_string(),
+            y_label: "inertia (sweep sample)".to_string(),
+            points,
+            marked,
+        }
+    }
+}
+
 impl Chart for LineChart {
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-        let x = padded_range(self.points.iter().map(|p| p.0));
-        let y = padded_range(self.points.iter().map(|p| p.1));
-        let integer = IntegerAxes {
-            x: all_integers(self.points.iter().map(|p| p.0)),
-            y: false,
+    fn draw<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        density: Density,
+    ) -> DrawResult<DB> {
+        let plot_area = legend::title_and_legend(area, &self.title, &[], density)?;
+        let x = position_axis(self.points.iter().map(|p| p.0));
+        let y = Axis::for_values(self.points.iter().map(|p| p.1));
+        let mut chart = frame(
+            &plot_area,
+            density,
+            (&x, &self.x_label),
+            (&y, &self.y_label),
+        )?;
+        let style = SeriesStyle {
+            colour: MAIN,
+            dashed: false,
         };
-        let labels = (self.x_label.as_str(), self.y_label.as_str());
-        let mut chart = frame(area, &self.title, labels, (x, y), integer)?;
-        let finite: Vec<(f64, f64)> = self
-            .points
-            .iter()
-            .copied()
-            .filter(|(a, b)| a.is_finite() && b.is_finite())
-            .collect();
-        chart.draw_series(LineSeries::new(
-            finite.iter().copied(),
-            BLUE.stroke_width(2),
-        ))?;
-        chart.draw_series(finite.iter().map(|&p| Circle::new(p, 3, BLUE.filled())))?;
+        draw_line(&mut chart, &plotted(&self.points, &x, &y), style, density)?;
         if let Some((index, caption)) = &self.marked
-            && let Some(&point) = self.points.get(*index)
+            && let Some(&(px, py)) = self.points.get(*index)
         {
-            chart.draw_series(std::iter::once(Circle::new(point, 7, RED.stroke_width(2))))?;
-            chart.draw_series(std::iter::once(Text::new(
-                caption.clone(),
-                point,
-                (FONT_FAMILY, 15).into_font().color(&RED),
-            )))?;
+            let point = (x.coord(px), y.coord(py));
+            let ring = ACCENT.stroke_width(density.px(2));
+            chart.draw_series(std::iter::once(Circle::new(point, density.px(8), ring)))?;
+            // The caption goes above the point, toward the middle of the chart so it stays inside.
+            let right_half = point.0 > (x.low + x.high) / 2.0;
+            let (side, dx) = if right_half {
+                (HPos::Right, -density.offset(10))
+            } else {
+                (HPos::Left, density.offset(10))
+            };
+            let text = density
+                .text(text_size::LABEL, &ACCENT)
+                .pos(Pos::new(side, VPos::Bottom));
+            chart.draw_series(std::iter::once(
+                EmptyElement::at(point)
+                    + Text::new(caption.clone(), (dx, -density.offset(10)), text),
+            ))?;
         }
         Ok(())
     }
@@ -157,21 +230,29 @@ impl Chart for LineChart {
 pub struct BarChart {
     /// The title.
     pub title: String,
-    /// The x axis label.
+    /// The x axis title.
     pub x_label: String,
-    /// The y axis label.
+    /// The y axis title.
     pub y_label: String,
     /// Bar heights.
     pub values: Vec<f64>,
 }
 
 impl Chart for BarChart {
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-        let x = (-0.5, self.values.len().max(1) as f64 - 0.5);
-        let (_, top) = padded_range(self.values.iter().copied().chain([0.0]));
-        let labels = (self.x_label.as_str(), self.y_label.as_str());
-        let integer = IntegerAxes { x: true, y: false };
-        let mut chart = frame(area, &self.title, labels, (x, (0.0, top)), integer)?;
+    fn draw<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        density: Density,
+    ) -> DrawResult<DB> {
+        let plot_area = legend::title_and_legend(area, &self.title, &[], density)?;
+        let x = Axis::whole_numbers((0..self.values.len().max(1)).map(|i| i as f64));
+        let y = Axis::counts(self.values.iter().copied());
+        let mut chart = frame(
+            &plot_area,
+            density,
+            (&x, &self.x_label),
+            (&y, &self.y_label),
+        )?;
         chart.draw_series(
             self.values
                 .iter()
@@ -179,7 +260,7 @@ impl Chart for BarChart {
                 .filter(|(_, v)| v.is_finite())
                 .map(|(i, &v)| {
                     let i = i as f64;
-                    Rectangle::new([(i - 0.4, 0.0), (i + 0.4, v)], BLUE.mix(0.7).filled())
+                    Rectangle::new([(i - 0.4, 0.0), (i + 0.4, v)], MAIN.filled())
                 }),
         )?;
         Ok(())
@@ -191,30 +272,37 @@ impl Chart for BarChart {
 pub struct Scatter {
     /// The title.
     pub title: String,
-    /// The x axis label.
+    /// The x axis title.
     pub x_label: String,
-    /// The y axis label.
+    /// The y axis title.
     pub y_label: String,
     /// (x, y, group); points without a group are grey.
     pub points: Vec<(f64, f64, Option<usize>)>,
 }
 
 impl Chart for Scatter {
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-        let x = padded_range(self.points.iter().map(|p| p.0));
-        let y = padded_range(self.points.iter().map(|p| p.1));
-        let labels = (self.x_label.as_str(), self.y_label.as_str());
-        let mut chart = frame(area, &self.title, labels, (x, y), IntegerAxes::default())?;
+    fn draw<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        density: Density,
+    ) -> DrawResult<DB> {
+        let plot_area = legend::title_and_legend(area, &self.title, &[], density)?;
+        let x = Axis::linear(self.points.iter().map(|p| p.0));
+        let y = Axis::linear(self.points.iter().map(|p| p.1));
+        let mut chart = frame(
+            &plot_area,
+            density,
+            (&x, &self.x_label),
+            (&y, &self.y_label),
+        )?;
         chart.draw_series(
             self.points
                 .iter()
                 .filter(|p| p.0.is_finite() && p.1.is_finite())
                 .map(|&(px, py, group)| {
-                    let colour = match group {
-                        Some(g) => Palette99::pick(g).to_rgba(),
-                        None => RGBAColor(128, 128, 128, 1.0),
-                    };
-                    Circle::new((px, py), 2, colour.filled())
+                    // Clusters outnumber any colour-blind-safe palette: colours cycle.
+                    let colour = group.map_or(MISSING, |g| PALETTE[g % PALETTE.len()]);
+                    Circle::new((px, py), density.px(2), colour.mix(0.75).filled())
                 }),
         )?;
         Ok(())
@@ -226,9 +314,9 @@ impl Chart for Scatter {
 pub struct Histogram {
     /// The title.
     pub title: String,
-    /// The x axis label.
+    /// The x axis title.
     pub x_label: String,
-    /// The y axis label.
+    /// The y axis title.
     pub y_label: String,
     /// The values (non-finite ones are left out).
     pub values: Vec<f64>,
@@ -271,15 +359,23 @@ impl Histogram {
 }
 
 impl Chart for Histogram {
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+    fn draw<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        density: Density,
+    ) -> DrawResult<DB> {
+        let plot_area = legend::title_and_legend(area, &self.title, &[], density)?;
         let bins = self.counts();
-        let x = padded_range(bins.iter().flat_map(|b| [b.0, b.1]));
-        let (_, top) = padded_range(bins.iter().map(|b| b.2 as f64).chain([0.0]));
-        let labels = (self.x_label.as_str(), self.y_label.as_str());
-        let integer = IntegerAxes { x: false, y: true };
-        let mut chart = frame(area, &self.title, labels, (x, (0.0, top)), integer)?;
+        let x = Axis::linear(bins.iter().flat_map(|b| [b.0, b.1]));
+        let y = Axis::counts(bins.iter().map(|b| b.2 as f64));
+        let mut chart = frame(
+            &plot_area,
+            density,
+            (&x, &self.x_label),
+            (&y, &self.y_label),
+        )?;
         chart.draw_series(bins.iter().map(|&(lo, hi, count)| {
-            Rectangle::new([(lo, 0.0), (hi, count as f64)], BLUE.mix(0.7).filled())
+            Rectangle::new([(lo, 0.0), (hi, count as f64)], MAIN.filled())
         }))?;
         Ok(())
     }
@@ -290,9 +386,9 @@ impl Chart for Histogram {
 pub struct Heatmap {
     /// The title.
     pub title: String,
-    /// The x axis (column) label.
+    /// The x axis (column) title.
     pub x_label: String,
-    /// The y axis (row) label.
+    /// The y axis (row) title.
     pub y_label: String,
     /// Rows of the matrix.
     pub rows: usize,
@@ -302,7 +398,8 @@ pub struct Heatmap {
     pub values: Vec<f64>,
 }
 
-/// A colour from dark blue (t = 0) through teal to yellow (t = 1), close to viridis.
+/// A colour from dark blue (t = 0) through teal to yellow (t = 1), close to viridis
+/// (perceptually even and readable by colour-blind readers).
 fn colour_scale(t: f64) -> RGBColor {
     const STOPS: [(f64, f64, f64); 3] = [
         (68.0, 1.0, 84.0),
@@ -319,8 +416,8 @@ fn colour_scale(t: f64) -> RGBColor {
     RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
 }
 
-/// Width in pixels of the heat map's colour bar, its labels included.
-const COLOUR_BAR_WIDTH: u32 = 110;
+/// Width of the heat map's colour bar, its labels included, in layout pixels.
+const COLOUR_BAR_WIDTH: u32 = 100;
 
 /// Steps drawn in the colour bar.
 const COLOUR_BAR_STEPS: usize = 64;
@@ -336,15 +433,18 @@ impl Heatmap {
 }
 
 impl Chart for Heatmap {
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-        let (width, _) = area.dim_in_pixel();
-        let (cells, bar) = area.split_horizontally(width.saturating_sub(COLOUR_BAR_WIDTH));
+    fn draw<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        density: Density,
+    ) -> DrawResult<DB> {
+        let body = legend::title_and_legend(area, &self.title, &[], density)?;
+        let (width, _) = body.dim_in_pixel();
+        let (cells, bar) =
+            body.split_horizontally(width.saturating_sub(density.px(COLOUR_BAR_WIDTH)));
         // Cell (r, c) is centred on (c, r), so the whole-number ticks name rows and columns.
-        let x = (-0.5, self.cols.max(1) as f64 - 0.5);
-        let y = (-0.5, self.rows.max(1) as f64 - 0.5);
-        let labels = (self.x_label.as_str(), self.y_label.as_str());
-        let integer = IntegerAxes { x: true, y: true };
-        let mut chart = frame(&cells, &self.title, labels, (x, y), integer)?;
+        let (x, y) = (Axis::cells(self.cols), Axis::cells(self.rows));
+        let mut chart = frame(&cells, density, (&x, &self.x_label), (&y, &self.y_label))?;
         let (low, high) = self.value_range();
         let span = if high > low { high - low } else { 1.0 };
         chart.draw_series((0..self.rows * self.cols).filter_map(|cell| {
@@ -353,14 +453,14 @@ impl Chart for Heatmap {
             let colour = if value.is_finite() {
                 colour_scale((value - low) / span).filled()
             } else {
-                RGBColor(160, 160, 160).filled()
+                MISSING.filled()
             };
             Some(Rectangle::new(
                 [(c - 0.5, r - 0.5), (c + 0.5, r + 0.5)],
                 colour,
             ))
         }))?;
-        draw_colour_bar(&bar, (low, high))
+        draw_colour_bar(&bar, (low, high), density)
     }
 }
 
@@ -368,21 +468,23 @@ impl Chart for Heatmap {
 fn draw_colour_bar<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     (low, high): (f64, f64),
+    density: Density,
 ) -> DrawResult<DB> {
     let high = if high > low { high } else { low + 1.0 };
+    let axis = Axis::exact(low, high);
     let mut bar = ChartBuilder::on(area)
-        .margin_top(40)
-        .margin_bottom(52)
-        .margin_right(4)
-        .right_y_label_area_size(70)
-        .build_cartesian_2d(0.0..1.0, low..high)?;
+        .margin_top(density.px(MARGIN))
+        .margin_bottom(density.px(MARGIN + X_LABEL_AREA))
+        .margin_right(density.px(4))
+        .right_y_label_area_size(density.px(56))
+        .build_cartesian_2d(0.0..1.0, ticked(&axis))?;
     bar.configure_mesh()
         .disable_x_mesh()
         .disable_x_axis()
         .disable_y_mesh()
-        .y_labels(6)
-        .y_label_formatter(&short_number)
-        .label_style((FONT_FAMILY, 12))
+        .label_style(density.text(text_size::LABEL, &INK))
+        .axis_style(INK.stroke_width(density.px(1)))
+        .set_all_tick_mark_size(density.px(4))
         .draw()?;
     let step = (high - low) / COLOUR_BAR_STEPS as f64;
     bar.draw_series((0..COLOUR_BAR_STEPS).map(|i| {
@@ -393,56 +495,95 @@ fn draw_colour_bar<DB: DrawingBackend>(
     Ok(())
 }
 
-/// Several named lines on one pair of axes (a metric against layer, one line per block type),
-/// with a legend.
+/// A shaded horizontal band of reference values (WeightWatcher's 2 ≤ α ≤ 6), named in the legend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Band {
+    /// The low edge.
+    pub low: f64,
+    /// The high edge.
+    pub high: f64,
+    /// Its legend entry.
+    pub label: String,
+}
+
+impl Band {
+    /// WeightWatcher's rule of thumb: 2 ≤ α ≤ 6 is typical of well-trained layers.
+    pub fn typical_alpha() -> Band {
+        Band {
+            low: ALPHA_LOW,
+            high: ALPHA_HIGH,
+            label: format!("{ALPHA_LOW} ≤ α ≤ {ALPHA_HIGH} (typical)"),
+        }
+    }
+}
+
+/// Several named lines on one pair of axes (a metric against layer, one line per block type,
+/// each block type in its own colour), with the legend right of the plot.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MultiLineChart {
     /// The title.
     pub title: String,
-    /// The x axis label.
+    /// The x axis title.
     pub x_label: String,
-    /// The y axis label.
+    /// The y axis title.
     pub y_label: String,
     /// (name, points in drawing order) per line.
     pub series: Vec<(String, Vec<(f64, f64)>)>,
+    /// A reference band shaded behind the lines.
+    pub band: Option<Band>,
+}
+
+impl MultiLineChart {
+    /// The chart's legend entries: one per series, then the band.
+    pub fn legend(&self) -> Vec<Entry> {
+        let names: Vec<&str> = self.series.iter().map(|s| s.0.as_str()).collect();
+        let mut entries: Vec<Entry> = names
+            .iter()
+            .zip(series_styles(&names))
+            .map(|(name, style)| Entry {
+                label: name.to_string(),
+                mark: Mark::Line(style),
+            })
+            .collect();
+        if let Some(band) = &self.band {
+            entries.push(Entry {
+                label: band.label.clone(),
+                mark: Mark::Swatch(BAND),
+            });
+        }
+        entries
+    }
 }
 
 impl Chart for MultiLineChart {
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+    fn draw<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        density: Density,
+    ) -> DrawResult<DB> {
+        let entries = self.legend();
+        let plot_area = legend::title_and_legend(area, &self.title, &entries, density)?;
         let all = || self.series.iter().flat_map(|(_, points)| points.iter());
-        let x = padded_range(all().map(|p| p.0));
-        let y = padded_range(all().map(|p| p.1));
-        let integer = IntegerAxes {
-            x: all_integers(all().map(|p| p.0)),
-            y: false,
-        };
-        let labels = (self.x_label.as_str(), self.y_label.as_str());
-        let mut chart = frame(area, &self.title, labels, (x, y), integer)?;
-        for (index, (name, points)) in self.series.iter().enumerate() {
-            let colour = Palette99::pick(index).to_rgba();
-            let finite: Vec<(f64, f64)> = points
-                .iter()
-                .copied()
-                .filter(|(a, b)| a.is_finite() && b.is_finite())
-                .collect();
-            chart
-                .draw_series(LineSeries::new(
-                    finite.iter().copied(),
-                    colour.stroke_width(2),
-                ))?
-                .label(name.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
-                });
-            chart.draw_series(finite.iter().map(|&p| Circle::new(p, 3, colour.filled())))?;
+        let band_edges = self.band.iter().flat_map(|b| [b.low, b.high]);
+        let x = position_axis(all().map(|p| p.0));
+        let y = Axis::for_values(all().map(|p| p.1).chain(band_edges));
+        let mut chart = frame(
+            &plot_area,
+            density,
+            (&x, &self.x_label),
+            (&y, &self.y_label),
+        )?;
+        if let Some(band) = &self.band {
+            let (low, high) = (y.coord(band.low), y.coord(band.high));
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(x.low, low), (x.high, high)],
+                BAND.mix(BAND_OPACITY).filled(),
+            )))?;
         }
-        if !self.series.is_empty() {
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .label_font((FONT_FAMILY, 13))
-                .draw()?;
+        for ((_, points), entry) in self.series.iter().zip(&entries) {
+            if let Mark::Line(style) = entry.mark {
+                draw_line(&mut chart, &plotted(points, &x, &y), style, density)?;
+            }
         }
         Ok(())
     }
@@ -500,81 +641,119 @@ impl EsdChart {
 }
 
 impl Chart for EsdChart {
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+    fn draw<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        density: Density,
+    ) -> DrawResult<DB> {
+        let plot_area = legend::title_and_legend(area, &self.title, &[], density)?;
+        // The points are already log10: their axes are log axes of 10^point.
         let points = self.points();
-        let marked = self.xmin.filter(|x| *x > 0.0).map(f64::log10);
-        let x = padded_range(points.iter().map(|p| p.0).chain(marked));
-        let y = padded_range(points.iter().map(|p| p.1));
-        let labels = ("log10 eigenvalue of WᵀW", "log10 density");
-        let mut chart = frame(area, &self.title, labels, (x, y), IntegerAxes::default())?;
-        chart.draw_series(LineSeries::new(
-            points.iter().copied(),
-            BLUE.stroke_width(2),
-        ))?;
-        chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, BLUE.filled())))?;
-        if let Some(at) = marked {
-            chart.draw_series(LineSeries::new([(at, y.0), (at, y.1)], RED.stroke_width(2)))?;
-            chart.draw_series(std::iter::once(Text::new(
-                "xmin".to_string(),
-                (at, y.1),
-                (FONT_FAMILY, 15).into_font().color(&RED),
-            )))?;
+        let marked = self.xmin.filter(|x| *x > 0.0);
+        let x = Axis::log(points.iter().map(|p| 10f64.powf(p.0)).chain(marked));
+        let y = Axis::log(points.iter().map(|p| 10f64.powf(p.1)));
+        let titles = ((&x, "eigenvalue of WᵀW"), (&y, "density"));
+        let mut chart = frame(&plot_area, density, titles.0, titles.1)?;
+        let style = SeriesStyle {
+            colour: MAIN,
+            dashed: false,
+        };
+        draw_line(&mut chart, &points, style, density)?;
+        if let Some(at) = marked.map(f64::log10) {
+            let stroke = ACCENT.stroke_width(density.px(2));
+            chart.draw_series(LineSeries::new([(at, y.low), (at, y.high)], stroke))?;
+            let text = density
+                .text(text_size::LABEL, &ACCENT)
+                .pos(Pos::new(HPos::Left, VPos::Top));
+            chart.draw_series(std::iter::once(
+                EmptyElement::at((at, y.high))
+                    + Text::new(
+                        format!("xmin = {}", axis::value_label(10f64.powf(at))),
+                        (density.offset(6), density.offset(4)),
+                        text,
+                    ),
+            ))?;
         }
         Ok(())
     }
 }
 
-/// One horizontal bar per named category (parameters by block type), largest first as given.
+/// One horizontal bar per named category (parameters by block type), largest first as given,
+/// each labelled with its value at its end.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CategoryBarChart {
     /// The title.
     pub title: String,
-    /// The value axis label.
+    /// The value axis title.
     pub x_label: String,
     /// (category, value) per bar, drawn top to bottom in this order.
     pub bars: Vec<(String, f64)>,
 }
 
+/// Room right of the longest bar for its value label, as a share of the longest bar.
+const VALUE_LABEL_ROOM: f64 = 0.2;
+
 impl Chart for CategoryBarChart {
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+    fn draw<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        density: Density,
+    ) -> DrawResult<DB> {
+        let plot_area = legend::title_and_legend(area, &self.title, &[], density)?;
         let count = self.bars.len().max(1);
-        let (_, right) = padded_range(self.bars.iter().map(|b| b.1).chain([0.0]));
-        let mut chart = ChartBuilder::on(area)
-            .caption(&self.title, (FONT_FAMILY, 20))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(160)
-            .build_cartesian_2d(0.0..right, -0.5..count as f64 - 0.5)?;
+        let x = Axis::from_zero(self.bars.iter().map(|b| b.1 * (1.0 + VALUE_LABEL_ROOM)));
+        let slots = Axis::categories(count);
+        // The name area fits the longest name, so no name is ever clipped.
+        let widest = self
+            .bars
+            .iter()
+            .map(|b| legend::text_width(&b.0, text_size::LABEL, density))
+            .max()
+            .unwrap_or(0);
+        let mut chart = ChartBuilder::on(&plot_area)
+            .margin(density.px(MARGIN))
+            .x_label_area_size(density.px(X_LABEL_AREA))
+            .y_label_area_size(widest + density.px(14))
+            .build_cartesian_2d(ticked(&x), ticked(&slots))?;
         // Bar i sits at y = count − 1 − i, so the first bar is on top.
         let name_at = |y: &f64| {
-            let slot = y.round();
-            let index = count as f64 - 1.0 - slot;
-            if (y - slot).abs() > 1e-6 || index < 0.0 {
-                return String::new();
-            }
+            let index = count as f64 - 1.0 - y.round();
             self.bars
                 .get(index as usize)
+                .filter(|_| index >= 0.0)
                 .map(|b| b.0.clone())
                 .unwrap_or_default()
         };
         chart
             .configure_mesh()
             .disable_y_mesh()
-            .y_labels(count)
+            .x_desc(x.title(&self.x_label))
             .y_label_formatter(&name_at)
-            .x_desc(self.x_label.as_str())
-            .label_style((FONT_FAMILY, 13))
+            .label_style(density.text(text_size::LABEL, &INK))
+            .axis_desc_style(density.text(text_size::AXIS_TITLE, &INK))
+            .bold_line_style(GRID.stroke_width(density.px(1)))
+            .light_line_style(TRANSPARENT)
+            .axis_style(INK.stroke_width(density.px(1)))
+            .set_all_tick_mark_size(density.px(4))
             .draw()?;
-        chart.draw_series(
+        let finite = || {
             self.bars
                 .iter()
                 .enumerate()
                 .filter(|(_, b)| b.1.is_finite())
-                .map(|(i, b)| {
-                    let y = (count - 1 - i) as f64;
-                    Rectangle::new([(0.0, y - 0.35), (b.1, y + 0.35)], BLUE.mix(0.7).filled())
-                }),
+                .map(|(i, b)| ((count - 1 - i) as f64, b))
+        };
+        chart.draw_series(
+            finite()
+                .map(|(y, b)| Rectangle::new([(0.0, y - 0.35), (b.1, y + 0.35)], MAIN.filled())),
         )?;
+        let text = density
+            .text(text_size::LABEL, &INK)
+            .pos(Pos::new(HPos::Left, VPos::Center));
+        chart.draw_series(finite().map(|(y, b)| {
+            EmptyElement::at((b.1.max(0.0), y))
+                + Text::new(axis::value_label(b.1), (density.offset(4), 0), text.clone())
+        }))?;
         Ok(())
     }
 }

@@ -1,11 +1,19 @@
-//! Charts for `aib embed` and `aib layers`, each written as SVG and PNG of a stated size.
+//! Charts for `aib embed`, `aib layers` and the report page, each written as SVG of a stated
+//! size and PNG at twice that size (print density).
 //!
-//! A chart is a plain struct ([`LineChart`], [`BarChart`], [`CategoryBarChart`], [`Scatter`], [`Histogram`],
-//! [`Heatmap`]) drawn by plotters on either backend. Text is laid out (and in PNG rasterised)
-//! with DejaVu Sans, bundled in the binary, so the output never depends on the fonts of the
-//! machine; SVG names the family `sans-serif` for viewers. Files are written atomically (a temporary sibling, renamed).
+//! A chart is a plain struct ([`LineChart`], [`MultiLineChart`], [`BarChart`],
+//! [`CategoryBarChart`], [`Scatter`], [`Histogram`], [`Heatmap`], [`EsdChart`]) drawn by plotters
+//! on either backend, all in one style (`style`): Okabe–Ito colours with a fixed colour per
+//! block type, light major grid lines only, round ticks with short labels (`axis`), log axes
+//! for series spanning more than two decades, legends right of the data (`legend`). Text is
+//! laid out (and in PNG rasterised) with DejaVu Sans, bundled in the binary, so the output never
+//! depends on the fonts of the machine; SVG names the family `sans-serif` for viewers. Files are
+//! written atomically (a temporary sibling, renamed).
 
+mod axis;
 mod charts;
+mod legend;
+mod style;
 
 use std::path::{Path, PathBuf};
 use std::sync::Once;
@@ -14,8 +22,10 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 pub use charts::{
-    BarChart, CategoryBarChart, EsdChart, Heatmap, Histogram, LineChart, MultiLineChart, Scatter,
+    Band, BarChart, CategoryBarChart, EsdChart, Heatmap, Histogram, LineChart, MultiLineChart,
+    Scatter,
 };
+pub use style::Density;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::output::atomic::write_atomically;
@@ -26,12 +36,17 @@ const FONT_FAMILY: &str = "sans-serif";
 /// DejaVu Sans 2.37 (Bitstream Vera licence, in `assets/fonts/`).
 static DEJAVU_SANS: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
+/// The density PNGs are drawn at: twice the stated size, sharp in print.
+pub const PNG_DENSITY: Density = Density(2);
+
 /// Something that can draw itself on any plotters backend.
 pub trait Chart {
-    /// Draws the chart on `area` (already cleared to white).
+    /// Draws the chart on `area` (already cleared to white), every layout size multiplied by
+    /// `density`.
     fn draw<DB: DrawingBackend>(
         &self,
         area: &DrawingArea<DB, Shift>,
+        density: Density,
     ) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>>;
 }
 
@@ -62,21 +77,23 @@ pub fn render_svg(chart: &impl Chart, (width, height): (u32, u32)) -> Result<Str
     {
         let area = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
         area.fill(&WHITE)
-            .and_then(|()| chart.draw(&area))
+            .and_then(|()| chart.draw(&area, Density(1)))
             .and_then(|()| area.present())
             .map_err(|e| drawing_error(Path::new("(svg)"), e))?;
     }
     Ok(svg)
 }
 
-/// The chart as a PNG image of `width × height` pixels (8-bit RGB).
-pub fn render_png(chart: &impl Chart, (width, height): (u32, u32)) -> Result<Vec<u8>> {
+/// The chart laid out at `size` as a PNG image at [`PNG_DENSITY`]: 1920 × 1280 pixels (8-bit
+/// RGB) for a `size` of 960 × 640.
+pub fn render_png(chart: &impl Chart, size: (u32, u32)) -> Result<Vec<u8>> {
     register_bundled_font();
+    let (width, height) = (PNG_DENSITY.px(size.0), PNG_DENSITY.px(size.1));
     let mut pixels = vec![255_u8; width as usize * height as usize * 3];
     {
         let area = BitMapBackend::with_buffer(&mut pixels, (width, height)).into_drawing_area();
         area.fill(&WHITE)
-            .and_then(|()| chart.draw(&area))
+            .and_then(|()| chart.draw(&area, PNG_DENSITY))
             .and_then(|()| area.present())
             .map_err(|e| drawing_error(Path::new("(png)"), e))?;
     }
@@ -91,8 +108,8 @@ pub fn render_png(chart: &impl Chart, (width, height): (u32, u32)) -> Result<Vec
     Ok(png)
 }
 
-/// Writes `stem.svg` and `stem.png` (`stem` plus those extensions) of `size` pixels, each
-/// atomically; returns their paths.
+/// Writes `stem.svg` of `size` pixels and `stem.png` at [`PNG_DENSITY`] (`stem` plus those
+/// extensions), each atomically; returns their paths.
 pub fn write_chart(
     chart: &impl Chart,
     stem: &Path,

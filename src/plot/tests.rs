@@ -1,4 +1,5 @@
-//! Every chart kind renders a well-formed SVG and PNG of the stated size, text included.
+//! Every chart kind renders a well-formed SVG of the stated size and a PNG of twice that, text
+//! included; legends stay clear of the data.
 
 use super::*;
 
@@ -30,7 +31,7 @@ fn check(chart: &impl Chart) {
     assert!(svg.contains("width=\"640\"") && svg.contains("height=\"400\""));
     assert!(svg.trim_end().ends_with("</svg>"));
     let png = render_png(chart, SIZE).unwrap();
-    assert_eq!(png_size(&png), SIZE);
+    assert_eq!(png_size(&png), (2 * SIZE.0, 2 * SIZE.1));
 }
 
 #[test]
@@ -63,6 +64,17 @@ fn every_kind_renders_at_the_stated_size() {
         cols: 4,
         values: (0..12).map(f64::from).collect(),
     });
+    check(&CategoryBarChart {
+        title: "Parameters by dtype".into(),
+        x_label: "parameters".into(),
+        bars: vec![("BF16".into(), 4e7), ("F32".into(), 1e4)],
+    });
+    check(&EsdChart {
+        title: "ESD".into(),
+        eigenvalues: (1..400).map(|i| f64::from(i).powf(1.5)).collect(),
+        xmin: Some(100.0),
+    });
+    check(&multi_line(12));
     // Empty data still draws a frame.
     check(&Scatter {
         title: "empty".into(),
@@ -70,6 +82,119 @@ fn every_kind_renders_at_the_stated_size() {
         y_label: String::new(),
         points: Vec::new(),
     });
+}
+
+#[test]
+fn a_png_is_twice_the_stated_size() {
+    let png = render_png(&line(), (960, 640)).unwrap();
+    assert_eq!(png_size(&png), (1920, 1280));
+}
+
+/// Lines per block type over 30 layers, the first `count` block types, the α band shaded.
+fn multi_line(count: usize) -> MultiLineChart {
+    let series = crate::model::classify::BlockType::ALL
+        .iter()
+        .cycle()
+        .take(count)
+        .enumerate()
+        .map(|(i, block)| {
+            let points = (0..30)
+                .map(|layer| {
+                    (
+                        f64::from(layer),
+                        2.0 + 0.3 * i as f64 + f64::from(layer) / 10.0,
+                    )
+                })
+                .collect();
+            (block.as_str().to_string(), points)
+        })
+        .collect();
+    MultiLineChart {
+        title: "alpha by layer".into(),
+        x_label: "layer".into(),
+        y_label: "alpha".into(),
+        series,
+        band: Some(Band::typical_alpha()),
+    }
+}
+
+/// The value of attribute `name` of the SVG element `element` (its text from `<` to `>`).
+fn attribute(element: &str, name: &str) -> Option<f64> {
+    let start = element.find(&format!(" {name}=\""))? + name.len() + 3;
+    let end = start + element[start..].find('"')?;
+    element[start..end].parse().ok()
+}
+
+#[test]
+fn no_legend_entry_sits_on_a_plotted_point() {
+    for (count, size) in [(3, SIZE), (10, SIZE), (10, (720, 450)), (16, (960, 640))] {
+        let chart = multi_line(count);
+        let svg = render_svg(&chart, size).unwrap();
+        let entries = chart.legend();
+        let legend = legend::legend_box(size, &entries, Density(1)).unwrap();
+        let circles: Vec<(f64, f64, f64)> = svg
+            .split('<')
+            .filter(|e| e.starts_with("circle"))
+            .map(|e| {
+                let at = |n| attribute(e, n).unwrap();
+                (at("cx"), at("cy"), at("r"))
+            })
+            .collect();
+        assert_eq!(circles.len(), 30 * count, "every point is drawn");
+        for (x, y, r) in circles {
+            assert!(
+                !legend.near((x, y), r),
+                "point ({x}, {y}) under the legend {legend:?}"
+            );
+        }
+        // The legend's text is where the layout says, so the check above is about the legend.
+        for entry in &entries {
+            let text = svg
+                .split('<')
+                .find(|e| {
+                    e.starts_with("text")
+                        && e.split_once('>').map(|(_, text)| text.trim())
+                            == Some(entry.label.as_str())
+                })
+                .unwrap_or_else(|| panic!("no legend text {}", entry.label));
+            let (x, y) = (attribute(text, "x").unwrap(), attribute(text, "y").unwrap());
+            assert!(
+                legend.near((x, y), 0.0),
+                "{} at ({x}, {y}) outside {legend:?}",
+                entry.label
+            );
+        }
+    }
+}
+
+/// The text of every `<text>` element of an SVG.
+fn texts(svg: &str) -> Vec<&str> {
+    svg.split('<')
+        .filter(|e| e.starts_with("text"))
+        .filter_map(|e| Some(e.split_once('>')?.1.trim()))
+        .collect()
+}
+
+#[test]
+fn a_chart_of_zero_to_forty_million_ticks_in_tens_of_millions() {
+    let chart = LineChart {
+        title: "Parameters".into(),
+        x_label: "layer".into(),
+        y_label: "parameters".into(),
+        points: (0..5).map(|i| (f64::from(i), f64::from(i) * 1e7)).collect(),
+        marked: None,
+    };
+    let svg = render_svg(&chart, SIZE).unwrap();
+    let texts = texts(&svg);
+    for label in ["0", "10M", "20M", "30M", "40M"] {
+        assert!(texts.contains(&label), "{label} in {texts:?}");
+    }
+    assert!(
+        texts
+            .iter()
+            .all(|t| !t.ends_with(".0") && !t.contains("000")),
+        "{texts:?}"
+    );
 }
 
 #[test]
@@ -107,7 +232,7 @@ fn writes_both_files_atomically() {
     let dir = tempfile::tempdir().unwrap();
     let (svg, png) = write_chart(&line(), &dir.path().join("elbow"), SIZE).unwrap();
     assert!(svg.ends_with("elbow.svg") && png.ends_with("elbow.png"));
-    assert_eq!(png_size(&std::fs::read(&png).unwrap()), SIZE);
+    assert_eq!(png_size(&std::fs::read(&png).unwrap()), (1280, 800));
     assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
     let names: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::data::{EmbedDocuments, ReportData, number, rows, text};
+use super::data::{EmbedDocuments, ReportData, index, number, rows, text};
 use super::figures;
 use super::html::{Cell, Figure, Page, Table, display_number};
 use super::rows::RowDifference;
@@ -158,7 +158,7 @@ fn render_matrix(page: &mut Page, prefix: &str, title: &str, docs: &EmbedDocumen
     page.paragraph(&format!(
         "k-means clusters with the {NEAREST_SHOWN} tokens nearest each centre (⟨…⟩ marks each token's ends, #id a token without text)."
     ));
-    page.table(&clusters);
+    page.list("The clusters", &clusters);
 
     if let Some(sweep) = &docs.sweep {
         page.figure(&elbow(prefix, sweep)?);
@@ -187,11 +187,11 @@ fn elbow(prefix: &str, sweep: &Value) -> Result<Figure> {
         format!("{prefix}-elbow-numbers"),
         &["k", "inertia", "silhouette", "rows_used", "chosen"],
     );
-    let mut marked = None;
-    for (i, point) in points.iter().enumerate() {
+    let mut chosen_k = None;
+    for point in points {
         let chosen = point["chosen"].as_bool() == Some(true);
         if chosen {
-            marked = Some((i, format!("chosen k = {}", point["k"])));
+            chosen_k = index(point, "k");
         }
         numbers.push(vec![
             Cell::json(&point["k"]),
@@ -201,16 +201,13 @@ fn elbow(prefix: &str, sweep: &Value) -> Result<Figure> {
             Cell::text(if chosen { "yes" } else { "" }),
         ]);
     }
-    let chart = LineChart {
-        title: "Elbow: k-means inertia against k".to_string(),
-        x_label: "k".to_string(),
-        y_label: "inertia (sweep sample)".to_string(),
-        points: points
+    let chart = LineChart::elbow(
+        points
             .iter()
             .filter_map(|p| Some((number(p, "k")?, number(p, "inertia")?)))
             .collect(),
-        marked,
-    };
+        chosen_k,
+    );
     figures::line(
         chart,
         &format!("{prefix}-elbow"),

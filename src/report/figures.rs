@@ -9,7 +9,7 @@ use super::CHART_SIZE;
 use super::data::{index, text};
 use super::html::{Cell, Figure, Table};
 use crate::error::Result;
-use crate::plot::{self, CategoryBarChart, Heatmap, Histogram, LineChart, MultiLineChart};
+use crate::plot::{self, Band, CategoryBarChart, Heatmap, Histogram, LineChart, MultiLineChart};
 
 /// One line per group: (name, (layer, value) points by layer).
 pub type Series = Vec<(String, Vec<(f64, f64)>)>;
@@ -44,12 +44,13 @@ pub fn mean_by_layer(rows: &[Value], group: &str, value: impl Fn(&Value) -> Opti
         .collect()
 }
 
-/// A metric against layer, one line per group; the numbers: group, layer, value.
+/// A metric against layer, one line per group, with an optional reference band; the numbers:
+/// group, layer, value.
 pub fn by_layer(
     id: &str,
     title: &str,
     metric: &str,
-    series: Series,
+    (series, band): (Series, Option<Band>),
     caption: &str,
 ) -> Result<Figure> {
     let mut numbers = Table::new(format!("{id}-numbers"), &["block_type", "layer", metric]);
@@ -67,6 +68,7 @@ pub fn by_layer(
         x_label: "layer".to_string(),
         y_label: metric.to_string(),
         series,
+        band,
     };
     Ok(Figure {
         id: id.to_string(),

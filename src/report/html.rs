@@ -16,6 +16,9 @@ const STYLE: &str = include_str!("style.css");
 /// Sorting tables by a click on a column heading; the page works without it.
 const SCRIPT: &str = include_str!("sort.js");
 
+/// Rows a list shows open on the page; a longer one is folded under its count.
+pub const LIST_SHOWN: usize = 20;
+
 /// `text` safe inside an element or a quoted attribute: markup characters become entities, and
 /// control characters (and the two that XML forbids, U+FFFE and U+FFFF) become a visible `\u{…}`.
 pub fn escape(text: &str) -> String {
@@ -265,6 +268,17 @@ impl Page {
         self.out.push_str("</div>\n");
     }
 
+    /// A list: open when it has at most [`LIST_SHOWN`] rows, else folded under `summary` and
+    /// its count, so a long one (128 rank-deficient matrices) does not run down the page.
+    pub fn list(&mut self, summary: &str, table: &Table) {
+        let count = table.rows.len();
+        if count > LIST_SHOWN {
+            self.folded_table(&format!("{summary} ({count} rows)"), table);
+        } else {
+            self.table(table);
+        }
+    }
+
     /// A table folded under `summary`.
     pub fn folded_table(&mut self, summary: &str, table: &Table) {
         let _ = write!(
@@ -403,5 +417,27 @@ mod tests {
     fn svg_loses_its_namespace_url() {
         let svg = "<svg width=\"2\" xmlns=\"http://www.w3.org/2000/svg\">\n</svg>\n";
         assert_eq!(inline_svg(svg), "<svg width=\"2\" role=\"img\">\n</svg>\n");
+    }
+
+    #[test]
+    fn a_long_list_folds_under_its_count() {
+        let list = |rows: usize| {
+            let mut table = Table::new("t", &["n"]);
+            for n in 0..rows {
+                table.push(vec![Cell::count(n)]);
+            }
+            let mut page = Page::new(&RunInfo::default(), &[]);
+            let before = page.out.len();
+            page.list("The rows", &table);
+            page.out[before..].to_string()
+        };
+        let short = list(LIST_SHOWN);
+        assert!(short.starts_with("<div class=\"table\">"), "{short}");
+        let long = list(LIST_SHOWN + 1);
+        let summary = format!(
+            "<details><summary>The rows ({} rows)</summary>",
+            LIST_SHOWN + 1
+        );
+        assert!(long.starts_with(&summary), "{long}");
     }
 }

@@ -8,6 +8,7 @@ use super::figures::{self, mean_by_layer};
 use super::html::{Cell, Page, Table};
 use crate::error::{Error, Result};
 use crate::layers::analysis::{ALPHA_HIGH, ALPHA_LOW};
+use crate::plot::Band;
 
 /// The metrics drawn against depth, as the matrices table names them.
 const METRICS: [(&str, &str); 5] = [
@@ -20,9 +21,6 @@ const METRICS: [(&str, &str); 5] = [
     ("log_norm", "log10 ‖W‖²_F"),
     ("entropy", "the spectral entropy, normalised to [0, 1]"),
 ];
-
-/// Flagged matrices listed open on the page; more are folded.
-const FLAGGED_SHOWN: usize = 20;
 
 /// Renders the layer-by-layer section.
 pub fn render(page: &mut Page, data: &ReportData) -> Result<()> {
@@ -48,7 +46,10 @@ pub fn render(page: &mut Page, data: &ReportData) -> Result<()> {
             &format!("layers-{metric}"),
             &format!("{metric} by layer"),
             metric,
-            mean_by_layer(matrices, "block_type", |r| number(r, metric)),
+            (
+                mean_by_layer(matrices, "block_type", |r| number(r, metric)),
+                (metric == "alpha").then(Band::typical_alpha),
+            ),
             &format!("{metric}: {meaning}; one line per block type (mean over a layer's experts)."),
         )?);
     }
@@ -69,7 +70,10 @@ pub fn render(page: &mut Page, data: &ReportData) -> Result<()> {
             "layers-drift-cosine",
             "Cosine between consecutive layers",
             "cosine",
-            mean_by_layer(drift, "block_type", |r| number(r, "cosine")),
+            (
+                mean_by_layer(drift, "block_type", |r| number(r, "cosine")),
+                None,
+            ),
             "cos(vec W_l, vec W_l+1) of the same matrix in layers l and l + 1, at l; 0 for unrelated random matrices, 1 for copies.",
         )?;
         page.figure(&figure);
@@ -158,17 +162,12 @@ fn render_flagged(page: &mut Page, summary: &Value) {
         flagged.rows.len(),
         flagged.rows.len() - over
     );
-    match flagged.rows.len() {
-        0 => page.paragraph("No matrix is flagged."),
+    if flagged.rows.is_empty() {
+        page.paragraph("No matrix is flagged.");
+    } else {
         // A long list (random or badly trained weights flag nearly everything) stays folded.
-        count if count > FLAGGED_SHOWN => {
-            page.paragraph(&summary);
-            page.folded_table("The flagged matrices", &flagged);
-        }
-        _ => {
-            page.paragraph(&summary);
-            page.table(&flagged);
-        }
+        page.paragraph(&summary);
+        page.list("The flagged matrices", &flagged);
     }
     page.folded_table("Mean alpha of each layer", &per_layer);
 }

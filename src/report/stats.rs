@@ -46,7 +46,7 @@ pub fn render(page: &mut Page, data: &ReportData) -> Result<()> {
             &format!("stats-{key}"),
             &format!("{title} by layer"),
             key,
-            mean_by_layer(rows, "block_type", value),
+            (mean_by_layer(rows, "block_type", value), None),
             &format!(
                 "{title} of each block type's tensors per layer (mean over a layer's experts)."
             ),
@@ -110,8 +110,11 @@ pub fn render(page: &mut Page, data: &ReportData) -> Result<()> {
                 Cell::json(&row["numel"]),
             ]);
         }
-        page.paragraph("Tensors holding NaN or Inf (left out of every other statistic):");
-        page.table(&table);
+        page.paragraph(&format!(
+            "{} tensors hold NaN or Inf (left out of every other statistic):",
+            table.rows.len()
+        ));
+        page.list("The tensors holding NaN or Inf", &table);
     }
 
     let deficient: Vec<&Value> = rows
@@ -141,11 +144,12 @@ pub fn render(page: &mut Page, data: &ReportData) -> Result<()> {
                 Cell::text(row["rank_lower_bound"].to_string()),
             ]);
         }
-        page.paragraph(
-            "Rank-deficient matrices (rank below the smaller side: zero rows, dead units or copies; \
-             a randomized rank with rank_lower_bound = true is only “at least”):",
-        );
-        page.table(&table);
+        page.paragraph(&format!(
+            "{} matrices are rank-deficient (rank below the smaller side: zero rows, dead units \
+             or copies; a randomized rank with rank_lower_bound = true is only “at least”):",
+            table.rows.len()
+        ));
+        page.list("The rank-deficient matrices", &table);
     }
 
     page.heading(
