@@ -1,9 +1,13 @@
 //! The analysis behind `aib embed`: k-means of the rows of a token embedding (or any 2-D matrix),
 //! with the tokens that live together, the row-norm distribution, anisotropy and principal
-//! components. The results are plain structs; the command turns them into tables and plots.
+//! components. The results are plain structs; [`documents`] turns them into tables and the summary,
+//! [`plots`] into plots.
 
+pub mod choice;
+pub mod documents;
 mod norms;
 mod pca;
+pub mod plots;
 
 #[cfg(test)]
 mod tests;
