@@ -16,13 +16,13 @@ use crate::observe::Observer;
 use crate::output::{self, Format, Provenance};
 use crate::spectral::{RankMethod, SpectralOptions};
 
-/// The model to read: `MODEL` or the seed's `--model_path`, and how to name it in outputs.
+/// The model to read: `MODEL` or the original Python toolkit's `--model_path`, and how to name it in outputs.
 #[derive(Debug, clap::Args)]
 pub struct ModelArgs {
     /// A folder of `*.safetensors`, one `.safetensors` file, an index file, or a Hub id in the local cache.
     #[arg(value_name = "MODEL", required_unless_present = "model_path")]
     model: Option<String>,
-    /// The model, as the seed's scripts took it.
+    /// The model, as the original Python toolkit's scripts took it.
     #[arg(
         long = "model_path",
         visible_alias = "model-path",

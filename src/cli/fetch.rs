@@ -29,7 +29,7 @@ pub struct FetchArgs {
     /// Hub repo id, e.g. `Qwen/Qwen3-4B`.
     #[arg(value_name = "MODEL_ID")]
     model_id: Option<String>,
-    /// The repo id, as the seed's download.py spelled it.
+    /// The repo id, as the original Python toolkit's download.py spelled it.
     #[arg(
         long = "model_id",
         value_name = "MODEL_ID",

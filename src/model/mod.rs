@@ -31,7 +31,7 @@ pub const GGUF_OUTPUT_HEAD: &str = "output.weight";
 /// An open model: its identity, its mapped shards and the files beside them.
 #[derive(Debug)]
 pub struct Model {
-    /// What the user passed, verbatim (the seed's `model_path` column).
+    /// What the user passed, verbatim (the original Python toolkit's `model_path` column).
     pub model_path: String,
     /// A Hub-style id: the repo id for cached models, else the folder's last two path components.
     pub model_id: String,
