@@ -4,11 +4,11 @@
 //! file bytes; the floor for `stats --rank off` is 2 GB/s on 2 cores).
 
 use aib::engine::reduce::{ReduceOptions, reduce_views};
-use aib::gguf::GgufFile;
-use aib::gguf::quant::GgmlType;
-use aib::gguf::write::GgufWriter;
+use aib::formats::gguf::GgufFile;
+use aib::formats::gguf::quant::GgmlType;
+use aib::formats::gguf::write::GgufWriter;
+use aib::formats::storage::StorageType;
 use aib::matrix::view::MatrixView;
-use aib::storage::StorageType;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 /// Values per call: a 4096-wide row tile of 64 rows, as the engine would decode it.

@@ -15,7 +15,8 @@ use aib::cluster::{
     KMeansOptions, Metric, PreparedRows, SweepOptions, kmeans, lloyd_iteration, sweep,
 };
 use aib::matrix::{DenseRows, MatrixRows};
-use aib::spectral::gaussian::GaussianStream;
+use aib::observe::Silent;
+use aib::random::GaussianStream;
 use criterion::Criterion;
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatRef, Par};
@@ -98,7 +99,7 @@ fn one_off(choice: &str) {
     };
     let started = Instant::now();
     let k = if choice == "auto" {
-        let found = sweep(&matrix, &options, &SweepOptions::default(), &|_| {}).unwrap();
+        let found = sweep(&matrix, &options, &SweepOptions::default(), &Silent).unwrap();
         eprintln!(
             "sweep 2..=64 on {} rows: {:.1?}, chosen k = {}",
             found.points[0].rows_used,
@@ -111,7 +112,7 @@ fn one_off(choice: &str) {
             .parse()
             .expect("AIB_KMEANS_ONE_OFF is a number or auto")
     };
-    let fit = kmeans(&matrix, &KMeansOptions { k, ..options }, &|_| {}).unwrap();
+    let fit = kmeans(&matrix, &KMeansOptions { k, ..options }, &Silent).unwrap();
     eprintln!(
         "k = {k}: total {:.1?}, {} iterations, converged {}, inertia {:.6e}",
         started.elapsed(),
@@ -139,7 +140,7 @@ fn reference_sweep(path: &str) {
             ..SweepOptions::new(2, 32)
         };
         let started = Instant::now();
-        let found = sweep(&matrix, &options, &sweep_options, &|_| {}).unwrap();
+        let found = sweep(&matrix, &options, &sweep_options, &Silent).unwrap();
         println!(
             "aib sweep 2..=32, sample_rows {sample_rows} ({} rows used): {:.2?}, chosen k = {}",
             found.points[0].rows_used,

@@ -3,7 +3,7 @@
 //! power_law` (criterion, ten samples).
 
 use aib::layers::power_law::fit_power_law;
-use aib::spectral::gaussian::GaussianStream;
+use aib::random::GaussianStream;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 /// `count` uniforms in (0, 1) from stream `stream` of the crate's seeded generator.

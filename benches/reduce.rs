@@ -4,7 +4,7 @@ use std::io::Write;
 
 use aib::engine::histogram::TileCounts;
 use aib::engine::reduce::{ReduceOptions, reduce_tile, reduce_views};
-use aib::format::SafetensorsFile;
+use aib::formats::safetensors::SafetensorsFile;
 use aib::matrix::view::MatrixView;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 

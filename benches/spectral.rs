@@ -18,9 +18,9 @@
 
 use std::time::{Duration, Instant};
 
-use aib::dtype::{Dtype, decode};
+use aib::formats::dtype::{Dtype, decode};
 use aib::matrix::MatrixRows;
-use aib::spectral::gaussian::GaussianStream;
+use aib::random::GaussianStream;
 use aib::spectral::stages::{self, GramMatrix};
 use aib::spectral::{RankMethod, SpectralOptions, SpectralSummary, analyse, eigenvalues};
 use criterion::{BatchSize, BenchmarkId, Criterion};

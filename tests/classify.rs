@@ -4,10 +4,10 @@
 //! Each table lists the names of a real checkpoint (top level plus whole layers) with the role a
 //! researcher expects; layer and expert numbers are varied so that parsing them is tested too.
 
-use aib::classify::{
+use aib::model::classify::{
     BlockType, TensorRole, classify, classify_gguf, natural_cmp, scale_companion_of,
 };
-use aib::config::{self, ModelConfig};
+use aib::model::config::{self, ModelConfig};
 
 /// A tensor name with its expected block type (as output), layer index and expert index.
 type Row = (&'static str, &'static str, Option<usize>, Option<usize>);

@@ -8,10 +8,10 @@ mod make_fixtures;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use aib::classify::{BlockType, classify, scale_companion_of};
-use aib::config::{self, ModelConfig};
-use aib::dtype::{self, Dtype};
-use aib::format::{SafetensorsFile, TensorInfo};
+use aib::formats::dtype::{self, Dtype};
+use aib::formats::safetensors::{SafetensorsFile, TensorInfo};
+use aib::model::classify::{BlockType, classify, scale_companion_of};
+use aib::model::config::{self, ModelConfig};
 use serde_json::Value;
 
 use make_fixtures::big::{big_plan, realistic_big_dims, write_big};
@@ -688,15 +688,15 @@ fn big_gguf_mode_writes_a_q4_k_model_of_about_the_requested_size() {
         written.abs_diff(target) < one_layer,
         "{written} for {target}"
     );
-    let file = aib::gguf::GgufFile::open(&path).unwrap();
+    let file = aib::formats::gguf::GgufFile::open(&path).unwrap();
     let layers = file.metadata().get_u64("llama.block_count").unwrap() as usize;
     assert!(layers > 1);
     assert_eq!(file.tensors().len(), 3 + 9 * layers);
     for tensor in file.tensors() {
         let expected = if tensor.shape.len() == 1 {
-            aib::gguf::GgmlType::F32
+            aib::formats::gguf::GgmlType::F32
         } else {
-            aib::gguf::GgmlType::Q4_K
+            aib::formats::gguf::GgmlType::Q4_K
         };
         assert_eq!(tensor.ggml_type, expected, "{}", tensor.name);
     }

@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use aib::engine::moments::Moments;
-use aib::format::SafetensorsFile;
-use aib::gguf::quant::{ALL_TYPES, GgmlType};
-use aib::gguf::{GgufFile, GgufTensor};
+use aib::formats::gguf::quant::{ALL_TYPES, GgmlType};
+use aib::formats::gguf::{GgufFile, GgufTensor};
+use aib::formats::safetensors::SafetensorsFile;
 use half::{bf16, f16};
 
 /// The shape of every per-type fixture tensor.

@@ -6,9 +6,9 @@ mod common;
 
 use std::path::Path;
 
-use aib::gguf::metadata::Value;
-use aib::gguf::quant::GgmlType;
-use aib::gguf::write::GgufWriter;
+use aib::formats::gguf::metadata::Value;
+use aib::formats::gguf::quant::GgmlType;
+use aib::formats::gguf::write::GgufWriter;
 use aib::model::Model;
 use common::{EXIT_INPUT, aib, assert_exit, stats_json, stderr};
 

@@ -18,8 +18,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use aib::gguf::GgufFile;
-use aib::gguf::quant::{ALL_TYPES, GgmlType};
+use aib::formats::gguf::GgufFile;
+use aib::formats::gguf::quant::{ALL_TYPES, GgmlType};
 
 /// Blocks per type: 8,192 values for the 1-value types, 262,144 for the 256-value ones.
 const BLOCKS: usize = 1024;

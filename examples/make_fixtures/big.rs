@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 use std::path::Path;
 
-use aib::dtype::Dtype;
+use aib::formats::dtype::Dtype;
 
 use super::checkpoint::{self, Planned};
 use super::encode;

@@ -1,6 +1,6 @@
 //! Tensors planned by name, shape and distribution, and turned into bytes.
 
-use aib::dtype::Dtype;
+use aib::formats::dtype::Dtype;
 
 use super::encode;
 use super::random::Random;

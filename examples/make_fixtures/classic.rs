@@ -4,7 +4,7 @@
 use std::io;
 use std::path::Path;
 
-use aib::dtype::Dtype;
+use aib::formats::dtype::Dtype;
 use serde_json::json;
 
 use super::checkpoint::{self, Planned, bias, linear, norm};

@@ -1,7 +1,7 @@
 //! Encoding of f64 values into the stored bytes of each dtype, and the value each encoding
 //! stores. This is the generator's own code path, independent of aib's decoder.
 
-use aib::dtype::Dtype;
+use aib::formats::dtype::Dtype;
 
 /// An 8-bit float format described by its table of non-negative finite values, code by code.
 pub struct Minifloat {

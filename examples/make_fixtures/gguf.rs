@@ -5,10 +5,10 @@
 use std::io;
 use std::path::Path;
 
-use aib::format::SafetensorsFile;
-use aib::gguf::metadata::{Value, ValueType};
-use aib::gguf::quant::{ALL_TYPES, GgmlType};
-use aib::gguf::write::GgufWriter;
+use aib::formats::gguf::metadata::{Value, ValueType};
+use aib::formats::gguf::quant::{ALL_TYPES, GgmlType};
+use aib::formats::gguf::write::GgufWriter;
+use aib::formats::safetensors::SafetensorsFile;
 use half::{bf16, f16};
 
 use super::llama_like::Dims;

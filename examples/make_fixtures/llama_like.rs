@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
 
-use aib::dtype::Dtype;
+use aib::formats::dtype::Dtype;
 use serde_json::{Value, json};
 
 use super::checkpoint::{self, Planned, linear, norm};

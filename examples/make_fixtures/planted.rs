@@ -9,7 +9,7 @@
 use std::io;
 use std::path::Path;
 
-use aib::dtype::Dtype;
+use aib::formats::dtype::Dtype;
 use serde::Serialize;
 
 use super::answers::Answers;

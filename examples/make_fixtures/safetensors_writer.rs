@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use aib::dtype::Dtype;
+use aib::formats::dtype::Dtype;
 
 /// A tensor's header entry.
 #[derive(Debug, Clone)]

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::Path;
 
-use aib::dtype::Dtype;
+use aib::formats::dtype::Dtype;
 use rayon::prelude::*;
 use serde_json::Value;
 

@@ -5,18 +5,24 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use super::progress::{PhaseDisplay, ProgressDisplay, Verbosity};
+use clap::ValueEnum;
+
+use super::progress::{ProgressDisplay, Verbosity};
+use crate::cluster::{KMeansOptions, Metric, SweepOptions};
+use crate::embed::{EmbedOptions, KChoice};
 use crate::error::{Error, Result};
 use crate::model::Model;
+use crate::observe::Observer;
 use crate::output::{self, Format, Provenance};
+use crate::spectral::{RankMethod, SpectralOptions};
 
-/// The model to read: `MODEL` or the seed's `--model_path`, and how to name it in outputs.
+/// The model to read: `MODEL` or the original Python toolkit's `--model_path`, and how to name it in outputs.
 #[derive(Debug, clap::Args)]
 pub struct ModelArgs {
     /// A folder of `*.safetensors`, one `.safetensors` file, an index file, or a Hub id in the local cache.
     #[arg(value_name = "MODEL", required_unless_present = "model_path")]
     model: Option<String>,
-    /// The model, as the seed's scripts took it.
+    /// The model, as the original Python toolkit's scripts took it.
     #[arg(
         long = "model_path",
         visible_alias = "model-path",
@@ -33,12 +39,65 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
+    /// Opens the model and tells `observer` which it is and how many shards it has.
+    pub fn open(&self, observer: &dyn Observer) -> Result<Model> {
+        let model = Model::open(self.spec(), self.revision.as_deref())?;
+        observer.detail(&format!(
+            "model {} ({} shard(s))",
+            model.model_id,
+            model.files.len()
+        ));
+        Ok(model)
+    }
+
     /// The model as the user named it.
     pub fn spec(&self) -> &str {
         self.model
             .as_deref()
             .or(self.model_path.as_deref())
             .unwrap_or_default()
+    }
+}
+
+/// How ranks and spectra are computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RankMode {
+    /// Exact rank, σ₁ and stable rank of every matrix, the cheapest exact way (f64 Gram matrix
+    /// streamed from the map); the whole spectrum too where it costs nothing more.
+    Exact,
+    /// Every singular value of every matrix, out of core (slower: all eigenvalues of the Gram matrix).
+    Spectrum,
+    /// Randomized SVD (Halko–Martinsson–Tropp), adaptive up to `--rank-max-k`: a quick top of the
+    /// spectrum; ranks beyond the sketch are lower bounds.
+    Randomized,
+    /// No spectral pass: rank and spectral columns stay empty.
+    Off,
+}
+
+impl RankMode {
+    /// The spectral method of this mode; `None` for `off`.
+    pub fn method(self) -> Option<RankMethod> {
+        match self {
+            RankMode::Off => None,
+            RankMode::Exact => Some(RankMethod::Exact),
+            RankMode::Spectrum => Some(RankMethod::Spectrum),
+            RankMode::Randomized => Some(RankMethod::Randomized),
+        }
+    }
+
+    /// The mode as `--rank` spells it, as outputs record it.
+    pub fn name(self) -> &'static str {
+        self.method().map_or("off", RankMethod::name)
+    }
+
+    /// The spectral options of this mode with `seed` and every other setting at its default;
+    /// `None` for `off`.
+    pub fn spectral_options(self, seed: u64) -> Option<SpectralOptions> {
+        Some(SpectralOptions {
+            method: self.method()?,
+            seed,
+            ..SpectralOptions::default()
+        })
     }
 }
 
@@ -101,10 +160,10 @@ pub struct RunArgs {
 
 impl RunArgs {
     /// The progress display these flags ask for, drawn when stderr is a terminal.
-    pub fn phase_display(&self) -> PhaseDisplay {
+    pub fn progress_display(&self) -> ProgressDisplay {
         let verbosity = Verbosity::from_flags(self.quiet, self.verbose);
         let terminal = std::io::stderr().is_terminal();
-        PhaseDisplay::new(ProgressDisplay::new(verbosity, terminal))
+        ProgressDisplay::new(verbosity, terminal)
     }
 
     /// Runs `work` on a rayon pool of `--threads` workers, or on the global pool.
@@ -137,7 +196,158 @@ pub fn provenance(
             .unwrap_or_else(|| source.model_id.clone()),
         model_path: source.model_path.clone(),
         revision: source.revision.clone(),
-        created_at: crate::timestamp::now_rfc3339(),
+        created_at: crate::output::timestamp::now_rfc3339(),
         parameters,
+    }
+}
+
+/// The distance k-means uses between rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum MetricArg {
+    /// Squared Euclidean distance (scikit-learn's `KMeans`).
+    Euclidean,
+    /// Spherical k-means on L2-normalised rows.
+    Cosine,
+}
+
+/// The k-means flags, shared by `aib embed` and `aib report`.
+#[derive(Debug, clap::Args)]
+pub struct ClusterArgs {
+    /// Clusters: a number, or `auto` for the elbow (Kneedle) of a sweep over --k-min..--k-max.
+    #[arg(long, value_name = "N|auto", default_value = "auto", value_parser = parse_k)]
+    k: KArg,
+    /// Smallest k of the sweep.
+    #[arg(long = "k-min", value_name = "K", default_value_t = 2)]
+    k_min: usize,
+    /// Largest k of the sweep.
+    #[arg(long = "k-max", value_name = "K", default_value_t = 64)]
+    k_max: usize,
+    /// Kneedle's sensitivity S: larger waits for a more pronounced knee.
+    #[arg(long = "elbow-s", value_name = "S", default_value_t = 1.0)]
+    elbow_s: f64,
+    /// Rows sampled (seeded) for the sweep [default: 256 × --k-max]; 0 = every row.
+    #[arg(long = "sweep-sample", value_name = "N")]
+    sweep_sample: Option<usize>,
+    /// Independent k-means++ seedings per fit; the lowest inertia wins.
+    #[arg(long = "n-init", value_name = "N", default_value_t = KMeansOptions::default().n_init)]
+    n_init: usize,
+    /// Most Lloyd iterations per fit.
+    #[arg(long = "max-iter", value_name = "N", default_value_t = KMeansOptions::default().max_iter)]
+    max_iter: usize,
+    /// Convergence: summed squared centre shift ≤ tol × the data's mean column variance (scikit-learn's).
+    #[arg(long, value_name = "TOL", default_value_t = KMeansOptions::default().tol)]
+    tol: f64,
+    /// Seed of every random choice (`--random_state` of the original Python toolkit).
+    #[arg(
+        long,
+        visible_alias = "random_state",
+        alias = "random-state",
+        default_value_t = 0
+    )]
+    pub seed: u64,
+    /// Distance between rows.
+    #[arg(long, value_enum, default_value = "euclidean")]
+    metric: MetricArg,
+}
+
+/// `--k`: a number or `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KArg {
+    Auto,
+    Fixed(usize),
+}
+
+fn parse_k(text: &str) -> std::result::Result<KArg, String> {
+    if text.eq_ignore_ascii_case("auto") {
+        return Ok(KArg::Auto);
+    }
+    match text.parse::<usize>() {
+        Ok(k) if k >= 1 => Ok(KArg::Fixed(k)),
+        _ => Err(format!(
+            "expected a number of clusters (1 or more) or `auto`, got {text:?}"
+        )),
+    }
+}
+
+impl ClusterArgs {
+    /// The metric asked for.
+    fn metric(&self) -> Metric {
+        match self.metric {
+            MetricArg::Euclidean => Metric::Euclidean,
+            MetricArg::Cosine => Metric::Cosine,
+        }
+    }
+
+    /// The analysis options from the flags, every value checked before any work starts.
+    pub fn embed_options(&self) -> Result<EmbedOptions> {
+        let args = self;
+        if args.k_min < 1 || args.k_max < args.k_min {
+            return Err(Error::usage(format!(
+                "--k-min {} and --k-max {}: need 1 ≤ k-min ≤ k-max",
+                args.k_min, args.k_max
+            )));
+        }
+        if !(args.elbow_s.is_finite() && args.elbow_s > 0.0) {
+            return Err(Error::usage("--elbow-s must be a positive number"));
+        }
+        if !(args.tol.is_finite() && args.tol >= 0.0) {
+            return Err(Error::usage("--tol must be a non-negative number"));
+        }
+        if args.n_init == 0 || args.max_iter == 0 {
+            return Err(Error::usage("--n-init and --max-iter must be at least 1"));
+        }
+        let metric = args.metric();
+        let k = match args.k {
+            KArg::Fixed(k) => KChoice::Fixed(k),
+            KArg::Auto => {
+                let mut sweep = SweepOptions::new(args.k_min, args.k_max);
+                sweep.sensitivity = args.elbow_s;
+                if let Some(rows) = args.sweep_sample {
+                    sweep.sample_rows = rows;
+                }
+                KChoice::Auto(sweep)
+            }
+        };
+        Ok(EmbedOptions {
+            k,
+            kmeans: KMeansOptions {
+                n_init: args.n_init,
+                max_iter: args.max_iter,
+                tol: args.tol,
+                seed: args.seed,
+                metric,
+                ..KMeansOptions::default()
+            },
+            ..EmbedOptions::default()
+        })
+    }
+
+    /// The run's parameters as outputs record them; `tensor` is the `--tensor` asked for.
+    pub fn parameters(&self, tensor: Option<&str>) -> BTreeMap<String, String> {
+        let args = self;
+        let k = match args.k {
+            KArg::Auto => "auto".to_string(),
+            KArg::Fixed(k) => k.to_string(),
+        };
+        let sweep_sample = args.sweep_sample.map_or_else(
+            || SweepOptions::default_sample_rows(args.k_max).to_string(),
+            |rows| rows.to_string(),
+        );
+        [
+            ("tensor", tensor.unwrap_or_default().to_string()),
+            ("k", k),
+            ("k_min", args.k_min.to_string()),
+            ("k_max", args.k_max.to_string()),
+            ("elbow_s", args.elbow_s.to_string()),
+            ("sweep_sample", sweep_sample),
+            ("n_init", args.n_init.to_string()),
+            ("max_iter", args.max_iter.to_string()),
+            ("tol", args.tol.to_string()),
+            ("seed", args.seed.to_string()),
+            ("metric", args.metric().name().to_string()),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value))
+        .collect()
     }
 }

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::progress::{FetchDisplay, ProgressDisplay, Verbosity};
+use super::progress::{ProgressDisplay, Verbosity};
 use crate::error::{Error, Result};
 use crate::hub::cache::{cache_dir, hf_home, looks_like_repo_id, non_empty_env};
 use crate::hub::fetch::{Destination, FetchOptions, FetchReport, fetch};
@@ -29,7 +29,7 @@ pub struct FetchArgs {
     /// Hub repo id, e.g. `Qwen/Qwen3-4B`.
     #[arg(value_name = "MODEL_ID")]
     model_id: Option<String>,
-    /// The repo id, as the seed's download.py spelled it.
+    /// The repo id, as the original Python toolkit's download.py spelled it.
     #[arg(
         long = "model_id",
         value_name = "MODEL_ID",
@@ -78,10 +78,7 @@ pub fn run(args: FetchArgs) -> Result<()> {
     let verbosity = Verbosity::from_flags(args.quiet, args.verbose);
     let options = options_from(args)?;
     let started = Instant::now();
-    let display = FetchDisplay::new(ProgressDisplay::new(
-        verbosity,
-        std::io::stderr().is_terminal(),
-    ));
+    let display = ProgressDisplay::new(verbosity, std::io::stderr().is_terminal());
     let report = fetch(&options, &display)?;
     if options.dry_run {
         for file in &report.files {

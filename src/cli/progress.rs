@@ -1,13 +1,12 @@
 //! What a command shows on stderr while it runs: progress bars when stderr is a terminal, one
 //! line per event with `--verbose`, nothing but errors with `--quiet`. The library reports
-//! events to observers; this module is the one that draws them.
+//! events to an [`Observer`]; this module is the one that draws them.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::hub::observer::FetchObserver;
 use crate::observe::{Observer, Quantity};
 use crate::output::terminal::escape_controls;
 use crate::sync::lock;
@@ -36,53 +35,39 @@ impl Verbosity {
     }
 }
 
-/// The bars and lines of one command on stderr.
+/// What one command shows on stderr: the bar of the current phase (restyled for each phase,
+/// counting bytes or items), a bar per part under way above it (the files of a download), and
+/// the warnings and, when verbose, the details. The library's [`Observer`], implemented once.
 pub struct ProgressDisplay {
     /// `None` when no bars are drawn (quiet, or stderr is not a terminal).
     bars: Option<MultiProgress>,
     verbose: bool,
+    /// The bar of the current phase, when bars are drawn.
+    phase: Option<ProgressBar>,
+    /// The bars of the parts under way, by name.
+    parts: Mutex<HashMap<String, ProgressBar>>,
 }
 
 impl ProgressDisplay {
     /// A display at `verbosity`; it draws bars only when `terminal` (stderr is one).
     pub fn new(verbosity: Verbosity, terminal: bool) -> ProgressDisplay {
         let drawn = terminal && verbosity != Verbosity::Quiet;
+        let target = drawn.then(ProgressDrawTarget::stderr);
+        ProgressDisplay::with_target(target, verbosity)
+    }
+
+    /// A display drawing its bars on `target` (`None`: no bars).
+    fn with_target(target: Option<ProgressDrawTarget>, verbosity: Verbosity) -> ProgressDisplay {
+        let bars = target.map(MultiProgress::with_draw_target);
+        let phase = bars
+            .as_ref()
+            .map(|bars| bars.add(styled_bar(0, "{msg}", "")));
         ProgressDisplay {
-            bars: drawn.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
+            bars,
             verbose: verbosity == Verbosity::Verbose,
+            phase,
+            parts: Mutex::new(HashMap::new()),
         }
-    }
-
-    /// A bar of `length` drawn with `template` (indicatif's syntax) below the others, or `None`
-    /// when no bars are drawn.
-    pub fn add_bar(&self, length: u64, template: &str, prefix: &str) -> Option<ProgressBar> {
-        self.bars
-            .as_ref()
-            .map(|bars| bars.add(styled_bar(length, template, prefix)))
-    }
-
-    /// Like [`ProgressDisplay::add_bar`], but placed above the last bar (a file's bar above the total).
-    pub fn insert_bar_above_last(
-        &self,
-        length: u64,
-        template: &str,
-        prefix: &str,
-    ) -> Option<ProgressBar> {
-        self.bars
-            .as_ref()
-            .map(|bars| bars.insert_from_back(1, styled_bar(length, template, prefix)))
-    }
-
-    /// Prints `line` when verbose, above the bars.
-    pub fn verbose_line(&self, line: &str) {
-        if self.verbose {
-            self.print(line);
-        }
-    }
-
-    /// Prints `aib: warning: {message}`, even when quiet: a warning concerns the result.
-    pub fn warning(&self, message: &str) {
-        self.print(&format!("aib: warning: {message}"));
     }
 
     /// Prints one line on stderr; names in it (tensors, files) may hold control characters, so
@@ -109,24 +94,9 @@ fn styled_bar(length: u64, template: &str, prefix: &str) -> ProgressBar {
     bar
 }
 
-/// A model command's phases on stderr (statistics, spectra, sweeps): one bar, restyled for each
-/// phase, counting bytes or items; the engine's [`Observer`].
-pub struct PhaseDisplay {
-    display: ProgressDisplay,
-    bar: Option<ProgressBar>,
-}
-
-impl PhaseDisplay {
-    /// A phase display on `display`.
-    pub fn new(display: ProgressDisplay) -> PhaseDisplay {
-        let bar = display.add_bar(0, "{msg}", "");
-        PhaseDisplay { display, bar }
-    }
-}
-
-impl Observer for PhaseDisplay {
+impl Observer for ProgressDisplay {
     fn phase(&self, name: &str, total: u64, quantity: Quantity) {
-        let Some(bar) = &self.bar else {
+        let Some(bar) = &self.phase else {
             return;
         };
         let template = match quantity {
@@ -144,101 +114,52 @@ impl Observer for PhaseDisplay {
     }
 
     fn advance(&self, amount: u64) {
-        if let Some(bar) = &self.bar {
+        if let Some(bar) = &self.phase {
             bar.inc(amount);
         }
     }
 
-    fn warn(&self, message: &str) {
-        self.display.warning(message);
+    fn part_started(&self, name: &str, size: Option<u64>) {
+        let Some(bars) = &self.bars else {
+            return;
+        };
+        let template = "[{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {prefix}";
+        // Above the phase's bar, which stays last.
+        let bar = bars.insert_from_back(
+            1,
+            styled_bar(size.unwrap_or(0), template, &escape_controls(name)),
+        );
+        lock(&self.parts).insert(name.to_string(), bar);
     }
 
+    fn part_advanced(&self, name: &str, amount: u64) {
+        if let Some(bar) = lock(&self.parts).get(name) {
+            bar.inc(amount);
+        }
+        self.advance(amount);
+    }
+
+    fn part_finished(&self, name: &str) {
+        if let Some(bar) = lock(&self.parts).remove(name) {
+            bar.finish_and_clear();
+        }
+    }
+
+    /// Prints `aib: warning: {message}`, even when quiet: a warning concerns the result.
+    fn warn(&self, message: &str) {
+        self.print(&format!("aib: warning: {message}"));
+    }
+
+    /// Prints `aib: {message}` when verbose, above the bars.
     fn detail(&self, message: &str) {
-        self.display.verbose_line(&format!("aib: {message}"));
+        if self.verbose {
+            self.print(&format!("aib: {message}"));
+        }
     }
 
     fn finish(&self) {
-        if let Some(bar) = &self.bar {
+        if let Some(bar) = &self.phase {
             bar.finish_and_clear();
-        }
-    }
-}
-
-/// `aib fetch` on stderr: one bar per file being downloaded plus a total (bytes/s, ETA), and the
-/// hub's notes when verbose.
-pub struct FetchDisplay {
-    display: ProgressDisplay,
-    total: OnceLock<ProgressBar>,
-    /// The bars of the files being downloaded, by repo path.
-    files: Mutex<HashMap<String, ProgressBar>>,
-}
-
-impl FetchDisplay {
-    /// A fetch display on `display`.
-    pub fn new(display: ProgressDisplay) -> FetchDisplay {
-        FetchDisplay {
-            display,
-            total: OnceLock::new(),
-            files: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn advance_total(&self, bytes: u64) {
-        if let Some(total) = self.total.get() {
-            total.inc(bytes);
-        }
-    }
-}
-
-impl FetchObserver for FetchDisplay {
-    fn fetch_started(&self, total_bytes: u64) {
-        let template = "[{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {prefix}";
-        if let Some(bar) = self.display.add_bar(total_bytes, template, "total") {
-            let _ = self.total.set(bar);
-        }
-    }
-
-    fn file_started(&self, path: &str, size: Option<u64>) {
-        let template = "[{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {prefix}";
-        if let Some(bar) =
-            self.display
-                .insert_bar_above_last(size.unwrap_or(0), template, &escape_controls(path))
-        {
-            lock(&self.files).insert(path.to_string(), bar);
-        }
-    }
-
-    fn file_advanced(&self, path: &str, bytes: u64) {
-        if self.total.get().is_none() {
-            return;
-        }
-        if let Some(bar) = lock(&self.files).get(path) {
-            bar.inc(bytes);
-        }
-        self.advance_total(bytes);
-    }
-
-    fn file_skipped(&self, _path: &str, size: Option<u64>) {
-        self.advance_total(size.unwrap_or(0));
-    }
-
-    fn file_finished(&self, path: &str) {
-        if let Some(bar) = lock(&self.files).remove(path) {
-            bar.finish_and_clear();
-        }
-    }
-
-    fn note(&self, line: &str) {
-        self.display.verbose_line(line);
-    }
-
-    fn warning(&self, message: &str) {
-        self.display.warning(message);
-    }
-
-    fn fetch_finished(&self) {
-        if let Some(total) = self.total.get() {
-            total.finish_and_clear();
         }
     }
 }
@@ -249,39 +170,36 @@ mod tests {
 
     /// A display that keeps its bars without drawing them.
     fn undrawn(verbosity: Verbosity) -> ProgressDisplay {
-        ProgressDisplay {
-            bars: Some(MultiProgress::with_draw_target(ProgressDrawTarget::hidden())),
-            verbose: verbosity == Verbosity::Verbose,
-        }
+        ProgressDisplay::with_target(Some(ProgressDrawTarget::hidden()), verbosity)
     }
 
     #[test]
     fn the_total_counts_skipped_and_received_bytes_and_file_bars_go_when_done() {
-        let display = FetchDisplay::new(undrawn(Verbosity::Normal));
-        display.fetch_started(100);
-        display.file_skipped("a.json", Some(30));
-        display.file_started("b.bin", Some(70));
-        display.file_advanced("b.bin", 20);
-        display.file_advanced("b.bin", 50);
-        let file_position = lock(&display.files)["b.bin"].position();
+        let display = undrawn(Verbosity::Normal);
+        display.phase("download", 100, Quantity::Bytes);
+        display.advance(30);
+        display.part_started("b.bin", Some(70));
+        display.part_advanced("b.bin", 20);
+        display.part_advanced("b.bin", 50);
+        let file_position = lock(&display.parts)["b.bin"].position();
         assert_eq!(file_position, 70);
-        let total = display.total.get().expect("a total bar");
+        let total = display.phase.as_ref().expect("a total bar");
         assert_eq!(total.position(), 100);
-        display.file_finished("b.bin");
-        assert!(lock(&display.files).is_empty());
-        display.fetch_finished();
+        display.part_finished("b.bin");
+        assert!(lock(&display.parts).is_empty());
+        display.finish();
         assert!(total.is_finished());
     }
 
     #[test]
     fn without_a_terminal_or_when_quiet_no_bar_is_made() {
         for (verbosity, terminal) in [(Verbosity::Normal, false), (Verbosity::Quiet, true)] {
-            let display = FetchDisplay::new(ProgressDisplay::new(verbosity, terminal));
-            display.fetch_started(10);
-            display.file_started("a", Some(10));
-            display.file_advanced("a", 10);
-            assert!(display.total.get().is_none());
-            assert!(lock(&display.files).is_empty());
+            let display = ProgressDisplay::new(verbosity, terminal);
+            display.phase("download", 10, Quantity::Bytes);
+            display.part_started("a", Some(10));
+            display.part_advanced("a", 10);
+            assert!(display.phase.is_none());
+            assert!(lock(&display.parts).is_empty());
         }
     }
 

@@ -5,22 +5,22 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use super::args::{self, ModelArgs, RunArgs};
-use super::embed::{self as embed_cli, ClusterArgs, SweepProgress};
-use super::layers as layers_cli;
-use super::stats::RankMode;
-use crate::embed::{self, EmbedAnalysis, EmbedOptions, KChoice};
+use super::args::{self, ClusterArgs, ModelArgs, RankMode, RunArgs};
+use super::progress::ProgressDisplay;
+use crate::embed::choice::{ChosenMatrix, choose_matrix};
+use crate::embed::{self, EmbedAnalysis, EmbedOptions, KChoice, documents as embed_documents};
 use crate::engine::reduce::ReduceOptions;
+use crate::engine::table::stats_table;
 use crate::engine::{self, AnalysisOptions};
 use crate::error::{ErrorKind, Result};
 use crate::layers::analysis::{self as layers_analysis, KnownEigenvalues, LayersOptions};
+use crate::layers::documents as layers_documents;
 use crate::model::Model;
+use crate::model::vocab::Vocabulary;
 use crate::observe::Observer;
 use crate::output::{self, Provenance, table_document};
 use crate::report::{self, EmbedDocuments, LayersDocuments, ReportData, RunInfo, Section};
 use crate::spectral::SpectralOptions;
-use crate::stats_table::stats_table;
-use crate::vocab::Vocabulary;
 
 /// Flags of `aib report`.
 #[derive(Debug, clap::Args)]
@@ -82,7 +82,7 @@ fn default_out(model_id: &str) -> PathBuf {
 /// pass reads every tensor once, the layers pass every matrix once, embed its one or two matrices.
 fn analyse(args: &ReportArgs, sections: &[Section]) -> Result<ReportData> {
     let wants = |section: Section| sections.contains(&section);
-    let embed_options = embed_cli::embed_options(&args.clustering)?;
+    let embed_options = args.clustering.embed_options()?;
     let stats_options = AnalysisOptions {
         reduce: ReduceOptions::default(),
         // The overview alone needs parameter counts, not spectra.
@@ -92,16 +92,11 @@ fn analyse(args: &ReportArgs, sections: &[Section]) -> Result<ReportData> {
             None
         },
     };
-    let model = Model::open(args.model.spec(), args.model.revision.as_deref())?;
+    let display = args.run.progress_display();
+    let model = args.model.open(&display)?;
     if let Some(out) = &args.out {
         output::refuse_overwriting_inputs(out, &model.input_files())?;
     }
-    let display = args.run.phase_display();
-    display.detail(&format!(
-        "model {} ({} shard(s))",
-        model.model_id,
-        model.files.len()
-    ));
     let provenance = args::provenance("report", &args.model, &model, parameters(args, sections));
     let started = Instant::now();
     let mut data = args.run.in_pool(|| -> Result<ReportData> {
@@ -125,12 +120,12 @@ fn analyse(args: &ReportArgs, sections: &[Section]) -> Result<ReportData> {
                 &known,
                 &display,
             )?;
-            let tables = layers_cli::tables(&analysis, &provenance);
+            let tables = layers_documents::tables(&analysis, &provenance);
             data.layers = Some(LayersDocuments {
                 matrices: table_document(&tables.matrices),
                 heads: tables.heads.as_ref().map(table_document),
                 drift: table_document(&tables.drift),
-                summary: layers_cli::summary_document(&analysis, &model, &provenance),
+                summary: layers_documents::summary_document(&analysis, &model, &provenance),
             });
         }
         if wants(Section::Embed) {
@@ -148,7 +143,7 @@ fn analyse(args: &ReportArgs, sections: &[Section]) -> Result<ReportData> {
         parameters: provenance.parameters.clone().into_iter().collect(),
         run_seconds: Some(started.elapsed().as_secs_f64()),
         source: "analysed from the weights in this run".to_string(),
-        architecture: layers_cli::architecture(&model),
+        architecture: layers_documents::architecture(&model),
     };
     Ok(data)
 }
@@ -159,7 +154,7 @@ fn analyse(args: &ReportArgs, sections: &[Section]) -> Result<ReportData> {
 fn analyse_embedding(
     model: &Model,
     options: &EmbedOptions,
-    display: &super::progress::PhaseDisplay,
+    display: &ProgressDisplay,
     provenance: &Provenance,
     data: &mut ReportData,
 ) -> Result<()> {
@@ -170,13 +165,11 @@ fn analyse_embedding(
             return Ok(());
         }
     };
-    let run = |chosen: &embed_cli::Chosen, options: &EmbedOptions| -> Result<EmbedAnalysis> {
+    let run = |chosen: &ChosenMatrix, options: &EmbedOptions| -> Result<EmbedAnalysis> {
         display.detail(&format!("clustering {}", chosen.name));
-        let progress = SweepProgress::new(display, matches!(options.k, KChoice::Auto(_)));
-        let report = |event| progress.report(event, options.kmeans.max_iter);
-        embed::analyse(&chosen.view, vocabulary.as_ref(), options, &report)
+        embed::analyse(&chosen.view, vocabulary.as_ref(), options, display)
     };
-    let embedding = embed_cli::choose_matrix(model, None).and_then(|chosen| {
+    let embedding = choose_matrix(model, None).and_then(|chosen| {
         let analysis = run(&chosen, options).map_err(|err| err.context(&chosen.name))?;
         Ok((chosen, analysis))
     });
@@ -200,7 +193,7 @@ fn analyse_embedding(
         k: KChoice::Fixed(analysis.summary.k),
         ..options.clone()
     };
-    let head = embed_cli::choose_matrix(model, Some(head_name)).and_then(|head| {
+    let head = choose_matrix(model, Some(head_name)).and_then(|head| {
         let analysis = run(&head, &head_options).map_err(|err| err.context(head_name))?;
         Ok((head, analysis))
     });
@@ -245,30 +238,25 @@ fn unless_io<T>(result: Result<T>) -> Result<std::result::Result<T, String>> {
 /// The documents `aib embed --out FILE.json` would write, and the scatter.
 fn documents(
     analysis: &EmbedAnalysis,
-    chosen: &embed_cli::Chosen,
+    chosen: &ChosenMatrix,
     vocabulary: Option<&Vocabulary>,
     provenance: &Provenance,
 ) -> EmbedDocuments {
-    let notes = embed_cli::notes(analysis, vocabulary, chosen);
-    let tables = embed_cli::tables(analysis, provenance);
+    let notes = embed_documents::notes(analysis, vocabulary, chosen);
+    let tables = embed_documents::tables(analysis, provenance);
     EmbedDocuments {
         rows: table_document(&tables.rows),
         clusters: table_document(&tables.clusters),
         sweep: tables.sweep.as_ref().map(table_document),
-        summary: embed_cli::summary_document(analysis, chosen, &notes, provenance),
+        summary: embed_documents::summary_document(analysis, chosen, &notes, provenance),
         scatter: Some(analysis.scatter.clone()),
     }
 }
 
 /// `stats`' spectral options for `--rank` with `--seed` and every other knob at its default.
 fn spectral_options(args: &ReportArgs) -> Result<Option<SpectralOptions>> {
-    let Some(method) = args.rank.method() else {
+    let Some(options) = args.rank.spectral_options(args.clustering.seed) else {
         return Ok(None);
-    };
-    let options = SpectralOptions {
-        method,
-        seed: args.clustering.seed,
-        ..SpectralOptions::default()
     };
     options.validate()?;
     Ok(Some(options))
@@ -276,14 +264,11 @@ fn spectral_options(args: &ReportArgs) -> Result<Option<SpectralOptions>> {
 
 /// Every parameter of the run, as the page and each document's header record them.
 fn parameters(args: &ReportArgs, sections: &[Section]) -> BTreeMap<String, String> {
-    let mut parameters = embed_cli::parameters(&args.clustering, None);
+    let mut parameters = args.clustering.parameters(None);
     parameters.remove("tensor");
     let names: Vec<&str> = sections.iter().map(|s| s.id()).collect();
     parameters.insert("sections".to_string(), names.join(","));
-    parameters.insert(
-        "rank".to_string(),
-        format!("{:?}", args.rank).to_lowercase(),
-    );
+    parameters.insert("rank".to_string(), args.rank.name().to_string());
     let reduce = ReduceOptions::default();
     parameters.insert("sparsity_eps".to_string(), reduce.sparsity_eps.to_string());
     parameters

@@ -2,33 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use clap::ValueEnum;
-
-use super::args::{self, ModelArgs, OutputArgs, RunArgs};
+use super::args::{self, ModelArgs, OutputArgs, RankMode, RunArgs};
 
 use crate::engine::reduce::ReduceOptions;
+use crate::engine::table::{TERMINAL_COLUMNS, stats_table};
 use crate::engine::{self, AnalysisOptions};
 use crate::error::{Error, Result};
-use crate::model::Model;
-use crate::observe::Observer;
 use crate::output;
-use crate::spectral::{RankMethod, SpectralOptions};
-use crate::stats_table::{TERMINAL_COLUMNS, stats_table};
-
-/// How ranks and spectra are computed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum RankMode {
-    /// Exact rank, σ₁ and stable rank of every matrix, the cheapest exact way (f64 Gram matrix
-    /// streamed from the map); the whole spectrum too where it costs nothing more.
-    Exact,
-    /// Every singular value of every matrix, out of core (slower: all eigenvalues of the Gram matrix).
-    Spectrum,
-    /// Randomized SVD (Halko–Martinsson–Tropp), adaptive up to `--rank-max-k`: a quick top of the
-    /// spectrum; ranks beyond the sketch are lower bounds.
-    Randomized,
-    /// No spectral pass: rank and spectral columns stay empty.
-    Off,
-}
+use crate::spectral::SpectralOptions;
 
 /// Flags of `aib stats`.
 #[derive(Debug, clap::Args)]
@@ -70,14 +51,9 @@ pub struct StatsArgs {
 pub fn run(args: StatsArgs) -> Result<()> {
     let format = args.output.format()?;
     let options = analysis_options(&args)?;
-    let model = Model::open(args.model.spec(), args.model.revision.as_deref())?;
+    let progress = args.run.progress_display();
+    let model = args.model.open(&progress)?;
     args.output.refuse_model_files(&model)?;
-    let progress = args.run.phase_display();
-    progress.detail(&format!(
-        "model {} ({} shard(s))",
-        model.model_id,
-        model.files.len()
-    ));
     let reports = args
         .run
         .in_pool(|| engine::analyse(&model, &options, &progress))??;
@@ -90,12 +66,6 @@ pub fn run(args: StatsArgs) -> Result<()> {
 fn analysis_options(args: &StatsArgs) -> Result<AnalysisOptions> {
     if args.sparsity_eps.is_nan() || args.sparsity_eps < 0.0 {
         return Err(Error::usage("--sparsity-eps must be a non-negative number"));
-    }
-    if args
-        .rank_rtol
-        .is_some_and(|rtol| rtol.is_nan() || rtol < 0.0)
-    {
-        return Err(Error::usage("--rank-rtol must be a non-negative number"));
     }
     let spectral = spectral_options(args);
     if let Some(spectral) = &spectral {
@@ -110,35 +80,20 @@ fn analysis_options(args: &StatsArgs) -> Result<AnalysisOptions> {
     })
 }
 
-impl RankMode {
-    /// The spectral method of this mode; `None` for `off`.
-    pub fn method(self) -> Option<RankMethod> {
-        match self {
-            RankMode::Off => None,
-            RankMode::Exact => Some(RankMethod::Exact),
-            RankMode::Spectrum => Some(RankMethod::Spectrum),
-            RankMode::Randomized => Some(RankMethod::Randomized),
-        }
-    }
-}
-
 fn spectral_options(args: &StatsArgs) -> Option<SpectralOptions> {
-    let method = args.rank.method()?;
+    let defaults = args.rank.spectral_options(args.seed)?;
     Some(SpectralOptions {
-        method,
         rtol: args.rank_rtol,
         max_k: args.rank_max_k,
         exact_max_dim: args.exact_max_dim,
         exact_below_dim: args.exact_below_dim,
-        seed: args.seed,
-        ..SpectralOptions::default()
+        ..defaults
     })
 }
 
 fn parameters(args: &StatsArgs) -> BTreeMap<String, String> {
     let mut parameters = BTreeMap::new();
-    let rank = format!("{:?}", args.rank).to_lowercase();
-    parameters.insert("rank".to_string(), rank);
+    parameters.insert("rank".to_string(), args.rank.name().to_string());
     if let Some(rtol) = args.rank_rtol {
         parameters.insert("rank_rtol".to_string(), rtol.to_string());
     }

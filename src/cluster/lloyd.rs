@@ -10,9 +10,10 @@
 use faer::Mat;
 use rayon::prelude::*;
 
+use super::Metric;
 use super::distances::{Centres, column_slice, squared_distances};
 use super::points::{Block, Points};
-use super::{Metric, Progress};
+use crate::observe::{Observer, Quantity};
 
 /// Labels and squared distances from one assignment pass, with the per-cluster sums if asked.
 pub(crate) struct Assignment {
@@ -253,7 +254,22 @@ pub(crate) struct LloydSettings<'a> {
     pub metric: Metric,
     /// Index of the initialisation, for progress reports.
     pub init: usize,
-    pub progress: &'a dyn Fn(Progress),
+    pub observer: &'a dyn Observer,
+}
+
+/// Tells the observer that iteration `iteration` (from 1) moved the centres by `centre_shift`
+/// (Σ‖c_new − c_old‖²); the first iteration of a run starts its phase.
+fn report_iteration(settings: &LloydSettings<'_>, iteration: usize, centre_shift: f64) {
+    let (k, run) = (settings.k, settings.init + 1);
+    let observer = settings.observer;
+    if iteration == 1 {
+        let name = format!("k={k} run {run}");
+        observer.phase(&name, settings.max_iter as u64, Quantity::Items);
+    }
+    observer.advance(1);
+    observer.detail(&format!(
+        "k-means k = {k}, run {run}, iteration {iteration}: centre shift {centre_shift:.3e}"
+    ));
 }
 
 /// Runs Lloyd's iterations from `initial` centres.
@@ -273,12 +289,7 @@ pub(crate) fn lloyd(points: &Points<'_>, initial: Vec<f32>, settings: &LloydSett
             .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
             .sum();
         centres = moved;
-        (settings.progress)(Progress::Iteration {
-            k,
-            init: settings.init,
-            iteration: n_iter,
-            centre_shift: shift,
-        });
+        report_iteration(settings, n_iter, shift);
         if previous_labels.as_ref() == Some(&assignment.labels) || shift <= settings.tolerance {
             converged = true;
             break;

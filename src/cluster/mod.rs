@@ -26,7 +26,8 @@ pub use sweep::{Sweep, SweepOptions, SweepPoint, sweep};
 
 use crate::error::{Error, Result};
 use crate::matrix::MatrixRows;
-use crate::spectral::gaussian::GaussianStream;
+use crate::observe::Observer;
+use crate::random::GaussianStream;
 use points::Points;
 
 /// How distances between rows are measured.
@@ -87,63 +88,6 @@ impl Default for KMeansOptions {
     }
 }
 
-/// What the library reports while it works; the caller decides what to print.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Progress {
-    /// One Lloyd iteration of run `init` (from 0) for `k` clusters is done.
-    Iteration {
-        /// Clusters being fitted.
-        k: usize,
-        /// Which of the `n_init` runs.
-        init: usize,
-        /// Iterations done in this run (from 1).
-        iteration: usize,
-        /// Σ‖c_new − c_old‖² of this iteration.
-        centre_shift: f64,
-    },
-    /// The sweep has fitted `k` (step `step` of `steps`).
-    SweepStep {
-        /// The k just fitted.
-        k: usize,
-        /// Steps done (from 1).
-        step: usize,
-        /// Steps in the sweep.
-        steps: usize,
-        /// Inertia of the fit on the sweep's rows.
-        inertia: f64,
-    },
-}
-
-/// A k-means fit of the rows of a matrix.
-#[derive(Debug, Clone, PartialEq)]
-pub struct KMeansFit {
-    /// Number of clusters.
-    pub k: usize,
-    /// Columns of each centre.
-    pub cols: usize,
-    /// k × cols centres, row-major, in the space clustered (unit length for cosine).
-    pub centres: Vec<f32>,
-    /// Cluster of each row; `None` for excluded rows.
-    pub labels: Vec<Option<u32>>,
-    /// Euclidean distance of each row to its centre (computed in f64, in the space clustered);
-    /// `None` for excluded rows.
-    pub distances: Vec<Option<f64>>,
-    /// Rows in each cluster.
-    pub sizes: Vec<usize>,
-    /// Σ of the squared distances of the rows to their centres.
-    pub inertia: f64,
-    /// Lloyd iterations of the kept run.
-    pub n_iter: usize,
-    /// Whether the kept run converged before `max_iter`.
-    pub converged: bool,
-    /// Rows that took part.
-    pub rows_used: usize,
-    /// Rows left out for holding NaN or ±Inf.
-    pub non_finite_rows: usize,
-    /// Zero rows left out by the cosine metric (they have no direction).
-    pub zero_rows: usize,
-}
-
 /// Checks the options against the prepared rows.
 fn check_options(options: &KMeansOptions, points: &Points<'_>) -> Result<()> {
     if options.k == 0 {
@@ -195,29 +139,59 @@ pub(crate) fn too_few_rows(asked: &str, of: &str, points: &Points<'_>) -> Error 
     ))
 }
 
-/// Fits k-means to the rows of `matrix`, reporting each Lloyd iteration to `progress`.
+/// A k-means fit of the rows of a matrix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KMeansFit {
+    /// Number of clusters.
+    pub k: usize,
+    /// Columns of each centre.
+    pub cols: usize,
+    /// k × cols centres, row-major, in the space clustered (unit length for cosine).
+    pub centres: Vec<f32>,
+    /// Cluster of each row; `None` for excluded rows.
+    pub labels: Vec<Option<u32>>,
+    /// Euclidean distance of each row to its centre (computed in f64, in the space clustered);
+    /// `None` for excluded rows.
+    pub distances: Vec<Option<f64>>,
+    /// Rows in each cluster.
+    pub sizes: Vec<usize>,
+    /// Σ of the squared distances of the rows to their centres.
+    pub inertia: f64,
+    /// Lloyd iterations of the kept run.
+    pub n_iter: usize,
+    /// Whether the kept run converged before `max_iter`.
+    pub converged: bool,
+    /// Rows that took part.
+    pub rows_used: usize,
+    /// Rows left out for holding NaN or ±Inf.
+    pub non_finite_rows: usize,
+    /// Zero rows left out by the cosine metric (they have no direction).
+    pub zero_rows: usize,
+}
+
+/// Fits k-means to the rows of `matrix`, reporting each Lloyd iteration to `observer`.
 ///
 /// Errors (kind Usage) when k is 0 or larger than the usable rows, or the options are out of range.
 pub fn kmeans(
     matrix: &dyn MatrixRows,
     options: &KMeansOptions,
-    progress: &dyn Fn(Progress),
+    observer: &dyn Observer,
 ) -> Result<KMeansFit> {
     let points = Points::prepare(matrix, options.metric, options.max_resident_bytes);
-    fit_points(&points, options, progress)
+    fit_points(&points, options, observer)
 }
 
 /// [`kmeans`] on rows already prepared.
 fn fit_points(
     points: &Points<'_>,
     options: &KMeansOptions,
-    progress: &dyn Fn(Progress),
+    observer: &dyn Observer,
 ) -> Result<KMeansFit> {
     let seeds = |init: usize| {
         let mut random = GaussianStream::new(options.seed, init as u64);
         seeding::kmeans_plus_plus(points, options.k, &mut random)
     };
-    fit_from_seeds(points, options, &seeds, progress)
+    fit_from_seeds(points, options, &seeds, observer)
 }
 
 /// [`fit_points`] with the k-means++ centres of each initialisation given by `seeds(init)`
@@ -227,7 +201,7 @@ fn fit_from_seeds(
     points: &Points<'_>,
     options: &KMeansOptions,
     seeds: &dyn Fn(usize) -> Vec<f32>,
-    progress: &dyn Fn(Progress),
+    observer: &dyn Observer,
 ) -> Result<KMeansFit> {
     let (rows, cols) = points.shape();
     check_options(options, points)?;
@@ -237,7 +211,7 @@ fn fit_from_seeds(
         tolerance: options.tol * points.mean_variance,
         metric: options.metric,
         init,
-        progress,
+        observer,
     };
     let mut best: Option<lloyd::Run> = None;
     for init in 0..options.n_init {

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use super::distances::{Centres, squared_distances};
 use super::points::{BLOCK_ROWS, Points};
 use super::uniform_below;
-use crate::spectral::gaussian::GaussianStream;
+use crate::random::GaussianStream;
 
 /// Squared distances from every row to each of `centres`, row-major (rows × centres);
 /// excluded rows get 0 so that they are never drawn.

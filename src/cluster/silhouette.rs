@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use super::distances::{Centres, squared_distances};
 use super::points::{BLOCK_ROWS, Points};
 use super::sample_without_replacement;
-use crate::spectral::gaussian::GaussianStream;
+use crate::random::GaussianStream;
 
 /// Euclidean distances between a fixed sample of rows.
 pub(crate) struct SilhouetteSample {

@@ -7,11 +7,12 @@ use super::kneedle::{chord_difference, kneedle};
 use super::points::Points;
 use super::seeding::{kmeans_plus_plus_with_trials, trials_for};
 use super::silhouette::SilhouetteSample;
-use super::{KMeansOptions, Progress, fit_from_seeds, sample_without_replacement, too_few_rows};
+use super::{KMeansOptions, fit_from_seeds, sample_without_replacement, too_few_rows};
+use crate::observe::{Observer, Quantity, Silent};
 
 use crate::error::{Error, Result};
 use crate::matrix::{DenseRows, MatrixRows};
-use crate::spectral::gaussian::GaussianStream;
+use crate::random::GaussianStream;
 
 /// Random streams of the sweep's own draws, apart from the seeding streams (0..n_init).
 const SAMPLE_STREAM: u64 = u64::MAX;
@@ -137,7 +138,7 @@ pub fn sweep(
     matrix: &dyn MatrixRows,
     fit: &KMeansOptions,
     options: &SweepOptions,
-    progress: &dyn Fn(Progress),
+    observer: &dyn Observer,
 ) -> Result<Sweep> {
     if options.k_min == 0 || options.k_min > options.k_max {
         return Err(Error::usage(format!(
@@ -175,13 +176,15 @@ pub fn sweep(
     let seedings = SharedSeedings::new(&points, fit, options.k_min..=options.k_max);
     let steps = options.k_max - options.k_min + 1;
     let mut sweep_points = Vec::with_capacity(steps);
-    for (step, k) in (options.k_min..=options.k_max).enumerate() {
+    observer.phase("sweep k", steps as u64, Quantity::Items);
+    for k in options.k_min..=options.k_max {
         let seeds = |init: usize| seedings.centres(k, init, cols);
         let fitted = fit_from_seeds(
             &points,
             &KMeansOptions { k, ..fit.clone() },
             &seeds,
-            progress,
+            // The sweep's own steps are its progress, not the iterations of each fit.
+            &Silent,
         )?;
         let labels: Vec<u32> = fitted.labels.iter().map(|l| l.unwrap_or(0)).collect();
         sweep_points.push(SweepPoint {
@@ -191,12 +194,8 @@ pub fn sweep(
             rows_used: fitted.rows_used,
             chosen: false,
         });
-        progress(Progress::SweepStep {
-            k,
-            step: step + 1,
-            steps,
-            inertia: fitted.inertia,
-        });
+        observer.advance(1);
+        observer.detail(&format!("sweep: k = {k}, inertia {:.6e}", fitted.inertia));
     }
     let ks: Vec<f64> = sweep_points.iter().map(|p| p.k as f64).collect();
     let inertias: Vec<f64> = sweep_points.iter().map(|p| p.inertia).collect();

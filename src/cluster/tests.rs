@@ -6,6 +6,7 @@ use super::silhouette::SilhouetteSample;
 use super::*;
 use crate::error::ErrorKind;
 use crate::matrix::DenseRows;
+use crate::observe::Silent;
 
 const DIM: usize = 64;
 const BLOBS: usize = 7;
@@ -41,8 +42,6 @@ fn planted() -> (DenseRows, Vec<usize>) {
     let (values, labels) = blobs(&sizes, 6.0, 7);
     (DenseRows::new(labels.len(), DIM, values).unwrap(), labels)
 }
-
-fn quiet(_: Progress) {}
 
 fn options(k: usize) -> KMeansOptions {
     KMeansOptions {
@@ -90,7 +89,7 @@ fn auto_finds_the_seven_planted_blobs() {
         sample_rows: 1000,
         ..SweepOptions::new(2, 16)
     };
-    let found = sweep(&matrix, &options(0), &sweep_options, &quiet).unwrap();
+    let found = sweep(&matrix, &options(0), &sweep_options, &Silent).unwrap();
     assert!(found.knee_found);
     assert_eq!(found.chosen_k, BLOBS, "{:?}", found.points);
     assert!(found.points.iter().all(|p| p.rows_used == 1000));
@@ -101,7 +100,7 @@ fn auto_finds_the_seven_planted_blobs() {
         .max_by(|a, b| a.silhouette.unwrap().total_cmp(&b.silhouette.unwrap()))
         .unwrap();
     assert_eq!(best.k, BLOBS);
-    let fit = kmeans(&matrix, &options(found.chosen_k), &quiet).unwrap();
+    let fit = kmeans(&matrix, &options(found.chosen_k), &Silent).unwrap();
     let ari = adjusted_rand_index(&labels_of(&fit), &planted);
     assert!(ari >= 0.99, "ARI {ari}");
     assert_eq!(fit.sizes.iter().sum::<usize>(), planted.len());
@@ -158,7 +157,7 @@ fn inertia_is_never_above_a_float64_lloyd_from_the_same_centres() {
             tol: 0.0,
             ..options(k)
         };
-        let fit = kmeans(&matrix, &opts, &quiet).unwrap();
+        let fit = kmeans(&matrix, &opts, &Silent).unwrap();
         assert!(fit.converged);
         let points = Points::prepare(&matrix, Metric::Euclidean, usize::MAX);
         let initial = seeding::kmeans_plus_plus(&points, k, &mut GaussianStream::new(opts.seed, 0));
@@ -237,7 +236,7 @@ fn a_small_dataset_gets_scikit_learns_partition_and_inertia() {
         .map(|label| label.as_u64().unwrap() as usize)
         .collect();
     let matrix = DenseRows::new(rows, cols, values.clone()).unwrap();
-    let fit = kmeans(&matrix, &options(k), &quiet).unwrap();
+    let fit = kmeans(&matrix, &options(k), &Silent).unwrap();
     let got: Vec<usize> = fit.labels.iter().map(|l| l.unwrap() as usize).collect();
     assert_eq!(adjusted_rand_index(&got, &want), 1.0);
     let reference = sheet["inertia"].as_f64().unwrap();
@@ -338,13 +337,13 @@ fn a_sweep_fits_each_k_as_a_fit_of_that_k_alone() {
         sample_rows: 0,
         ..SweepOptions::new(2, 9)
     };
-    let swept = sweep(&matrix, &opts, &sweep_options, &quiet).unwrap();
+    let swept = sweep(&matrix, &opts, &sweep_options, &Silent).unwrap();
     for point in &swept.points {
         let alone = KMeansOptions {
             k: point.k,
             ..opts.clone()
         };
-        let fit = kmeans(&matrix, &alone, &quiet).unwrap();
+        let fit = kmeans(&matrix, &alone, &Silent).unwrap();
         assert_eq!(point.inertia, fit.inertia, "k = {}", point.k);
     }
 }
@@ -363,8 +362,8 @@ fn identical_for_any_number_of_threads_and_with_or_without_a_resident_copy() {
                 max_resident_bytes: resident,
                 ..options(6)
             };
-            let fit = kmeans(&matrix, &opts, &quiet).unwrap();
-            let swept = sweep(&matrix, &opts, &SweepOptions::new(2, 9), &quiet).unwrap();
+            let fit = kmeans(&matrix, &opts, &Silent).unwrap();
+            let swept = sweep(&matrix, &opts, &SweepOptions::new(2, 9), &Silent).unwrap();
             (fit, swept)
         })
     };
@@ -383,7 +382,7 @@ fn rows_with_nan_or_inf_are_left_out_and_counted() {
     values[3] = f32::INFINITY;
     values[1500 * DIM + DIM - 1] = f32::NEG_INFINITY;
     let with_bad = DenseRows::new(planted.len(), DIM, values.clone()).unwrap();
-    let fit = kmeans(&with_bad, &options(BLOBS), &quiet).unwrap();
+    let fit = kmeans(&with_bad, &options(BLOBS), &Silent).unwrap();
     assert_eq!(fit.non_finite_rows, 3);
     assert_eq!(fit.rows_used, planted.len() - 3);
     for row in bad {
@@ -400,7 +399,7 @@ fn rows_with_nan_or_inf_are_left_out_and_counted() {
     assert!(adjusted_rand_index(&labels, &truth) >= 0.99);
     // k larger than the usable rows is an error, not a panic.
     let tiny = DenseRows::new(3, 2, vec![1.0, 2.0, f32::NAN, 0.0, 3.0, 1.0]).unwrap();
-    let err = kmeans(&tiny, &options(3), &quiet).unwrap_err();
+    let err = kmeans(&tiny, &options(3), &Silent).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Usage);
     assert!(err.message().contains("2 usable rows"), "{}", err.message());
 }
@@ -408,7 +407,7 @@ fn rows_with_nan_or_inf_are_left_out_and_counted() {
 #[test]
 fn no_usable_row_is_bad_input_that_says_why() {
     let nan = DenseRows::new(70, 2, vec![f32::NAN; 140]).unwrap();
-    let err = kmeans(&nan, &options(2), &quiet).unwrap_err();
+    let err = kmeans(&nan, &options(2), &Silent).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Input, "{}", err.message());
     assert!(
         err.message()
@@ -416,14 +415,14 @@ fn no_usable_row_is_bad_input_that_says_why() {
         "{}",
         err.message()
     );
-    let err = sweep(&nan, &options(0), &SweepOptions::new(2, 64), &quiet).unwrap_err();
+    let err = sweep(&nan, &options(0), &SweepOptions::new(2, 64), &Silent).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Input, "{}", err.message());
     assert!(err.message().contains("0 usable rows"), "{}", err.message());
     // Some usable rows, but fewer than k_max: a smaller k would do, and the reason is given.
     let mut values = vec![f32::NAN; 140];
     values[..20].fill(1.0);
     let few = DenseRows::new(70, 2, values).unwrap();
-    let err = sweep(&few, &options(0), &SweepOptions::new(2, 64), &quiet).unwrap_err();
+    let err = sweep(&few, &options(0), &SweepOptions::new(2, 64), &Silent).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Usage, "{}", err.message());
     assert!(
         err.message()
@@ -437,13 +436,13 @@ fn no_usable_row_is_bad_input_that_says_why() {
 fn k_larger_than_the_rows_or_zero_is_an_error() {
     let matrix = DenseRows::new(4, 2, vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]).unwrap();
     for k in [0, 5] {
-        let err = kmeans(&matrix, &options(k), &quiet).unwrap_err();
+        let err = kmeans(&matrix, &options(k), &Silent).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Usage, "{}", err.message());
     }
-    let err = sweep(&matrix, &options(0), &SweepOptions::new(2, 5), &quiet).unwrap_err();
+    let err = sweep(&matrix, &options(0), &SweepOptions::new(2, 5), &Silent).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Usage);
     // k equal to the rows puts every row alone.
-    let fit = kmeans(&matrix, &options(4), &quiet).unwrap();
+    let fit = kmeans(&matrix, &options(4), &Silent).unwrap();
     assert_eq!(fit.inertia, 0.0);
     assert_eq!(fit.sizes, vec![1; 4]);
 }
@@ -463,7 +462,7 @@ fn cosine_clusters_directions_whatever_the_norms() {
         metric: Metric::Cosine,
         ..options(4)
     };
-    let fit = kmeans(&matrix, &opts, &quiet).unwrap();
+    let fit = kmeans(&matrix, &opts, &Silent).unwrap();
     assert_eq!(fit.zero_rows, 1);
     assert_eq!(fit.labels[0], None);
     let labels: Vec<usize> = (1..planted.len())
@@ -492,7 +491,7 @@ fn an_empty_cluster_takes_the_farthest_row() {
         tolerance: 0.0,
         metric: Metric::Euclidean,
         init: 0,
-        progress: &quiet,
+        observer: &Silent,
     };
     let run = lloyd::lloyd(&points, initial, &settings);
     // The outlier (farthest from its centre) becomes cluster 2.

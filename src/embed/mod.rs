@@ -1,9 +1,13 @@
 //! The analysis behind `aib embed`: k-means of the rows of a token embedding (or any 2-D matrix),
 //! with the tokens that live together, the row-norm distribution, anisotropy and principal
-//! components. The results are plain structs; the command turns them into tables and plots.
+//! components. The results are plain structs; [`documents`] turns them into tables and the summary,
+//! [`plots`] into plots.
 
+pub mod choice;
+pub mod documents;
 mod norms;
 mod pca;
+pub mod plots;
 
 #[cfg(test)]
 mod tests;
@@ -12,13 +16,14 @@ pub use norms::{NormDistribution, extreme_rows, row_norms};
 pub use pca::Pca;
 
 use crate::cluster::{
-    KMeansOptions, Metric, Progress, Sweep, SweepOptions, kmeans, sample_without_replacement,
-    sweep, uniform_below,
+    KMeansOptions, Metric, Sweep, SweepOptions, kmeans, sample_without_replacement, sweep,
+    uniform_below,
 };
 use crate::error::{Error, Result};
 use crate::matrix::MatrixRows;
-use crate::spectral::gaussian::GaussianStream;
-use crate::vocab::Vocabulary;
+use crate::model::vocab::Vocabulary;
+use crate::observe::Observer;
+use crate::random::GaussianStream;
 
 /// Random streams of the analysis's own draws (k-means uses 0..n_init and the top two).
 const PCA_STREAM: u64 = u64::MAX - 2;
@@ -183,12 +188,12 @@ pub struct EmbedAnalysis {
 }
 
 /// Runs the whole analysis of `matrix` (rows = tokens), naming tokens from `vocabulary`.
-/// Reports sweep steps and Lloyd iterations to `progress`.
+/// Reports sweep steps and Lloyd iterations to `observer`.
 pub fn analyse(
     matrix: &dyn MatrixRows,
     vocabulary: Option<&Vocabulary>,
     options: &EmbedOptions,
-    progress: &dyn Fn(Progress),
+    observer: &dyn Observer,
 ) -> Result<EmbedAnalysis> {
     let (rows, cols) = matrix.shape();
     if rows == 0 || cols == 0 {
@@ -207,7 +212,7 @@ pub fn analyse(
     let (k, swept) = match &options.k {
         KChoice::Fixed(k) => (*k, None),
         KChoice::Auto(sweep_options) => {
-            let found = sweep(matrix, &options.kmeans, sweep_options, progress)?;
+            let found = sweep(matrix, &options.kmeans, sweep_options, observer)?;
             (found.chosen_k, Some(found))
         }
     };
@@ -217,7 +222,7 @@ pub fn analyse(
             k,
             ..options.kmeans.clone()
         },
-        progress,
+        observer,
     )?;
     let norms = row_norms(matrix);
 

@@ -158,7 +158,7 @@ impl Pca {
 mod tests {
     use super::*;
     use crate::matrix::DenseRows;
-    use crate::spectral::gaussian::GaussianStream;
+    use crate::random::GaussianStream;
 
     #[test]
     fn recovers_planted_variances_and_axes() {

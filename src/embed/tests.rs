@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::matrix::DenseRows;
+use crate::observe::Silent;
 
 const DIM: usize = 32;
 
@@ -50,7 +51,7 @@ fn the_whole_analysis_on_planted_clusters() {
     let (matrix, _) = planted(5, 120);
     let rows = 600;
     let vocabulary = vocabulary(590);
-    let analysis = analyse(&matrix, Some(&vocabulary), &options(), &|_| {}).unwrap();
+    let analysis = analyse(&matrix, Some(&vocabulary), &options(), &Silent).unwrap();
     let summary = &analysis.summary;
     assert_eq!(summary.k, 5);
     assert!(
@@ -160,7 +161,7 @@ fn anisotropy_of_aligned_and_of_opposed_rows() {
     };
     let run = |values: Vec<f32>| {
         let matrix = DenseRows::new(400, DIM, values).unwrap();
-        analyse(&matrix, None, &options, &|_| {})
+        analyse(&matrix, None, &options, &Silent)
             .unwrap()
             .summary
             .anisotropy
@@ -179,7 +180,7 @@ fn identical_for_any_number_of_threads() {
             .num_threads(threads)
             .build()
             .unwrap()
-            .install(|| analyse(&matrix, None, &options(), &|_| {}).unwrap())
+            .install(|| analyse(&matrix, None, &options(), &Silent).unwrap())
     };
     let one = run(1);
     assert_eq!(one, run(2));
@@ -189,12 +190,12 @@ fn identical_for_any_number_of_threads() {
 #[test]
 fn an_empty_matrix_or_too_large_a_k_is_an_error() {
     let empty = DenseRows::new(0, 4, Vec::new()).unwrap();
-    assert!(analyse(&empty, None, &options(), &|_| {}).is_err());
+    assert!(analyse(&empty, None, &options(), &Silent).is_err());
     let (matrix, _) = planted(2, 3);
     let options = EmbedOptions {
         k: KChoice::Fixed(6),
         ..EmbedOptions::default()
     };
-    let err = analyse(&matrix, None, &options, &|_| {}).unwrap_err();
+    let err = analyse(&matrix, None, &options, &Silent).unwrap_err();
     assert_eq!(err.kind(), crate::error::ErrorKind::Usage);
 }

@@ -7,7 +7,7 @@
 //! element, where decoding an fp8 value costs a table look-up and a conversion. The moments are
 //! then taken over the distinct values in f64 with compensated sums.
 
-use crate::dtype::{self, Dtype};
+use crate::formats::dtype::{self, Dtype};
 
 use super::moments::Moments;
 

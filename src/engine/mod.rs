@@ -7,21 +7,21 @@
 
 pub mod histogram;
 pub mod moments;
-pub mod plan;
 pub mod power_sums;
 pub mod reduce;
-pub mod schedule;
 #[cfg(test)]
 mod reference;
+pub mod schedule;
+pub mod table;
 
-use crate::classify::{self, TensorRole};
 use crate::error::{ErrorKind, Result};
+use crate::formats::storage::StorageType;
 use crate::model::Model;
+use crate::model::classify::{self, TensorRole};
+use crate::model::plan::{self, Unit};
 use crate::observe::{Observer, Quantity};
 use crate::spectral::{self, SpectralOptions, SpectralSummary};
-use crate::storage::StorageType;
 use moments::Moments;
-use plan::Unit;
 use reduce::ReduceOptions;
 
 /// What to compute.

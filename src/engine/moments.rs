@@ -5,7 +5,7 @@
 //! Chan et al.'s parallel update of count, mean and M2. This matches a float64 reference to ~1e-15
 //! relative on any size, where a naive Σx² − (Σx)²/n loses every digit on data far from zero.
 
-use crate::dtype::Element;
+use crate::formats::dtype::Element;
 
 /// Statistics of a set of values; NaN and ±Inf are counted and kept out of the moments.
 #[derive(Debug, Clone, Copy, PartialEq)]

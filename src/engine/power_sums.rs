@@ -16,7 +16,7 @@
 //! computes exactly the same lanes, bit for bit, sums the kernel's tail and is its reference in
 //! tests.
 
-use crate::dtype::{self, Dtype};
+use crate::formats::dtype::{self, Dtype};
 
 use super::moments::Moments;
 
@@ -95,7 +95,7 @@ pub fn f32_moments(values: &[f32], sparsity_eps: f64) -> Moments {
 /// The exact, slower reduction of one chunk.
 fn two_pass(dtype: Dtype, chunk: &[u8], sparsity_eps: f64) -> Moments {
     let mut values = vec![0f32; chunk.len() / dtype.size()];
-    crate::dtype::decode(dtype, chunk, &mut values);
+    crate::formats::dtype::decode(dtype, chunk, &mut values);
     Moments::of(&values, sparsity_eps)
 }
 
@@ -240,7 +240,7 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     use super::{CHUNK_ELEMENTS, ChunkSums, GROUP, accumulate_scalar, decode_one};
-    use crate::dtype::Dtype;
+    use crate::formats::dtype::Dtype;
 
     // Near-zero counts of the 16-bit kernel live in i16 lanes: one step adds at most 1 per lane.
     const _: () = assert!(CHUNK_ELEMENTS / GROUP <= i16::MAX as usize);

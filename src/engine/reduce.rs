@@ -24,10 +24,10 @@ use crate::sync::lock;
 use super::histogram::{TileCounts, ValueHistogram};
 use super::moments::Moments;
 use super::power_sums;
-use crate::dtype::{Dtype, Element};
-use crate::gguf::GgmlType;
+use crate::formats::dtype::{Dtype, Element};
+use crate::formats::gguf::GgmlType;
+use crate::formats::storage::StorageType;
 use crate::matrix::view::MatrixView;
-use crate::storage::StorageType;
 
 /// Elements decoded at a time inside a tile: small enough for the buffer to stay in L1.
 const CHUNK_ELEMENTS: usize = 2048;

@@ -100,7 +100,14 @@ pub fn download_blob(
     let transferred = match blob.size {
         Some(size) if size.saturating_sub(resumed) >= 2 * plan.chunk_bytes => {
             let PrefixWriter { file, hasher } = &mut writer;
-            let chunks = ChunkedDownload::new(http, blob.url, resumed..size, plan, on_bytes);
+            let chunks = ChunkedDownload::new(
+                http,
+                blob.url,
+                resumed..size,
+                plan.chunk_bytes,
+                plan.connections,
+                on_bytes,
+            );
             chunks.run(&mut |bytes| file.append(bytes), hasher.as_mut())?
         }
         size => {

@@ -13,7 +13,6 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use sha2::{Digest, Sha256};
 
-use super::blob::TransferPlan;
 use super::http::{ByteSink, HubHttp};
 use crate::error::{Error, Result};
 use crate::sync::{into_inner, lock, wait};
@@ -38,16 +37,17 @@ pub struct ChunkedDownload<'a> {
 }
 
 impl<'a> ChunkedDownload<'a> {
-    /// A download of bytes `range` of `url` as `plan` says; `on_bytes` hears every piece
-    /// received.
+    /// A download of bytes `range` of `url` in ranged requests of `chunk_bytes`, up to
+    /// `connections` at once; `on_bytes` hears every piece received.
     pub fn new(
         http: &'a HubHttp,
         url: &'a str,
         range: Range<u64>,
-        plan: TransferPlan,
+        chunk_bytes: u64,
+        connections: usize,
         on_bytes: &'a (dyn Fn(u64) + Sync),
     ) -> ChunkedDownload<'a> {
-        let chunk_bytes = plan.chunk_bytes.max(1);
+        let chunk_bytes = chunk_bytes.max(1);
         let chunk_count = (range.end - range.start).div_ceil(chunk_bytes) as usize;
         ChunkedDownload {
             http,
@@ -55,7 +55,7 @@ impl<'a> ChunkedDownload<'a> {
             range,
             chunk_bytes,
             chunk_count,
-            connections: plan.connections.clamp(1, chunk_count.max(1)),
+            connections: connections.clamp(1, chunk_count.max(1)),
             on_bytes,
             queue: Mutex::new(ChunkQueue {
                 next_to_fetch: 0,

@@ -16,8 +16,8 @@ use super::blob::{BlobDownload, TransferPlan, download_blob, with_suffix};
 use super::cache::{check_revision, is_commit_hash, repo_folder, resolve_snapshot};
 use super::glob::PathFilter;
 use super::http::{HubHttp, RetryPolicy};
-use super::observer::FetchObserver;
 use crate::error::{Error, ErrorKind, Result};
+use crate::observe::{Observer, Quantity};
 use crate::sync::{into_inner, lock};
 
 /// Where fetched files land.
@@ -83,7 +83,7 @@ pub struct FetchReport {
 }
 
 /// Runs one fetch as `options` say, telling `observer` how the downloads progress.
-pub fn fetch(options: &FetchOptions, observer: &dyn FetchObserver) -> Result<FetchReport> {
+pub fn fetch(options: &FetchOptions, observer: &dyn Observer) -> Result<FetchReport> {
     if let Some(revision) = &options.revision {
         check_revision(revision)?;
     }
@@ -119,7 +119,11 @@ pub fn fetch(options: &FetchOptions, observer: &dyn FetchObserver) -> Result<Fet
             files,
         });
     }
-    observer.fetch_started(selected.iter().filter_map(|file| file.size).sum());
+    observer.phase(
+        "download",
+        selected.iter().filter_map(|file| file.size).sum(),
+        Quantity::Bytes,
+    );
     let job = FetchJob {
         repo_id: &options.repo_id,
         http,
@@ -134,7 +138,7 @@ pub fn fetch(options: &FetchOptions, observer: &dyn FetchObserver) -> Result<Fet
         observer,
     };
     let files = job.run(&selected, options.jobs.max(1));
-    observer.fetch_finished();
+    observer.finish();
     let files = files?;
     job.layout.record_revision(revision)?;
     Ok(FetchReport {
@@ -150,12 +154,12 @@ const BOOKKEEPING_FOLDER: &str = ".cache/huggingface/";
 /// True (and a warning said so) when a repo file would land on the bookkeeping a plain-folder
 /// download keeps beside the files: it would be overwritten by it, or overwrite it. The cache
 /// layout keeps no bookkeeping among a snapshot's files, so there no name is reserved.
-fn is_reserved(destination: &Destination, path: &str, observer: &dyn FetchObserver) -> bool {
+fn is_reserved(destination: &Destination, path: &str, observer: &dyn Observer) -> bool {
     let reserved = matches!(destination, Destination::Folder(_))
         && (path.starts_with(BOOKKEEPING_FOLDER)
             || path == BOOKKEEPING_FOLDER.trim_end_matches('/'));
     if reserved {
-        observer.warning(&format!(
+        observer.warn(&format!(
             "skipping {path}: in a plain folder (--out) {BOOKKEEPING_FOLDER} holds the download's \
              own bookkeeping; fetch this file into the Hub cache instead"
         ));
@@ -238,7 +242,7 @@ struct FetchJob<'a> {
     listing: &'a RepoListing,
     layout: Layout,
     plan: TransferPlan,
-    observer: &'a dyn FetchObserver,
+    observer: &'a dyn Observer,
 }
 
 impl FetchJob<'_> {
@@ -374,8 +378,8 @@ impl FetchJob<'_> {
 
     /// A file found complete on disk: it counts towards the total shown, with no transfer.
     fn already_there(&self, file: &RemoteFile) -> FetchedFile {
-        self.observer.file_skipped(&file.path, file.size);
-        self.observer.note(&format!("present {}", file.path));
+        self.observer.advance(file.size.unwrap_or(0));
+        self.observer.detail(&format!("present {}", file.path));
         FetchedFile {
             path: file.path.clone(),
             size: file.size,
@@ -406,7 +410,7 @@ impl FetchJob<'_> {
         size: Option<u64>,
     ) -> Result<u64> {
         let url = self.repo.resolve_url(&self.listing.commit, &file.path);
-        self.observer.file_started(&file.path, size);
+        self.observer.part_started(&file.path, size);
         let transferred = download_blob(
             &self.http,
             &BlobDownload {
@@ -417,12 +421,12 @@ impl FetchJob<'_> {
                 sha256: file.lfs_sha256.as_deref(),
             },
             self.plan,
-            &|bytes| self.observer.file_advanced(&file.path, bytes),
+            &|bytes| self.observer.part_advanced(&file.path, bytes),
         );
-        self.observer.file_finished(&file.path);
+        self.observer.part_finished(&file.path);
         let transferred = transferred?;
         self.observer
-            .note(&format!("fetched {} ({transferred} bytes)", file.path));
+            .detail(&format!("fetched {} ({transferred} bytes)", file.path));
         Ok(transferred)
     }
 }

@@ -113,11 +113,6 @@ impl HubHttp {
         }
     }
 
-    /// True when a token will be sent.
-    pub fn has_token(&self) -> bool {
-        self.token.is_some()
-    }
-
     /// GETs `url` as text (a JSON listing), following redirects, with retries.
     pub fn get_text(&self, url: &str) -> Result<String> {
         self.with_retries(|| {

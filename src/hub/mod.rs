@@ -7,4 +7,3 @@ pub mod chunked;
 pub mod fetch;
 pub mod glob;
 pub mod http;
-pub mod observer;

@@ -15,12 +15,12 @@ use rayon::prelude::*;
 use super::drift::{expert_distances, pair_drift};
 use super::heads::{HeadLayout, HeadPart, head_metrics, split_heads};
 use super::metrics::{SpectralMetrics, spectral_metrics};
-use crate::classify::BlockType;
-use crate::engine::plan::{Unit, plan_units};
 use crate::engine::{TensorReport, schedule};
 use crate::error::{Error, Result};
 use crate::matrix::MatrixRows;
 use crate::model::Model;
+use crate::model::classify::BlockType;
+use crate::model::plan::{Unit, plan_units};
 use crate::observe::{Observer, Quantity};
 use crate::spectral;
 

@@ -14,11 +14,11 @@ use std::ops::Range;
 
 use faer::Mat;
 
-use crate::classify::BlockType;
-use crate::config::ModelConfig;
 use crate::error::Result;
 use crate::matrix::tiles::for_each_row_tile;
 use crate::matrix::{MatrixRows, SubMatrix};
+use crate::model::classify::BlockType;
+use crate::model::config::ModelConfig;
 
 /// Bytes of f32 decoded per row tile when a head block is read.
 const TILE_BYTES: usize = 4 << 20;

@@ -2,7 +2,9 @@
 //! heads split out of their projections, and how matrices drift from layer to layer.
 
 pub mod analysis;
+pub mod documents;
 pub mod drift;
 pub mod heads;
 pub mod metrics;
+pub mod plots;
 pub mod power_law;

@@ -11,10 +11,10 @@ use std::ops::Range;
 use memmap2::Mmap;
 
 use super::MatrixRows;
-use crate::dtype::{self, Dtype, Element};
-use crate::format::TensorInfo;
-use crate::gguf::GgmlType;
-use crate::storage::StorageType;
+use crate::formats::dtype::{self, Dtype, Element};
+use crate::formats::gguf::GgmlType;
+use crate::formats::safetensors::TensorInfo;
+use crate::formats::storage::StorageType;
 
 /// Values dequantized at a time from a block-quantized view: 16 KB of f32, which stays in L1.
 const DEQUANTIZE_VALUES: usize = 4096;

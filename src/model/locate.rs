@@ -6,7 +6,7 @@ use std::path::{Component, Path, PathBuf};
 
 use super::weights::WeightFormat;
 use crate::error::{Error, Result};
-use crate::gguf::split::{self, SplitName};
+use crate::formats::gguf::split::{self, SplitName};
 use crate::hub::cache;
 
 /// The name of the index file of a sharded checkpoint.

@@ -4,21 +4,24 @@
 //! or `vocab.txt` for safetensors; for GGUF, the same facts from the file's metadata
 //! (`{arch}.*` keys and `tokenizer.ggml.tokens`).
 
+pub mod classify;
+pub mod config;
 mod locate;
+pub mod plan;
+pub mod vocab;
 mod weights;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::classify;
-use crate::config::{self, ModelConfig};
-use crate::dtype::Dtype;
 use crate::error::{Error, Result};
-use crate::format::{SafetensorsFile, TensorInfo};
-use crate::gguf::split;
+use crate::formats::dtype::Dtype;
+use crate::formats::gguf::split;
+use crate::formats::safetensors::{SafetensorsFile, TensorInfo};
+use crate::formats::storage::StorageType;
 use crate::matrix::view::{BlockScale, MatrixView};
-use crate::storage::StorageType;
-use crate::vocab::Vocabulary;
+use crate::model::vocab::Vocabulary;
+use config::ModelConfig;
 pub use locate::INDEX_FILE;
 pub use weights::{StoredTensor, WeightFile, WeightFormat};
 
@@ -28,7 +31,7 @@ pub const GGUF_OUTPUT_HEAD: &str = "output.weight";
 /// An open model: its identity, its mapped shards and the files beside them.
 #[derive(Debug)]
 pub struct Model {
-    /// What the user passed, verbatim (the seed's `model_path` column).
+    /// What the user passed, verbatim (the original Python toolkit's `model_path` column).
     pub model_path: String,
     /// A Hub-style id: the repo id for cached models, else the folder's last two path components.
     pub model_id: String,

@@ -6,9 +6,9 @@ use std::path::Path;
 
 use memmap2::Mmap;
 
-use crate::format::SafetensorsFile;
-use crate::gguf::GgufFile;
-use crate::storage::StorageType;
+use crate::formats::gguf::GgufFile;
+use crate::formats::safetensors::SafetensorsFile;
+use crate::formats::storage::StorageType;
 
 /// The container format of a model's weight files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -31,7 +31,7 @@ pub fn format_float(value: f64) -> String {
     format!("{value:?}")
 }
 
-/// `[a, b, c]`, the seed's shape notation.
+/// `[a, b, c]`, the original Python toolkit's shape notation.
 pub fn format_list(values: &[i64]) -> String {
     let parts: Vec<String> = values.iter().map(i64::to_string).collect();
     format!("[{}]", parts.join(", "))

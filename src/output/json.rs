@@ -19,26 +19,18 @@ pub fn table_document(table: &Table) -> Value {
         .iter()
         .map(|row| row_object(table, row))
         .collect();
-    json!({ "header": header(table), "rows": rows })
+    json!({ "header": table.provenance.header(), "rows": rows })
 }
 
 /// Writes `{"header": {...}}` on the first line, then one row object per line.
 pub fn write_jsonl(table: &Table, out: &mut dyn Write) -> io::Result<()> {
-    serde_json::to_writer(&mut *out, &json!({ "header": header(table) }))?;
+    serde_json::to_writer(&mut *out, &json!({ "header": table.provenance.header() }))?;
     writeln!(out)?;
     for row in &table.rows {
         serde_json::to_writer(&mut *out, &row_object(table, row))?;
         writeln!(out)?;
     }
     Ok(())
-}
-
-fn header(table: &Table) -> Value {
-    let mut object = Map::new();
-    for (key, value) in table.provenance.pairs() {
-        object.insert(key, Value::String(value));
-    }
-    Value::Object(object)
 }
 
 fn row_object(table: &Table, row: &[Cell]) -> Value {

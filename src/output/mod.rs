@@ -8,6 +8,7 @@ mod parquet;
 mod pretty;
 pub mod table;
 pub mod terminal;
+pub mod timestamp;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -94,16 +95,23 @@ fn write_to(
 /// Where a command's further outputs go beside its main file `FILE.EXT`: `FILE.{name}.EXT`, or
 /// `FILE.{name}.{extension}` when `extension` is given (`FILE.summary.json`).
 pub fn sibling_path(out: &Path, name: &str, extension: Option<&str>) -> PathBuf {
-    let stem = out.file_stem().unwrap_or(out.as_os_str()).to_string_lossy();
     let extension = extension.map(str::to_string).or_else(|| {
         out.extension()
             .map(|ext| ext.to_string_lossy().into_owned())
     });
-    let file_name = match extension {
-        Some(extension) => format!("{stem}.{name}.{extension}"),
-        None => format!("{stem}.{name}"),
-    };
-    out.with_file_name(file_name)
+    let mut path = sibling_stem(out, name).into_os_string();
+    if let Some(extension) = extension {
+        path.push(".");
+        path.push(extension);
+    }
+    PathBuf::from(path)
+}
+
+/// `FILE.{name}` beside `FILE.EXT`: the stem of a sibling that takes its own extensions (a
+/// plot's `.svg` and `.png`).
+pub fn sibling_stem(out: &Path, name: &str) -> PathBuf {
+    let stem = out.file_stem().unwrap_or(out.as_os_str()).to_string_lossy();
+    out.with_file_name(format!("{stem}.{name}"))
 }
 
 /// Writes `document` as pretty-printed JSON to `path`, atomically.

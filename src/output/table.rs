@@ -93,6 +93,16 @@ impl Provenance {
         }
         pairs
     }
+
+    /// The run-information header of a JSON document: [`Provenance::pairs`] as one object.
+    pub fn header(&self) -> serde_json::Value {
+        let object: serde_json::Map<String, serde_json::Value> = self
+            .pairs()
+            .into_iter()
+            .map(|(key, value)| (key, serde_json::Value::String(value)))
+            .collect();
+        serde_json::Value::Object(object)
+    }
 }
 
 /// One column of a table over records of type `R`: its name, its type, and how to get its value

@@ -4,7 +4,7 @@
 use plotters::style::{FontDesc, IntoFont, RGBColor, TextStyle};
 
 use super::FONT_FAMILY;
-use crate::classify::BlockType;
+use crate::model::classify::BlockType;
 
 /// How many device pixels one layout pixel is: 1 for SVG, 2 for PNG (print sharpness). Every
 /// size in a chart's layout (margins, text, strokes) is given at density 1 and multiplied.

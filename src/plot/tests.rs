@@ -92,7 +92,7 @@ fn a_png_is_twice_the_stated_size() {
 
 /// Lines per block type over 30 layers, the first `count` block types, the α band shaded.
 fn multi_line(count: usize) -> MultiLineChart {
-    let series = crate::classify::BlockType::ALL
+    let series = crate::model::classify::BlockType::ALL
         .iter()
         .cycle()
         .take(count)

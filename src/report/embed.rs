@@ -1,4 +1,4 @@
-//! Embedding and output (the seed's embedding notebook): norms, the smallest- and largest-norm
+//! Embedding and output (the original Python toolkit's embedding notebook): norms, the smallest- and largest-norm
 //! tokens, clusters with their nearest tokens, the elbow, the PCA scatter; for an untied head the
 //! same again and how far each token's input and output rows differ.
 

@@ -1,4 +1,4 @@
-//! Layer by layer (the seed's per-layer notebook): WeightWatcher's metrics against depth, the
+//! Layer by layer (the original Python toolkit's per-layer notebook): WeightWatcher's metrics against depth, the
 //! matrices the rule of thumb flags, the layer × head heat map, and drift between layers.
 
 use serde_json::Value;

@@ -1,4 +1,4 @@
-//! Summary statistics (the seed's summary notebook): moments by block type against depth, the
+//! Summary statistics (the original Python toolkit's summary notebook): moments by block type against depth, the
 //! outlier tensors, ranks by block type, and every tensor's row.
 
 use std::collections::BTreeMap;

@@ -412,8 +412,8 @@ fn chase(band: &mut Band) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::random::GaussianStream;
     use crate::spectral::dense;
-    use crate::spectral::gaussian::GaussianStream;
     use crate::spectral::test_matrices::in_pool;
 
     /// A symmetric matrix with Gaussian entries, full storage.

@@ -215,8 +215,8 @@ fn dense_spectrum(matrix: &dyn MatrixRows) -> Result<Spectrum> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dtype::Dtype;
     use crate::error::ErrorKind;
+    use crate::formats::dtype::Dtype;
     use crate::matrix::DenseRows;
     use crate::spectral::test_matrices::{
         EncodedRows, in_pool, planted, reference_singular_values,

@@ -22,9 +22,9 @@ use faer::{Accum, MatRef, Par};
 use rayon::prelude::*;
 
 use super::dense;
-use super::gaussian::GaussianStream;
 use super::gram::Gram;
 use crate::error::{Error, Result};
+use crate::random::GaussianStream;
 
 /// Residual at which the Lanczos Ritz value θ₁ is accepted, relative to θ₁.
 const RESIDUAL_TOLERANCE: f64 = 1e-10;

@@ -21,7 +21,6 @@
 mod band;
 mod dense;
 mod exact;
-pub mod gaussian;
 mod gram;
 mod inertia;
 mod randomized;

@@ -18,9 +18,10 @@
 use faer::{Mat, MatRef};
 
 use super::summary::{Spectrum, rank_tolerance, summarise};
-use super::{Solver, SpectralOptions, dense, gaussian, streaming};
+use super::{Solver, SpectralOptions, dense, streaming};
 use crate::error::Result;
 use crate::matrix::MatrixRows;
+use crate::random as gaussian;
 
 /// Default largest sketch. Cost grows linearly with it: at 128 the randomized path on a
 /// 4096 × 11008 bf16 matrix measured ~19× faster than the exact SVD (the floor is 10×; 512 measured

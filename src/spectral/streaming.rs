@@ -154,7 +154,7 @@ pub(crate) fn back_project(
 mod tests {
     use super::*;
     use crate::matrix::DenseRows;
-    use crate::spectral::gaussian::gaussian_matrix;
+    use crate::random::gaussian_matrix;
 
     /// A·B in f64 by the definition, for row-major A and a faer B.
     fn reference_product(a: &[f32], rows: usize, cols: usize, b: MatRef<'_, f32>) -> Vec<f64> {

@@ -1,8 +1,8 @@
 //! Test matrices with planted spectra, bf16 rounding, and an independent f64 reference SVD.
 
-use super::gaussian::GaussianStream;
-use crate::dtype::{Dtype, decode};
+use crate::formats::dtype::{Dtype, decode};
 use crate::matrix::MatrixRows;
+use crate::random::GaussianStream;
 
 /// A row-major matrix stored in a checkpoint dtype (bf16, f16 or f32) and decoded on demand by
 /// the crate's decoder, as a memory-mapped tensor is.

@@ -7,8 +7,8 @@
 
 use std::fmt;
 
-use crate::dtype::Dtype;
-use crate::gguf::GgmlType;
+use crate::formats::dtype::Dtype;
+use crate::formats::gguf::GgmlType;
 
 /// The encoding of a tensor's values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -101,7 +101,7 @@ impl fmt::Display for StorageType {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gguf::quant::ALL_TYPES;
+    use crate::formats::gguf::quant::ALL_TYPES;
 
     #[test]
     fn plain_ggml_types_become_the_dtype_of_the_same_name() {

@@ -221,17 +221,20 @@ impl Metadata {
     }
 
     /// `key` as an i64: present and an integer that fits; else `None`.
-    pub fn get_i64(&self, key: &str) -> Option<i64> {
+    #[cfg(test)]
+    pub(crate) fn get_i64(&self, key: &str) -> Option<i64> {
         self.get(key)?.as_i64()
     }
 
     /// `key` as an f64: present and a float; else `None`.
-    pub fn get_f64(&self, key: &str) -> Option<f64> {
+    #[cfg(test)]
+    pub(crate) fn get_f64(&self, key: &str) -> Option<f64> {
         self.get(key)?.as_f64()
     }
 
     /// `key` as a boolean: present and a bool; else `None`.
-    pub fn get_bool(&self, key: &str) -> Option<bool> {
+    #[cfg(test)]
+    pub(crate) fn get_bool(&self, key: &str) -> Option<bool> {
         match self.get(key)? {
             Value::Bool(value) => Some(*value),
             _ => None,

@@ -2,9 +2,9 @@
 //! stacked expert tensors), each with its classification and, for fp8 and GGUF quantized types,
 //! how it is dequantised.
 
-use crate::classify::{self, TensorRole};
 use crate::error::Result;
 use crate::matrix::view::MatrixView;
+use crate::model::classify::{self, TensorRole};
 use crate::model::{Model, StoredTensor, WeightFile, WeightFormat};
 
 /// One row of the output: a tensor, or one expert of a stacked expert tensor.

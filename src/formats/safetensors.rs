@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 use serde_json::Value;
 
-use crate::dtype::Dtype;
 use crate::error::{Error, Result};
+use crate::formats::dtype::Dtype;
 
 /// Headers larger than this are refused (the reference implementation uses the same cap).
 pub const MAX_HEADER_LEN: u64 = 100_000_000;
@@ -495,7 +495,7 @@ fn check_tiling(
 
 // The integration tests' image builder, so that the two test suites build files one way.
 #[cfg(test)]
-#[path = "../tests/common/safetensors_image.rs"]
+#[path = "../../tests/common/safetensors_image.rs"]
 mod safetensors_image;
 
 #[cfg(test)]

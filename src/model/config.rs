@@ -12,7 +12,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::gguf::{Metadata, Value};
+use crate::formats::gguf::{Metadata, Value};
 
 /// The architecture facts of a checkpoint, as its `config.json` states them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -273,7 +273,7 @@ mod tests {
     fn gguf_metadata_fills_the_same_fields() {
         let pair = |key: &str, value: Value| (key.to_string(), value);
         let tokens = Value::Array(
-            crate::gguf::ValueType::String,
+            crate::formats::gguf::ValueType::String,
             ["<s>", "a", "b"]
                 .map(|t| Value::String(t.to_string()))
                 .to_vec(),
@@ -318,7 +318,7 @@ mod tests {
             pair("general.architecture", Value::String("openelm".to_string())),
             pair(
                 "openelm.attention.head_count",
-                Value::Array(crate::gguf::ValueType::U32, vec![Value::U32(12)]),
+                Value::Array(crate::formats::gguf::ValueType::U32, vec![Value::U32(12)]),
             ),
             pair("openelm.block_count", Value::I32(-1)),
             pair("openelm.vocab_size", Value::U32(32000)),

@@ -1,4 +1,4 @@
-//! The `stats` table: the seed's columns first, in its order and names, then aib's own, each
+//! The `stats` table: the original Python toolkit's columns first, in its order and names, then aib's own, each
 //! declared once with its type and how it is read from a report.
 
 use crate::engine::TensorReport;
@@ -17,7 +17,7 @@ fn when_finite(report: &TensorReport, value: f64) -> Cell {
     Cell::from_float((report.moments.finite > 0).then_some(value))
 }
 
-/// Every column of the table, in output order: the seed's 16, then aib's.
+/// Every column of the table, in output order: the original Python toolkit's 16, then aib's.
 pub const COLUMNS: [Column<TensorReport>; 34] = [
     Column::new("model_path", Text, |_, p| Cell::Text(p.model_path.clone())),
     Column::new("model_id", Text, |_, p| Cell::Text(p.model_id.clone())),

@@ -23,7 +23,7 @@
 
 use std::cmp::Ordering;
 
-use crate::config::ModelConfig;
+use crate::model::config::ModelConfig;
 
 /// The kind of block a tensor belongs to: the `block_type` column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
