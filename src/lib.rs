@@ -7,6 +7,7 @@ pub mod classify;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod diff;
 pub mod dtype;
 pub mod embed;
 pub mod engine;
