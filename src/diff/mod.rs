@@ -337,7 +337,8 @@ fn rotary_head_dim(model: &Model, side: &Side, other_format: WeightFormat) -> Op
         _ => return None,
     };
     let rows = side.entry.shape[0];
-    (heads > 0 && rows.is_multiple_of(heads) && (rows / heads).is_multiple_of(2)).then_some(rows / heads)
+    (heads > 0 && rows.is_multiple_of(heads) && (rows / heads).is_multiple_of(2))
+        .then_some(rows / heads)
 }
 
 /// The row of a pair found in both models.

@@ -544,4 +544,27 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn the_inertia_count_above_a_threshold_matches_the_eigenvalues() {
+        let spectrum: Vec<f64> = (0..25).map(|i| 0.7_f64.powi(i)).collect();
+        let (rows, cols) = (120, 80);
+        let values = planted(rows, cols, &spectrum, 0.0, 9);
+        let matrix = DenseRows::new(rows, cols, values.clone()).unwrap();
+        let reference = reference_singular_values(rows, cols, &values);
+        for index in [0, 7, 15] {
+            let threshold = (reference[index] * reference[index + 1]).sqrt();
+            for solver in SOLVERS {
+                let (_, count) = analyse_counting_with(
+                    &matrix,
+                    frobenius_sq(&values),
+                    &with_rtol(None),
+                    solver,
+                    Some(threshold),
+                )
+                .unwrap();
+                assert_eq!(count, Some(index + 1), "{solver:?}");
+            }
+        }
+    }
 }

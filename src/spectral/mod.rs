@@ -587,4 +587,78 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn counts_above_a_threshold_like_the_f64_reference_in_every_mode() {
+        // σᵢ = 0.6ⁱ: thresholds between neighbours, for the spectrum, inertia and sketch paths.
+        let spectrum: Vec<f64> = (0..20).map(|i| 0.6_f64.powi(i)).collect();
+        let (rows, cols) = (300, 1100);
+        let values = planted(rows, cols, &spectrum, 0.0, 5);
+        let reference = reference_singular_values(rows, cols, &values);
+        let frobenius_sq: f64 = values.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+        let matrix = DenseRows::new(rows, cols, values).unwrap();
+        for index in [0, 3, 9] {
+            let threshold = (reference[index] * reference[index + 1]).sqrt();
+            let expected = reference.iter().filter(|&&v| v > threshold).count();
+            assert_eq!(expected, index + 1);
+            for options in [
+                exact(),
+                SpectralOptions {
+                    exact_below_dim: 0,
+                    ..exact()
+                },
+                SpectralOptions {
+                    method: RankMethod::Randomized,
+                    exact_below_dim: 0,
+                    ..exact()
+                },
+            ] {
+                // (The inertia path is tested in `exact`, on the same kind of matrix.)
+                let (summary, count) =
+                    analyse_above(&matrix, frobenius_sq, &options, threshold).unwrap();
+                assert_eq!(count.count, expected, "{options:?}");
+                assert!(!count.lower_bound);
+                assert!((summary.sigma_max - reference[0]).abs() <= 1e-6 * reference[0]);
+            }
+        }
+    }
+
+    #[test]
+    fn singular_values_of_a_product_match_the_formed_product() {
+        // B (60 × 4) · A (4 × 90) with chosen scales, against the Jacobi SVD of the product
+        // formed in f64 and rounded to f32 only for the reference's input.
+        let (out, rank, input) = (60, 4, 90);
+        let left = planted(out, rank, &[3.0, 1.0, 0.2, 0.05], 0.0, 1);
+        let right = planted(rank, input, &[2.0, 1.5, 0.5, 0.1], 0.0, 2);
+        let mut product = vec![0.0_f64; out * input];
+        for i in 0..out {
+            for j in 0..input {
+                product[i * input + j] = (0..rank)
+                    .map(|k| f64::from(left[i * rank + k]) * f64::from(right[k * input + j]))
+                    .sum();
+            }
+        }
+        let reference_input: Vec<f32> = product.iter().map(|&v| v as f32).collect();
+        let reference = reference_singular_values(out, input, &reference_input);
+        let left = DenseRows::new(out, rank, left).unwrap();
+        let right = DenseRows::new(rank, input, right).unwrap();
+        let values = product_singular_values(&left, &right).unwrap();
+        assert_eq!(values.len(), rank);
+        for (value, expected) in values.iter().zip(&reference) {
+            assert!(
+                (value - expected).abs() <= 1e-6 * expected,
+                "{value} against {expected}"
+            );
+        }
+        assert!(reference[rank] < 1e-6 * reference[0]);
+        let summary = summarise_values(
+            values.clone(),
+            (out, input),
+            values.iter().map(|v| v * v).sum(),
+            None,
+        );
+        assert_eq!(summary.rank, rank);
+        assert_eq!(summary.method, Solver::Factors);
+        assert!(product_singular_values(&right, &left).is_err());
+    }
 }
