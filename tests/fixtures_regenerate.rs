@@ -203,7 +203,7 @@ fn the_reference_reader_sees_what_aib_sees() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 10, "safetensors files under fixtures/");
+    assert_eq!(checked, 14, "safetensors files under fixtures/");
 }
 
 /// How many tensors of each block type `folder` holds, by the classifier.
