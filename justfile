@@ -63,3 +63,13 @@ kmeans-reference:
     target/python-sklearn/bin/python benches/reference/kmeans_reference.py write target/kmeans-reference.f32
     target/python-sklearn/bin/python benches/reference/kmeans_reference.py sweep target/kmeans-reference.f32 32
     AIB_KMEANS_REFERENCE=target/kmeans-reference.f32 cargo bench --bench kmeans
+
+# The two planted 7B-shaped checkpoints (base, and tuned: rank-8 updates of 1% merged into every
+# q_proj and v_proj, stored in bf16; ~13.5 GB each with 32 layers, `just bench-diff-7b 2` for a
+# 2-layer pair), then their diff with `--rank off` and with the default exact ranks.
+bench-diff-7b layers="32" out="target/bench-models/diff-7b":
+    cargo build --release
+    test -d {{out}}/base || cargo run --release --example make_fixtures -- --llama2-7b --layers {{layers}} --out {{out}}/base
+    test -d {{out}}/tuned || cargo run --release --example make_fixtures -- --llama2-7b --layers {{layers}} --tuned --out {{out}}/tuned
+    /usr/bin/time -v target/release/aib diff {{out}}/base {{out}}/tuned --rank off -q -o {{out}}/diff-rank-off.csv
+    /usr/bin/time -v target/release/aib diff {{out}}/base {{out}}/tuned -q -o {{out}}/diff.csv

@@ -793,7 +793,7 @@ fn sharded_mode_writes_planted_spectra_and_outliers_for_any_thread_count() {
             .build()
             .unwrap();
         let summary = pool
-            .install(|| write_sharded(out.path(), &dims, 1_000_000))
+            .install(|| write_sharded(out.path(), &dims, 1_000_000, false))
             .unwrap();
         (out, summary)
     };
