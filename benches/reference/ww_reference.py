@@ -72,6 +72,12 @@ def matrices(path):
                 yield name, f.get_tensor(name).astype(np.float64)
 
 
+# Learned position tables (GPT-2 `wpe`, BERT `position_embeddings`) are not weights of the
+# blocks: `aib layers` leaves them out by design (WeightWatcher analyses them), so the reference,
+# which is compared row for row with aib's output, leaves them out too.
+POSITION_TABLE = re.compile(r"(^|\.)(wpe|position_embeddings|embed_positions)\.weight$")
+
+
 def fit_power_law(evals):
     """WeightWatcher's WWFit, term by term: (alpha, xmin, D, sigma, tail_count) or a reason."""
     data = np.sort(evals[evals > FIT_THRESHOLD])
@@ -175,6 +181,8 @@ def main():
     for path in safetensors_files(args.model):
         for name, w in matrices(path):
             if only and not only.search(name):
+                continue
+            if POSITION_TABLE.search(name):
                 continue
             if args.max_dim is not None and min(w.shape) > args.max_dim:
                 continue
