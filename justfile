@@ -95,3 +95,13 @@ bench-7b model="target/bench-models/llama2-7b-shape" out="target/bench-7b":
     run layers "$(flops 1.3333333333)" target/release/aib layers {{model}} -o {{out}}/layers.json --quiet
     run stats "$(flops 0.3333333333)" target/release/aib stats {{model}} -o {{out}}/stats.csv --quiet
     run report "$(flops 1.3333333333)" target/release/aib report {{model}} -o {{out}}/report.html --quiet
+
+# The two planted 7B-shaped checkpoints (base, and tuned: rank-8 updates of 1% merged into every
+# q_proj and v_proj, stored in bf16; ~13.5 GB each with 32 layers, `just bench-diff-7b 2` for a
+# 2-layer pair), then their diff with `--rank off` and with the default exact ranks.
+bench-diff-7b layers="32" out="target/bench-models/diff-7b":
+    cargo build --release
+    test -d {{out}}/base || cargo run --release --example make_fixtures -- --llama2-7b --layers {{layers}} --out {{out}}/base
+    test -d {{out}}/tuned || cargo run --release --example make_fixtures -- --llama2-7b --layers {{layers}} --tuned --out {{out}}/tuned
+    /usr/bin/time -v target/release/aib diff {{out}}/base {{out}}/tuned --rank off -q -o {{out}}/diff-rank-off.csv
+    /usr/bin/time -v target/release/aib diff {{out}}/base {{out}}/tuned -q -o {{out}}/diff.csv

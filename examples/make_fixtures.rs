@@ -4,7 +4,8 @@
 //! `cargo run --release --example make_fixtures -- --big BYTES --out DIR` writes a Llama-like bf16
 //! checkpoint of about BYTES (suffixes k, M, G) for benchmarks instead;
 //! `cargo run --release --example make_fixtures -- --llama2-7b [--layers N] --out DIR` writes a
-//! full-size sharded checkpoint of the Llama-2-7B shape (32 layers unless N), ~13.5 GB;
+//! full-size sharded checkpoint of the Llama-2-7B shape (32 layers unless N), ~13.5 GB, and with
+//! `--tuned` the same checkpoint with rank-8 updates merged into every `q_proj` and `v_proj`;
 //! `cargo run --release --example make_fixtures -- --big-gguf BYTES --out FILE` writes the `--big`
 //! model as a Q4_K GGUF file of about BYTES.
 
@@ -29,6 +30,7 @@ fn run(args: Vec<String>) -> Result<(), String> {
     let mut big: Option<u64> = None;
     let mut big_gguf: Option<u64> = None;
     let mut llama2_7b = false;
+    let mut tuned = false;
     let mut layers: Option<usize> = None;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -38,6 +40,7 @@ fn run(args: Vec<String>) -> Result<(), String> {
             "--big" => big = Some(parse_bytes(&value()?)?),
             "--big-gguf" => big_gguf = Some(parse_bytes(&value()?)?),
             "--llama2-7b" => llama2_7b = true,
+            "--tuned" => tuned = true,
             "--layers" => {
                 let text = value()?;
                 layers = Some(
@@ -48,13 +51,13 @@ fn run(args: Vec<String>) -> Result<(), String> {
             other => {
                 return Err(format!(
                     "unknown argument {other:?}; usage: [--out DIR] [--big BYTES --out DIR] \
-                     [--big-gguf BYTES --out FILE] [--llama2-7b [--layers N] --out DIR]"
+                     [--big-gguf BYTES --out FILE] [--llama2-7b [--layers N] [--tuned] --out DIR]"
                 ));
             }
         }
     }
-    if layers.is_some() && !llama2_7b {
-        return Err("--layers goes with --llama2-7b".into());
+    if (layers.is_some() || tuned) && !llama2_7b {
+        return Err("--layers and --tuned go with --llama2-7b".into());
     }
     if let Some(bytes) = big_gguf {
         let out = out.ok_or("--big-gguf needs --out FILE")?;
@@ -73,6 +76,7 @@ fn run(args: Vec<String>) -> Result<(), String> {
             &out,
             &dims,
             make_fixtures::sharded_big::HUB_SHARD_BYTES,
+            tuned,
         )
         .map_err(|err| format!("writing {}: {err}", out.display()))?;
         println!(

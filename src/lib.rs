@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod diff;
 pub mod embed;
 pub mod engine;
 pub mod error;

@@ -203,7 +203,7 @@ fn the_reference_reader_sees_what_aib_sees() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 10, "safetensors files under fixtures/");
+    assert_eq!(checked, 14, "safetensors files under fixtures/");
 }
 
 /// How many tensors of each block type `folder` holds, by the classifier.
@@ -793,7 +793,7 @@ fn sharded_mode_writes_planted_spectra_and_outliers_for_any_thread_count() {
             .build()
             .unwrap();
         let summary = pool
-            .install(|| write_sharded(out.path(), &dims, 1_000_000))
+            .install(|| write_sharded(out.path(), &dims, 1_000_000, false))
             .unwrap();
         (out, summary)
     };

@@ -9,6 +9,7 @@ pub mod big;
 mod checkpoint;
 mod classic;
 mod deepseek_fp8;
+pub mod diff;
 mod encode;
 mod exact_rank;
 pub mod gguf;
@@ -90,6 +91,7 @@ pub fn write_all(fixtures: &Path) -> io::Result<()> {
     let dequantised = deepseek_fp8::write_fp8_tiny(&fp8)?;
     planted::write_planted(fixtures, dequantised)?;
     gguf::write_all(&fixtures.join("llama-tiny"), &fixtures.join("gguf"))?;
+    diff::write_diff(&fixtures.join("diff"))?;
     std::fs::write(fixtures.join("README.md"), readme())
 }
 
@@ -117,6 +119,13 @@ fn readme() -> String {
          (random blocks with finite scales); `llama-tiny-{f32,f16,q8_0}.gguf`, `llama-tiny` \
          converted as llama.cpp's converter does (GGUF names, q/k rows permuted for its rotary \
          layout, norms kept F32, `llama.*` metadata, `tokenizer.ggml.tokens`).\n",
+    );
+    text.push_str(
+        "- `diff/`: checkpoint pairs for `aib diff`: `base/` (Llama, 2 layers, hidden 32, untied, bf16); \
+         `tuned/` (bf16: rank-2 update of 5% in layer 0 `q_proj`, rank-4 of 3% in layer 1 \
+         `mlp.down_proj`, 4 rows added to `embed_tokens` and `lm_head`, `model.norm` renamed \
+         `model.final_norm`, layer 1 `post_attention_layernorm` removed); `tuned-f32/` (the same, \
+         unrounded, f32); `adapter/` (PEFT LoRA, r = 4, α = 8, both layers' `v_proj`).\n",
     );
     text
 }

@@ -10,6 +10,11 @@
 //! noise and its row of U from a stream keyed by (tensor, row), so rows are generated in parallel
 //! and the bytes do not depend on the thread count. Norm scales are N(1, 0.02²).
 //!
+//! A tuned copy ([`write_sharded`] with `tuned`) is the same checkpoint with a rank-[`TUNED_RANK`]
+//! update of about [`TUNED_SHARE`] of the noise bulk's norm added to every `q_proj` and `v_proj`
+//! before rounding to bf16, as a LoRA fine-tune merged into the weights would be: the pair that
+//! `just bench-diff-7b` compares.
+//!
 //! Shards follow the Hub's `save_pretrained`: tensors in model order, a new shard when the next
 //! tensor would pass the size limit, `model-0000N-of-0000M.safetensors`, and
 //! `model.safetensors.index.json` whose `total_size` is the tensor bytes.
@@ -42,6 +47,12 @@ pub const HUB_SHARD_BYTES: u64 = 5_000_000_000;
 const ROWS_PER_BATCH: usize = 256;
 /// The seed every stream of the checkpoint derives from.
 const SEED: u64 = 0x11a3_a27b;
+/// Rank of the update planted in a tuned copy's `q_proj` and `v_proj`.
+pub const TUNED_RANK: usize = 8;
+/// Its Frobenius norm relative to the noise bulk's (about ‖W‖_F).
+pub const TUNED_SHARE: f64 = 0.01;
+/// Mixed into the keys of a tuned copy's update streams.
+const TUNED_KEY: u64 = 0x7u64 << 60;
 
 /// Llama-2-7B: 32 layers (or `layers`), hidden 4096, 32 heads of 128 without GQA, MLP 11008,
 /// vocabulary 32000.
@@ -86,6 +97,7 @@ pub fn write_sharded(
     folder: &Path,
     dims: &Dims,
     max_shard_bytes: u64,
+    tuned: bool,
 ) -> io::Result<ShardedSummary> {
     let plan = llama_plan(dims, Dtype::BF16, false);
     let shard_of = assign_shards(&plan, max_shard_bytes);
@@ -100,7 +112,7 @@ pub fn write_sharded(
         safetensors_writer::write_streaming(
             &folder.join(shard_name(shard)),
             &headers,
-            |k, sink| write_tensor(&plan[members[k]], members[k] as u64, sink),
+            |k, sink| write_tensor(&plan[members[k]], members[k] as u64, tuned, sink),
         )?;
         for header in headers {
             weight_map.insert(header.name, Value::from(shard_name(shard)));
@@ -134,11 +146,15 @@ pub fn assign_shards(plan: &[Planned], max_shard_bytes: u64) -> Vec<usize> {
         .collect()
 }
 
-/// Writes one tensor: a structured matrix for 2-D weights, N(mean, std²) values otherwise.
-fn write_tensor(planned: &Planned, key: u64, sink: &mut dyn Write) -> io::Result<()> {
+/// Writes one tensor: a structured matrix for 2-D weights (with the tuned update when `tuned`
+/// and it is a `q_proj` or `v_proj`), N(mean, std²) values otherwise.
+fn write_tensor(planned: &Planned, key: u64, tuned: bool, sink: &mut dyn Write) -> io::Result<()> {
     let mut random = Random::new(stream_seed(key, u64::MAX));
     if let [rows, cols] = planned.header.shape[..] {
-        return write_matrix(rows, cols, &mut random, key, sink);
+        let name = &planned.header.name;
+        let updated =
+            tuned && (name.contains("self_attn.q_proj") || name.contains("self_attn.v_proj"));
+        return write_matrix(rows, cols, &mut random, key, updated, sink);
     }
     let values = checkpoint::gaussian_values(
         &mut random,
@@ -163,6 +179,8 @@ struct MatrixPlan {
     scale: f64,
     scaled_v_transposed: Vec<f64>,
     outliers: Vec<(usize, usize, f64)>,
+    /// The tuned update's right factor, scaled (rank × cols, row-major), when there is one.
+    update: Option<Vec<f64>>,
 }
 
 /// Streams a `[rows, cols]` structured matrix, batch by batch of rows generated in parallel.
@@ -171,9 +189,19 @@ fn write_matrix(
     cols: usize,
     random: &mut Random,
     key: u64,
+    updated: bool,
     sink: &mut dyn Write,
 ) -> io::Result<()> {
     let (scale, edge) = noise_scale_and_edge(rows, cols);
+    // ‖a·bᵀ‖²_F ≈ rows · cols · rank · c² for standard normal factors times c: c makes it
+    // TUNED_SHARE² of the bulk's s² · rows · cols.
+    let update = updated.then(|| {
+        let mut update_random = Random::new(stream_seed(key ^ TUNED_KEY, u64::MAX));
+        let c = TUNED_SHARE * scale / (TUNED_RANK as f64).sqrt();
+        (0..TUNED_RANK * cols)
+            .map(|_| c * update_random.normal())
+            .collect()
+    });
     let singular_values = planted_singular_values(edge);
     let v_std = 1.0 / (cols as f64).sqrt();
     let mut scaled_v_transposed = Vec::with_capacity(PLANTED_RANK * cols);
@@ -194,6 +222,7 @@ fn write_matrix(
         scale,
         scaled_v_transposed,
         outliers,
+        update,
     };
     for first in (0..rows).step_by(ROWS_PER_BATCH) {
         let batch: Vec<Vec<u8>> = (first..(first + ROWS_PER_BATCH).min(rows))
@@ -222,6 +251,15 @@ fn matrix_row(plan: &MatrixPlan, key: u64, row: usize) -> Vec<u8> {
     }
     for &(_, col, value) in plan.outliers.iter().filter(|outlier| outlier.0 == row) {
         values[col] = value;
+    }
+    if let Some(update) = &plan.update {
+        let mut update_random = Random::new(stream_seed(key ^ TUNED_KEY, row as u64));
+        for right in update.chunks_exact(plan.cols) {
+            let left = update_random.normal();
+            for (value, r) in values.iter_mut().zip(right) {
+                *value += left * r;
+            }
+        }
     }
     let mut bytes = Vec::with_capacity(2 * plan.cols);
     encode::append_encoded(Dtype::BF16, &values, &mut bytes);

@@ -4,6 +4,7 @@
 //! calls and errors to exit codes.
 
 mod args;
+mod diff;
 mod embed;
 mod fetch;
 mod layers;
@@ -34,6 +35,8 @@ enum Command {
     Embed(embed::EmbedArgs),
     /// WeightWatcher's spectral metrics of every weight matrix, heads, drift across depth, plots.
     Layers(layers::LayersArgs),
+    /// What changed between two checkpoints (or a checkpoint and a LoRA adapter), tensor by tensor.
+    Diff(diff::DiffArgs),
     /// One self-contained HTML page of the model: overview, statistics, layers, embedding.
     Report(report::ReportArgs),
 }
@@ -68,5 +71,6 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Embed(args) => embed::run(args),
         Command::Layers(args) => layers::run(args),
         Command::Report(args) => report::run(args),
+        Command::Diff(args) => diff::run(args),
     }
 }

@@ -82,51 +82,74 @@ fn analyse_with(
     options: &SpectralOptions,
     solver: Solver,
 ) -> Result<SpectralSummary> {
+    analyse_counting_with(matrix, frobenius_sq, options, solver, None).map(|(summary, _)| summary)
+}
+
+/// The exact summary of `matrix` by the solver [`choose_solver`] picks, with the number of
+/// singular values above `threshold` from the same decomposition.
+pub(crate) fn analyse_counting(
+    matrix: &dyn MatrixRows,
+    frobenius_sq: f64,
+    options: &SpectralOptions,
+    threshold: f64,
+) -> Result<(SpectralSummary, usize)> {
+    let solver = choose_solver(matrix.shape(), options);
+    analyse_counting_with(matrix, frobenius_sq, options, solver, Some(threshold))
+        .map(|(summary, count)| (summary, count.unwrap_or(0)))
+}
+
+/// The exact summary of `matrix` by `solver`, and, when `threshold` is given, the number of
+/// singular values above it (for the inertia count, a second factorisation of a copy of G).
+fn analyse_counting_with(
+    matrix: &dyn MatrixRows,
+    frobenius_sq: f64,
+    options: &SpectralOptions,
+    solver: Solver,
+    threshold: Option<f64>,
+) -> Result<(SpectralSummary, Option<usize>)> {
     let shape = matrix.shape();
     let side = shape.0.min(shape.1);
     options.check_shape(shape.0, shape.1)?;
+    let count_in = |spectrum: &Spectrum| {
+        threshold.map(|threshold| spectrum.values.iter().filter(|&&v| v > threshold).count())
+    };
     match solver {
         Solver::DenseSvd => {
             let spectrum = dense_spectrum(matrix)?;
-            Ok(summarise(
-                &spectrum,
-                shape,
-                frobenius_sq,
-                options.rtol,
-                solver,
-            ))
+            let summary = summarise(&spectrum, shape, frobenius_sq, options.rtol, solver);
+            Ok((summary, count_in(&spectrum)))
         }
         Solver::GramEigenvalues => {
             let spectrum = gram_spectrum(gram::gram(matrix)?)?;
-            Ok(summarise(
-                &spectrum,
-                shape,
-                frobenius_sq,
-                options.rtol,
-                solver,
-            ))
+            let summary = summarise(&spectrum, shape, frobenius_sq, options.rtol, solver);
+            Ok((summary, count_in(&spectrum)))
         }
         Solver::GramInertia => {
             let gram = gram::gram(matrix)?;
             if gram.is_zero() {
-                return Ok(summarise(
-                    &Spectrum::complete(vec![0.0; side]),
-                    shape,
-                    frobenius_sq,
-                    options.rtol,
-                    solver,
-                ));
+                let spectrum = Spectrum::complete(vec![0.0; side]);
+                let summary = summarise(&spectrum, shape, frobenius_sq, options.rtol, solver);
+                return Ok((summary, count_in(&spectrum)));
             }
             let largest = inertia::largest_eigenvalue(&gram)?;
             let sigma_max = gram.unscale(largest).sqrt();
-            // tol² on G's scale, relative to the scaled λ₁ so that no power of two is lost.
+            // A threshold on G's scale, relative to the scaled λ₁ so that no power of two is lost.
+            let count = threshold.map(|threshold| {
+                let relative = threshold / sigma_max;
+                if relative >= 1.0 {
+                    0
+                } else {
+                    inertia::count_above(gram.clone(), relative * relative * largest)
+                }
+            });
             let relative = rank_tolerance(1.0, shape, options.rtol);
             let rank = inertia::count_above(gram, relative * relative * largest);
-            Ok(summarise_rank(sigma_max, rank, frobenius_sq, solver))
+            Ok((summarise_rank(sigma_max, rank, frobenius_sq, solver), count))
         }
-        Solver::Randomized => Err(Error::usage(
-            "the randomized sketch is not an exact solver".to_string(),
-        )),
+        Solver::Randomized | Solver::Factors => Err(Error::usage(format!(
+            "{} is not a solver of a stored matrix",
+            solver.name()
+        ))),
     }
 }
 
@@ -544,6 +567,29 @@ mod tests {
                 assert_eq!(one.1, other.1);
                 assert_eq!(one.2.sigma_max.to_bits(), other.2.sigma_max.to_bits());
                 assert_eq!(one.2, other.2);
+            }
+        }
+    }
+
+    #[test]
+    fn the_inertia_count_above_a_threshold_matches_the_eigenvalues() {
+        let spectrum: Vec<f64> = (0..25).map(|i| 0.7_f64.powi(i)).collect();
+        let (rows, cols) = (120, 80);
+        let values = planted(rows, cols, &spectrum, 0.0, 9);
+        let matrix = DenseRows::new(rows, cols, values.clone()).unwrap();
+        let reference = reference_singular_values(rows, cols, &values);
+        for index in [0, 7, 15] {
+            let threshold = (reference[index] * reference[index + 1]).sqrt();
+            for solver in SOLVERS {
+                let (_, count) = analyse_counting_with(
+                    &matrix,
+                    frobenius_sq(&values),
+                    &with_rtol(None),
+                    solver,
+                    Some(threshold),
+                )
+                .unwrap();
+                assert_eq!(count, Some(index + 1), "{solver:?}");
             }
         }
     }

@@ -71,6 +71,9 @@ pub enum Solver {
     GramInertia,
     /// The randomized sketch.
     Randomized,
+    /// Every singular value of a product of low-rank factors, from their small Gram matrices
+    /// ([`product_singular_values`]).
+    Factors,
 }
 
 impl Solver {
@@ -82,6 +85,7 @@ impl Solver {
             Solver::GramEigenvalues => "exact-gram",
             Solver::GramInertia => "exact-inertia",
             Solver::Randomized => "randomized",
+            Solver::Factors => "exact-factors",
         }
     }
 }
@@ -267,6 +271,127 @@ pub fn analyse(
             exact::analyse(matrix, frobenius_sq, &options)
         }
     }
+}
+
+/// How many singular values of a matrix lie above a threshold, from the decomposition that
+/// [`analyse_above`] made anyway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CountAbove {
+    /// #{σᵢ > threshold}; a lower bound when `lower_bound`.
+    pub count: usize,
+    /// The randomized sketch resolved only values above the threshold: read `count` as "at least".
+    pub lower_bound: bool,
+}
+
+/// [`analyse`], and the number of singular values above `threshold` (an absolute value, in the
+/// units of σ) from the same decomposition: counted in the spectrum when it is computed, by a
+/// second inertia count of a copy of the Gram matrix otherwise (twice its 8·n² bytes), among the
+/// trusted values of a randomized sketch.
+pub fn analyse_above(
+    matrix: &dyn MatrixRows,
+    frobenius_sq: f64,
+    options: &SpectralOptions,
+    threshold: f64,
+) -> Result<(SpectralSummary, CountAbove)> {
+    if !(frobenius_sq.is_finite() && frobenius_sq >= 0.0) {
+        return Err(Error::input(format!(
+            "squared Frobenius norm {frobenius_sq} is not a finite non-negative number"
+        )));
+    }
+    options.validate()?;
+    let (rows, cols) = matrix.shape();
+    match effective_method(options, rows, cols) {
+        RankMethod::Randomized => {
+            let scaled = scaled::ScaledRows::new(matrix, frobenius_sq);
+            let mut spectrum =
+                randomized::singular_values(&scaled, scaled.frobenius_sq(frobenius_sq), options)?;
+            for value in &mut spectrum.values {
+                *value = scaled.unscale(*value);
+            }
+            let trusted = &spectrum.values[..spectrum.trusted.min(spectrum.values.len())];
+            let count = trusted.iter().filter(|&&value| value > threshold).count();
+            let complete = trusted.len() >= rows.min(cols);
+            let summary = summary::summarise(
+                &spectrum,
+                (rows, cols),
+                frobenius_sq,
+                options.rtol,
+                Solver::Randomized,
+            );
+            let lower_bound = count == trusted.len() && !complete;
+            Ok((summary, CountAbove { count, lower_bound }))
+        }
+        method => {
+            let options = SpectralOptions {
+                method,
+                ..options.clone()
+            };
+            let (summary, count) =
+                exact::analyse_counting(matrix, frobenius_sq, &options, threshold)?;
+            Ok((
+                summary,
+                CountAbove {
+                    count,
+                    lower_bound: false,
+                },
+            ))
+        }
+    }
+}
+
+/// Every singular value of the product `left · right` (descending) without forming it: from the
+/// two small Gram matrices LᵀL and R·Rᵀ (k × k, k = `left`'s columns = `right`'s rows, the inner
+/// side), as the square roots of the eigenvalues of (LᵀL)^½ (R·Rᵀ) (LᵀL)^½. For a low-rank
+/// factorisation (a LoRA update B·A) this costs two passes over the factors and k³ flops.
+/// Requires `left` at least as tall and `right` at least as wide as k (so that each Gram matrix
+/// is of the inner side); fails with an input error otherwise, or on NaN/Inf.
+pub fn product_singular_values(left: &dyn MatrixRows, right: &dyn MatrixRows) -> Result<Vec<f64>> {
+    let ((rows, inner), (inner_right, cols)) = (left.shape(), right.shape());
+    if inner != inner_right || rows < inner || cols < inner {
+        return Err(Error::input(format!(
+            "a product of a {rows} × {inner} and a {inner_right} × {cols} factor has no inner side \
+             to work on"
+        )));
+    }
+    if inner == 0 {
+        return Ok(Vec::new());
+    }
+    let left_gram = gram::gram(left)?;
+    let right_gram = gram::gram(right)?;
+    let (values, vectors) = dense::symmetric_eigen(left_gram.scaled())?;
+    let root = faer::Mat::from_fn(inner, inner, |i, j| {
+        (0..inner)
+            .map(|k| vectors[(i, k)] * values[k].max(0.0).sqrt() * vectors[(j, k)])
+            .sum::<f64>()
+    });
+    let middle = &root * right_gram.scaled() * &root;
+    let symmetric =
+        faer::Mat::from_fn(inner, inner, |i, j| 0.5 * (middle[(i, j)] + middle[(j, i)]));
+    let (eigenvalues, _) = dense::symmetric_eigen(symmetric.as_ref())?;
+    let unscale = left_gram.unscale(1.0) * right_gram.unscale(1.0);
+    Ok(eigenvalues
+        .iter()
+        .rev()
+        .map(|&value| (value.max(0.0) * unscale).sqrt())
+        .collect())
+}
+
+/// The summary of a `shape` matrix whose nonzero singular values are `values` (every other one
+/// is zero) and ‖W‖²_F = `frobenius_sq`, e.g. from [`product_singular_values`].
+pub fn summarise_values(
+    mut values: Vec<f64>,
+    shape: (usize, usize),
+    frobenius_sq: f64,
+    rtol: Option<f64>,
+) -> SpectralSummary {
+    values.resize(shape.0.min(shape.1).max(values.len()), 0.0);
+    summary::summarise(
+        &summary::Spectrum::complete(values),
+        shape,
+        frobenius_sq,
+        rtol,
+        Solver::Factors,
+    )
 }
 
 /// Every eigenvalue of the Gram matrix of the smaller side of `matrix` (WᵀW when it has at least
@@ -506,5 +631,79 @@ mod tests {
                 ErrorKind::Input
             );
         }
+    }
+
+    #[test]
+    fn counts_above_a_threshold_like_the_f64_reference_in_every_mode() {
+        // σᵢ = 0.6ⁱ: thresholds between neighbours, for the spectrum, inertia and sketch paths.
+        let spectrum: Vec<f64> = (0..20).map(|i| 0.6_f64.powi(i)).collect();
+        let (rows, cols) = (300, 1100);
+        let values = planted(rows, cols, &spectrum, 0.0, 5);
+        let reference = reference_singular_values(rows, cols, &values);
+        let frobenius_sq: f64 = values.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+        let matrix = DenseRows::new(rows, cols, values).unwrap();
+        for index in [0, 3, 9] {
+            let threshold = (reference[index] * reference[index + 1]).sqrt();
+            let expected = reference.iter().filter(|&&v| v > threshold).count();
+            assert_eq!(expected, index + 1);
+            for options in [
+                exact(),
+                SpectralOptions {
+                    exact_below_dim: 0,
+                    ..exact()
+                },
+                SpectralOptions {
+                    method: RankMethod::Randomized,
+                    exact_below_dim: 0,
+                    ..exact()
+                },
+            ] {
+                // (The inertia path is tested in `exact`, on the same kind of matrix.)
+                let (summary, count) =
+                    analyse_above(&matrix, frobenius_sq, &options, threshold).unwrap();
+                assert_eq!(count.count, expected, "{options:?}");
+                assert!(!count.lower_bound);
+                assert!((summary.sigma_max - reference[0]).abs() <= 1e-6 * reference[0]);
+            }
+        }
+    }
+
+    #[test]
+    fn singular_values_of_a_product_match_the_formed_product() {
+        // B (60 × 4) · A (4 × 90) with chosen scales, against the Jacobi SVD of the product
+        // formed in f64 and rounded to f32 only for the reference's input.
+        let (out, rank, input) = (60, 4, 90);
+        let left = planted(out, rank, &[3.0, 1.0, 0.2, 0.05], 0.0, 1);
+        let right = planted(rank, input, &[2.0, 1.5, 0.5, 0.1], 0.0, 2);
+        let mut product = vec![0.0_f64; out * input];
+        for i in 0..out {
+            for j in 0..input {
+                product[i * input + j] = (0..rank)
+                    .map(|k| f64::from(left[i * rank + k]) * f64::from(right[k * input + j]))
+                    .sum();
+            }
+        }
+        let reference_input: Vec<f32> = product.iter().map(|&v| v as f32).collect();
+        let reference = reference_singular_values(out, input, &reference_input);
+        let left = DenseRows::new(out, rank, left).unwrap();
+        let right = DenseRows::new(rank, input, right).unwrap();
+        let values = product_singular_values(&left, &right).unwrap();
+        assert_eq!(values.len(), rank);
+        for (value, expected) in values.iter().zip(&reference) {
+            assert!(
+                (value - expected).abs() <= 1e-6 * expected,
+                "{value} against {expected}"
+            );
+        }
+        assert!(reference[rank] < 1e-6 * reference[0]);
+        let summary = summarise_values(
+            values.clone(),
+            (out, input),
+            values.iter().map(|v| v * v).sum(),
+            None,
+        );
+        assert_eq!(summary.rank, rank);
+        assert_eq!(summary.method, Solver::Factors);
+        assert!(product_singular_values(&right, &left).is_err());
     }
 }

@@ -1,0 +1,185 @@
+//! `aib diff A B`: flags, wiring to the diff library, terminal output.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use super::args::RankMode;
+use super::args::{self, ModelArgs, OutputArgs, RunArgs};
+use crate::diff::adapter::{self, Adapter};
+use crate::diff::{self, DiffOptions, DiffRow, Status, columns, layers, summary};
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::output::terminal::escape_controls;
+use crate::output::{self, Format, Provenance, Table};
+use crate::spectral::SpectralOptions;
+
+/// Flags of `aib diff`.
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The model to compare with A (any form A takes), or a PEFT adapter folder
+    /// (adapter_config.json + adapter_model.safetensors) to compare A with A + the adapter.
+    /// (Required; declared optional only because A may come as the seed's `--model_path`.)
+    #[arg(value_name = "B")]
+    b: Option<String>,
+    /// Branch, tag or commit of B when it is Hub-cached.
+    #[arg(long = "revision-b", value_name = "REV")]
+    revision_b: Option<String>,
+    #[command(flatten)]
+    output: OutputArgs,
+    /// How the spectrum of each Δ is computed, as in `aib stats` (`off`: none).
+    #[arg(long, value_enum, default_value = "exact")]
+    rank: RankMode,
+    /// Rank tolerance relative to σ₁(Δ) (default: max(m, n) · ε(f32), NumPy's convention).
+    #[arg(long = "rank-rtol", value_name = "RTOL")]
+    rank_rtol: Option<f64>,
+    /// Largest smaller side of a matrix for `--rank exact` and `spectrum`.
+    #[arg(long = "exact-max-dim", value_name = "N", default_value_t = SpectralOptions::default().exact_max_dim)]
+    exact_max_dim: usize,
+    /// `--rank randomized`: seed of the Gaussian sketch.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// |Δ| above this counts in `changed_fraction` (0: every element that differs).
+    #[arg(long, value_name = "EPS", default_value_t = 0.0)]
+    eps: f64,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// Runs `aib diff`: check the flags, open A and B (a model or an adapter), compare every pair,
+/// write the table with its siblings, or print the findings and the rows that differ.
+pub fn run(args: DiffArgs) -> Result<()> {
+    let format = args.output.format()?;
+    let b_spec = args
+        .b
+        .clone()
+        .ok_or_else(|| Error::usage("aib diff needs two models: aib diff A B"))?;
+    if !(args.eps.is_finite() && args.eps >= 0.0) {
+        return Err(Error::usage("--eps must be a finite non-negative number"));
+    }
+    let options = DiffOptions {
+        spectral: args.rank.method().map(|method| SpectralOptions {
+            method,
+            rtol: args.rank_rtol,
+            exact_max_dim: args.exact_max_dim,
+            seed: args.seed,
+            ..SpectralOptions::default()
+        }),
+        eps: args.eps,
+    };
+    if let Some(spectral) = &options.spectral {
+        spectral.validate()?;
+    }
+    let a = Model::open(args.model.spec(), args.model.revision.as_deref())?;
+    args.output.refuse_model_files(&a)?;
+    let progress = args.run.progress_display();
+    let b_path = Path::new(&b_spec);
+    let (rows, same_naming, b_description) = if adapter::is_adapter(b_path) {
+        let lora = Adapter::open(b_path)?;
+        if let Some(out) = args.output.path() {
+            output::refuse_overwriting_inputs(out, &lora.input_files())?;
+        }
+        let rows = args
+            .run
+            .in_pool(|| diff::adapter::diff_adapter(&a, &lora, &options, &progress))??;
+        let description = json!({
+            "adapter": b_spec,
+            "lora_alpha": lora.alpha,
+            "use_rslora": lora.rslora,
+            "base_model_name_or_path": lora.base_model,
+        });
+        (rows, true, description)
+    } else {
+        let b = Model::open(&b_spec, args.revision_b.as_deref())?;
+        if let Some(out) = args.output.path() {
+            output::refuse_overwriting_inputs(out, &b.input_files())?;
+        }
+        let rows = args
+            .run
+            .in_pool(|| diff::diff_models(&a, &b, &options, &progress))??;
+        let description = json!({
+            "model_id": b.model_id,
+            "model_path": b.model_path,
+            "revision": b.revision,
+        });
+        (rows, a.format == b.format, description)
+    };
+    let provenance = args::provenance("diff", &args.model, &a, parameters(&args));
+    let table = Table::from_records(columns::DIFF_COLUMNS, &rows, provenance.clone());
+    match args.output.path() {
+        Some(out) => {
+            output::write_table(&table, format, Some(out), columns::TERMINAL_COLUMNS)?;
+            let layer_rows = layers::by_layer(&rows);
+            let layer_table =
+                Table::from_records(columns::LAYER_COLUMNS, &layer_rows, provenance.clone());
+            let layers_out = output::sibling_path(out, "layers", None);
+            output::write_table(&layer_table, format, Some(&layers_out), &[])?;
+            let document =
+                summary::document(&rows, same_naming, inputs(&provenance, b_description));
+            output::write_json_document(
+                &output::sibling_path(out, "summary", Some("json")),
+                &document,
+            )?;
+            print_findings(&rows, same_naming);
+            Ok(())
+        }
+        None if format == Format::Table => {
+            print_findings(&rows, same_naming);
+            let differing: Vec<DiffRow> = rows
+                .into_iter()
+                .filter(|row| row.status != Status::Identical)
+                .collect();
+            let table = Table::from_records(columns::DIFF_COLUMNS, &differing, provenance);
+            output::write_table(&table, format, None, columns::TERMINAL_COLUMNS)
+        }
+        None => output::write_table(&table, format, None, columns::TERMINAL_COLUMNS),
+    }
+}
+
+/// Counts by status and the findings, one per line, on stdout.
+fn print_findings(rows: &[DiffRow], same_naming: bool) {
+    let counts: Vec<String> = Status::ALL
+        .iter()
+        .map(|&status| {
+            (
+                status,
+                rows.iter().filter(|row| row.status == status).count(),
+            )
+        })
+        .filter(|(_, count)| *count > 0)
+        .map(|(status, count)| format!("{count} {}", status.as_str()))
+        .collect();
+    println!("{} tensor pairs: {}", rows.len(), counts.join(", "));
+    for finding in summary::findings(rows, same_naming) {
+        println!("- {}", escape_controls(&finding));
+    }
+}
+
+/// Both inputs' provenance for the summary document.
+fn inputs(provenance: &Provenance, b: Value) -> Value {
+    let a: serde_json::Map<String, Value> = provenance
+        .pairs()
+        .into_iter()
+        .map(|(key, value)| (key, Value::String(value)))
+        .collect();
+    json!({ "a": a, "b": b })
+}
+
+fn parameters(args: &DiffArgs) -> BTreeMap<String, String> {
+    let mut parameters = BTreeMap::new();
+    let rank = args.rank.method().map_or("off", |method| method.name());
+    parameters.insert("rank".to_string(), rank.to_string());
+    if let Some(rtol) = args.rank_rtol {
+        parameters.insert("rank_rtol".to_string(), rtol.to_string());
+    }
+    parameters.insert("eps".to_string(), args.eps.to_string());
+    parameters.insert("seed".to_string(), args.seed.to_string());
+    parameters.insert("model_b".to_string(), args.b.clone().unwrap_or_default());
+    if let Some(revision) = &args.revision_b {
+        parameters.insert("revision_b".to_string(), revision.clone());
+    }
+    parameters
+}
