@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::observe::Observer;
 use crate::output;
+use crate::output::table::Table;
 use crate::spectral::{RankMethod, SpectralOptions};
 use crate::stats_table::{TERMINAL_COLUMNS, stats_table};
 
@@ -69,21 +70,26 @@ pub struct StatsArgs {
 /// write the table.
 pub fn run(args: StatsArgs) -> Result<()> {
     let format = args.output.format()?;
-    let options = analysis_options(&args)?;
+    let progress = args.run.phase_display();
+    let table = table(&args, &progress)?;
+    output::write_table(&table, format, args.output.path(), &TERMINAL_COLUMNS)
+}
+
+/// The table `aib stats` writes for `args`, with progress reported to `observer`.
+pub fn table(args: &StatsArgs, observer: &dyn Observer) -> Result<Table> {
+    let options = analysis_options(args)?;
     let model = Model::open(args.model.spec(), args.model.revision.as_deref())?;
     args.output.refuse_model_files(&model)?;
-    let progress = args.run.phase_display();
-    progress.detail(&format!(
+    observer.detail(&format!(
         "model {} ({} shard(s))",
         model.model_id,
         model.files.len()
     ));
     let reports = args
         .run
-        .in_pool(|| engine::analyse(&model, &options, &progress))??;
-    let provenance = args::provenance("stats", &args.model, &model, parameters(&args));
-    let table = stats_table(&reports, provenance);
-    output::write_table(&table, format, args.output.path(), &TERMINAL_COLUMNS)
+        .in_pool(|| engine::analyse(&model, &options, observer))??;
+    let provenance = args::provenance("stats", &args.model, &model, parameters(args));
+    Ok(stats_table(&reports, provenance))
 }
 
 /// The engine's options from the flags, every value checked before any work starts.
