@@ -12,6 +12,7 @@ mod report;
 mod stats;
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
@@ -81,10 +82,17 @@ fn dispatch(command: Command) -> Result<()> {
     }
 }
 
-/// Parses `args` (program name first) and runs the command like [`run_with_args`], but returns
-/// its error instead of printing it: a clap error becomes a usage error with clap's first line.
-pub fn execute(args: impl IntoIterator<Item = OsString>) -> Result<()> {
-    dispatch(parse(args)?)
+/// Parses `args` (program name first) as an `aib fetch` or `aib report` command line, runs it
+/// without progress bars and returns the path it wrote (the snapshot folder, the page). A clap
+/// error becomes a usage error with clap's first line.
+pub fn written_path(args: impl IntoIterator<Item = OsString>) -> Result<PathBuf> {
+    match parse(args)? {
+        Command::Fetch(args) => fetch::location(args),
+        Command::Report(args) => report::write(args),
+        _ => Err(Error::usage(
+            "expected an `aib fetch` or `aib report` command line",
+        )),
+    }
 }
 
 /// Parses `args` (program name first) as an `aib stats` command line and returns the table the
