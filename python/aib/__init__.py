@@ -210,7 +210,7 @@ def report(
 
 
 def _command_line(command: str, positional: Sequence[Any], **flags: Any) -> list:
-    """``aib COMMAND POSITIONAL --flag value ...``: ``None`` and ``False`` leave a flag out,
+    """``aib COMMAND POSITIONAL --flag=value ...``: ``None`` and ``False`` leave a flag out,
     ``True`` gives it alone, a list repeats it."""
     argv = ["aib", command]
     argv.extend(os.fspath(value) if isinstance(value, os.PathLike) else str(value) for value in positional)
@@ -221,10 +221,10 @@ def _command_line(command: str, positional: Sequence[Any], **flags: Any) -> list
         if value is True:
             argv.append(flag)
         elif isinstance(value, list):
-            for item in value:
-                argv.extend([flag, str(item)])
+            argv.extend(f"{flag}={item}" for item in value)
         else:
-            argv.extend([flag, os.fspath(value) if isinstance(value, os.PathLike) else str(value)])
+            # `--flag=value`, so that a negative number is a value, not a flag.
+            argv.append(f"{flag}={os.fspath(value) if isinstance(value, os.PathLike) else value}")
     return argv
 
 

@@ -46,8 +46,15 @@ def cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([AIB, *args], capture_output=True, text=True, **kwargs)
 
 
-def stable_metadata(schema: pyarrow.Schema) -> dict:
-    return {key: value for key, value in (schema.metadata or {}).items() if key not in VARYING_METADATA}
+def stable_metadata(metadata: dict) -> dict:
+    return {key: value for key, value in (metadata or {}).items() if key not in VARYING_METADATA}
+
+
+def parquet_metadata(path: Path) -> dict:
+    """The Parquet file's key-value metadata, without the Arrow schema the writer adds."""
+    metadata = dict(pq.read_metadata(path).metadata)
+    metadata.pop(b"ARROW:schema", None)
+    return metadata
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda path: path.name)
@@ -58,31 +65,36 @@ def test_stats_equals_the_cli_parquet_output(model: Path, tmp_path: Path) -> Non
     expected = pq.read_table(out)
     table = aib.stats(model, progress=False)
     assert table.num_rows > 0
-    assert_same_table(table, expected)
-    assert stable_metadata(table.schema)[b"command"] == b"stats"
+    assert_same_table(table, expected, parquet_metadata(out))
+    assert table.schema.metadata[b"command"] == b"stats"
 
 
-def assert_same_table(table: pyarrow.Table, expected: pyarrow.Table) -> None:
-    """Same columns, types, provenance and cells, floats bit for bit (NaN included)."""
+def assert_same_table(table: pyarrow.Table, expected: pyarrow.Table, metadata: dict) -> None:
+    """Same columns, types, provenance and cells, floats bit for bit (NaN included); the start
+    time of the run (`created_at`) is the one value two runs do not share."""
     assert table.schema.names == expected.schema.names
     assert [field.type for field in table.schema] == [field.type for field in expected.schema]
     for name in table.schema.names:
+        if name == "created_at":
+            continue
         ours, theirs = table.column(name).combine_chunks(), expected.column(name).combine_chunks()
         if pyarrow.types.is_floating(ours.type):
             ours, theirs = ours.view(pyarrow.int64()), theirs.view(pyarrow.int64())
         assert ours.equals(theirs), name
-    assert stable_metadata(table.schema) == stable_metadata(expected.schema)
+    assert stable_metadata(table.schema.metadata) == stable_metadata(metadata)
 
 
 def test_stats_flags_reach_the_engine_and_the_metadata(tmp_path: Path) -> None:
     model = FIXTURES / "llama-tiny"
     out = tmp_path / "stats.parquet"
-    args = ["--rank", "randomized", "--seed", "7", "--sparsity-eps", "0.001", "--rank-max-k", "8"]
+    args = ["--rank", "randomized", "--seed", "7", "--sparsity-eps", "0.001", "--rank-max-k", "32", "--exact-below-dim", "0"]
     assert cli("stats", str(model), *args, "--out", str(out), "--quiet").returncode == 0
     expected = pq.read_table(out)
-    table = aib.stats(model, rank="randomized", seed=7, sparsity_eps=0.001, rank_max_k=8, progress=False)
-    assert_same_table(table, expected)
-    assert stable_metadata(table.schema)[b"param.seed"] == b"7"
+    table = aib.stats(
+        model, rank="randomized", seed=7, sparsity_eps=0.001, rank_max_k=32, exact_below_dim=0, progress=False
+    )
+    assert_same_table(table, expected, parquet_metadata(out))
+    assert table.schema.metadata[b"param.seed"] == b"7"
 
 
 def test_pandas_polars_and_duckdb_read_the_table_with_its_types() -> None:
@@ -104,7 +116,7 @@ def test_pandas_polars_and_duckdb_read_the_table_with_its_types() -> None:
     assert lazy.height == table.num_rows
 
     stats_table = table
-    total = duckdb.sql("select sum(numel) as total from stats_table").fetchone()[0]
+    total = duckdb.sql("select sum(numel) as total from stats_table").fetchall()[0][0]
     assert total == pyarrow.compute.sum(table["numel"]).as_py()
     types = {row[0]: row[1] for row in duckdb.sql("describe select * from stats_table").fetchall()}
     assert types["numel"] == "BIGINT"
@@ -132,7 +144,7 @@ def test_errors_raise_the_class_of_their_exit_code(call, error_class, exit_code:
 
 def test_an_error_has_the_message_the_cli_prints() -> None:
     model = str(FIXTURES / "llama-tiny")
-    done = cli("stats", model, "--sparsity-eps", "-1")
+    done = cli("stats", model, "--sparsity-eps=-1")
     assert done.returncode == 2
     with pytest.raises(aib.UsageError) as raised:
         aib.stats(model, sparsity_eps=-1.0)
