@@ -94,6 +94,14 @@ pub fn run(args: FetchArgs) -> Result<()> {
     Ok(())
 }
 
+/// Downloads what `args` asks for, with warnings on stderr and no progress bars, and returns
+/// where the files are: `aib fetch` for callers that are not a terminal.
+pub fn location(args: FetchArgs) -> Result<PathBuf> {
+    let options = options_from(args)?;
+    let display = ProgressDisplay::new(Verbosity::Quiet, false);
+    Ok(fetch(&options, &display)?.location)
+}
+
 fn options_from(args: FetchArgs) -> Result<FetchOptions> {
     let repo_id = match (args.model_id, args.model_id_flag) {
         (Some(id), None) | (None, Some(id)) => id,

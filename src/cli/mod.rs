@@ -12,9 +12,14 @@ mod progress;
 mod report;
 mod stats;
 
+use std::ffi::OsString;
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::observe::Observer;
+use crate::output::table::Table;
 use crate::output::terminal::escape_controls;
 
 /// aib: look inside large language models by their weights alone.
@@ -46,7 +51,13 @@ enum Command {
 /// Errors are printed once, on stderr, as `aib: <message>`. A closed stdout (`aib stats | head`)
 /// is a normal end, not an error.
 pub fn run() -> i32 {
-    let cli = match Cli::try_parse() {
+    run_with_args(std::env::args_os())
+}
+
+/// Like [`run`], with the command line given (program name first) instead of read from the
+/// process: the entry of other front ends of the same CLI, such as the Python package's `aib`.
+pub fn run_with_args(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(err) => {
             let code = if err.use_stderr() { 2 } else { 0 };
@@ -73,4 +84,42 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Report(args) => report::run(args),
         Command::Diff(args) => diff::run(args),
     }
+}
+
+/// Parses `args` (program name first) as an `aib fetch` or `aib report` command line, runs it
+/// without progress bars and returns the path it wrote (the snapshot folder, the page). A clap
+/// error becomes a usage error with clap's first line.
+pub fn written_path(args: impl IntoIterator<Item = OsString>) -> Result<PathBuf> {
+    match parse(args)? {
+        Command::Fetch(args) => fetch::location(args),
+        Command::Report(args) => report::write(args),
+        _ => Err(Error::usage(
+            "expected an `aib fetch` or `aib report` command line",
+        )),
+    }
+}
+
+/// Parses `args` (program name first) as an `aib stats` command line and returns the table the
+/// command writes, reporting to `observer` instead of the terminal.
+pub fn stats_table(
+    args: impl IntoIterator<Item = OsString>,
+    observer: &dyn Observer,
+) -> Result<Table> {
+    match parse(args)? {
+        Command::Stats(args) => stats::table(&args, observer),
+        _ => Err(Error::usage("expected an `aib stats` command line")),
+    }
+}
+
+fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
+    Cli::try_parse_from(args)
+        .map(|cli| cli.command)
+        .map_err(|err| Error::usage(clap_message(&err)))
+}
+
+/// The first line of clap's rendering, without its `error: ` prefix.
+fn clap_message(err: &clap::Error) -> String {
+    let rendered = err.render().to_string();
+    let first = rendered.lines().next().unwrap_or_default();
+    first.strip_prefix("error: ").unwrap_or(first).to_string()
 }

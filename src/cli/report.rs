@@ -50,6 +50,13 @@ pub struct ReportArgs {
 /// Runs `aib report`: gather the documents (analysing the model, or reading `--from`), render the
 /// page and write it atomically; prints its path.
 pub fn run(args: ReportArgs) -> Result<()> {
+    let out = write(args)?;
+    println!("{}", out.display());
+    Ok(())
+}
+
+/// Analyses the model (or reads `--from`), writes the page and returns its path.
+pub fn write(args: ReportArgs) -> Result<PathBuf> {
     let sections = if args.sections.is_empty() {
         Section::ALL.to_vec()
     } else {
@@ -65,8 +72,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| default_out(&data.run.model_id));
     output::atomic::write_atomically(&out, |writer| writer.write_all(page.as_bytes()))?;
-    println!("{}", out.display());
-    Ok(())
+    Ok(out)
 }
 
 /// `NAME.report.html`, NAME the model id's last component.

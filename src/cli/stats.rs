@@ -8,7 +8,9 @@ use crate::engine::reduce::ReduceOptions;
 use crate::engine::table::{TERMINAL_COLUMNS, stats_table};
 use crate::engine::{self, AnalysisOptions};
 use crate::error::{Error, Result};
+use crate::observe::Observer;
 use crate::output;
+use crate::output::table::Table;
 use crate::spectral::SpectralOptions;
 
 /// Flags of `aib stats`.
@@ -50,16 +52,21 @@ pub struct StatsArgs {
 /// write the table.
 pub fn run(args: StatsArgs) -> Result<()> {
     let format = args.output.format()?;
-    let options = analysis_options(&args)?;
     let progress = args.run.progress_display();
-    let model = args.model.open(&progress)?;
+    let table = table(&args, &progress)?;
+    output::write_table(&table, format, args.output.path(), &TERMINAL_COLUMNS)
+}
+
+/// The table `aib stats` writes for `args`, with progress reported to `observer`.
+pub fn table(args: &StatsArgs, observer: &dyn Observer) -> Result<Table> {
+    let options = analysis_options(args)?;
+    let model = args.model.open(observer)?;
     args.output.refuse_model_files(&model)?;
     let reports = args
         .run
-        .in_pool(|| engine::analyse(&model, &options, &progress))??;
-    let provenance = args::provenance("stats", &args.model, &model, parameters(&args));
-    let table = stats_table(&reports, provenance);
-    output::write_table(&table, format, args.output.path(), &TERMINAL_COLUMNS)
+        .in_pool(|| engine::analyse(&model, &options, observer))??;
+    let provenance = args::provenance("stats", &args.model, &model, parameters(args));
+    Ok(stats_table(&reports, provenance))
 }
 
 /// The engine's options from the flags, every value checked before any work starts.

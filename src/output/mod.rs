@@ -4,7 +4,7 @@ pub(crate) mod atomic;
 pub mod csv;
 mod guard;
 mod json;
-mod parquet;
+pub mod parquet;
 mod pretty;
 pub mod table;
 pub mod terminal;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arrow_array::builder::{Int64Builder, ListBuilder};
 use arrow_array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
-use arrow_schema::{DataType, Field, Schema};
+use arrow_schema::{ArrowError, DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
@@ -16,16 +16,8 @@ use super::table::{Cell, ColumnType, Table};
 
 /// Writes `table` as one Parquet row group.
 pub fn write_parquet(table: &Table, out: &mut (dyn Write + Send)) -> parquet::errors::Result<()> {
-    let fields: Vec<Field> = table
-        .columns
-        .iter()
-        .map(|(name, column_type)| Field::new(*name, data_type(*column_type), true))
-        .collect();
-    let schema = Arc::new(Schema::new(fields));
-    let arrays: Vec<ArrayRef> = (0..table.columns.len())
-        .map(|index| column_array(table, index))
-        .collect();
-    let batch = RecordBatch::try_new(schema.clone(), arrays)?;
+    let batch = record_batch(table)?;
+    let schema = batch.schema();
     let metadata = table
         .provenance
         .pairs()
@@ -40,6 +32,20 @@ pub fn write_parquet(table: &Table, out: &mut (dyn Write + Send)) -> parquet::er
     writer.write(&batch)?;
     writer.close()?;
     Ok(())
+}
+
+/// `table` as one Arrow record batch, the columns typed as in the Parquet file; the provenance is
+/// not in it (Parquet keeps it as the file's key-value metadata).
+pub fn record_batch(table: &Table) -> Result<RecordBatch, ArrowError> {
+    let fields: Vec<Field> = table
+        .columns
+        .iter()
+        .map(|(name, column_type)| Field::new(*name, data_type(*column_type), true))
+        .collect();
+    let arrays: Vec<ArrayRef> = (0..table.columns.len())
+        .map(|index| column_array(table, index))
+        .collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
 }
 
 fn data_type(column_type: ColumnType) -> DataType {

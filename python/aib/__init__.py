@@ -1,0 +1,273 @@
+"""aib: look inside large language models by their weights alone.
+
+The same engine as the ``aib`` command, for notebooks and pipelines: one function per command,
+keyword arguments named as the command's flags (``--rank-rtol`` is ``rank_rtol``), tables as
+``pyarrow.Table`` with the columns, types and provenance metadata of the command's Parquet output.
+
+The engine runs with the GIL released; Ctrl-C (KeyboardInterrupt) stops a run; progress shows
+with ``tqdm.auto`` when it is installed (``progress=False`` turns it off). Errors raise
+:class:`Error` subclasses that follow the command's exit codes, with its one-line message.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import warnings
+from typing import Any, Iterable, Optional, Sequence, Union
+
+import pyarrow
+
+from aib import _aib
+
+__all__ = [
+    "Error",
+    "UsageError",
+    "InputError",
+    "NetworkError",
+    "IoError",
+    "AibWarning",
+    "stats",
+    "fetch",
+    "report",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class Error(Exception):
+    """An error of aib; its subclass says which, as the command's exit code does."""
+
+    #: The exit code of the ``aib`` command for this error.
+    exit_code = 1
+
+
+class UsageError(Error):
+    """An argument asks for something impossible (the command exits with 2)."""
+
+    exit_code = 2
+
+
+class InputError(Error):
+    """A model file, index or config is missing, malformed or lies about itself (exit 3)."""
+
+    exit_code = 3
+
+
+class NetworkError(Error):
+    """The network or a remote server failed (exit 4)."""
+
+    exit_code = 4
+
+
+class IoError(Error):
+    """Reading or writing local files failed: permissions, a full disk (exit 5)."""
+
+    exit_code = 5
+
+
+class AibWarning(UserWarning):
+    """Something about the numbers to know: a matrix skipped, a value excluded (the command's
+    ``aib: warning:`` lines)."""
+
+
+def stats(
+    model: PathLike,
+    *,
+    revision: Optional[str] = None,
+    model_id: Optional[str] = None,
+    rank: str = "exact",
+    rank_rtol: Optional[float] = None,
+    rank_max_k: Optional[int] = None,
+    exact_max_dim: Optional[int] = None,
+    exact_below_dim: Optional[int] = None,
+    seed: int = 0,
+    sparsity_eps: Optional[float] = None,
+    threads: Optional[int] = None,
+    progress: bool = True,
+) -> pyarrow.Table:
+    """One row of statistics per tensor, as ``aib stats MODEL --out x.parquet`` writes it.
+
+    Args:
+        model: a folder of ``*.safetensors``, one ``.safetensors`` or ``.gguf`` file, an index
+            file, or a Hub id in the local cache.
+        revision: branch, tag or commit of a Hub-cached model (default: main).
+        model_id: the model id recorded in the metadata (default: the Hub id, or the folder's
+            last two components).
+        rank: ``"exact"`` (exact rank, sigma_1, stable rank), ``"spectrum"`` (every singular
+            value), ``"randomized"`` (a sketch; ranks beyond it are lower bounds) or ``"off"``.
+        rank_rtol: rank tolerance relative to sigma_1 (default: max(m, n) * eps(f32)).
+        rank_max_k: ``rank="randomized"``: the largest sketch.
+        exact_max_dim: largest smaller side of a matrix for exact ranks and spectra.
+        exact_below_dim: ``rank="randomized"``: matrices up to this smaller side are answered
+            exactly.
+        seed: ``rank="randomized"``: seed of the Gaussian sketch.
+        sparsity_eps: abs(x) <= this counts as zero in ``sparsity`` (default 1e-6).
+        threads: worker threads (default: all cores).
+        progress: show progress with ``tqdm.auto`` when it is installed.
+
+    Returns:
+        A ``pyarrow.Table``; its schema metadata is the run's provenance (tool, command, model,
+        revision, parameters), as the Parquet file's key-value metadata.
+    """
+    argv = _command_line(
+        "stats",
+        [model],
+        revision=revision,
+        model_id=model_id,
+        rank=rank,
+        rank_rtol=rank_rtol,
+        rank_max_k=rank_max_k,
+        exact_max_dim=exact_max_dim,
+        exact_below_dim=exact_below_dim,
+        seed=seed,
+        sparsity_eps=sparsity_eps,
+        threads=threads,
+    )
+    batch = _aib.stats(argv, _reporter(progress))
+    return pyarrow.Table.from_batches([batch])
+
+
+def fetch(
+    model_id: str,
+    *,
+    revision: Optional[str] = None,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    out: Optional[PathLike] = None,
+    token: Optional[str] = None,
+    endpoint: Optional[str] = None,
+    jobs: Optional[int] = None,
+) -> str:
+    """Downloads a Hub repo as ``aib fetch MODEL_ID`` does and returns where it landed.
+
+    Args:
+        model_id: the Hub repo id, e.g. ``"Qwen/Qwen3-4B"``.
+        revision: branch, tag or commit (default: main).
+        include: only files matching these globs (fnmatch rules: ``*`` crosses ``/``).
+        exclude: skip files matching these globs.
+        out: a plain folder (files land in ``out/{org}/{name}/``); default: the Hub cache.
+        token: access token for gated or private repos (default: HF_TOKEN, else
+            $HF_HOME/token).
+        endpoint: Hub URL or mirror (default: HF_ENDPOINT, else https://huggingface.co).
+        jobs: parallel downloads.
+
+    Returns:
+        The folder of the downloaded snapshot.
+    """
+    argv = _command_line(
+        "fetch",
+        [model_id],
+        revision=revision,
+        include=list(include),
+        exclude=list(exclude),
+        out=out,
+        token=token,
+        endpoint=endpoint,
+        jobs=jobs,
+        quiet=True,
+    )
+    return os.fspath(_aib.written_path(argv))
+
+
+def report(
+    model: PathLike,
+    *,
+    out: Optional[PathLike] = None,
+    sections: Optional[Iterable[str]] = None,
+    rank: Optional[str] = None,
+    revision: Optional[str] = None,
+    model_id: Optional[str] = None,
+    threads: Optional[int] = None,
+) -> str:
+    """Writes the self-contained HTML page of ``aib report MODEL`` and returns its path.
+
+    Args:
+        model: the model, as for :func:`stats`.
+        out: the page (default: ``NAME.report.html`` in the working folder).
+        sections: which sections, e.g. ``["overview", "stats"]`` (default: all).
+        rank: how the stats section computes ranks, as for :func:`stats`.
+        revision: branch, tag or commit of a Hub-cached model.
+        model_id: the model id shown and recorded.
+        threads: worker threads (default: all cores).
+
+    Returns:
+        The path of the page.
+    """
+    argv = _command_line(
+        "report",
+        [model],
+        out=out,
+        sections=",".join(sections) if sections is not None else None,
+        rank=rank,
+        revision=revision,
+        model_id=model_id,
+        threads=threads,
+        quiet=True,
+    )
+    return os.fspath(_aib.written_path(argv))
+
+
+def _command_line(command: str, positional: Sequence[Any], **flags: Any) -> list:
+    """``aib COMMAND POSITIONAL --flag=value ...``: ``None`` and ``False`` leave a flag out,
+    ``True`` gives it alone, a list repeats it."""
+    argv = ["aib", command]
+    argv.extend(os.fspath(value) if isinstance(value, os.PathLike) else str(value) for value in positional)
+    for name, value in flags.items():
+        flag = "--" + name.replace("_", "-")
+        if value is None or value is False:
+            continue
+        if value is True:
+            argv.append(flag)
+        elif isinstance(value, list):
+            argv.extend(f"{flag}={item}" for item in value)
+        else:
+            # `--flag=value`, so that a negative number is a value, not a flag.
+            argv.append(f"{flag}={os.fspath(value) if isinstance(value, os.PathLike) else value}")
+    return argv
+
+
+class _TqdmReporter:
+    """Draws the engine's phases with ``tqdm.auto`` (one bar per phase) and turns its warnings
+    into :class:`AibWarning`."""
+
+    def __init__(self, tqdm: Any) -> None:
+        self._tqdm = tqdm
+        self._bar: Any = None
+        self._phase: Optional[str] = None
+
+    def progress(self, phase: str, total: int, done: int, counts_bytes: bool) -> None:
+        if self._tqdm is None:
+            return
+        if phase != self._phase:
+            self.close()
+            self._phase = phase
+            unit = "B" if counts_bytes else "it"
+            self._bar = self._tqdm(total=total, desc=phase, unit=unit, unit_scale=counts_bytes, leave=False)
+        self._bar.update(done - self._bar.n)
+
+    def warn(self, message: str) -> None:
+        warnings.warn(message, AibWarning, stacklevel=3)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _reporter(progress: bool) -> _TqdmReporter:
+    tqdm = None
+    if progress:
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            tqdm = None
+    return _TqdmReporter(tqdm)
+
+
+def _console() -> None:
+    """The ``aib`` console script: the CLI itself, its exit code, and Ctrl-C ending the process
+    as it ends the Rust binary."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    sys.exit(_aib.main(["aib", *sys.argv[1:]]))

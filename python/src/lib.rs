@@ -1,0 +1,221 @@
+//! `aib._aib`: the native half of the Python module `aib`.
+//!
+//! Every function takes the command line of the CLI command it stands for (the Python half turns
+//! keyword arguments into flags), so that options, checks, messages and the provenance recorded
+//! in a table are the CLI's own. The engine runs on a worker thread with the GIL released; the
+//! calling thread wakes every [`POLL`] to forward progress and warnings to Python and to check
+//! for Ctrl-C, which cancels the run (see [`Relay`]).
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use aib::error::{Error, ErrorKind};
+use aib::observe::{Observer, Quantity};
+use aib::output::parquet::record_batch;
+use aib::output::table::Table;
+use arrow_array::RecordBatch;
+use arrow_pyarrow::ToPyArrow;
+use arrow_schema::Schema;
+use pyo3::prelude::*;
+
+/// How often the calling thread looks at the run: progress, warnings, Ctrl-C.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Runs the CLI on `argv` (program name first) with the GIL released and returns its exit code:
+/// the `aib` console script.
+#[pyfunction]
+fn main(py: Python<'_>, argv: Vec<OsString>) -> i32 {
+    py.detach(|| aib::cli::run_with_args(argv))
+}
+
+/// Runs the `aib fetch` or `aib report` command line `argv` (program name first) with the GIL
+/// released and returns the path it wrote. Ctrl-C is seen when the command ends: these commands
+/// take no cancellation yet.
+#[pyfunction]
+fn written_path(py: Python<'_>, argv: Vec<OsString>) -> PyResult<std::path::PathBuf> {
+    run_cancellable(py, None, |_relay| aib::cli::written_path(argv))
+}
+
+/// The table of `aib stats` for the command line `argv` (program name first), as a
+/// `pyarrow.RecordBatch` whose schema metadata is the provenance the Parquet file records.
+/// `reporter`, when given, has `progress(phase, total, done, counts_bytes)` and `warn(message)`.
+#[pyfunction]
+fn stats<'py>(
+    py: Python<'py>,
+    argv: Vec<OsString>,
+    reporter: Option<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let table = run_cancellable(py, reporter.as_ref(), |relay| {
+        aib::cli::stats_table(argv, relay)
+    })?;
+    to_pyarrow(py, &table)
+}
+
+/// A table of `rows` rows (one Int64 column counting from 0), through the same export as every
+/// table, with the address of that column's values on the Rust side: tests check that pyarrow
+/// sees the same address, i.e. that nothing was copied.
+#[pyfunction]
+fn _export_probe(py: Python<'_>, rows: usize) -> PyResult<(Bound<'_, PyAny>, usize)> {
+    let values = arrow_array::Int64Array::from_iter_values(0..rows as i64);
+    let address = values.values().inner().as_ptr() as usize;
+    let schema = Arc::new(Schema::new(vec![arrow_schema::Field::new(
+        "row",
+        arrow_schema::DataType::Int64,
+        false,
+    )]));
+    let batch = RecordBatch::try_new(schema, vec![Arc::new(values)])
+        .map_err(|err| pyo3::exceptions::PyValueError::new_err(err.to_string()))?;
+    Ok((batch.to_pyarrow(py)?, address))
+}
+
+/// `table` as a pyarrow record batch, its provenance as schema metadata.
+fn to_pyarrow<'py>(py: Python<'py>, table: &Table) -> PyResult<Bound<'py, PyAny>> {
+    let batch = record_batch(table).map_err(|err| raise(py, &Error::input(err.to_string())))?;
+    let schema = Schema::new(batch.schema().fields().clone()).with_metadata(
+        table
+            .provenance
+            .pairs()
+            .into_iter()
+            .collect::<HashMap<_, _>>(),
+    );
+    let batch = batch
+        .with_schema(Arc::new(schema))
+        .map_err(|err| raise(py, &Error::input(err.to_string())))?;
+    batch.to_pyarrow(py)
+}
+
+/// The payload a cancelled run unwinds with: it is caught in [`run_cancellable`] and never
+/// reaches the panic hook (it is raised by `resume_unwind`, which does not call it).
+struct Cancelled;
+
+/// The engine's observer for a Python caller. Engine threads only store into it; the calling
+/// thread reads it every [`POLL`] with the GIL held. When the run is cancelled, the next call
+/// from the engine (each tile of the statistics pass, each matrix of the spectra) unwinds its
+/// thread; rayon carries the unwinding to the run's caller, and the run's state is dropped.
+#[derive(Default)]
+struct Relay {
+    cancelled: AtomicBool,
+    /// The current phase: name, total and whether it counts bytes.
+    phase: Mutex<Option<(String, u64, bool)>>,
+    done: AtomicU64,
+    warnings: Mutex<Vec<String>>,
+}
+
+impl Relay {
+    fn check(&self) {
+        if self.cancelled.load(Ordering::Relaxed) {
+            panic::resume_unwind(Box::new(Cancelled));
+        }
+    }
+
+    /// Hands the current progress and the warnings since the last call to `reporter`.
+    fn forward(&self, reporter: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let Some(reporter) = reporter else {
+            return Ok(());
+        };
+        let warnings = std::mem::take(&mut *aib::sync::lock(&self.warnings));
+        for warning in warnings {
+            reporter.call_method1("warn", (warning,))?;
+        }
+        let phase = aib::sync::lock(&self.phase).clone();
+        if let Some((name, total, bytes)) = phase {
+            let done = self.done.load(Ordering::Relaxed);
+            reporter.call_method1("progress", (name, total, done, bytes))?;
+        }
+        Ok(())
+    }
+}
+
+impl Observer for Relay {
+    fn phase(&self, name: &str, total: u64, quantity: Quantity) {
+        self.check();
+        *aib::sync::lock(&self.phase) =
+            Some((name.to_string(), total, quantity == Quantity::Bytes));
+        self.done.store(0, Ordering::Relaxed);
+    }
+
+    fn advance(&self, amount: u64) {
+        self.check();
+        self.done.fetch_add(amount, Ordering::Relaxed);
+    }
+
+    fn warn(&self, message: &str) {
+        aib::sync::lock(&self.warnings).push(message.to_string());
+    }
+
+    fn detail(&self, _message: &str) {}
+
+    fn finish(&self) {}
+}
+
+/// Runs `work` on a worker thread with the GIL released; this thread forwards progress to
+/// `reporter` and checks for signals every [`POLL`]. A KeyboardInterrupt (or an exception from
+/// `reporter`) cancels the run, waits for its threads to stop and is raised.
+fn run_cancellable<T: Send>(
+    py: Python<'_>,
+    reporter: Option<&Bound<'_, PyAny>>,
+    work: impl FnOnce(&Relay) -> aib::error::Result<T> + Send,
+) -> PyResult<T> {
+    let relay = Relay::default();
+    let outcome = std::thread::scope(|scope| {
+        let (done_tx, done_rx) = mpsc::channel();
+        // Behind a mutex only to lend it to the GIL-free closure (a receiver is not `Sync`).
+        let done_rx = Mutex::new(done_rx);
+        let relay = &relay;
+        let worker = scope.spawn(move || {
+            let outcome = panic::catch_unwind(AssertUnwindSafe(|| work(relay)));
+            let _ = done_tx.send(());
+            outcome
+        });
+        loop {
+            let finished = py.detach(|| aib::sync::lock(&done_rx).recv_timeout(POLL).is_ok());
+            let interrupted = relay.forward(reporter).and_then(|()| py.check_signals());
+            if let Err(err) = interrupted {
+                relay.cancelled.store(true, Ordering::Relaxed);
+                let _ = py.detach(|| worker.join());
+                return Err(err);
+            }
+            if finished {
+                return Ok(py.detach(|| worker.join()).unwrap_or_else(Err));
+            }
+        }
+    })?;
+    match outcome {
+        Ok(result) => result.map_err(|err| raise(py, &err)),
+        // A panic of the engine (a bug): pyo3 turns it into a PanicException. `Cancelled` cannot
+        // be the payload here: a cancelled run returned above.
+        Err(payload) => panic::resume_unwind(payload),
+    }
+}
+
+/// The Python exception for `err`: the class of `aib` that follows its exit code, with its
+/// one-line message.
+fn raise(py: Python<'_>, err: &Error) -> PyErr {
+    let class = match err.kind() {
+        ErrorKind::Usage => "UsageError",
+        ErrorKind::Input => "InputError",
+        ErrorKind::Network => "NetworkError",
+        ErrorKind::Io => "IoError",
+    };
+    match py.import("aib").and_then(|module| module.getattr(class)) {
+        Ok(class) => PyErr::from_type(
+            class.cast_into().expect("aib's error classes are types"),
+            err.message().to_string(),
+        ),
+        Err(import_error) => import_error,
+    }
+}
+
+/// The native half of `aib`.
+#[pymodule]
+fn _aib(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_function(wrap_pyfunction!(main, module)?)?;
+    module.add_function(wrap_pyfunction!(written_path, module)?)?;
+    module.add_function(wrap_pyfunction!(stats, module)?)?;
+    module.add_function(wrap_pyfunction!(_export_probe, module)?)?;
+    Ok(())
+}

@@ -1,0 +1,290 @@
+"""Tests of the Python module `aib` and its `aib` console script, against the CLI itself.
+
+Run by `.ci/run` through `.ci/python-aib`, which installs the package into a venv of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pyarrow
+import pyarrow.parquet as pq
+import pytest
+
+import aib
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "fixtures"
+MODELS = [
+    FIXTURES / "bert-tiny",
+    FIXTURES / "fp8-tiny",
+    FIXTURES / "gpt2-tiny",
+    FIXTURES / "llama-tiny",
+    FIXTURES / "mixtral-tiny",
+    FIXTURES / "qwen3-moe-tiny",
+    FIXTURES / "sharded-tiny",
+    FIXTURES / "planted",
+    FIXTURES / "gguf" / "llama-tiny-q8_0.gguf",
+    FIXTURES / "gguf" / "llama-tiny-f16.gguf",
+]
+# The start time of a run is the one key that differs between two runs.
+VARYING_METADATA = {b"created_at"}
+AIB = shutil.which("aib", path=str(Path(sys.executable).parent))
+
+
+def cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    """Runs the installed `aib` console script."""
+    return subprocess.run([AIB, *args], capture_output=True, text=True, **kwargs)
+
+
+def stable_metadata(metadata: dict) -> dict:
+    return {key: value for key, value in (metadata or {}).items() if key not in VARYING_METADATA}
+
+
+def parquet_metadata(path: Path) -> dict:
+    """The Parquet file's key-value metadata, without the Arrow schema the writer adds."""
+    metadata = dict(pq.read_metadata(path).metadata)
+    metadata.pop(b"ARROW:schema", None)
+    return metadata
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda path: path.name)
+def test_stats_equals_the_cli_parquet_output(model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "stats.parquet"
+    done = cli("stats", str(model), "--out", str(out), "--quiet")
+    assert done.returncode == 0, done.stderr
+    expected = pq.read_table(out)
+    table = aib.stats(model, progress=False)
+    assert table.num_rows > 0
+    assert_same_table(table, expected, parquet_metadata(out))
+    assert table.schema.metadata[b"command"] == b"stats"
+
+
+def assert_same_table(table: pyarrow.Table, expected: pyarrow.Table, metadata: dict) -> None:
+    """Same columns, types, provenance and cells, floats bit for bit (NaN included); the start
+    time of the run (`created_at`) is the one value two runs do not share."""
+    assert table.schema.names == expected.schema.names
+    assert [field.type for field in table.schema] == [field.type for field in expected.schema]
+    for name in table.schema.names:
+        if name == "created_at":
+            continue
+        ours, theirs = table.column(name).combine_chunks(), expected.column(name).combine_chunks()
+        if pyarrow.types.is_floating(ours.type):
+            ours, theirs = ours.view(pyarrow.int64()), theirs.view(pyarrow.int64())
+        assert ours.equals(theirs), name
+    assert stable_metadata(table.schema.metadata) == stable_metadata(metadata)
+
+
+def test_stats_flags_reach_the_engine_and_the_metadata(tmp_path: Path) -> None:
+    model = FIXTURES / "llama-tiny"
+    out = tmp_path / "stats.parquet"
+    args = ["--rank", "randomized", "--seed", "7", "--sparsity-eps", "0.001", "--rank-max-k", "32", "--exact-below-dim", "0"]
+    assert cli("stats", str(model), *args, "--out", str(out), "--quiet").returncode == 0
+    expected = pq.read_table(out)
+    table = aib.stats(
+        model, rank="randomized", seed=7, sparsity_eps=0.001, rank_max_k=32, exact_below_dim=0, progress=False
+    )
+    assert_same_table(table, expected, parquet_metadata(out))
+    assert table.schema.metadata[b"param.seed"] == b"7"
+
+
+def test_pandas_polars_and_duckdb_read_the_table_with_its_types() -> None:
+    import duckdb
+    import pandas
+    import polars
+
+    table = aib.stats(FIXTURES / "llama-tiny", progress=False)
+    frame = table.to_pandas()
+    assert frame["numel"].dtype == "int64"
+    assert frame["mean"].dtype == "float64"
+    assert frame.loc[frame["param_name"] == "model.embed_tokens.weight", "numel"].item() == table.filter(
+        pyarrow.compute.equal(table["param_name"], "model.embed_tokens.weight")
+    )["numel"][0].as_py()
+
+    lazy = polars.from_arrow(table)
+    assert lazy.schema["numel"] == polars.Int64
+    assert lazy.schema["std"] == polars.Float64
+    assert lazy.height == table.num_rows
+
+    stats_table = table
+    total = duckdb.sql("select sum(numel) as total from stats_table").fetchall()[0][0]
+    assert total == pyarrow.compute.sum(table["numel"]).as_py()
+    types = {row[0]: row[1] for row in duckdb.sql("describe select * from stats_table").fetchall()}
+    assert types["numel"] == "BIGINT"
+    assert types["mean"] == "DOUBLE"
+
+
+@pytest.mark.parametrize(
+    ("call", "error_class", "exit_code"),
+    [
+        (lambda: aib.stats(FIXTURES / "llama-tiny", rank="sideways"), aib.UsageError, 2),
+        (lambda: aib.stats(FIXTURES / "llama-tiny", sparsity_eps=-1.0), aib.UsageError, 2),
+        (lambda: aib.stats(FIXTURES / "no-such-model"), aib.InputError, 3),
+        (lambda: aib.fetch("org/name", endpoint="http://127.0.0.1:9", out="unused"), aib.NetworkError, 4),
+    ],
+    ids=["bad-value", "bad-number", "missing-model", "network"],
+)
+def test_errors_raise_the_class_of_their_exit_code(call, error_class, exit_code: int) -> None:
+    with pytest.raises(error_class) as raised:
+        call()
+    assert isinstance(raised.value, aib.Error)
+    assert raised.value.exit_code == exit_code
+    message = str(raised.value)
+    assert message and "\n" not in message
+
+
+def test_an_error_has_the_message_the_cli_prints() -> None:
+    model = str(FIXTURES / "llama-tiny")
+    done = cli("stats", model, "--sparsity-eps=-1")
+    assert done.returncode == 2
+    with pytest.raises(aib.UsageError) as raised:
+        aib.stats(model, sparsity_eps=-1.0)
+    assert done.stderr.strip() == f"aib: {raised.value}"
+
+
+def test_io_error(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    with pytest.raises(aib.IoError):
+        aib.report(FIXTURES / "llama-tiny", out=blocked / "page.html", sections=["overview"])
+
+
+def test_report_writes_the_page_and_returns_its_path(tmp_path: Path) -> None:
+    out = tmp_path / "page.html"
+    path = aib.report(FIXTURES / "llama-tiny", out=out, sections=["overview", "stats"], rank="off")
+    assert Path(path) == out
+    assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def write_big_model(path: Path, matrices: int, side: int) -> None:
+    """A safetensors file of `matrices` float32 matrices side x side, values in [1, 2) from a
+    fixed-seed generator: exact ranks of it take seconds."""
+    import numpy
+
+    rng = numpy.random.default_rng(0)
+    header = {}
+    offset = 0
+    size = side * side * 4
+    for index in range(matrices):
+        header[f"model.layers.{index}.mlp.up_proj.weight"] = {
+            "dtype": "F32",
+            "shape": [side, side],
+            "data_offsets": [offset, offset + size],
+        }
+        offset += size
+    encoded = json.dumps(header).encode()
+    encoded += b" " * (-len(encoded) % 8)
+    with open(path, "wb") as file:
+        file.write(struct.pack("<Q", len(encoded)))
+        file.write(encoded)
+        for _ in range(matrices):
+            file.write(rng.random((side, side), dtype=numpy.float32).tobytes())
+
+
+class Recorder:
+    """A reporter that keeps the last progress the engine reported."""
+
+    def __init__(self) -> None:
+        self.last = None
+
+    def progress(self, phase: str, total: int, done: int, counts_bytes: bool) -> None:
+        self.last = (phase, total, done)
+
+    def warn(self, message: str) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def big_model(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("big")
+    write_big_model(folder / "model.safetensors", matrices=48, side=768)
+    return folder
+
+
+def test_keyboard_interrupt_stops_a_run(big_model: Path) -> None:
+    recorder = Recorder()
+    interrupted_at = []
+
+    def interrupt() -> None:
+        interrupted_at.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    timer = threading.Timer(1.0, interrupt)
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        aib._aib.stats(["aib", "stats", str(big_model)], recorder)
+    stopped = time.monotonic() - interrupted_at[0]
+    print(f"stopped {stopped:.3f} s after Ctrl-C, at {recorder.last}")
+    # The run was cut short: the spectra phase (one exact rank per matrix) had not finished.
+    phase, total, done = recorder.last
+    assert not (phase == "spectra" and done == total)
+    # And the engine is usable again right away.
+    assert aib.stats(FIXTURES / "llama-tiny", progress=False).num_rows > 0
+
+
+def test_another_thread_runs_while_the_engine_works(big_model: Path) -> None:
+    counted = []
+    stop = threading.Event()
+
+    def count() -> None:
+        steps = 0
+        while not stop.is_set():
+            steps += 1
+            time.sleep(0.001)
+        counted.append(steps)
+
+    thread = threading.Thread(target=count)
+    thread.start()
+    started = time.monotonic()
+    aib.stats(big_model, rank="off", progress=False)
+    aib.stats(FIXTURES / "mixtral-tiny", progress=False)
+    elapsed = time.monotonic() - started
+    stop.set()
+    thread.join()
+    print(f"the other thread took {counted[0]} steps in {elapsed:.3f} s")
+    assert counted[0] > 10
+
+
+def test_a_table_crosses_to_pyarrow_without_a_copy() -> None:
+    rows = 1_000_000
+    batch, rust_address = aib._aib._export_probe(rows)
+    assert batch.num_rows == rows
+    values = batch.column(0).buffers()[1]
+    assert values.address == rust_address
+    table = pyarrow.Table.from_batches([batch])
+    assert table.column(0).chunk(0).buffers()[1].address == rust_address
+
+
+def test_progress_false_and_without_tqdm_is_silent(capfd) -> None:
+    aib.stats(FIXTURES / "llama-tiny", progress=False)
+    captured = capfd.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+def test_the_console_script_is_the_cli(tmp_path: Path) -> None:
+    done = cli("--help")
+    assert done.returncode == 0
+    assert "stats" in done.stdout and "fetch" in done.stdout
+    out = tmp_path / "stats.csv"
+    done = cli("stats", str(FIXTURES / "llama-tiny"), "--rank", "off", "--out", str(out), "--quiet")
+    assert done.returncode == 0, done.stderr
+    header, *rows = out.read_text().splitlines()
+    assert "param_name" in header.split(",") and len(rows) > 0
+    done = cli("stats", str(FIXTURES / "no-such-model"))
+    assert done.returncode == 3
+    assert done.stderr.startswith("aib: ")
+    assert cli("stats").returncode == 2
+
+
+def test_help_explains_the_arguments() -> None:
+    assert "rank_rtol" in aib.stats.__doc__
+    assert "include" in aib.fetch.__doc__
