@@ -84,7 +84,7 @@ impl Rounding {
                     }
                     let exponent = ((value.to_bits() >> 23) & 0xff) as i32 - 127;
                     let ulp_exponent = exponent.max(min_exponent) - mantissa_bits;
-                    *variance += power_of_two(2 * ulp_exponent) / 12.0;
+                    *variance += power_of_two(2 * ulp_exponent) * (1.0 / 12.0);
                 }
             }
             Rounding::Blocks { block, levels } => {
@@ -106,9 +106,13 @@ impl Rounding {
     }
 }
 
-/// 2^exponent for any exponent an f64 can hold (and 0 below).
+/// 2^exponent, built from its bits (this runs once per element; `powi` costs a loop), for the
+/// normal f64 range and 0 below it.
 fn power_of_two(exponent: i32) -> f64 {
-    2_f64.powi(exponent)
+    if exponent < -1022 {
+        return 0.0;
+    }
+    f64::from_bits(((exponent.min(1023) + 1023) as u64) << 52)
 }
 
 /// Sums over the elements of Δ = B − A whose two values are finite, with the counts of the rest.
