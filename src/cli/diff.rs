@@ -1,6 +1,7 @@
 //! `aib diff A B`: flags, wiring to the diff library, terminal output.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::Path;
 
 use serde_json::{Value, json};
@@ -123,11 +124,10 @@ pub fn run(args: DiffArgs) -> Result<()> {
                 &output::sibling_path(out, "summary", Some("json")),
                 &document,
             )?;
-            print_findings(&rows, same_naming);
-            Ok(())
+            print_findings(&rows, same_naming)
         }
         None if format == Format::Table => {
-            print_findings(&rows, same_naming);
+            print_findings(&rows, same_naming)?;
             let differing: Vec<DiffRow> = rows
                 .into_iter()
                 .filter(|row| row.status != Status::Identical)
@@ -139,8 +139,9 @@ pub fn run(args: DiffArgs) -> Result<()> {
     }
 }
 
-/// Counts by status and the findings, one per line, on stdout.
-fn print_findings(rows: &[DiffRow], same_naming: bool) {
+/// Counts by status and the findings, one per line, on stdout (a closed stdout ends the run
+/// quietly, as everywhere).
+fn print_findings(rows: &[DiffRow], same_naming: bool) -> Result<()> {
     let counts: Vec<String> = Status::ALL
         .iter()
         .map(|&status| {
@@ -152,10 +153,15 @@ fn print_findings(rows: &[DiffRow], same_naming: bool) {
         .filter(|(_, count)| *count > 0)
         .map(|(status, count)| format!("{count} {}", status.as_str()))
         .collect();
-    println!("{} tensor pairs: {}", rows.len(), counts.join(", "));
+    let mut text = format!("{} tensor pairs: {}\n", rows.len(), counts.join(", "));
     for finding in summary::findings(rows, same_naming) {
-        println!("- {}", escape_controls(&finding));
+        text.push_str(&format!("- {}\n", escape_controls(&finding)));
     }
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|err| Error::io("writing", Path::new("<stdout>"), err))
 }
 
 /// Both inputs' provenance for the summary document.
