@@ -293,11 +293,7 @@ pub fn analyse_above(
     options: &SpectralOptions,
     threshold: f64,
 ) -> Result<(SpectralSummary, CountAbove)> {
-    if !(frobenius_sq.is_finite() && frobenius_sq >= 0.0) {
-        return Err(Error::input(format!(
-            "squared Frobenius norm {frobenius_sq} is not a finite non-negative number"
-        )));
-    }
+    check_frobenius_sq(frobenius_sq)?;
     options.validate()?;
     let (rows, cols) = matrix.shape();
     match effective_method(options, rows, cols) {
