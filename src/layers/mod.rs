@@ -6,5 +6,7 @@ pub mod documents;
 pub mod drift;
 pub mod heads;
 pub mod metrics;
+pub mod mp_fit;
+pub mod nelder_mead;
 pub mod plots;
 pub mod power_law;
