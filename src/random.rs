@@ -1,4 +1,5 @@
-//! Seeded standard-normal numbers for the randomized sketch, reproducible column by column.
+//! Seeded standard-normal numbers for the randomized sketch, reproducible column by column, and
+//! seeded shuffles (`aib layers --randomize`).
 //!
 //! Each sketch column draws from its own stream, keyed by (seed, column index), so a column's
 //! values do not depend on how many threads fill the matrix or on how large the sketch grew before.
@@ -40,6 +41,26 @@ impl GaussianStream {
     /// A uniform value in (0, 1] with 53 random bits.
     pub fn next_open_unit(&mut self) -> f64 {
         ((self.next_u64() >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// A uniform integer in [0, bound), bound > 0, without modulo bias (Lemire's multiply and
+    /// reject).
+    pub fn next_below(&mut self, bound: u64) -> u64 {
+        let threshold = bound.wrapping_neg() % bound;
+        loop {
+            let product = u128::from(self.next_u64()) * u128::from(bound);
+            if (product as u64) >= threshold {
+                return (product >> 64) as u64;
+            }
+        }
+    }
+
+    /// Shuffles `values` in place, every order equally likely (Fisher–Yates).
+    pub fn shuffle<T>(&mut self, values: &mut [T]) {
+        for last in (1..values.len()).rev() {
+            let other = self.next_below(last as u64 + 1) as usize;
+            values.swap(last, other);
+        }
     }
 
     /// Two independent standard-normal values (Box–Muller).
@@ -107,5 +128,34 @@ mod tests {
         let other_seed = gaussian_matrix(5, 4, 8, 10);
         assert_ne!(whole[(0, 0)], other_seed[(0, 0)]);
         assert_ne!(whole[(0, 0)], whole[(0, 1)]);
+    }
+
+    #[test]
+    fn shuffles_are_uniform_and_reproducible() {
+        // Every position of 4 values gets each value about a quarter of the time.
+        let mut counts = [[0_u32; 4]; 4];
+        let mut stream = GaussianStream::new(9, 0);
+        for _ in 0..40_000 {
+            let mut values = [0, 1, 2, 3];
+            stream.shuffle(&mut values);
+            for (position, value) in values.iter().enumerate() {
+                counts[position][*value] += 1;
+            }
+        }
+        for row in counts {
+            for count in row {
+                assert!((9_500..=10_500).contains(&count), "{counts:?}");
+            }
+        }
+        let shuffled = |seed| {
+            let mut values: Vec<u32> = (0..100).collect();
+            GaussianStream::new(seed, 3).shuffle(&mut values);
+            values
+        };
+        assert_eq!(shuffled(1), shuffled(1));
+        assert_ne!(shuffled(1), shuffled(2));
+        let mut sorted = shuffled(1);
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..100).collect::<Vec<u32>>());
     }
 }

@@ -2,6 +2,7 @@
 //! heads split out of their projections, and how matrices drift from layer to layer.
 
 pub mod analysis;
+pub mod detx;
 pub mod documents;
 pub mod drift;
 pub mod heads;
@@ -10,3 +11,4 @@ pub mod mp_fit;
 pub mod nelder_mead;
 pub mod plots;
 pub mod power_law;
+pub mod randomize;

@@ -58,6 +58,11 @@ impl DenseRows {
     pub fn values(&self) -> &[f32] {
         &self.values
     }
+
+    /// The row-major values, taken back.
+    pub fn into_values(self) -> Vec<f32> {
+        self.values
+    }
 }
 
 impl MatrixRows for DenseRows {
