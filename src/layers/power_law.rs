@@ -107,6 +107,63 @@ pub fn fit_power_law(eigenvalues: &[f64]) -> Result<PowerLawFit, String> {
     })
 }
 
+/// Eigenvalues clipped at most from the top by `fix_fingers='clip_xmax'` (WeightWatcher's
+/// `DEFAULT_MAX_FINGERS` − 1: its loop runs over range(2, 10)).
+const MAX_CLIPPED: usize = 9;
+/// How much α must drop below the first fit's for a clipped fit to win (`DEFAULT_FINGER_THRESH`).
+const FINGER_THRESHOLD: f64 = 1.0;
+/// A clipped fit whose α is at or below this ends the search (`min_alpha`).
+const CLIP_MIN_ALPHA: f64 = 2.0;
+
+/// The power law of WeightWatcher's `fix_fingers='clip_xmax'` (`RMT_Util.fit_clipped_powerlaw`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClippedFit {
+    /// The fit kept; its `tail_count` counts every eigenvalue ≥ xmin, the clipped ones too (as
+    /// the source's `num_pl_spikes`).
+    pub fit: PowerLawFit,
+    /// The largest eigenvalue the kept fit saw (`xmax`).
+    pub xmax: f64,
+    /// Eigenvalues clipped from the top, 0 when the first fit was kept (`num_fingers`).
+    pub num_fingers: usize,
+    /// The α of the unclipped fit (`raw_alpha`).
+    pub raw_alpha: f64,
+}
+
+/// `fix_fingers='clip_xmax'`: fit the eigenvalues above [`FIT_THRESHOLD`], then again without the
+/// largest k = 2, 3, … 9 of them; the first clipped fit whose α is more than 1 below the unclipped
+/// α is kept (with k − 1 fingers, as the source counts them), the search stopping at a clipped
+/// α ≤ 2 or at a clipped set too small to fit. Without such a fit, the unclipped one is kept.
+pub fn fit_clipped_power_law(eigenvalues: &[f64]) -> Result<ClippedFit, String> {
+    let mut data: Vec<f64> = eigenvalues
+        .iter()
+        .copied()
+        .filter(|&value| value > FIT_THRESHOLD)
+        .collect();
+    data.sort_by(f64::total_cmp);
+    let first = fit_power_law(&data)?;
+    let mut kept = (first, data.len(), 0);
+    for clipped in 2..=MAX_CLIPPED.min(data.len()) {
+        let Ok(fit) = fit_power_law(&data[..data.len() - clipped]) else {
+            break;
+        };
+        if fit.alpha + FINGER_THRESHOLD < first.alpha {
+            kept = (fit, data.len() - clipped, clipped - 1);
+            break;
+        }
+        if fit.alpha <= CLIP_MIN_ALPHA {
+            break;
+        }
+    }
+    let (mut fit, seen, num_fingers) = kept;
+    fit.tail_count = eigenvalues.iter().filter(|&&value| value >= fit.xmin).count();
+    Ok(ClippedFit {
+        fit,
+        xmax: data[seen - 1],
+        num_fingers,
+        raw_alpha: first.alpha,
+    })
+}
+
 /// Σ_{j≥i} ln data[j] for every i, with Neumaier's compensation so that the sums of the long
 /// tails carry no more rounding than a direct sum would.
 fn suffix_log_sums(data: &[f64]) -> Vec<f64> {
@@ -336,5 +393,42 @@ mod tests {
         let two = fit_power_law(&[1.0, 2.0]).unwrap();
         assert_eq!(two.alpha, 1.0 + 2.0 / 2.0_f64.ln());
         assert_eq!(two.tail_count, 2);
+    }
+
+    #[test]
+    fn clipping_keeps_the_first_fit_that_drops_alpha_by_one() {
+        // A Pareto tail of exponent 2.5 with three huge fingers on top: the unclipped fit sees a
+        // large α; clipping them (k = 4 from the top, 3 fingers) brings α back near 2.5.
+        let mut values = pareto(2.5, 0.01, 21, 400);
+        let first = fit_power_law(&values).unwrap();
+        values.extend([1e4, 1.1e4, 1.2e4]);
+        let raw = fit_power_law(&values).unwrap();
+        let clipped = fit_clipped_power_law(&values).unwrap();
+        assert_eq!(clipped.raw_alpha, raw.alpha);
+        // By hand: the source's loop over k = 2..9 with the same fit.
+        let mut sorted: Vec<f64> = values.clone();
+        sorted.sort_by(f64::total_cmp);
+        let mut expected = (raw, sorted.len(), 0);
+        for k in 2..10 {
+            let fit = fit_power_law(&sorted[..sorted.len() - k]).unwrap();
+            if fit.alpha + 1.0 < raw.alpha {
+                expected = (fit, sorted.len() - k, k - 1);
+                break;
+            }
+            if fit.alpha <= 2.0 {
+                break;
+            }
+        }
+        assert_eq!(clipped.fit.alpha, expected.0.alpha);
+        assert_eq!(clipped.xmax, sorted[expected.1 - 1]);
+        assert_eq!(clipped.num_fingers, expected.2);
+        assert!(clipped.num_fingers > 0 && clipped.fit.alpha + 1.0 < raw.alpha);
+        assert_eq!(
+            clipped.fit.tail_count,
+            values.iter().filter(|&&v| v >= clipped.fit.xmin).count()
+        );
+        // Without fingers the first fit stays.
+        let plain = fit_clipped_power_law(&pareto(2.5, 0.01, 21, 400)).unwrap();
+        assert!(plain.num_fingers == 0 || plain.fit.alpha + 1.0 < first.alpha);
     }
 }
