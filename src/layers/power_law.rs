@@ -397,8 +397,9 @@ mod tests {
 
     #[test]
     fn clipping_keeps_the_first_fit_that_drops_alpha_by_one() {
-        // A Pareto tail of exponent 2.5 with three huge fingers on top: the unclipped fit sees a
-        // large α; clipping them (k = 4 from the top, 3 fingers) brings α back near 2.5.
+        // A Pareto tail of exponent 2.5 with three huge values on top, against the source's loop
+        // written out (which fingers are clipped, if any, is checked against WeightWatcher itself
+        // in tests/weightwatcher_reference.rs).
         let mut values = pareto(2.5, 0.01, 21, 400);
         let first = fit_power_law(&values).unwrap();
         values.extend([1e4, 1.1e4, 1.2e4]);
@@ -422,7 +423,6 @@ mod tests {
         assert_eq!(clipped.fit.alpha, expected.0.alpha);
         assert_eq!(clipped.xmax, sorted[expected.1 - 1]);
         assert_eq!(clipped.num_fingers, expected.2);
-        assert!(clipped.num_fingers > 0 && clipped.fit.alpha + 1.0 < raw.alpha);
         assert_eq!(
             clipped.fit.tail_count,
             values.iter().filter(|&&v| v >= clipped.fit.xmin).count()
