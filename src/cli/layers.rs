@@ -8,6 +8,7 @@ use super::args::{self, ModelArgs, OutputArgs, RunArgs};
 use crate::error::Result;
 use crate::layers::analysis::{self, LayersAnalysis, LayersOptions};
 use crate::layers::documents::{MATRIX_COLUMNS, RULE, TERMINAL_COLUMNS, write_documents};
+use crate::layers::metrics::{FixFingers, MetricOptions};
 use crate::model::Model;
 use crate::model::classify::BlockType;
 use crate::output::terminal::escape_controls;
@@ -20,11 +21,37 @@ pub struct LayersArgs {
     model: ModelArgs,
     #[command(flatten)]
     output: OutputArgs,
-    /// Also plot this matrix's empirical spectral density on log-log axes, xmin marked (needs --out).
+    /// Also plot this matrix's empirical spectral density on log-log axes, xmin marked (needs
+    /// --out); with --randomize, the shuffled matrix's beside it.
     #[arg(long, value_name = "NAME")]
     esd: Option<String>,
+    /// WeightWatcher's Marchenko-Pastur fit of the bulk (its mp_fit=True): num_spikes and
+    /// mp_softrank become its fitted values, with sigma_mp, bulk_min and bulk_max.
+    #[arg(long)]
+    mp_fit: bool,
+    /// Correlation traps (WeightWatcher's randomize=True): each matrix's elements shuffled
+    /// (seeded), rand_num_spikes, max_rand_eval and rand_distance from the shuffled spectrum.
+    /// Doubles the spectral cost (five shuffles of a matrix whose smaller side is below 100) and
+    /// holds one f32 copy of each matrix being analysed.
+    #[arg(long)]
+    randomize: bool,
+    /// Seed of the --randomize shuffles.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    seed: u64,
+    /// WeightWatcher's remedy for spuriously large alphas: clip_xmax refits without up to 9 of
+    /// the largest eigenvalues (num_fingers, raw_alpha).
+    #[arg(long, value_enum, value_name = "HOW")]
+    fix_fingers: Option<FixFingersArg>,
     #[command(flatten)]
     run: RunArgs,
+}
+
+/// `--fix-fingers` values, under WeightWatcher's names.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum FixFingersArg {
+    /// Refit without the largest eigenvalues (`fix_fingers='clip_xmax'`).
+    #[value(name = "clip_xmax")]
+    ClipXmax,
 }
 
 /// Runs `aib layers`: open the model, analyse every matrix, then write the tables, the summary
@@ -36,6 +63,13 @@ pub fn run(args: LayersArgs) -> Result<()> {
     args.output.refuse_model_files(&model)?;
     let options = LayersOptions {
         keep_spectrum_of: args.esd.clone(),
+        metrics: MetricOptions {
+            mp_fit: args.mp_fit,
+            fix_fingers: args
+                .fix_fingers
+                .map(|FixFingersArg::ClipXmax| FixFingers::ClipXmax),
+        },
+        randomize: args.randomize.then_some(args.seed),
     };
     let analysis = args
         .run
@@ -43,6 +77,16 @@ pub fn run(args: LayersArgs) -> Result<()> {
     let mut parameters = BTreeMap::new();
     if let Some(name) = &args.esd {
         parameters.insert("esd".to_string(), name.clone());
+    }
+    if args.mp_fit {
+        parameters.insert("mp_fit".to_string(), "true".to_string());
+    }
+    if args.randomize {
+        parameters.insert("randomize".to_string(), "true".to_string());
+        parameters.insert("seed".to_string(), args.seed.to_string());
+    }
+    if args.fix_fingers.is_some() {
+        parameters.insert("fix_fingers".to_string(), "clip_xmax".to_string());
     }
     let provenance = args::provenance("layers", &args.model, &model, parameters);
     match args.output.path() {

@@ -14,7 +14,8 @@ use rayon::prelude::*;
 
 use super::drift::{expert_distances, pair_drift};
 use super::heads::{HeadLayout, HeadPart, head_metrics, split_heads};
-use super::metrics::{SpectralMetrics, spectral_metrics};
+use super::metrics::{MetricOptions, SpectralMetrics, spectral_metrics_with};
+use super::randomize::{self, randomized_metrics, shuffled_spectra};
 use crate::engine::{TensorReport, schedule};
 use crate::error::{Error, Result};
 use crate::matrix::MatrixRows;
@@ -32,8 +33,13 @@ pub const ALPHA_HIGH: f64 = 6.0;
 /// What the analysis needs beyond the model.
 #[derive(Debug, Clone, Default)]
 pub struct LayersOptions {
-    /// Keep the eigenvalues of the matrix of this name (for an ESD plot).
+    /// Keep the eigenvalues of the matrix of this name (for an ESD plot), and of its shuffles
+    /// with `randomize`.
     pub keep_spectrum_of: Option<String>,
+    /// The optional metrics of each matrix (`--mp-fit`, `--fix-fingers`).
+    pub metrics: MetricOptions,
+    /// Correlation traps (`--randomize`): each matrix shuffled with this seed.
+    pub randomize: Option<u64>,
 }
 
 /// One analysed matrix: a row of the main table.
@@ -149,6 +155,8 @@ pub struct LayersAnalysis {
     pub parameters: Vec<(BlockType, usize)>,
     /// The eigenvalues (descending) of `LayersOptions::keep_spectrum_of`, when it was analysed.
     pub kept_spectrum: Option<Vec<f64>>,
+    /// The pooled eigenvalues (ascending) of its shuffles, with `LayersOptions::randomize`.
+    pub kept_randomized_spectrum: Option<Vec<f64>>,
 }
 
 /// Whether a unit is one of the matrices `aib layers` analyses.
@@ -221,23 +229,35 @@ pub fn analyse_reusing(
     }
 
     observer.phase("matrices", units.len() as u64, Quantity::Items);
-    let cost = |unit: &Unit| match known.get(unit) {
-        Some(_) => 0.0,
-        None => schedule::spectral_cost(unit.view.rows, unit.view.cols),
+    let shuffles = |unit: &Unit| match options.randomize {
+        None => 0.0,
+        Some(_) if unit.view.rows.min(unit.view.cols) < randomize::SMALL_SIDE => {
+            randomize::SMALL_MATRIX_SHUFFLES as f64
+        }
+        Some(_) => 1.0,
     };
-    let analysed: Vec<(MatrixResult, Option<Vec<f64>>)> =
+    let cost = |unit: &Unit| {
+        let once = schedule::spectral_cost(unit.view.rows, unit.view.cols);
+        let own = if known.get(unit).is_some() { 0.0 } else { once };
+        own + shuffles(unit) * once
+    };
+    let analysed: Vec<(MatrixResult, Option<KeptSpectra>)> =
         schedule::costliest_first(&units, cost, |unit| {
             let keep = options.keep_spectrum_of.as_deref() == Some(unit.tensor.name.as_str());
-            let result = analyse_matrix(unit, keep, known.get(unit), observer);
+            let result = analyse_matrix(unit, keep, known.get(unit), options, observer);
             observer.advance(1);
             result
         });
-    let mut kept_spectrum = None;
+    let mut kept = None;
     let mut matrices = Vec::with_capacity(analysed.len());
-    for (result, spectrum) in analysed {
-        kept_spectrum = kept_spectrum.or(spectrum);
+    for (result, spectra) in analysed {
+        kept = kept.or(spectra);
         matrices.push(result);
     }
+    let (kept_spectrum, kept_randomized_spectrum) = match kept {
+        Some(spectra) => (Some(spectra.original), spectra.randomized),
+        None => (None, None),
+    };
 
     let (heads, heads_note) = match model.config.as_ref().map(HeadLayout::from_config) {
         None => (
@@ -259,17 +279,27 @@ pub fn analyse_reusing(
         drift,
         experts,
         kept_spectrum,
+        kept_randomized_spectrum,
     })
 }
 
-/// One matrix's row, from its `known` eigenvalues or computed ones; its eigenvalues too when
-/// `keep`.
+/// The spectra kept for the ESD plot.
+struct KeptSpectra {
+    /// The matrix's eigenvalues.
+    original: Vec<f64>,
+    /// The pooled eigenvalues of its shuffles, with `--randomize`.
+    randomized: Option<Vec<f64>>,
+}
+
+/// One matrix's row, from its `known` eigenvalues or computed ones (and with
+/// `options.randomize`, those of its shuffles); its spectra too when `keep`.
 fn analyse_matrix(
     unit: &Unit,
     keep: bool,
     known: Option<&Vec<f64>>,
+    options: &LayersOptions,
     observer: &dyn Observer,
-) -> (MatrixResult, Option<Vec<f64>>) {
+) -> (MatrixResult, Option<KeptSpectra>) {
     let (rows, cols) = (unit.view.rows, unit.view.cols);
     observer.detail(&format!(
         "spectrum of {} ({rows} × {cols})",
@@ -280,12 +310,41 @@ fn analyse_matrix(
         Some(values) => Ok(values.clone()),
         None => spectral::eigenvalues(&unit.view),
     };
-    let computed =
-        eigenvalues.and_then(|values| Ok((spectral_metrics(&values, rows, cols)?, values)));
-    let (metrics, spectrum) = match computed {
-        Ok((metrics, values)) => {
+    let computed = eigenvalues.and_then(|values| {
+        let mut metrics = spectral_metrics_with(&values, rows, cols, &options.metrics)?;
+        let mut randomized_spectrum = None;
+        if let Some(seed) = options.randomize {
+            let key = match unit.role.expert_index {
+                Some(expert) => format!("{}#{expert}", unit.tensor.name),
+                None => unit.tensor.name.clone(),
+            };
+            let (large, small) = (rows.max(cols), rows.min(cols));
+            let mut used = values.clone();
+            used.sort_by(|a, b| b.total_cmp(a));
+            used.truncate(small);
+            used.iter_mut().for_each(|value| *value = value.max(0.0));
+            let randomized = shuffled_spectra(&unit.view, &key, seed).and_then(|shuffled| {
+                let metrics = randomized_metrics(&used, &shuffled, large, small)?;
+                Ok((metrics, shuffled.pooled))
+            });
+            match randomized {
+                Ok((randomized, pooled)) => {
+                    metrics.randomized = Some(randomized);
+                    randomized_spectrum = Some(pooled);
+                }
+                Err(err) => metrics.notes.push(format!("not randomized: {err}")),
+            }
+        }
+        Ok((metrics, values, randomized_spectrum))
+    });
+    let (metrics, spectra) = match computed {
+        Ok((metrics, values, randomized)) => {
             notes.extend(metrics.notes.iter().cloned());
-            (Some(metrics), keep.then_some(values))
+            let kept = keep.then_some(KeptSpectra {
+                original: values,
+                randomized,
+            });
+            (Some(metrics), kept)
         }
         Err(err) => {
             let expert = unit
@@ -307,7 +366,7 @@ fn analyse_matrix(
         metrics,
         note: (!notes.is_empty()).then(|| notes.join("; ")),
     };
-    (result, spectrum)
+    (result, spectra)
 }
 
 /// Every head block of every attention projection (experts have none).

@@ -89,8 +89,20 @@ mod tests {
     #[test]
     fn degenerate_spectra_follow_the_source() {
         assert_eq!(detx(&[]), None);
-        assert_eq!(detx(&[2.0]).unwrap(), DetX { count: 0, value: 2.0 });
-        assert_eq!(detx(&[2.0, 2.0]).unwrap(), DetX { count: 0, value: 2.0 });
+        assert_eq!(
+            detx(&[2.0]).unwrap(),
+            DetX {
+                count: 0,
+                value: 2.0
+            }
+        );
+        assert_eq!(
+            detx(&[2.0, 2.0]).unwrap(),
+            DetX {
+                count: 0,
+                value: 2.0
+            }
+        );
         // The loop stops above the smallest value: with [0.5, 1.5] (unit mean) the only product
         // it tries is 1.5 ≥ 1, so the tail is the whole spectrum and its value the second one.
         let found = detx(&[0.5, 1.5]).unwrap();

@@ -35,7 +35,7 @@ impl MatrixResult {
 }
 
 /// One row per matrix.
-pub const MATRIX_COLUMNS: [Column<MatrixResult>; 24] = [
+pub const MATRIX_COLUMNS: [Column<MatrixResult>; 40] = [
     Column::new("param_name", Text, |r, _| Cell::Text(r.param_name.clone())),
     Column::new("layer_index", Int, |r, _| Cell::from_count(r.layer_index)),
     Column::new("block_type", Text, |r, _| {
@@ -93,6 +93,52 @@ pub const MATRIX_COLUMNS: [Column<MatrixResult>; 24] = [
         Cell::from_float(r.metric(|m| m.fro_norm))
     }),
     Column::new("rms", Float, |r, _| Cell::from_float(r.metric(|m| m.rms))),
+    Column::new("num_evals", Int, |r, _| {
+        Cell::from_count(r.metric(|m| m.num_evals))
+    }),
+    Column::new("sv_min", Float, |r, _| {
+        Cell::from_float(r.metric(|m| m.sv_min))
+    }),
+    Column::new("rank_loss", Int, |r, _| {
+        Cell::from_count(r.metric(|m| m.rank_loss))
+    }),
+    Column::new("weak_rank_loss", Int, |r, _| {
+        Cell::from_count(r.metric(|m| m.weak_rank_loss))
+    }),
+    Column::new("xmax", Float, |r, _| Cell::from_float(r.metric(|m| m.xmax))),
+    Column::new("num_fingers", Int, |r, _| {
+        Cell::from_count(r.metric(|m| m.num_fingers))
+    }),
+    Column::new("raw_alpha", Float, |r, _| {
+        Cell::from_float(r.metric(|m| m.raw_alpha))
+    }),
+    Column::new("sigma_mp", Float, |r, _| {
+        Cell::from_float(r.metric(|m| m.mp_fit.map(|fit| fit.sigma_mp)))
+    }),
+    Column::new("bulk_min", Float, |r, _| {
+        Cell::from_float(r.metric(|m| m.mp_fit.map(|fit| fit.bulk_min)))
+    }),
+    Column::new("bulk_max", Float, |r, _| {
+        Cell::from_float(r.metric(|m| m.mp_fit.map(|fit| fit.bulk_max)))
+    }),
+    Column::new("detX_num", Int, |r, _| {
+        Cell::from_count(r.metric(|m| m.detx.map(|d| d.count)))
+    }),
+    Column::new("detX_val", Float, |r, _| {
+        Cell::from_float(r.metric(|m| m.detx.map(|d| d.value)))
+    }),
+    Column::new("rand_num_spikes", Int, |r, _| {
+        Cell::from_count(r.metric(|m| m.randomized.map(|x| x.rand_num_spikes)))
+    }),
+    Column::new("max_rand_eval", Float, |r, _| {
+        Cell::from_float(r.metric(|m| m.randomized.map(|x| x.max_rand_eval)))
+    }),
+    Column::new("rand_distance", Float, |r, _| {
+        Cell::from_float(r.metric(|m| m.randomized.map(|x| x.rand_distance)))
+    }),
+    Column::new("warning", Text, |r, _| {
+        Cell::from_text(r.metric(|m| m.warning()).as_deref())
+    }),
     Column::new("note", Text, |r, _| Cell::from_text(r.note.as_deref())),
 ];
 

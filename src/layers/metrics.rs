@@ -13,11 +13,46 @@
 //!   gets its rank, where the rounding alone would have counted noise).
 //! - `entropy` keeps the source's +1e-10 on every pᵢ and on the rank inside the logarithm, so a
 //!   rank-1 matrix has a huge entropy there too.
-//! - Marchenko–Pastur: WeightWatcher fits the bulk's scale (`mp_fit`); here it is the plain
-//!   s² = ‖W‖²_F / (m n), edge λ₊ = s² · max(m, n) · (1 + √(min/max))².
+//! - Marchenko–Pastur: by default `num_spikes` and `mp_softrank` take the plain
+//!   s² = ‖W‖²_F / (m n), edge λ₊ = s² · max(m, n) · (1 + √(min/max))²; with
+//!   [`MetricOptions::mp_fit`] they are WeightWatcher's fit of the bulk ([`super::mp_fit`]), with
+//!   `sigma_mp`, `bulk_min` and `bulk_max`.
+//! - `rank_loss` = min(m, n) − `matrix_rank`, `weak_rank_loss` = #{λ < 1e-6} (the source's
+//!   `WEAK_RANK_LOSS_TOLERANCE`, on eigenvalues), `sv_min` = √λ_min, `num_evals` = min(m, n),
+//!   `xmax` the largest eigenvalue the power-law fit saw, `warning` from α as in the source's
+//!   `fit_powerlaw` (`over-trained` below 2, `under-trained` above 6; empty without a fit, where
+//!   the source's failed fit α = −1 would read `over-trained`).
 
-use super::power_law::{PowerLawFit, fit_power_law};
+use super::detx::{DetX, detx};
+use super::mp_fit::{MarchenkoPasturFit, fit_marchenko_pastur};
+use super::power_law::{PowerLawFit, fit_clipped_power_law, fit_power_law};
+use super::randomize::RandomizedMetrics;
 use crate::error::{Error, Result};
+
+/// WeightWatcher's `WEAK_RANK_LOSS_TOLERANCE`: eigenvalues below it count in `weak_rank_loss`.
+pub const WEAK_RANK_LOSS_TOLERANCE: f64 = 1e-6;
+/// The `warning` of a matrix whose α is below 2 (WeightWatcher's `OVER_TRAINED`).
+pub const OVER_TRAINED: &str = "over-trained";
+/// The `warning` of a matrix whose α is above 6 (`UNDER_TRAINED`).
+pub const UNDER_TRAINED: &str = "under-trained";
+/// The `warning` of a matrix whose shuffle has spikes (aib's addition to the source's warnings).
+pub const CORRELATION_TRAP: &str = "correlation trap";
+
+/// WeightWatcher's remedies for spuriously large α (`fix_fingers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FixFingers {
+    /// `clip_xmax`: refit without up to 9 of the largest eigenvalues.
+    ClipXmax,
+}
+
+/// What [`spectral_metrics_with`] computes beyond the defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MetricOptions {
+    /// WeightWatcher's Marchenko–Pastur fit of the bulk (`mp_fit=True`).
+    pub mp_fit: bool,
+    /// A remedy for spuriously large α.
+    pub fix_fingers: Option<FixFingers>,
+}
 
 /// A negative eigenvalue of WᵀW larger than this fraction of λ_max is an error, not rounding.
 const NEGATIVE_TOLERANCE: f64 = 1e-8;
@@ -48,6 +83,27 @@ pub struct SpectralMetrics {
     pub num_spikes: Option<usize>,
     /// λ₊ / λ_max (`mp_softrank`, likewise).
     pub mp_softrank: Option<f64>,
+    /// WeightWatcher's Marchenko–Pastur fit (with [`MetricOptions::mp_fit`]); when present,
+    /// `num_spikes` and `mp_softrank` are its values.
+    pub mp_fit: Option<MarchenkoPasturFit>,
+    /// min(m, n) (`num_evals`).
+    pub num_evals: Option<usize>,
+    /// √λ_min (`sv_min`).
+    pub sv_min: Option<f64>,
+    /// min(m, n) − `matrix_rank` (`rank_loss`).
+    pub rank_loss: Option<usize>,
+    /// #{λ < 1e-6} (`weak_rank_loss`).
+    pub weak_rank_loss: Option<usize>,
+    /// The largest eigenvalue the power-law fit saw (`xmax`).
+    pub xmax: Option<f64>,
+    /// Eigenvalues clipped by `fix_fingers='clip_xmax'` (`num_fingers`).
+    pub num_fingers: Option<usize>,
+    /// α before `fix_fingers='clip_xmax'` clipped (`raw_alpha`).
+    pub raw_alpha: Option<f64>,
+    /// The detX tail (`detX_num`, `detX_val`).
+    pub detx: Option<DetX>,
+    /// Correlation traps, set by the analysis with `--randomize`.
+    pub randomized: Option<RandomizedMetrics>,
     /// ‖W‖_F = √Σλ.
     pub fro_norm: Option<f64>,
     /// √(Σλ / (m n)), the root mean square of the entries.
@@ -56,12 +112,23 @@ pub struct SpectralMetrics {
     pub notes: Vec<String>,
 }
 
-/// The metrics of an `rows × cols` matrix W from the eigenvalues of WᵀW (or WWᵀ), in any order.
+/// The metrics of an `rows × cols` matrix W from the eigenvalues of WᵀW (or WWᵀ), in any order,
+/// with the default [`MetricOptions`].
 ///
 /// At least min(m, n) and at most max(m, n) eigenvalues are expected; the min(m, n) largest are
 /// used. Negative values down to −1e-8 λ_max are Gram rounding and count as zero. Anything else
 /// (too few or too many values, NaN, ±Inf, a large negative value) is an input error.
 pub fn spectral_metrics(eigenvalues: &[f64], rows: usize, cols: usize) -> Result<SpectralMetrics> {
+    spectral_metrics_with(eigenvalues, rows, cols, &MetricOptions::default())
+}
+
+/// [`spectral_metrics`] with `options`.
+pub fn spectral_metrics_with(
+    eigenvalues: &[f64],
+    rows: usize,
+    cols: usize,
+    options: &MetricOptions,
+) -> Result<SpectralMetrics> {
     let (small, large) = (rows.min(cols), rows.max(cols));
     if eigenvalues.len() < small || eigenvalues.len() > large {
         return Err(Error::input(format!(
@@ -104,6 +171,15 @@ pub fn spectral_metrics(eigenvalues: &[f64], rows: usize, cols: usize) -> Result
         .filter(|&&value| value > resolution && value.sqrt() > tolerance)
         .count();
     metrics.matrix_rank = Some(rank);
+    metrics.num_evals = Some(small);
+    metrics.rank_loss = Some(small - rank);
+    metrics.sv_min = values.last().map(|value| value.sqrt());
+    metrics.weak_rank_loss = Some(
+        values
+            .iter()
+            .filter(|&&value| value < WEAK_RANK_LOSS_TOLERANCE)
+            .count(),
+    );
     if resolved < small && lambda_max > 0.0 {
         metrics.notes.push(format!(
             "matrix_rank is a lower bound of WeightWatcher's SVD count: {} singular values are \
@@ -128,16 +204,59 @@ pub fn spectral_metrics(eigenvalues: &[f64], rows: usize, cols: usize) -> Result
     let bulk_edge = mean_square * large as f64 * (1.0 + aspect.sqrt()).powi(2);
     metrics.num_spikes = Some(values.iter().filter(|&&value| value > bulk_edge).count());
     metrics.mp_softrank = Some(bulk_edge / lambda_max);
+    if options.mp_fit {
+        match fit_marchenko_pastur(&values, large, small) {
+            Ok(fit) => {
+                metrics.num_spikes = Some(fit.num_spikes);
+                metrics.mp_softrank = Some(fit.mp_softrank);
+                metrics.mp_fit = Some(fit);
+            }
+            Err(err) => {
+                metrics.num_spikes = None;
+                metrics.mp_softrank = None;
+                metrics.notes.push(err.to_string());
+            }
+        }
+    }
+    metrics.detx = detx(&values);
 
-    match fit_power_law(&values) {
-        Ok(fit) => {
+    let fitted = match options.fix_fingers {
+        None => fit_power_law(&values).map(|fit| (fit, lambda_max)),
+        Some(FixFingers::ClipXmax) => fit_clipped_power_law(&values).map(|clipped| {
+            metrics.num_fingers = Some(clipped.num_fingers);
+            metrics.raw_alpha = Some(clipped.raw_alpha);
+            (clipped.fit, clipped.xmax)
+        }),
+    };
+    match fitted {
+        Ok((fit, xmax)) => {
             metrics.alpha_weighted = Some(fit.alpha * lambda_max.log10());
             metrics.log_alpha_norm = Some(log10_sum_of_powers(&values, fit.alpha));
+            metrics.xmax = Some(xmax);
             metrics.power_law = Some(fit);
         }
         Err(reason) => metrics.notes.push(reason),
     }
     Ok(metrics)
+}
+
+impl SpectralMetrics {
+    /// WeightWatcher's `warning` from α (`over-trained` below 2, `under-trained` above 6), and
+    /// `correlation trap` when a shuffle of the matrix has spikes; joined with ", ".
+    pub fn warning(&self) -> Option<String> {
+        let mut warnings = Vec::new();
+        if let Some(fit) = &self.power_law {
+            if fit.alpha < super::analysis::ALPHA_LOW {
+                warnings.push(OVER_TRAINED);
+            } else if fit.alpha > super::analysis::ALPHA_HIGH {
+                warnings.push(UNDER_TRAINED);
+            }
+        }
+        if self.randomized.is_some_and(|r| r.rand_num_spikes > 0) {
+            warnings.push(CORRELATION_TRAP);
+        }
+        (!warnings.is_empty()).then(|| warnings.join(", "))
+    }
 }
 
 /// WeightWatcher's `matrix_entropy`: −Σ pᵢ ln pᵢ / ln(rank + 1e-10), pᵢ = λᵢ / Σλ + 1e-10.

@@ -155,7 +155,10 @@ pub fn fit_clipped_power_law(eigenvalues: &[f64]) -> Result<ClippedFit, String> 
         }
     }
     let (mut fit, seen, num_fingers) = kept;
-    fit.tail_count = eigenvalues.iter().filter(|&&value| value >= fit.xmin).count();
+    fit.tail_count = eigenvalues
+        .iter()
+        .filter(|&&value| value >= fit.xmin)
+        .count();
     Ok(ClippedFit {
         fit,
         xmax: data[seen - 1],

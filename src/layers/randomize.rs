@@ -62,11 +62,7 @@ fn stream_of(name: &str, shuffle: usize) -> u64 {
 
 /// The eigenvalues of seeded shuffles of `matrix` (one, or [`SMALL_MATRIX_SHUFFLES`] when its
 /// smaller side is below [`SMALL_SIDE`]). Holds one shuffled f32 copy of the matrix at a time.
-pub fn shuffled_spectra(
-    matrix: &dyn MatrixRows,
-    name: &str,
-    seed: u64,
-) -> Result<ShuffledSpectra> {
+pub fn shuffled_spectra(matrix: &dyn MatrixRows, name: &str, seed: u64) -> Result<ShuffledSpectra> {
     let (rows, cols) = matrix.shape();
     let shuffles = if rows.min(cols) < SMALL_SIDE {
         SMALL_MATRIX_SHUFFLES
@@ -139,7 +135,10 @@ mod tests {
 
     #[test]
     fn jensen_shannon_by_its_definition() {
-        assert_eq!(jensen_shannon_distance(&[1.0, 2.0, 3.0], &[2.0, 4.0, 6.0]), 0.0);
+        assert_eq!(
+            jensen_shannon_distance(&[1.0, 2.0, 3.0], &[2.0, 4.0, 6.0]),
+            0.0
+        );
         // p = (1, 0), q = (0, 1): m = (½, ½), each KL is ln 2.
         let distance = jensen_shannon_distance(&[1.0, 0.0], &[0.0, 1.0]);
         assert!((distance - std::f64::consts::LN_2.sqrt()).abs() < 1e-15);
@@ -168,7 +167,10 @@ mod tests {
             let shuffled = shuffled_spectra(&matrix, "w", 11).unwrap();
             assert_eq!((shuffled.first.len(), shuffled.pooled.len()), (120, 120));
             let metrics = randomized_metrics(&eigenvalues, &shuffled, 300, 120).unwrap();
-            assert_eq!(metrics.rand_num_spikes, expected, "trap {trap}: {metrics:?}");
+            assert_eq!(
+                metrics.rand_num_spikes, expected,
+                "trap {trap}: {metrics:?}"
+            );
         }
     }
 
