@@ -29,7 +29,11 @@ mod common;
 
 use std::path::Path;
 
-use common::{fixtures, rows_by_param_name};
+use aib::layers::analysis::{LayersOptions, analyse};
+use aib::layers::randomize::{ShuffledSpectra, jensen_shannon_distance, randomized_metrics};
+use aib::model::Model;
+use aib::observe::Silent;
+use common::{fixtures, rows_by_param_name, rows_by_param_name_with};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -38,6 +42,11 @@ use sha2::{Digest, Sha256};
 const FIT_TOLERANCE: f64 = 1e-9;
 /// Relative tolerance of σ₁, the norms, the stable rank and the entropy.
 const NORM_TOLERANCE: f64 = 1e-11;
+
+/// Relative tolerance of the Marchenko–Pastur fit: it is a minimisation (SciPy's brute + fmin,
+/// replayed step for step), so a rounding-level difference in the spectrum moves σ only at a
+/// comparison that flips; measured when the reference was written: see the README.
+const MP_TOLERANCE: f64 = 1e-6;
 
 /// The committed reference of one model, after checking that it was written from this file.
 fn reference(name: &str, model: &Path) -> Value {
@@ -194,4 +203,168 @@ fn stats_of_a_q8_0_gguf_equal_numpy_on_the_gguf_packages_values() {
         }
     }
     assert_eq!(matrices, 15);
+}
+
+/// The eigenvalues of WᵀW of the matrix `name` of `model`, as `aib layers` computes them.
+fn eigenvalues_of(model: &Model, name: &str) -> Vec<f64> {
+    let options = LayersOptions {
+        keep_spectrum_of: Some(name.to_string()),
+        ..LayersOptions::default()
+    };
+    let mut values = analyse(model, &options, &Silent)
+        .unwrap()
+        .kept_spectrum
+        .unwrap();
+    values.iter_mut().for_each(|value| *value = value.max(0.0));
+    values.sort_by(f64::total_cmp);
+    values
+}
+
+fn floats(value: &Value) -> Vec<f64> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
+}
+
+/// `aib layers --mp-fit --randomize` and `--fix-fingers clip_xmax` against WeightWatcher's
+/// `analyze(mp_fit=True, randomize=True, detX=True)` and `analyze(fix_fingers='clip_xmax')`
+/// (`benches/reference/weightwatcher_options.py`).
+fn assert_options_match(name: &str, model_path: &Path, skipped: &[&str]) {
+    let sheet = reference(&format!("options-{name}"), model_path);
+    let ours = rows_by_param_name_with("layers", model_path, &["--mp-fit", "--randomize"]);
+    let model = Model::open(model_path.to_str().unwrap(), None).unwrap();
+    let mut compared = 0;
+    for layer in sheet["layers"].as_array().unwrap() {
+        let param = layer["param_name"].as_str().unwrap();
+        let Some(row) = ours.get(param) else {
+            assert!(skipped.contains(&param), "{name} {param}: no row");
+            continue;
+        };
+        compared += 1;
+        let what = |metric: &str| format!("{name} {param} {metric}");
+        for (column, tolerance) in [
+            ("sigma_mp", MP_TOLERANCE),
+            ("mp_softrank", MP_TOLERANCE),
+            ("bulk_min", MP_TOLERANCE),
+            ("bulk_max", MP_TOLERANCE),
+            ("detX_val", FIT_TOLERANCE),
+            ("sv_min", FIT_TOLERANCE),
+            ("xmax", NORM_TOLERANCE),
+        ] {
+            assert_close(&row[column], &layer[column], tolerance, &what(column));
+        }
+        for column in [
+            "num_spikes",
+            "detX_num",
+            "rank_loss",
+            "weak_rank_loss",
+            "num_evals",
+        ] {
+            assert_eq!(row[column], layer[column], "{}", what(column));
+        }
+        // The source's warning is from α alone; aib adds "correlation trap" after it.
+        let warning = row["warning"].as_str().unwrap_or("");
+        let theirs = layer["warning"].as_str().unwrap();
+        assert!(
+            warning.split(", ").next().unwrap_or("") == theirs
+                || (theirs.is_empty() && warning == "correlation trap"),
+            "{}: aib {warning:?}, reference {theirs:?}",
+            what("warning")
+        );
+
+        // The randomized columns from WeightWatcher's own shuffles, through aib's functions.
+        let (large, small) = (
+            layer["N"].as_u64().unwrap() as usize,
+            layer["M"].as_u64().unwrap() as usize,
+        );
+        let shuffled = ShuffledSpectra {
+            pooled: floats(&layer["rand_evals_pooled"]),
+            first: floats(&layer["rand_evals_distance"]),
+        };
+        let eigenvalues = eigenvalues_of(&model, param);
+        let randomized = randomized_metrics(&eigenvalues, &shuffled, large, small).unwrap();
+        assert_eq!(
+            Some(randomized.rand_num_spikes as u64),
+            layer["rand_num_spikes"].as_u64(),
+            "{}",
+            what("rand_num_spikes")
+        );
+        assert_eq!(
+            Some(randomized.max_rand_eval),
+            layer["max_rand_eval"].as_f64(),
+            "{}",
+            what("max_rand_eval")
+        );
+        let distance = jensen_shannon_distance(&eigenvalues, &shuffled.first);
+        assert_close(
+            &Value::from(distance),
+            &layer["rand_distance"],
+            FIT_TOLERANCE,
+            &what("rand_distance"),
+        );
+        // aib's own shuffles: the same distribution, so close but not equal numbers.
+        let max_rand_eval = row["max_rand_eval"].as_f64().unwrap();
+        let theirs = layer["max_rand_eval"].as_f64().unwrap();
+        assert!(
+            (max_rand_eval / theirs - 1.0).abs() < 0.2,
+            "{}: aib {max_rand_eval}, reference {theirs}",
+            what("max_rand_eval (own shuffle)")
+        );
+        assert_eq!(
+            row["rand_num_spikes"],
+            layer["rand_num_spikes"],
+            "{}",
+            what("rand_num_spikes (own shuffle)")
+        );
+        let distance = row["rand_distance"].as_f64().unwrap();
+        let theirs = layer["rand_distance"].as_f64().unwrap();
+        assert!(
+            (distance - theirs).abs() < (0.5 * theirs).max(0.05),
+            "{}: aib {distance}, reference {theirs}",
+            what("rand_distance (own shuffle)")
+        );
+    }
+    assert_eq!(compared, ours.len(), "{name}: rows WeightWatcher has not");
+
+    let clipped = rows_by_param_name_with("layers", model_path, &["--fix-fingers", "clip_xmax"]);
+    for layer in sheet["clip_xmax"].as_array().unwrap() {
+        let param = layer["param_name"].as_str().unwrap();
+        let Some(row) = clipped.get(param) else {
+            continue;
+        };
+        let what = |metric: &str| format!("{name} {param} clip_xmax {metric}");
+        for (ours, theirs, tolerance) in [
+            ("alpha", "alpha", FIT_TOLERANCE),
+            ("alpha_xmin", "xmin", FIT_TOLERANCE),
+            ("alpha_ks_distance", "D", FIT_TOLERANCE),
+            ("alpha_sigma", "sigma", FIT_TOLERANCE),
+            ("raw_alpha", "raw_alpha", FIT_TOLERANCE),
+            ("xmax", "xmax", NORM_TOLERANCE),
+        ] {
+            assert_close(&row[ours], &layer[theirs], tolerance, &what(ours));
+        }
+        assert_eq!(row["alpha_tail_count"], layer["num_pl_spikes"], "{}", what("tail"));
+        assert_eq!(row["num_fingers"], layer["num_fingers"], "{}", what("num_fingers"));
+    }
+}
+
+#[test]
+fn mp_fit_randomize_detx_and_clip_xmax_of_a_bf16_llama_equal_weightwatcher() {
+    assert_options_match(
+        "llama-tiny",
+        &fixtures().join("llama-tiny/model.safetensors"),
+        &[],
+    );
+}
+
+#[test]
+fn mp_fit_randomize_detx_and_clip_xmax_of_an_f32_gpt2_equal_weightwatcher() {
+    assert_options_match(
+        "gpt2-tiny",
+        &fixtures().join("gpt2-tiny/model.safetensors"),
+        &["wpe.weight"],
+    );
 }

@@ -94,8 +94,19 @@ pub fn rows_by_param_name(
     command: &str,
     model: &Path,
 ) -> std::collections::BTreeMap<String, Value> {
+    rows_by_param_name_with(command, model, &[])
+}
+
+/// [`rows_by_param_name`] with `extra` flags.
+pub fn rows_by_param_name_with(
+    command: &str,
+    model: &Path,
+    extra: &[&str],
+) -> std::collections::BTreeMap<String, Value> {
     let model = model.display().to_string();
-    let output = aib_ok(&[command, &model, "--format", "json", "--quiet"]);
+    let mut args = vec![command, model.as_str(), "--format", "json", "--quiet"];
+    args.extend_from_slice(extra);
+    let output = aib_ok(&args);
     let document: Value = serde_json::from_str(&output).expect("valid JSON");
     document["rows"]
         .as_array()
