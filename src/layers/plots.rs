@@ -70,10 +70,16 @@ pub fn write_plots(out: &Path, analysis: &LayersAnalysis, esd: Option<&str>) -> 
     if let (Some(name), Some(values)) = (esd, &analysis.kept_spectrum) {
         let row = analysis.matrices.iter().find(|m| m.param_name == name);
         let xmin = row.and_then(|r| r.fit_value(|f| f.xmin));
+        let randomized = analysis.kept_randomized_spectrum.clone();
+        let title = match randomized {
+            Some(_) => format!("ESD of {name} (dashed: its elements shuffled)"),
+            None => format!("ESD of {name}"),
+        };
         let chart = EsdChart {
-            title: format!("ESD of {name}"),
+            title,
             eigenvalues: values.clone(),
             xmin,
+            randomized,
         };
         plot::write_chart(&chart, &output::sibling_stem(out, "esd"), PLOT_SIZE)?;
     }

@@ -600,44 +600,51 @@ pub struct EsdChart {
     pub eigenvalues: Vec<f64>,
     /// The start of the fitted tail.
     pub xmin: Option<f64>,
+    /// The eigenvalues of the shuffled matrix (`--randomize`), drawn dashed beside them.
+    pub randomized: Option<Vec<f64>>,
 }
 
 impl EsdChart {
     /// Bins of the log-log histogram: (log10 of the bin's centre, log10 density), empty bins left out.
     pub fn points(&self) -> Vec<(f64, f64)> {
-        const BINS: usize = 60;
-        let logs: Vec<f64> = self
-            .eigenvalues
-            .iter()
-            .filter(|v| v.is_finite() && **v > 0.0)
-            .map(|v| v.log10())
-            .collect();
-        let (low, high) = logs
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
-                (lo.min(v), hi.max(v))
-            });
-        if logs.is_empty() || low >= high {
-            return Vec::new();
-        }
-        let width = (high - low) / BINS as f64;
-        let mut counts = [0_usize; BINS];
-        for v in &logs {
-            counts[(((v - low) / width) as usize).min(BINS - 1)] += 1;
-        }
-        let n = logs.len() as f64;
-        (0..BINS)
-            .filter(|&bin| counts[bin] > 0)
-            .map(|bin| {
-                let left = low + bin as f64 * width;
-                let span = 10f64.powf(left + width) - 10f64.powf(left);
-                (
-                    left + width / 2.0,
-                    (counts[bin] as f64 / (n * span)).log10(),
-                )
-            })
-            .collect()
+        log_histogram(&self.eigenvalues)
     }
+}
+
+/// Bins of the log-log histogram of `values`: (log10 of the bin's centre, log10 density), empty
+/// bins left out.
+fn log_histogram(values: &[f64]) -> Vec<(f64, f64)> {
+    const BINS: usize = 60;
+    let logs: Vec<f64> = values
+        .iter()
+        .filter(|v| v.is_finite() && **v > 0.0)
+        .map(|v| v.log10())
+        .collect();
+    let (low, high) = logs
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
+    if logs.is_empty() || low >= high {
+        return Vec::new();
+    }
+    let width = (high - low) / BINS as f64;
+    let mut counts = [0_usize; BINS];
+    for v in &logs {
+        counts[(((v - low) / width) as usize).min(BINS - 1)] += 1;
+    }
+    let n = logs.len() as f64;
+    (0..BINS)
+        .filter(|&bin| counts[bin] > 0)
+        .map(|bin| {
+            let left = low + bin as f64 * width;
+            let span = 10f64.powf(left + width) - 10f64.powf(left);
+            (
+                left + width / 2.0,
+                (counts[bin] as f64 / (n * span)).log10(),
+            )
+        })
+        .collect()
 }
 
 impl Chart for EsdChart {
@@ -649,9 +656,11 @@ impl Chart for EsdChart {
         let plot_area = legend::title_and_legend(area, &self.title, &[], density)?;
         // The points are already log10: their axes are log axes of 10^point.
         let points = self.points();
+        let shuffled = self.randomized.as_deref().map(log_histogram);
+        let every = || points.iter().chain(shuffled.iter().flatten());
         let marked = self.xmin.filter(|x| *x > 0.0);
-        let x = Axis::log(points.iter().map(|p| 10f64.powf(p.0)).chain(marked));
-        let y = Axis::log(points.iter().map(|p| 10f64.powf(p.1)));
+        let x = Axis::log(every().map(|p| 10f64.powf(p.0)).chain(marked));
+        let y = Axis::log(every().map(|p| 10f64.powf(p.1)));
         let titles = ((&x, "eigenvalue of WᵀW"), (&y, "density"));
         let mut chart = frame(&plot_area, density, titles.0, titles.1)?;
         let style = SeriesStyle {
@@ -659,6 +668,13 @@ impl Chart for EsdChart {
             dashed: false,
         };
         draw_line(&mut chart, &points, style, density)?;
+        if let Some(shuffled) = &shuffled {
+            let style = SeriesStyle {
+                colour: ACCENT,
+                dashed: true,
+            };
+            draw_line(&mut chart, shuffled, style, density)?;
+        }
         if let Some(at) = marked.map(f64::log10) {
             let stroke = ACCENT.stroke_width(density.px(2));
             chart.draw_series(LineSeries::new([(at, y.low), (at, y.high)], stroke))?;

@@ -73,6 +73,13 @@ fn every_kind_renders_at_the_stated_size() {
         title: "ESD".into(),
         eigenvalues: (1..400).map(|i| f64::from(i).powf(1.5)).collect(),
         xmin: Some(100.0),
+        randomized: None,
+    });
+    check(&EsdChart {
+        title: "ESD beside its shuffle".into(),
+        eigenvalues: (1..400).map(|i| f64::from(i).powf(1.5)).collect(),
+        xmin: Some(100.0),
+        randomized: Some((1..400).map(|i| f64::from(i % 50 + 1)).collect()),
     });
     check(&multi_line(12));
     // Empty data still draws a frame.
