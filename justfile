@@ -49,6 +49,10 @@ weightwatcher-reference:
     done
     target/python-ww/bin/python benches/reference/weightwatcher_analyze.py fixtures/gguf/llama-tiny-q8_0.gguf llama-tiny-q8_0 > target/weightwatcher-llama-tiny-q8_0.json
     mv target/weightwatcher-llama-tiny-q8_0.json benches/reference/
+    for model in llama-tiny gpt2-tiny; do \
+        target/python-ww/bin/python benches/reference/weightwatcher_options.py fixtures/$model/model.safetensors $model > target/weightwatcher-options-$model.json && \
+        mv target/weightwatcher-options-$model.json benches/reference/; \
+    done
 
 # scikit-learn's k-means sweep (k = 2..32 on 30,000 × 384 f32) beside aib's, on the same data.
 # The venv is made from PyPI under target/; the data file is target/kmeans-reference.f32. It also
