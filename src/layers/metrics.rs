@@ -235,7 +235,7 @@ pub fn spectral_metrics_with(
             metrics.xmax = Some(xmax);
             metrics.power_law = Some(fit);
         }
-        Err(reason) => metrics.notes.push(reason),
+        Err(reason) => metrics.notes.push(reason.to_string()),
     }
     Ok(metrics)
 }
