@@ -135,7 +135,7 @@ pub struct ClippedFit {
 /// largest k = 2, 3, … 9 of them; the first clipped fit whose α is more than 1 below the unclipped
 /// α is kept (with k − 1 fingers, as the source counts them), the search stopping at a clipped
 /// α ≤ 2 or at a clipped set too small to fit. Without such a fit, the unclipped one is kept.
-pub fn fit_clipped_power_law(eigenvalues: &[f64]) -> Result<ClippedFit, String> {
+pub fn fit_clipped_power_law(eigenvalues: &[f64]) -> Result<ClippedFit> {
     let mut data: Vec<f64> = eigenvalues
         .iter()
         .copied()
