@@ -8,13 +8,15 @@
 //! engine as `aib stats` (the Gram matrix of Δ, streamed, with the same rank modes), with
 //! `delta_signal_rank`, the number of singular values above that bound. [`adapter`] does the same
 //! for a PEFT LoRA adapter through its factors. [`layers`] sums the rows by layer and block type,
-//! [`summary`] puts the findings into words; [`columns`] declares the tables.
+//! [`summary`] puts the findings into words, [`plots`] draws them; [`columns`] declares the tables.
 
 pub mod adapter;
 pub mod aligned;
 pub mod columns;
+mod kernel;
 pub mod layers;
 pub mod pairing;
+pub mod plots;
 pub mod summary;
 pub mod sums;
 
