@@ -384,15 +384,21 @@ fn compare(
         .zip(["A", "B"])
         .filter_map(|(note, side)| note.as_ref().map(|note| format!("{side}: {note}")))
         .collect();
-    let (rows, _) = matrix_shape(shape_a);
+    let (rows, cols) = matrix_shape(shape_a);
     let aligned_a = AlignedRows::new(&matrix_a.view, rows, rotary_head_dim(a, a_side, b.format));
     let aligned_b = AlignedRows::new(&matrix_b.view, rows, rotary_head_dim(b, b_side, a.format));
+    let release = |rows: std::ops::Range<usize>| {
+        for view in [&matrix_a.view, &matrix_b.view] {
+            view.release_pages(view.byte_range(rows.start * cols..rows.end * cols));
+        }
+    };
     let pass = sums::pass(
         &aligned_a,
         Rounding::of(a_side.tensor.storage),
         &aligned_b,
         Rounding::of(b_side.tensor.storage),
         options.eps,
+        &release,
     );
     let sums = pass.sums;
     row.status = match (rows_added, sums.unequal) {

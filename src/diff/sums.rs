@@ -7,6 +7,8 @@
 //! NaN or ±Inf, and the rounding of types whose ulp the kernel cannot read from the exponent
 //! bits (f64, block-quantized), are added value by value.
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 
 use crate::formats::dtype::Dtype;
@@ -212,6 +214,9 @@ pub struct PairPass {
 
 /// One pass over `a` and `b` (one shape), reading both in the same blocks of rows: the sums of Δ
 /// with |Δ| > `eps` counted as changed, and the rounding threshold from the two sides' roundings.
+/// Rows are read with [`MatrixRows::read_selected_rows`], which keeps a memory map's pages;
+/// `release` is called with each finished tile's rows, to drop them a few megabytes at a time
+/// (releasing each small block as it is read left most pages resident: 1.1 GB for a 1.3 GB pair).
 ///
 /// Each block of about [`TASK_ELEMENTS`] elements is decoded into two buffers that stay in the
 /// core's cache and reduced there by [`kernel`]; blocks are reduced in parallel, a tile of
@@ -222,6 +227,7 @@ pub fn pass(
     b: &dyn MatrixRows,
     b_rounding: Rounding,
     eps: f64,
+    release: &dyn Fn(Range<usize>),
 ) -> PairPass {
     let (rows, cols) = a.shape();
     debug_assert_eq!(b.shape(), (rows, cols));
@@ -239,8 +245,9 @@ pub fn pass(
                     let count = rows_per_task.min(rows - start);
                     a_rows.resize(count * cols, 0.0);
                     b_rows.resize(count * cols, 0.0);
-                    a.read_rows(start, a_rows);
-                    b.read_rows(start, b_rows);
+                    let selected: Vec<usize> = (start..start + count).collect();
+                    a.read_selected_rows(&selected, a_rows);
+                    b.read_selected_rows(&selected, b_rows);
                     BlockSums::of(a_rows, b_rows, cols, roundings, eps)
                 },
             )
@@ -248,6 +255,8 @@ pub fn pass(
         for partial in &partials {
             total.merge(partial);
         }
+        let last = tile[tile.len() - 1];
+        release(tile[0]..(last + rows_per_task).min(rows));
     }
     let max_column_variance = total.columns.iter().fold(0.0_f64, |m, &v| m.max(v));
     PairPass {
@@ -360,7 +369,14 @@ mod tests {
         b[5] = f32::NAN;
         let a_rows = DenseRows::new(rows, cols, a.clone()).unwrap();
         let b_rows = DenseRows::new(rows, cols, b.clone()).unwrap();
-        let result = pass(&a_rows, Rounding::Exact, &b_rows, Rounding::Exact, 5e-3);
+        let result = pass(
+            &a_rows,
+            Rounding::Exact,
+            &b_rows,
+            Rounding::Exact,
+            5e-3,
+            &|_| {},
+        );
         let finite: Vec<(f64, f64)> = a
             .iter()
             .zip(&b)
@@ -403,7 +419,7 @@ mod tests {
         let a_rows = DenseRows::new(rows, cols, a.clone()).unwrap();
         let b_rows = DenseRows::new(rows, cols, b.clone()).unwrap();
         let rounding = Rounding::of(StorageType::Dtype(Dtype::BF16));
-        let result = pass(&a_rows, rounding, &b_rows, rounding, 0.0);
+        let result = pass(&a_rows, rounding, &b_rows, rounding, 0.0, &|_| {});
         let variance = |x: f32| {
             if x == 0.0 || !x.is_finite() {
                 return 0.0;
@@ -443,7 +459,7 @@ mod tests {
             .num_threads(1)
             .build()
             .unwrap()
-            .install(|| pass(&a_rows, rounding, &b_rows, rounding, 0.0));
+            .install(|| pass(&a_rows, rounding, &b_rows, rounding, 0.0, &|_| {}));
         assert_eq!(one_thread, result);
     }
 
@@ -455,7 +471,7 @@ mod tests {
         let a = DenseRows::new(rows, cols, vec![1.0; rows * cols]).unwrap();
         let b = DenseRows::new(rows, cols, vec![0.75; rows * cols]).unwrap();
         let bf16_rounding = Rounding::of(StorageType::Dtype(Dtype::BF16));
-        let result = pass(&a, bf16_rounding, &b, bf16_rounding, 0.0);
+        let result = pass(&a, bf16_rounding, &b, bf16_rounding, 0.0, &|_| {});
         let v = (2_f64.powi(-14) + 2_f64.powi(-16)) / 12.0;
         let expected = (cols as f64 * v).sqrt() + (rows as f64 * v).sqrt();
         assert!((result.rounding_threshold - expected).abs() <= 1e-12 * expected);
