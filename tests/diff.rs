@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use aib::diff::adapter::{self, Adapter};
-use aib::diff::{DiffOptions, DiffRow, Status, diff_models, summary};
+use aib::diff::{DiffOptions, DiffRow, Status, diff_models, layers, plots, summary};
 use aib::error::ErrorKind;
 use aib::model::{Model, WeightFormat};
 use aib::observe::Silent;
@@ -497,4 +497,62 @@ fn without_ranks_no_spectrum_is_computed() {
             .all(|row| row.spectrum.is_none() && row.signal_rank.is_none())
     );
     assert_eq!(row(&rows, PLANTED[0].0).status, Status::Changed);
+}
+
+#[test]
+fn the_charts_plot_each_layers_change_and_signal_rank() {
+    let (base, tuned) = (open("diff/base"), open("diff/tuned"));
+    let rows = diff_models(&base, &tuned, &DiffOptions::default(), &Silent).unwrap();
+    let charts = plots::charts(&rows, &layers::by_layer(&rows));
+    let series = |chart: &aib::plot::MultiLineChart, block: &str| {
+        chart
+            .series
+            .iter()
+            .find(|(name, _)| name == block)
+            .unwrap_or_else(|| panic!("no {block} line"))
+            .1
+            .clone()
+    };
+    for ((name, rank), (block, layer)) in PLANTED.into_iter().zip([("q_proj", 0), ("mlp_down", 1)])
+    {
+        // rel_delta of the one matrix of its block type in its layer, from the float64 values.
+        let (_, a) = values(&base, name);
+        let (_, b) = values(&tuned, name);
+        let d_sq: f64 = a.iter().zip(&b).map(|(x, y)| (y - x) * (y - x)).sum();
+        let a_sq: f64 = a.iter().map(|x| x * x).sum();
+        let expected = (d_sq / a_sq).sqrt();
+        let line = series(&charts.rel_delta, block);
+        let point = line.iter().find(|(x, _)| *x == layer as f64).unwrap();
+        assert!((point.1 - expected).abs() <= 1e-9 * expected, "{name}");
+        let other = if layer == 0 { 1.0 } else { 0.0 };
+        assert_eq!(
+            line.iter().find(|(x, _)| *x == other).unwrap().1,
+            0.0,
+            "{block}"
+        );
+        let ranks = series(charts.signal_rank.as_ref().unwrap(), block);
+        assert!(
+            ranks.contains(&(layer as f64, rank as f64)),
+            "{block}: {ranks:?}"
+        );
+        let heatmap = charts.heatmap.as_ref().unwrap();
+        let col = heatmap
+            .x_label
+            .split(", ")
+            .position(|label| label.ends_with(&format!(" {block}")))
+            .unwrap();
+        let cell = heatmap.values[layer * heatmap.cols + col];
+        assert!(
+            (cell - expected).abs() <= 1e-9 * expected,
+            "{name} heat map"
+        );
+    }
+    // Identical block types draw flat at 0, and only changed matrices have a signal rank.
+    assert!(
+        series(&charts.rel_delta, "k_proj")
+            .iter()
+            .all(|p| p.1 == 0.0)
+    );
+    let rank_lines = &charts.signal_rank.as_ref().unwrap().series;
+    assert_eq!(rank_lines.len(), 2, "{rank_lines:?}");
 }

@@ -79,6 +79,17 @@ fn out_writes_the_table_the_layers_and_the_summary() {
         summary["most_changed"][0]["param_name"],
         "model.layers.0.self_attn.q_proj.weight"
     );
+    for plot in ["rel_delta", "signal_rank", "heatmap"] {
+        for ext in ["svg", "png"] {
+            let path = folder.path().join(format!("diff.{plot}.{ext}"));
+            assert!(std::fs::metadata(&path).unwrap().len() > 0, "{plot}.{ext}");
+        }
+    }
+    let svg = std::fs::read_to_string(folder.path().join("diff.heatmap.svg")).unwrap();
+    assert!(
+        svg.contains("q_proj") && svg.contains("mlp_down"),
+        "block types named"
+    );
     assert!(
         summary["provenance"]["b"]["model_path"]
             .as_str()
@@ -125,4 +136,117 @@ fn bad_input_gets_its_exit_code() {
         .output()
         .unwrap();
     assert_exit(&over_b, EXIT_USAGE);
+}
+
+/// The bf16 values of tensor `name` in a safetensors file, and the byte offset of its data.
+fn bf16_tensor(file: &[u8], name: &str) -> (usize, Vec<f64>) {
+    let header_len = u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
+    let header: Value = serde_json::from_slice(&file[8..8 + header_len]).unwrap();
+    assert_eq!(header[name]["dtype"], "BF16", "{name}");
+    let offsets = header[name]["data_offsets"].as_array().unwrap();
+    let start = 8 + header_len + offsets[0].as_u64().unwrap() as usize;
+    let end = 8 + header_len + offsets[1].as_u64().unwrap() as usize;
+    let values = file[start..end]
+        .chunks_exact(2)
+        .map(|bits| {
+            f64::from(f32::from_bits(
+                u32::from(u16::from_le_bytes([bits[0], bits[1]])) << 16,
+            ))
+        })
+        .collect();
+    (start, values)
+}
+
+#[test]
+fn nan_and_inf_in_one_model_are_counted_noted_and_kept_out_of_every_number() {
+    let folder = tempfile::tempdir().unwrap();
+    let patched = folder.path().join("patched");
+    std::fs::create_dir(&patched).unwrap();
+    for name in ["config.json", "tokenizer.json"] {
+        std::fs::copy(fixtures().join("diff/tuned").join(name), patched.join(name)).unwrap();
+    }
+    let base = std::fs::read(fixtures().join("diff/base/model.safetensors")).unwrap();
+    let mut file = std::fs::read(fixtures().join("diff/tuned/model.safetensors")).unwrap();
+    let q = "model.layers.0.self_attn.q_proj.weight";
+    let k = "model.layers.0.self_attn.k_proj.weight";
+    // q_proj (changed by the tuning): a NaN and a +Inf; k_proj (identical): a −Inf.
+    let (q_start, _) = bf16_tensor(&file, q);
+    let (k_start, _) = bf16_tensor(&file, k);
+    for (at, bits) in [
+        (q_start + 2 * 3, 0x7fc0_u16),
+        (q_start + 2 * 10, 0x7f80),
+        (k_start, 0xff80),
+    ] {
+        file[at..at + 2].copy_from_slice(&bits.to_le_bytes());
+    }
+    std::fs::write(patched.join("model.safetensors"), &file).unwrap();
+    let out = folder.path().join("diff.json");
+    let output = aib()
+        .args(["diff", &fixture("diff/base")])
+        .arg(&patched)
+        .args(["-q", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_exit(&output, 0);
+    let warnings = common::stderr(&output);
+    assert!(
+        warnings.contains(&format!("{q}: 0 NaN/Inf in A, 2 in B")),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains(&format!("{k}: 0 NaN/Inf in A, 1 in B")),
+        "{warnings}"
+    );
+    let table: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let rows = table["rows"].as_array().unwrap();
+    let row = |name: &str| rows.iter().find(|row| row["param_name"] == name).unwrap();
+    for (name, planted) in [(q, [3, 10].as_slice()), (k, [0].as_slice())] {
+        let (_, a) = bf16_tensor(&base, name);
+        let (_, b) = bf16_tensor(&file, name);
+        let finite: Vec<(f64, f64)> = a
+            .iter()
+            .zip(&b)
+            .enumerate()
+            .filter(|(index, _)| !planted.contains(index))
+            .map(|(_, (&x, &y))| (x, y))
+            .collect();
+        let d_sq: f64 = finite.iter().map(|(x, y)| (y - x) * (y - x)).sum();
+        let a_sq: f64 = finite.iter().map(|(x, _)| x * x).sum();
+        let b_sq: f64 = finite.iter().map(|(_, y)| y * y).sum();
+        let ab: f64 = finite.iter().map(|(x, y)| x * y).sum();
+        let row = row(name);
+        assert_eq!(
+            row["status"], "changed",
+            "{name}: a NaN or Inf against a number differs"
+        );
+        assert_eq!(row["numel"], a.len() as u64, "{name}");
+        let note = row["note"].as_str().unwrap();
+        assert!(note.contains("kept out of every column"), "{name}: {note}");
+        assert!(
+            note.contains("no spectrum of Δ: it holds NaN/Inf"),
+            "{name}: {note}"
+        );
+        assert!(
+            row["delta_rank"].is_null() && row["delta_signal_rank"].is_null(),
+            "{name}"
+        );
+        let close = |column: &str, want: f64| {
+            let got = row[column]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{name} {column}"));
+            assert!(
+                (got - want).abs() <= 1e-9 * want.abs().max(1e-300),
+                "{name} {column}: {got} against {want}"
+            );
+        };
+        close("l2_a", a_sq.sqrt());
+        close("l2_b", b_sq.sqrt());
+        close("l2_delta", d_sq.sqrt());
+        close("cosine", ab / (a_sq * b_sq).sqrt());
+        close("rmse", (d_sq / finite.len() as f64).sqrt());
+    }
+    // The rest of the model is untouched by the two patched tensors.
+    let v = row("model.layers.0.self_attn.v_proj.weight");
+    assert!(v["note"].is_null(), "{v}");
 }

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::args::{self, ModelArgs, OutputArgs, RankArgs, RunArgs};
 use crate::diff::adapter::{self, Adapter};
-use crate::diff::{self, DiffOptions, DiffRow, Status, columns, layers, summary};
+use crate::diff::{self, DiffOptions, DiffRow, Status, columns, layers, plots, summary};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::output::terminal::escape_controls;
@@ -111,6 +111,7 @@ pub fn run(args: DiffArgs) -> Result<()> {
                 &output::sibling_path(out, "summary", Some("json")),
                 &document,
             )?;
+            plots::write_plots(out, &plots::charts(&rows, &layer_rows))?;
             print_findings(&rows, same_naming)
         }
         None if format == Format::Table => {

@@ -56,6 +56,21 @@ impl MatrixRows for AlignedRows<'_> {
             }
         }
     }
+
+    /// The listed rows, through the inner matrix's own selected read (a memory map keeps their
+    /// pages: the caller releases them a tile at a time).
+    fn read_selected_rows(&self, rows: &[usize], out: &mut [f32]) {
+        match self.rotary_head_dim {
+            None => self.inner.read_selected_rows(rows, out),
+            Some(head_dim) => {
+                let stored: Vec<usize> = rows
+                    .iter()
+                    .map(|&row| interleaved_row(row, head_dim))
+                    .collect();
+                self.inner.read_selected_rows(&stored, out);
+            }
+        }
+    }
 }
 
 /// Δ = B − A of two aligned matrices of one shape, row by row in f32 (exact for two bf16 or

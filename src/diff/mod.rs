@@ -8,13 +8,15 @@
 //! engine as `aib stats` (the Gram matrix of Δ, streamed, with the same rank modes), with
 //! `delta_signal_rank`, the number of singular values above that bound. [`adapter`] does the same
 //! for a PEFT LoRA adapter through its factors. [`layers`] sums the rows by layer and block type,
-//! [`summary`] puts the findings into words; [`columns`] declares the tables.
+//! [`summary`] puts the findings into words, [`plots`] draws them; [`columns`] declares the tables.
 
 pub mod adapter;
 pub mod aligned;
 pub mod columns;
+mod kernel;
 pub mod layers;
 pub mod pairing;
+pub mod plots;
 pub mod summary;
 pub mod sums;
 
@@ -382,15 +384,21 @@ fn compare(
         .zip(["A", "B"])
         .filter_map(|(note, side)| note.as_ref().map(|note| format!("{side}: {note}")))
         .collect();
-    let (rows, _) = matrix_shape(shape_a);
+    let (rows, cols) = matrix_shape(shape_a);
     let aligned_a = AlignedRows::new(&matrix_a.view, rows, rotary_head_dim(a, a_side, b.format));
     let aligned_b = AlignedRows::new(&matrix_b.view, rows, rotary_head_dim(b, b_side, a.format));
+    let release = |rows: std::ops::Range<usize>| {
+        for view in [&matrix_a.view, &matrix_b.view] {
+            view.release_pages(view.byte_range(rows.start * cols..rows.end * cols));
+        }
+    };
     let pass = sums::pass(
         &aligned_a,
         Rounding::of(a_side.tensor.storage),
         &aligned_b,
         Rounding::of(b_side.tensor.storage),
         options.eps,
+        &release,
     );
     let sums = pass.sums;
     row.status = match (rows_added, sums.unequal) {

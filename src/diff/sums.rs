@@ -1,21 +1,21 @@
 //! The streaming pass over a pair of matrices: every elementwise column of Δ = B − A in f64, and
 //! the row and column sums of the rounding variance behind `delta_signal_rank`'s threshold.
 //!
-//! Both matrices are read in the same row tiles; each tile is cut into blocks of rows reduced in
-//! parallel and merged in order, so the sums are bit-identical for any thread count.
+//! Both matrices are read in the same blocks of rows, decoded into two small buffers and reduced
+//! there by the pair [`kernel`](super::kernel) (f64 lanes, vectorised); blocks are reduced in
+//! parallel and merged in order, so the sums are bit-identical for any thread count. Rows holding
+//! NaN or ±Inf, and the rounding of types whose ulp the kernel cannot read from the exponent
+//! bits (f64, block-quantized), are added value by value.
+
+use std::ops::Range;
 
 use rayon::prelude::*;
 
 use crate::formats::dtype::Dtype;
 use crate::formats::storage::StorageType;
 use crate::matrix::MatrixRows;
-use crate::matrix::tiles::{read_tile, row_tiles};
 
-/// Bytes of f32 per tile of each matrix.
-const TILE_BYTES: usize = 8 << 20;
-
-/// Rows per parallel block inside a tile.
-const ROWS_PER_TASK: usize = 32;
+use super::kernel::{self, UlpRule};
 
 /// How the stored values of one side round: what the rounding variance of an element is.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -212,63 +212,142 @@ pub struct PairPass {
     pub rounding_threshold: f64,
 }
 
-/// One pass over `a` and `b` (one shape), reading both in the same row tiles: the sums of Δ with
-/// |Δ| > `eps` counted as changed, and the rounding threshold from the two sides' roundings.
+/// One pass over `a` and `b` (one shape), reading both in the same blocks of rows: the sums of Δ
+/// with |Δ| > `eps` counted as changed, and the rounding threshold from the two sides' roundings.
+/// Rows are read with [`MatrixRows::read_selected_rows`], which keeps a memory map's pages;
+/// `release` is called with each finished tile's rows, to drop them a few megabytes at a time
+/// (releasing each small block as it is read left most pages resident: 1.1 GB for a 1.3 GB pair).
+///
+/// Each block of about [`TASK_ELEMENTS`] elements is decoded into two buffers that stay in the
+/// core's cache and reduced there by [`kernel`]; blocks are reduced in parallel, a tile of
+/// [`TASKS_PER_TILE`] at a time, and merged in order.
 pub fn pass(
     a: &dyn MatrixRows,
     a_rounding: Rounding,
     b: &dyn MatrixRows,
     b_rounding: Rounding,
     eps: f64,
+    release: &dyn Fn(Range<usize>),
 ) -> PairPass {
     let (rows, cols) = a.shape();
     debug_assert_eq!(b.shape(), (rows, cols));
-    let mut sums = DeltaSums::default();
-    let mut column_variance = vec![0.0_f64; cols];
-    let mut max_row_variance = 0.0_f64;
-    let (mut a_tile, mut b_tile) = (Vec::new(), Vec::new());
-    for (start, count) in row_tiles(rows, cols, TILE_BYTES) {
-        read_tile(a, start, count, &mut a_tile);
-        read_tile(b, start, count, &mut b_tile);
-        let block = ROWS_PER_TASK * cols.max(1);
-        let partials: Vec<(DeltaSums, f64, Vec<f64>)> = a_tile
-            .par_chunks(block)
-            .zip(b_tile.par_chunks(block))
-            .map(|(a_rows, b_rows)| {
-                let mut sums = DeltaSums::default();
-                let mut max_row = 0.0_f64;
-                let mut columns = vec![0.0_f64; cols];
-                let mut row_variance = vec![0.0_f64; cols];
-                for (a_row, b_row) in a_rows.chunks(cols.max(1)).zip(b_rows.chunks(cols.max(1))) {
-                    sums.add(a_row, b_row, eps);
-                    row_variance.iter_mut().for_each(|v| *v = 0.0);
-                    a_rounding.add_variances(a_row, &mut row_variance);
-                    b_rounding.add_variances(b_row, &mut row_variance);
-                    max_row = max_row.max(row_variance.iter().sum());
-                    columns
-                        .iter_mut()
-                        .zip(&row_variance)
-                        .for_each(|(column, v)| *column += v);
-                }
-                (sums, max_row, columns)
-            })
+    let width = cols.max(1);
+    let rows_per_task = (TASK_ELEMENTS / width).max(1);
+    let roundings = [a_rounding, b_rounding];
+    let mut total = BlockSums::new(cols);
+    let tasks: Vec<usize> = (0..rows).step_by(rows_per_task).collect();
+    for tile in tasks.chunks(TASKS_PER_TILE) {
+        let partials: Vec<BlockSums> = tile
+            .par_iter()
+            .map_init(
+                || (Vec::new(), Vec::new()),
+                |(a_rows, b_rows), &start| {
+                    let count = rows_per_task.min(rows - start);
+                    a_rows.resize(count * cols, 0.0);
+                    b_rows.resize(count * cols, 0.0);
+                    let selected: Vec<usize> = (start..start + count).collect();
+                    a.read_selected_rows(&selected, a_rows);
+                    b.read_selected_rows(&selected, b_rows);
+                    BlockSums::of(a_rows, b_rows, cols, roundings, eps)
+                },
+            )
             .collect();
-        for (partial, max_row, columns) in &partials {
-            sums.merge(partial);
-            max_row_variance = max_row_variance.max(*max_row);
-            column_variance
-                .iter_mut()
-                .zip(columns)
-                .for_each(|(total, v)| *total += v);
+        for partial in &partials {
+            total.merge(partial);
         }
+        let last = tile[tile.len() - 1];
+        release(tile[0]..(last + rows_per_task).min(rows));
     }
-    let max_column_variance = column_variance.iter().fold(0.0_f64, |m, &v| m.max(v));
+    let max_column_variance = total.columns.iter().fold(0.0_f64, |m, &v| m.max(v));
     PairPass {
-        sums,
-        rounding_threshold: max_row_variance.sqrt() + max_column_variance.sqrt(),
+        sums: total.sums,
+        rounding_threshold: total.max_row_variance.sqrt() + max_column_variance.sqrt(),
     }
 }
 
+/// Elements of each side per parallel task: 256 KB of f32 each, so both blocks stay in a core's
+/// L2 cache between their decoding and the kernel.
+const TASK_ELEMENTS: usize = 1 << 16;
+
+/// Tasks reduced in parallel before their partial sums are merged: bounds the partial column
+/// sums held at once.
+const TASKS_PER_TILE: usize = 64;
+
+/// The pass's partial result over a block of rows.
+struct BlockSums {
+    sums: DeltaSums,
+    max_row_variance: f64,
+    columns: Vec<f64>,
+}
+
+impl BlockSums {
+    fn new(cols: usize) -> BlockSums {
+        BlockSums {
+            sums: DeltaSums::default(),
+            max_row_variance: 0.0,
+            columns: vec![0.0; cols],
+        }
+    }
+
+    /// The sums of rows `a` and `b` (`cols` wide) of two matrices stored with `roundings`: rows
+    /// of finite values by the [`kernel`], the others (and the rounding of a type the kernel
+    /// has no rule for) value by value.
+    fn of(a: &[f32], b: &[f32], cols: usize, roundings: [Rounding; 2], eps: f64) -> BlockSums {
+        let mut block = BlockSums::new(cols);
+        if cols == 0 {
+            return block;
+        }
+        let rules = roundings.map(UlpRule::of);
+        let kernel_rules = rules.map(|rule| rule.unwrap_or(UlpRule::ZERO));
+        let mut lanes = kernel::Lanes::default();
+        let mut variances = vec![0.0_f64; cols];
+        let all_finite = kernel::all_finite(a) && kernel::all_finite(b);
+        for (a_row, b_row) in a.chunks_exact(cols).zip(b.chunks_exact(cols)) {
+            let finite = all_finite || (kernel::all_finite(a_row) && kernel::all_finite(b_row));
+            let mut row_variance = if finite {
+                kernel::add_row(
+                    &mut lanes,
+                    a_row,
+                    b_row,
+                    kernel_rules,
+                    eps,
+                    &mut block.columns,
+                )
+            } else {
+                block.sums.add(a_row, b_row, eps);
+                0.0
+            };
+            let slow = rules.map(|rule| !finite || rule.is_none());
+            if slow.contains(&true) {
+                variances.iter_mut().for_each(|v| *v = 0.0);
+                for ((rounding, values), slow) in roundings.iter().zip([a_row, b_row]).zip(slow) {
+                    if slow {
+                        rounding.add_variances(values, &mut variances);
+                    }
+                }
+                row_variance += variances.iter().sum::<f64>();
+                block
+                    .columns
+                    .iter_mut()
+                    .zip(&variances)
+                    .for_each(|(column, v)| *column += v);
+            }
+            block.max_row_variance = block.max_row_variance.max(row_variance);
+        }
+        block.sums.merge(&lanes.sums());
+        block
+    }
+
+    /// Adds `other`, the block that follows.
+    fn merge(&mut self, other: &BlockSums) {
+        self.sums.merge(&other.sums);
+        self.max_row_variance = self.max_row_variance.max(other.max_row_variance);
+        self.columns
+            .iter_mut()
+            .zip(&other.columns)
+            .for_each(|(total, v)| *total += v);
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,7 +369,14 @@ mod tests {
         b[5] = f32::NAN;
         let a_rows = DenseRows::new(rows, cols, a.clone()).unwrap();
         let b_rows = DenseRows::new(rows, cols, b.clone()).unwrap();
-        let result = pass(&a_rows, Rounding::Exact, &b_rows, Rounding::Exact, 5e-3);
+        let result = pass(
+            &a_rows,
+            Rounding::Exact,
+            &b_rows,
+            Rounding::Exact,
+            5e-3,
+            &|_| {},
+        );
         let finite: Vec<(f64, f64)> = a
             .iter()
             .zip(&b)
@@ -314,6 +400,70 @@ mod tests {
     }
 
     #[test]
+    fn the_kernel_rows_and_the_rows_with_nan_give_the_reference_threshold() {
+        // bf16 values of many magnitudes; one row of A holds a NaN, one of B an Inf: those rows
+        // go value by value, the rest through the kernel, over several tasks.
+        let (rows, cols) = (40, 3001);
+        let bf16 = |x: f32| bf16::from_f32(x).to_f32();
+        let a: Vec<f32> = (0..rows * cols)
+            .map(|i| bf16((((i * 7919) % 2001) as f32 - 1000.0) * 1e-3 * (1 + i % 7) as f32))
+            .collect();
+        let mut b: Vec<f32> = a
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| bf16(x * (1.0 + (i % 3) as f32 * 0.01)))
+            .collect();
+        let mut a = a;
+        a[5 * cols + 7] = f32::NAN;
+        b[33 * cols] = f32::INFINITY;
+        let a_rows = DenseRows::new(rows, cols, a.clone()).unwrap();
+        let b_rows = DenseRows::new(rows, cols, b.clone()).unwrap();
+        let rounding = Rounding::of(StorageType::Dtype(Dtype::BF16));
+        let result = pass(&a_rows, rounding, &b_rows, rounding, 0.0, &|_| {});
+        let variance = |x: f32| {
+            if x == 0.0 || !x.is_finite() {
+                return 0.0;
+            }
+            let ulp = 2_f64.powi(f64::from(x).abs().log2().floor().max(-126.0) as i32 - 7);
+            ulp * ulp / 12.0
+        };
+        let v: Vec<f64> = a
+            .iter()
+            .zip(&b)
+            .map(|(&x, &y)| variance(x) + variance(y))
+            .collect();
+        let row_max = (0..rows)
+            .map(|i| v[i * cols..(i + 1) * cols].iter().sum::<f64>())
+            .fold(0.0, f64::max);
+        let col_max = (0..cols)
+            .map(|j| (0..rows).map(|i| v[i * cols + j]).sum::<f64>())
+            .fold(0.0, f64::max);
+        let tau = row_max.sqrt() + col_max.sqrt();
+        assert!((result.rounding_threshold - tau).abs() <= 1e-12 * tau);
+        let finite: Vec<(f64, f64)> = a
+            .iter()
+            .zip(&b)
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .map(|(&x, &y)| (f64::from(x), f64::from(y)))
+            .collect();
+        let reference_b_sq: f64 = finite.iter().map(|(_, y)| y * y).sum();
+        let reference_max = finite
+            .iter()
+            .fold(0.0_f64, |m, (x, y)| m.max((y - x).abs()));
+        assert_eq!(result.sums.count as usize, finite.len());
+        assert_eq!((result.sums.non_finite_a, result.sums.non_finite_b), (1, 1));
+        assert!((result.sums.b_sq - reference_b_sq).abs() <= 1e-12 * reference_b_sq);
+        assert_eq!(result.sums.max_abs_delta, reference_max);
+        // Any thread count: the same bits.
+        let one_thread = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+            .install(|| pass(&a_rows, rounding, &b_rows, rounding, 0.0, &|_| {}));
+        assert_eq!(one_thread, result);
+    }
+
+    #[test]
     fn the_rounding_threshold_follows_the_variance_profile() {
         // Every element of A is 1.0 (bf16 ulp 2⁻⁷) and of B 0.75 (ulp 2⁻⁸): vᵢⱼ = (2⁻¹⁴ + 2⁻¹⁶)/12,
         // so τ = √(n·v) + √(m·v).
@@ -321,7 +471,7 @@ mod tests {
         let a = DenseRows::new(rows, cols, vec![1.0; rows * cols]).unwrap();
         let b = DenseRows::new(rows, cols, vec![0.75; rows * cols]).unwrap();
         let bf16_rounding = Rounding::of(StorageType::Dtype(Dtype::BF16));
-        let result = pass(&a, bf16_rounding, &b, bf16_rounding, 0.0);
+        let result = pass(&a, bf16_rounding, &b, bf16_rounding, 0.0, &|_| {});
         let v = (2_f64.powi(-14) + 2_f64.powi(-16)) / 12.0;
         let expected = (cols as f64 * v).sqrt() + (rows as f64 * v).sqrt();
         assert!((result.rounding_threshold - expected).abs() <= 1e-12 * expected);
