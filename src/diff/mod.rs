@@ -191,7 +191,9 @@ impl DiffRow {
         self.sums
             .as_ref()
             .filter(|s| s.a_sq > 0.0 && s.b_sq > 0.0)
-            .map(|s| s.ab / (s.a_sq.sqrt() * s.b_sq.sqrt()))
+            // Cauchy–Schwarz bounds the true value by 1; rounding of the sums can step one
+            // unit in the last place past it (seen on an identical pair).
+            .map(|s| (s.ab / (s.a_sq.sqrt() * s.b_sq.sqrt())).clamp(-1.0, 1.0))
     }
 
     /// max |Δ|.
