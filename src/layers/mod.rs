@@ -6,5 +6,6 @@ pub mod documents;
 pub mod drift;
 pub mod heads;
 pub mod metrics;
+pub mod parts;
 pub mod plots;
 pub mod power_law;
