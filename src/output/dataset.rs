@@ -4,9 +4,10 @@
 //! `DIR/<table>` as one table with the partition columns.
 //!
 //! A dataset holds one set of parameters per table: before a part is written, every file of its
-//! tables is checked, and a file written with other parameters, or a split into another number of
-//! parts of the same model and revision, is an input error. A part whose files are all there is
-//! complete, and a re-run skips it.
+//! tables is checked, and a file written with other parameters (but for what a diff compares
+//! with, which may differ between models), or a split into another number of parts of the same
+//! model and revision, is an input error. A part whose files are all there is complete, and a
+//! re-run skips it.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -25,6 +26,10 @@ pub const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
 
 /// The parameter that records `--part`: the one parameter the parts of a dataset differ in.
 pub const PART_PARAMETER: &str = "part";
+
+/// Parameters that name what a run compares with (`aib diff`'s B): a dataset of diffs holds one
+/// B per model and revision (consecutive checkpoints, say), the other parameters once for all.
+const IDENTITY_PARAMETERS: [&str; 2] = ["model_b", "revision_b"];
 
 /// One table of a part: its name in the dataset (the folder under `DIR`) and its rows.
 #[derive(Debug, Clone, Copy)]
@@ -79,9 +84,15 @@ pub fn part_complete(
     let wanted = parameters(&provenance.pairs());
     let mut complete = true;
     for table in tables {
+        let folder = partition_folder(root, table, provenance);
         for file in parquet_files(&root.join(table))? {
             let theirs = parameters(&file_metadata(&file)?);
-            if theirs != wanted {
+            let same = if file.starts_with(&folder) {
+                theirs == wanted
+            } else {
+                without_identity(&theirs) == without_identity(&wanted)
+            };
+            if !same {
                 return Err(Error::input(format!(
                     "{}: written with other parameters ({}), this run has {}: use another \
                      --dataset folder or the same parameters",
@@ -91,7 +102,6 @@ pub fn part_complete(
                 )));
             }
         }
-        let folder = partition_folder(root, table, provenance);
         if let Some(other) = other_split(&folder, part)? {
             return Err(Error::input(format!(
                 "{}: holds {other}, this run splits into {} parts: use --part I/{} or another \
@@ -125,11 +135,23 @@ pub fn write_part(root: &Path, tables: &[DatasetTable], part: PartSpec) -> Resul
 fn parameters(pairs: &[(String, String)]) -> BTreeMap<String, String> {
     pairs
         .iter()
-        .filter(|(key, _)| {
-            key == "command"
-                || (key.starts_with("param.") && key != &format!("param.{PART_PARAMETER}"))
+        .filter(|(key, _)| match key.strip_prefix("param.") {
+            Some(name) => name != PART_PARAMETER,
+            None => key == "command",
         })
         .cloned()
+        .collect()
+}
+
+/// `parameters` without those that name what a run compares with (the B of a diff): they may
+/// differ between the models of a dataset, not within one model's partition.
+fn without_identity(parameters: &BTreeMap<String, String>) -> BTreeMap<&String, &String> {
+    parameters
+        .iter()
+        .filter(|(key, _)| {
+            key.strip_prefix("param.")
+                .is_none_or(|name| !IDENTITY_PARAMETERS.contains(&name))
+        })
         .collect()
 }
 
