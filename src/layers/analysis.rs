@@ -278,7 +278,7 @@ fn analyse_selected(
             Vec::new(),
             Some("no config.json beside the weights: heads cannot be located".to_string()),
         ),
-        Some(Err(reason)) => (Vec::new(), Some(reason)),
+        Some(Err(reason)) => (Vec::new(), Some(reason.to_string())),
         Some(Ok(layout)) => analyse_heads(&units, &layout, observer),
     };
     let drift = analyse_drift(&all_units, selection, observer);
