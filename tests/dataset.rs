@@ -160,9 +160,9 @@ fn a_diff_part_writes_its_table() {
         "-q",
     ]);
     assert_exit(&output, 0);
-    let path = dir.path().join(
-        "diff/model_id=diff%2Fbase/revision=__HIVE_DEFAULT_PARTITION__/part-2-of-2.parquet",
-    );
+    let path = dir
+        .path()
+        .join("diff/model_id=diff%2Fbase/revision=__HIVE_DEFAULT_PARTITION__/part-2-of-2.parquet");
     let (rows, _) = parquet_file(&path);
     assert!(rows > 0);
 }
