@@ -7,10 +7,12 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use super::args::{self, ModelArgs, OutputArgs, RankArgs, RunArgs};
+use super::parts::PartArgs;
 use crate::diff::adapter::{self, Adapter};
 use crate::diff::{self, DiffOptions, DiffRow, Status, columns, layers, plots, summary};
 use crate::error::{Error, Result};
 use crate::model::Model;
+use crate::output::dataset::DatasetTable;
 use crate::output::terminal::escape_controls;
 use crate::output::{self, Format, Provenance, Table};
 
@@ -40,13 +42,19 @@ pub struct DiffArgs {
     #[arg(long, value_name = "EPS", default_value_t = 0.0)]
     eps: f64,
     #[command(flatten)]
+    parts: PartArgs,
+    #[command(flatten)]
     run: RunArgs,
 }
+
+/// The dataset's name for the table of `aib diff`.
+const DATASET_TABLE: &str = "diff";
 
 /// Runs `aib diff`: check the flags, open A and B (a model or an adapter), compare every pair,
 /// write the table with its siblings, or print the findings and the rows that differ.
 pub fn run(args: DiffArgs) -> Result<()> {
     let format = args.output.format()?;
+    args.parts.check_outputs(args.output.path())?;
     let b_spec = args
         .b
         .clone()
@@ -65,7 +73,13 @@ pub fn run(args: DiffArgs) -> Result<()> {
     args.output.refuse_model_files(&a)?;
     let progress = args.run.progress_display();
     let b_path = Path::new(&b_spec);
+    let parted = args.parts.part.is_some() || args.parts.plans() || args.parts.dataset.is_some();
     let (rows, same_naming, b_description) = if adapter::is_adapter(b_path) {
+        if parted {
+            return Err(Error::usage(
+                "--part, --plan and --dataset compare two models, not a model and an adapter",
+            ));
+        }
         let lora = Adapter::open(b_path)?;
         if let Some(out) = args.output.path() {
             output::refuse_overwriting_inputs(out, &lora.input_files())?;
@@ -85,9 +99,22 @@ pub fn run(args: DiffArgs) -> Result<()> {
         if let Some(out) = args.output.path() {
             output::refuse_overwriting_inputs(out, &b.input_files())?;
         }
+        let provenance = args::provenance("diff", &args.model, &a, parameters(&args));
+        if args.parts.plans() {
+            let units = diff::parts::work_units(&a, &b, &options)?;
+            let threads = args.run.in_pool(rayon::current_num_threads)?;
+            return args.parts.print_plan(units, format, threads, &provenance);
+        }
+        if args.parts.already_done(&[DATASET_TABLE], &provenance)? {
+            args.parts.say_skipped();
+            return Ok(());
+        }
+        let selection = args
+            .parts
+            .selection(|| diff::parts::work_units(&a, &b, &options))?;
         let rows = args
             .run
-            .in_pool(|| diff::diff_models(&a, &b, &options, &progress))??;
+            .in_pool(|| diff::diff_models_part(&a, &b, &options, &selection, &progress))??;
         let description = json!({
             "model_id": b.model_id,
             "model_path": b.model_path,
@@ -97,7 +124,18 @@ pub fn run(args: DiffArgs) -> Result<()> {
     };
     let provenance = args::provenance("diff", &args.model, &a, parameters(&args));
     let table = Table::from_records(columns::DIFF_COLUMNS, &rows, provenance.clone());
+    let dataset = [DatasetTable {
+        name: DATASET_TABLE,
+        table: &table,
+    }];
+    if args.parts.write_dataset(&dataset)? {
+        return Ok(());
+    }
     match args.output.path() {
+        // A part's rows only: the per-layer sums and the summary are of a whole run.
+        Some(out) if args.parts.part.is_some() => {
+            output::write_table(&table, format, Some(out), columns::TERMINAL_COLUMNS)
+        }
         Some(out) => {
             output::write_table(&table, format, Some(out), columns::TERMINAL_COLUMNS)?;
             let layer_rows = layers::by_layer(&rows);
@@ -170,5 +208,6 @@ fn parameters(args: &DiffArgs) -> BTreeMap<String, String> {
     if let Some(revision) = &args.revision_b {
         parameters.insert("revision_b".to_string(), revision.clone());
     }
+    args.parts.record(&mut parameters);
     parameters
 }

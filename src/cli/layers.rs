@@ -5,12 +5,18 @@
 use std::collections::BTreeMap;
 
 use super::args::{self, ModelArgs, OutputArgs, RunArgs};
-use crate::error::Result;
+use super::parts::PartArgs;
+use crate::error::{Error, Result};
 use crate::layers::analysis::{self, LayersAnalysis, LayersOptions};
-use crate::layers::documents::{MATRIX_COLUMNS, RULE, TERMINAL_COLUMNS, write_documents};
+use crate::layers::documents::{
+    DATASET_TABLES, MATRIX_COLUMNS, RULE, TERMINAL_COLUMNS, dataset_tables, write_documents,
+    write_tables,
+};
 use crate::layers::metrics::{FixFingers, MetricOptions};
+use crate::layers::parts::work_units;
 use crate::model::Model;
 use crate::model::classify::BlockType;
+use crate::output::dataset::DatasetTable;
 use crate::output::terminal::TerminalText;
 use crate::output::{self, Format, Provenance, Table};
 
@@ -43,6 +49,8 @@ pub struct LayersArgs {
     #[arg(long, value_enum, value_name = "HOW")]
     fix_fingers: Option<FixFingersArg>,
     #[command(flatten)]
+    parts: PartArgs,
+    #[command(flatten)]
     run: RunArgs,
 }
 
@@ -58,6 +66,13 @@ enum FixFingersArg {
 /// and the plots (or a readable summary on the terminal).
 pub fn run(args: LayersArgs) -> Result<()> {
     let format = args.output.format()?;
+    args.parts.check_outputs(args.output.path())?;
+    let one_part = args.parts.part.is_some() || args.parts.dataset.is_some();
+    if args.esd.is_some() && (one_part || args.parts.plans()) {
+        return Err(Error::usage(
+            "--esd plots a matrix of a whole run: not with --part, --plan or --dataset",
+        ));
+    }
     let display = args.run.progress_display();
     let model = args.model.open(&display)?;
     args.output.refuse_model_files(&model)?;
@@ -71,9 +86,6 @@ pub fn run(args: LayersArgs) -> Result<()> {
         },
         randomize: args.randomize.then_some(args.seed),
     };
-    let analysis = args
-        .run
-        .in_pool(|| analysis::analyse(&model, &options, &display))??;
     let mut parameters = BTreeMap::new();
     if let Some(name) = &args.esd {
         parameters.insert("esd".to_string(), name.clone());
@@ -88,8 +100,33 @@ pub fn run(args: LayersArgs) -> Result<()> {
     if args.fix_fingers.is_some() {
         parameters.insert("fix_fingers".to_string(), "clip_xmax".to_string());
     }
+    args.parts.record(&mut parameters);
     let provenance = args::provenance("layers", &args.model, &model, parameters);
+    if args.parts.plans() {
+        let threads = args.run.in_pool(rayon::current_num_threads)?;
+        return args
+            .parts
+            .print_plan(work_units(&model)?, format, threads, &provenance);
+    }
+    if args.parts.already_done(&DATASET_TABLES, &provenance)? {
+        args.parts.say_skipped();
+        return Ok(());
+    }
+    let selection = args.parts.selection(|| work_units(&model))?;
+    let analysis = args
+        .run
+        .in_pool(|| analysis::analyse_part(&model, &options, &selection, &display))??;
+    let tables = dataset_tables(&analysis, &provenance);
+    let dataset: Vec<DatasetTable> = DATASET_TABLES
+        .iter()
+        .zip(&tables)
+        .map(|(name, table)| DatasetTable { name, table })
+        .collect();
+    if args.parts.write_dataset(&dataset)? {
+        return Ok(());
+    }
     match args.output.path() {
+        Some(out) if args.parts.part.is_some() => write_tables(out, format, &analysis, &provenance),
         Some(out) => write_documents(
             out,
             format,

@@ -8,6 +8,7 @@ mod diff;
 mod embed;
 mod fetch;
 mod layers;
+mod parts;
 mod progress;
 mod report;
 mod stats;

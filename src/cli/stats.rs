@@ -3,14 +3,17 @@
 use std::collections::BTreeMap;
 
 use super::args::{self, ModelArgs, OutputArgs, RankArgs, RunArgs};
+use super::parts::PartArgs;
 
 use crate::engine::reduce::ReduceOptions;
 use crate::engine::table::{TERMINAL_COLUMNS, stats_table};
 use crate::engine::{self, AnalysisOptions};
 use crate::error::{Error, Result};
+use crate::model::Model;
 use crate::observe::Observer;
 use crate::output;
-use crate::output::table::Table;
+use crate::output::dataset::DatasetTable;
+use crate::output::table::{Provenance, Table};
 use crate::spectral::SpectralOptions;
 
 /// Flags of `aib stats`.
@@ -35,15 +38,41 @@ pub struct StatsArgs {
     #[arg(long = "tile-elements", value_name = "N", default_value_t = ReduceOptions::default().tile_elements, hide = true)]
     tile_elements: usize,
     #[command(flatten)]
+    parts: PartArgs,
+    #[command(flatten)]
     run: RunArgs,
 }
 
-/// Runs `aib stats`: check every option, locate the model, analyse every tensor in parallel,
-/// write the table.
+/// The dataset's name for the table of `aib stats`.
+const DATASET_TABLE: &str = "stats";
+
+/// Runs `aib stats`: check every option, locate the model, analyse every tensor (of the part asked
+/// for) in parallel, write the table; or print the plan of the parts.
 pub fn run(args: StatsArgs) -> Result<()> {
     let format = args.output.format()?;
+    args.parts.check_outputs(args.output.path())?;
     let progress = args.run.progress_display();
-    let table = table(&args, &progress)?;
+    let options = analysis_options(&args)?;
+    let model = args.model.open(&progress)?;
+    args.output.refuse_model_files(&model)?;
+    let provenance = args::provenance("stats", &args.model, &model, parameters(&args));
+    if args.parts.plans() {
+        let units = engine::parts::work_units(&model, &options)?;
+        let threads = args.run.in_pool(rayon::current_num_threads)?;
+        return args.parts.print_plan(units, format, threads, &provenance);
+    }
+    if args.parts.already_done(&[DATASET_TABLE], &provenance)? {
+        args.parts.say_skipped();
+        return Ok(());
+    }
+    let table = analysed_table(&args, &model, &options, provenance, &progress)?;
+    let dataset = [DatasetTable {
+        name: DATASET_TABLE,
+        table: &table,
+    }];
+    if args.parts.write_dataset(&dataset)? {
+        return Ok(());
+    }
     output::write_table(&table, format, args.output.path(), &TERMINAL_COLUMNS)
 }
 
@@ -52,10 +81,24 @@ pub fn table(args: &StatsArgs, observer: &dyn Observer) -> Result<Table> {
     let options = analysis_options(args)?;
     let model = args.model.open(observer)?;
     args.output.refuse_model_files(&model)?;
+    let provenance = args::provenance("stats", &args.model, &model, parameters(args));
+    analysed_table(args, &model, &options, provenance, observer)
+}
+
+/// The table of `model`'s tensors (of `--part`'s part) analysed with `options`.
+fn analysed_table(
+    args: &StatsArgs,
+    model: &Model,
+    options: &AnalysisOptions,
+    provenance: Provenance,
+    observer: &dyn Observer,
+) -> Result<Table> {
+    let selection = args
+        .parts
+        .selection(|| engine::parts::work_units(model, options))?;
     let reports = args
         .run
-        .in_pool(|| engine::analyse(&model, &options, observer))??;
-    let provenance = args::provenance("stats", &args.model, &model, parameters(args));
+        .in_pool(|| engine::analyse_part(model, options, &selection, observer))??;
     Ok(stats_table(&reports, provenance))
 }
 
@@ -95,5 +138,6 @@ fn parameters(args: &StatsArgs) -> BTreeMap<String, String> {
     );
     parameters.insert("sparsity_eps".to_string(), args.sparsity_eps.to_string());
     parameters.insert("tile_elements".to_string(), args.tile_elements.to_string());
+    args.parts.record(&mut parameters);
     parameters
 }

@@ -16,17 +16,19 @@ pub mod columns;
 mod kernel;
 pub mod layers;
 pub mod pairing;
+pub mod parts;
 pub mod plots;
 pub mod summary;
 pub mod sums;
 
 use crate::error::{Error, Result};
 use crate::model::classify::{self, BlockType, TensorRole};
+use crate::model::parts::Selection;
 use crate::model::{Model, StoredTensor, WeightFile, WeightFormat, matrix_shape};
 use crate::observe::{Observer, Quantity};
 use crate::spectral::{self, CountAbove, SpectralOptions, SpectralSummary};
 use aligned::{AlignedRows, DeltaRows};
-use pairing::Entry;
+use pairing::{Entry, Pairing};
 use sums::{DeltaSums, Rounding};
 
 /// GGUF architectures whose q and k rows llama.cpp's converter interleaves per head
@@ -264,12 +266,19 @@ pub fn diff_models(
     options: &DiffOptions,
     observer: &dyn Observer,
 ) -> Result<Vec<DiffRow>> {
-    let (a_entries, names_a) = entries(a);
-    let (b_entries, names_b) = entries(b);
-    let pairs = pairing::pair(&names_a, &names_b, a.format == b.format);
-    if !pairs.iter().any(|(x, y)| x.is_some() && y.is_some()) {
-        return Err(nothing_in_common(&names_a, &names_b));
-    }
+    diff_models_part(a, b, options, &Selection::All, observer)
+}
+
+/// [`diff_models`] for the pairs `selection` holds (by [`pair_key`]): one part of the run.
+pub fn diff_models_part(
+    a: &Model,
+    b: &Model,
+    options: &DiffOptions,
+    selection: &Selection,
+    observer: &dyn Observer,
+) -> Result<Vec<DiffRow>> {
+    let (a_entries, b_entries, mut pairs) = paired_entries(a, b)?;
+    pairs.retain(|&pair| selection.contains(&pair_key(&a_entries, &b_entries, pair)));
     let total: u64 = pairs
         .iter()
         .filter_map(|(x, y)| Some((x.as_ref()?, y.as_ref()?)))
@@ -302,6 +311,30 @@ pub fn diff_models(
     }
     observer.finish();
     Ok(rows)
+}
+
+/// The tensors of `a` and of `b` as pairing sees them, and their pairs; an input error when no
+/// tensor of one pairs with a tensor of the other.
+pub(crate) fn paired_entries(a: &Model, b: &Model) -> Result<(Entries, Entries, Vec<Pairing>)> {
+    let (a_entries, names_a) = entries(a);
+    let (b_entries, names_b) = entries(b);
+    let pairs = pairing::pair(&names_a, &names_b, a.format == b.format);
+    if !pairs.iter().any(|(x, y)| x.is_some() && y.is_some()) {
+        return Err(nothing_in_common(&names_a, &names_b));
+    }
+    Ok((a_entries, b_entries, pairs))
+}
+
+/// A model's tensors as [`entries`] lists them: (entry, file index, tensor index).
+pub(crate) type Entries = Vec<(Entry, usize, usize)>;
+
+/// The work-unit key of a pair: A's tensor name, or B's for a tensor only B holds.
+pub(crate) fn pair_key(a: &Entries, b: &Entries, pair: Pairing) -> String {
+    match pair {
+        (Some(x), _) => format!("pair:{}", a[x].0.name),
+        (None, Some(y)) => format!("only_b:{}", b[y].0.name),
+        (None, None) => unreachable!("pairing yields at least one side"),
+    }
 }
 
 /// The error for two models that share no tensor, naming a few of each.

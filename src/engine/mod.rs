@@ -7,6 +7,7 @@
 
 pub mod histogram;
 pub mod moments;
+pub mod parts;
 pub mod power_sums;
 pub mod reduce;
 #[cfg(test)]
@@ -18,6 +19,7 @@ use crate::error::{ErrorKind, Result};
 use crate::formats::storage::StorageType;
 use crate::model::Model;
 use crate::model::classify::{self, TensorRole};
+use crate::model::parts::Selection;
 use crate::model::plan::{self, Unit};
 use crate::observe::{Observer, Quantity};
 use crate::spectral::{self, SpectralOptions, SpectralSummary};
@@ -70,7 +72,17 @@ pub fn analyse(
     options: &AnalysisOptions,
     observer: &dyn Observer,
 ) -> Result<Vec<TensorReport>> {
-    analyse_passes(model, options, false, observer)
+    analyse_passes(model, options, false, &Selection::All, observer)
+}
+
+/// [`analyse`] of the tensors `selection` holds (by name): one part of the run (see [`parts`]).
+pub fn analyse_part(
+    model: &Model,
+    options: &AnalysisOptions,
+    selection: &Selection,
+    observer: &dyn Observer,
+) -> Result<Vec<TensorReport>> {
+    analyse_passes(model, options, false, selection, observer)
 }
 
 /// [`analyse`], with an exact spectral pass answering every matrix by its whole spectrum and
@@ -81,17 +93,20 @@ pub fn analyse_keeping_eigenvalues(
     options: &AnalysisOptions,
     observer: &dyn Observer,
 ) -> Result<Vec<TensorReport>> {
-    analyse_passes(model, options, true, observer)
+    analyse_passes(model, options, true, &Selection::All, observer)
 }
 
-/// Both passes; the spectral one keeps eigenvalues when `keep_eigenvalues`.
+/// Both passes over the tensors `selection` holds; the spectral one keeps eigenvalues when
+/// `keep_eigenvalues`.
 fn analyse_passes(
     model: &Model,
     options: &AnalysisOptions,
     keep_eigenvalues: bool,
+    selection: &Selection,
     observer: &dyn Observer,
 ) -> Result<Vec<TensorReport>> {
-    let units = plan::plan_units(model)?;
+    let mut units = plan::plan_units(model)?;
+    units.retain(|unit| selection.contains(&unit.tensor.name));
     if let Some(spectral) = &options.spectral {
         for unit in units.iter().filter(|unit| unit.is_matrix) {
             spectral

@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::matrix::MatrixRows;
 use crate::model::Model;
 use crate::model::classify::BlockType;
+use crate::model::parts::Selection;
 use crate::model::plan::{Unit, plan_units};
 use crate::observe::{Observer, Quantity};
 use crate::spectral;
@@ -160,7 +161,7 @@ pub struct LayersAnalysis {
 }
 
 /// Whether a unit is one of the matrices `aib layers` analyses.
-fn is_analysed(unit: &Unit) -> bool {
+pub(crate) fn is_analysed(unit: &Unit) -> bool {
     let two_d = unit.tensor.shape.len() == 2 || unit.role.expert_index.is_some();
     let kind = !matches!(
         unit.role.block_type,
@@ -213,20 +214,53 @@ pub fn analyse_reusing(
     known: &KnownEigenvalues,
     observer: &dyn Observer,
 ) -> Result<LayersAnalysis> {
-    let units: Vec<Unit> = plan_units(model)?.into_iter().filter(is_analysed).collect();
-    if units.is_empty() {
+    analyse_selected(model, options, known, &Selection::All, observer)
+}
+
+/// [`analyse`] of the work units `selection` holds: one part of the run (see
+/// [`super::parts`]). The per-layer summary covers the part's matrices only.
+pub fn analyse_part(
+    model: &Model,
+    options: &LayersOptions,
+    selection: &Selection,
+    observer: &dyn Observer,
+) -> Result<LayersAnalysis> {
+    analyse_selected(
+        model,
+        options,
+        &KnownEigenvalues::default(),
+        selection,
+        observer,
+    )
+}
+
+/// The analysis of the matrices, drift pairs and expert groups `selection` holds.
+fn analyse_selected(
+    model: &Model,
+    options: &LayersOptions,
+    known: &KnownEigenvalues,
+    selection: &Selection,
+    observer: &dyn Observer,
+) -> Result<LayersAnalysis> {
+    let all_units: Vec<Unit> = plan_units(model)?.into_iter().filter(is_analysed).collect();
+    if all_units.is_empty() {
         return Err(Error::input(format!(
             "{}: no 2-D weight matrix of a transformer block, embedding or output head",
             model.model_id
         )));
     }
     if let Some(name) = &options.keep_spectrum_of
-        && !units.iter().any(|unit| &unit.tensor.name == name)
+        && !all_units.iter().any(|unit| &unit.tensor.name == name)
     {
         return Err(Error::usage(format!(
             "--esd {name:?}: no analysed matrix has that name (see the param_name column)"
         )));
     }
+    let units: Vec<Unit> = all_units
+        .iter()
+        .filter(|unit| selection.contains(&matrix_key(unit)))
+        .cloned()
+        .collect();
 
     observer.phase("matrices", units.len() as u64, Quantity::Items);
     let shuffles = |unit: &Unit| match options.randomize {
@@ -267,8 +301,8 @@ pub fn analyse_reusing(
         Some(Err(reason)) => (Vec::new(), Some(reason.to_string())),
         Some(Ok(layout)) => analyse_heads(&units, &layout, observer),
     };
-    let drift = analyse_drift(&units, observer);
-    let experts = analyse_experts(&units, observer);
+    let drift = analyse_drift(&all_units, selection, observer);
+    let experts = analyse_experts(&all_units, selection, observer);
     observer.finish();
     Ok(LayersAnalysis {
         layers: summarise_layers(&matrices),
@@ -450,30 +484,30 @@ fn template(name: &str, number: usize, container: impl Fn(&str) -> bool, mark: &
     out.join(".")
 }
 
-/// Pairs of consecutive layers holding the same matrix (same name but for the layer number, same
-/// shape), experts left out (they have their own table).
-fn analyse_drift(units: &[Unit], observer: &dyn Observer) -> Vec<DriftResult> {
-    let mut by_template: BTreeMap<String, BTreeMap<usize, &Unit>> = BTreeMap::new();
-    for unit in units {
-        let Some(layer) = unit.role.layer_index else {
-            continue;
-        };
-        if unit.role.expert_index.is_some() {
-            continue;
-        }
-        let key = template(&unit.tensor.name, layer, |_| true, "#");
-        by_template.entry(key).or_default().insert(layer, unit);
-    }
-    let mut pairs = Vec::new();
-    for layers in by_template.values() {
-        for ((&layer, a), (&next, b)) in layers.iter().zip(layers.iter().skip(1)) {
-            let same_shape = (a.view.rows, a.view.cols) == (b.view.rows, b.view.cols);
-            if next == layer + 1 && same_shape {
-                pairs.push((layer, next, *a, *b));
-            }
-        }
-    }
-    pairs.sort_by_key(|&(layer, _, a, _)| (a.role.block_type.as_str(), layer, &a.tensor.name));
+/// The work-unit key of an analysed matrix (its heads go with it).
+pub(crate) fn matrix_key(unit: &Unit) -> String {
+    format!("matrix:{}", unit.tensor.name)
+}
+
+/// The work-unit key of the drift pair whose first matrix is `first`.
+pub(crate) fn drift_key(first: &Unit) -> String {
+    format!("drift:{}", first.tensor.name)
+}
+
+/// The work-unit key of a group of experts.
+pub(crate) fn experts_key(layer_index: Option<usize>, group: &str) -> String {
+    let layer = layer_index.map_or("-".to_string(), |layer| layer.to_string());
+    format!("experts:{layer}:{group}")
+}
+
+/// The drift pairs `selection` holds, compared.
+fn analyse_drift(
+    units: &[Unit],
+    selection: &Selection,
+    observer: &dyn Observer,
+) -> Vec<DriftResult> {
+    let mut pairs = drift_pairs(units);
+    pairs.retain(|(_, _, a, _)| selection.contains(&drift_key(a)));
     observer.phase("drift", pairs.len() as u64, Quantity::Items);
     pairs
         .into_iter()
@@ -497,23 +531,45 @@ fn analyse_drift(units: &[Unit], observer: &dyn Observer) -> Vec<DriftResult> {
         .collect()
 }
 
-/// Each expert against the mean expert of its layer, per kind of expert matrix.
-fn analyse_experts(units: &[Unit], observer: &dyn Observer) -> Vec<ExpertResult> {
-    let mut groups: BTreeMap<(Option<usize>, String), Vec<&Unit>> = BTreeMap::new();
+/// Pairs of consecutive layers holding the same matrix (same name but for the layer number, same
+/// shape), experts left out (they have their own table): (layer, next layer, its matrix, the next
+/// layer's), in the drift table's order.
+pub(crate) fn drift_pairs<'u, 'a>(
+    units: &'u [Unit<'a>],
+) -> Vec<(usize, usize, &'u Unit<'a>, &'u Unit<'a>)> {
+    let mut by_template: BTreeMap<String, BTreeMap<usize, &Unit>> = BTreeMap::new();
     for unit in units {
-        let Some(expert) = unit.role.expert_index else {
+        let Some(layer) = unit.role.layer_index else {
             continue;
         };
-        let group = if unit.role.stacked_experts {
-            unit.tensor.name.clone()
-        } else {
-            template(&unit.tensor.name, expert, |s| s == "experts", "*")
-        };
-        groups
-            .entry((unit.role.layer_index, group))
-            .or_default()
-            .push(unit);
+        if unit.role.expert_index.is_some() {
+            continue;
+        }
+        let key = template(&unit.tensor.name, layer, |_| true, "#");
+        by_template.entry(key).or_default().insert(layer, unit);
     }
+    let mut pairs = Vec::new();
+    for layers in by_template.values() {
+        for ((&layer, a), (&next, b)) in layers.iter().zip(layers.iter().skip(1)) {
+            let same_shape = (a.view.rows, a.view.cols) == (b.view.rows, b.view.cols);
+            if next == layer + 1 && same_shape {
+                pairs.push((layer, next, *a, *b));
+            }
+        }
+    }
+    pairs.sort_by_key(|&(layer, _, a, _)| (a.role.block_type.as_str(), layer, &a.tensor.name));
+    pairs
+}
+
+/// Each expert against the mean expert of its layer, per kind of expert matrix, for the groups
+/// `selection` holds.
+fn analyse_experts(
+    units: &[Unit],
+    selection: &Selection,
+    observer: &dyn Observer,
+) -> Vec<ExpertResult> {
+    let mut groups = expert_groups(units);
+    groups.retain(|(layer_index, group), _| selection.contains(&experts_key(*layer_index, group)));
     observer.phase("experts", groups.len() as u64, Quantity::Items);
     let mut results = Vec::new();
     for ((layer_index, group), mut experts) in groups {
@@ -534,6 +590,28 @@ fn analyse_experts(units: &[Unit], observer: &dyn Observer) -> Vec<ExpertResult>
         observer.advance(1);
     }
     results
+}
+
+/// The experts of each layer by kind of expert matrix: (layer, group name) → its experts.
+pub(crate) fn expert_groups<'u, 'a>(
+    units: &'u [Unit<'a>],
+) -> BTreeMap<(Option<usize>, String), Vec<&'u Unit<'a>>> {
+    let mut groups: BTreeMap<(Option<usize>, String), Vec<&Unit>> = BTreeMap::new();
+    for unit in units {
+        let Some(expert) = unit.role.expert_index else {
+            continue;
+        };
+        let group = if unit.role.stacked_experts {
+            unit.tensor.name.clone()
+        } else {
+            template(&unit.tensor.name, expert, |s| s == "experts", "*")
+        };
+        groups
+            .entry((unit.role.layer_index, group))
+            .or_default()
+            .push(unit);
+    }
+    groups
 }
 
 /// Mean α and flagged matrices per transformer block.

@@ -250,6 +250,23 @@ pub fn write_documents(
     provenance: &Provenance,
     esd: Option<&str>,
 ) -> Result<()> {
+    write_tables(out, format, analysis, provenance)?;
+    let summary_path = output::sibling_path(out, "summary", Some("json"));
+    output::write_json_document(
+        &summary_path,
+        &summary_document(analysis, model, provenance),
+    )?;
+    plots::write_plots(out, analysis, esd)
+}
+
+/// Writes the matrices table to `out` and the heads, drift and experts tables beside it (what
+/// `aib layers --part I/N --out FILE` writes: a part has no summary and no plots).
+pub fn write_tables(
+    out: &Path,
+    format: Format,
+    analysis: &LayersAnalysis,
+    provenance: &Provenance,
+) -> Result<()> {
     let tables = tables(analysis, provenance);
     output::write_table(&tables.matrices, format, Some(out), &[])?;
     let siblings = [
@@ -263,12 +280,21 @@ pub fn write_documents(
             output::write_table(table, format, Some(&path), &[])?;
         }
     }
-    let summary_path = output::sibling_path(out, "summary", Some("json"));
-    output::write_json_document(
-        &summary_path,
-        &summary_document(analysis, model, provenance),
-    )?;
-    plots::write_plots(out, analysis, esd)
+    Ok(())
+}
+
+/// The dataset tables of `aib layers` (folder names under `--dataset`), each written for every
+/// part, empty when the part has no such rows, so every part has the same files.
+pub const DATASET_TABLES: [&str; 4] = ["layers", "layers_heads", "layers_drift", "layers_experts"];
+
+/// The tables of [`DATASET_TABLES`], in that order.
+pub fn dataset_tables(analysis: &LayersAnalysis, provenance: &Provenance) -> [Table; 4] {
+    [
+        Table::from_records(&MATRIX_COLUMNS, &analysis.matrices, provenance.clone()),
+        Table::from_records(&HEAD_COLUMNS, &analysis.heads, provenance.clone()),
+        Table::from_records(&DRIFT_COLUMNS, &analysis.drift, provenance.clone()),
+        Table::from_records(&EXPERT_COLUMNS, &analysis.experts, provenance.clone()),
+    ]
 }
 
 /// The architecture from `config.json`, as the summary records it (null without a config).

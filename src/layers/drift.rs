@@ -13,7 +13,7 @@ use crate::matrix::MatrixRows;
 use crate::matrix::tiles::{read_tile, row_tiles};
 
 /// Bytes of f32 decoded per row tile, over all the matrices read together.
-const TILE_BUDGET_BYTES: usize = 16 << 20;
+pub(crate) const TILE_BUDGET_BYTES: usize = 16 << 20;
 
 /// Values summed by one parallel task; fixed, so the merge order is too.
 const VALUES_PER_TASK: usize = 1 << 14;

@@ -9,6 +9,7 @@ pub mod heads;
 pub mod metrics;
 pub mod mp_fit;
 pub mod nelder_mead;
+pub mod parts;
 pub mod plots;
 pub mod power_law;
 pub mod randomize;

@@ -7,6 +7,7 @@
 pub mod classify;
 pub mod config;
 mod locate;
+pub mod parts;
 pub mod plan;
 pub mod vocab;
 mod weights;

@@ -2,6 +2,7 @@
 
 pub(crate) mod atomic;
 pub mod csv;
+pub mod dataset;
 mod guard;
 mod json;
 pub mod parquet;

@@ -1,0 +1,357 @@
+//! A command's work split into `n` deterministic parts, for running one model on several
+//! processes or machines (`--part i/n`, `--plan`).
+//!
+//! Each command lists its work as [`WorkUnit`]s: the smallest pieces whose rows do not depend on
+//! any other piece (a whole tensor, never a slice of one; a pair of tensors compared together; a
+//! group of experts compared with their mean). [`split`] assigns them to parts, the costliest first
+//! to the part with the least estimated cost so far (ties: the lower part), after sorting them by
+//! key, so the same model and options always give the same parts, whatever the order the units
+//! were listed in. A part then runs only its units ([`Selection`]); the n parts' rows together are
+//! the rows of one run.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+use serde_json::{Value, json};
+
+use crate::error::{Error, Result};
+
+/// Bytes one core streams through the statistics pass per second, for cost estimates (the order
+/// of magnitude of `benches/reduce.rs` on bf16; estimates only order and balance the parts).
+pub const STREAM_BYTES_PER_SECOND: f64 = 1.0e9;
+
+/// Flops one core does per second in the f64 Gram matrix and its reduction, for cost estimates.
+pub const SPECTRAL_FLOPS_PER_SECOND: f64 = 4.0e9;
+
+/// Memory of a process besides its units' working sets: the binary, thread stacks, buffers.
+pub const BASE_MEMORY_BYTES: u64 = 256 << 20;
+
+/// One indivisible piece of a command's work.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkUnit {
+    /// Unique within the command's units; what a [`Selection`] holds.
+    pub key: String,
+    /// The tensors it reads.
+    pub tensors: Vec<String>,
+    /// The weight files (file names) it reads.
+    pub files: BTreeSet<String>,
+    /// Stored bytes it reads.
+    pub bytes: u64,
+    /// Floating-point operations of its spectral work (0 when it has none).
+    pub flops: f64,
+    /// Working memory beyond the mapped weights (a Gram matrix, tiles), bytes.
+    pub memory: u64,
+}
+
+impl WorkUnit {
+    /// Estimated seconds on one core at [`STREAM_BYTES_PER_SECOND`] and
+    /// [`SPECTRAL_FLOPS_PER_SECOND`].
+    pub fn estimated_seconds(&self) -> f64 {
+        self.bytes as f64 / STREAM_BYTES_PER_SECOND + self.flops / SPECTRAL_FLOPS_PER_SECOND
+    }
+}
+
+/// `--part i/n`: the i-th (1-based) of n parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartSpec {
+    /// Which part, 1 ≤ index ≤ count.
+    pub index: usize,
+    /// How many parts.
+    pub count: usize,
+}
+
+impl FromStr for PartSpec {
+    type Err = String;
+
+    /// Parses `i/n` with 1 ≤ i ≤ n.
+    fn from_str(text: &str) -> std::result::Result<PartSpec, String> {
+        let parsed = text
+            .split_once('/')
+            .and_then(|(i, n)| Some((i.trim().parse().ok()?, n.trim().parse().ok()?)));
+        match parsed {
+            Some((index, count)) if (1..=count).contains(&index) => Ok(PartSpec { index, count }),
+            _ => Err(format!(
+                "expected i/n with 1 ≤ i ≤ n (the i-th of n parts), got {text:?}"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for PartSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// Which units a run does: all of them, or those of one part.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Selection {
+    /// Every unit (a run without `--part`).
+    #[default]
+    All,
+    /// The units with these keys.
+    Keys(BTreeSet<String>),
+}
+
+impl Selection {
+    /// Whether the unit of `key` is to be done.
+    pub fn contains(&self, key: &str) -> bool {
+        match self {
+            Selection::All => true,
+            Selection::Keys(keys) => keys.contains(key),
+        }
+    }
+
+    /// The units of `part` of `units` split into `part.count` parts; every unit without a part.
+    pub fn of_part(units: Vec<WorkUnit>, part: Option<PartSpec>) -> Selection {
+        match part {
+            None => Selection::All,
+            Some(part) => {
+                let parts = split(units, part.count);
+                let keys = parts[part.index - 1]
+                    .units
+                    .iter()
+                    .map(|unit| unit.key.clone())
+                    .collect();
+                Selection::Keys(keys)
+            }
+        }
+    }
+}
+
+/// One part: its units, in key order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Part {
+    /// 1-based.
+    pub index: usize,
+    /// Its units.
+    pub units: Vec<WorkUnit>,
+}
+
+impl Part {
+    /// Distinct tensors its units read.
+    pub fn tensors(&self) -> BTreeSet<&str> {
+        self.units
+            .iter()
+            .flat_map(|unit| unit.tensors.iter().map(String::as_str))
+            .collect()
+    }
+
+    /// Distinct weight files its units read.
+    pub fn files(&self) -> BTreeSet<&str> {
+        self.units
+            .iter()
+            .flat_map(|unit| unit.files.iter().map(String::as_str))
+            .collect()
+    }
+
+    /// Stored bytes its units read (a tensor two units read counts twice: it is read twice).
+    pub fn bytes(&self) -> u64 {
+        self.units.iter().map(|unit| unit.bytes).sum()
+    }
+
+    /// Estimated seconds on one core.
+    pub fn estimated_seconds(&self) -> f64 {
+        self.units.iter().map(WorkUnit::estimated_seconds).sum()
+    }
+
+    /// Memory to request for a process running this part on `threads` threads: the base, and the
+    /// largest working set once per thread (each thread holds one unit's at a time).
+    pub fn memory(&self, threads: usize) -> u64 {
+        let largest = self.units.iter().map(|unit| unit.memory).max().unwrap_or(0);
+        let busy = threads.clamp(1, self.units.len().max(1)) as u64;
+        BASE_MEMORY_BYTES + largest * busy
+    }
+}
+
+/// Splits `units` into `count` parts (some empty when there are fewer units than parts): sorted by
+/// key, then taken costliest first (ties in key order), each to the part with the least estimated
+/// cost so far (ties: the lower index). Each part's units come back in key order.
+pub fn split(mut units: Vec<WorkUnit>, count: usize) -> Vec<Part> {
+    let count = count.max(1);
+    units.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut order: Vec<usize> = (0..units.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (cost_a, cost_b) = (units[a].estimated_seconds(), units[b].estimated_seconds());
+        cost_b.total_cmp(&cost_a).then(a.cmp(&b))
+    });
+    let mut load = vec![0.0_f64; count];
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); count];
+    for index in order {
+        let lightest = (0..count)
+            .min_by(|&a, &b| load[a].total_cmp(&load[b]).then(a.cmp(&b)))
+            .expect("at least one part");
+        load[lightest] += units[index].estimated_seconds();
+        members[lightest].push(index);
+    }
+    let mut slots: Vec<Option<WorkUnit>> = units.into_iter().map(Some).collect();
+    members
+        .into_iter()
+        .enumerate()
+        .map(|(position, mut indices)| {
+            indices.sort_unstable();
+            Part {
+                index: position + 1,
+                units: indices
+                    .into_iter()
+                    .filter_map(|index| slots[index].take())
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// A usage error unless every key of `units` is distinct (a command listing its units twice).
+pub fn check_unique_keys(units: &[WorkUnit]) -> Result<()> {
+    let mut seen = BTreeSet::new();
+    match units.iter().find(|unit| !seen.insert(unit.key.as_str())) {
+        Some(unit) => Err(Error::input(format!(
+            "two work units share the key {:?}",
+            unit.key
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The plan of `parts` as a JSON document: per part its units, tensors, files, bytes, estimated
+/// seconds and memory for `threads` threads (what a scheduler such as Ray requests).
+pub fn plan_document(parts: &[Part], threads: usize, header: Value) -> Value {
+    let parts: Vec<Value> = parts
+        .iter()
+        .map(|part| {
+            json!({
+                "index": part.index,
+                "count": parts.len(),
+                "units": part.units.iter().map(|unit| unit.key.as_str()).collect::<Vec<_>>(),
+                "tensors": part.tensors(),
+                "files": part.files(),
+                "bytes": part.bytes(),
+                "estimated_seconds": part.estimated_seconds(),
+                "memory_bytes": part.memory(threads),
+            })
+        })
+        .collect();
+    json!({ "run": header, "threads": threads, "parts": parts })
+}
+
+/// The plan of `parts` in lines of text, one per part.
+pub fn plan_text(parts: &[Part], threads: usize) -> String {
+    let mut text = String::new();
+    for part in parts {
+        text.push_str(&format!(
+            "part {}/{}: {} units, {} tensors in {} files, {:.1} MiB, estimated {:.2} core-seconds, memory {:.0} MiB ({} threads)\n",
+            part.index,
+            parts.len(),
+            part.units.len(),
+            part.tensors().len(),
+            part.files().len(),
+            part.bytes() as f64 / f64::from(1 << 20),
+            part.estimated_seconds(),
+            part.memory(threads) as f64 / f64::from(1 << 20),
+            threads,
+        ));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(key: &str, bytes: u64) -> WorkUnit {
+        WorkUnit {
+            key: key.to_string(),
+            tensors: vec![key.to_string()],
+            files: BTreeSet::from(["model.safetensors".to_string()]),
+            bytes,
+            flops: 0.0,
+            memory: bytes / 10,
+        }
+    }
+
+    #[test]
+    fn part_specs_are_one_based_and_checked() {
+        assert_eq!(
+            "2/3".parse::<PartSpec>(),
+            Ok(PartSpec { index: 2, count: 3 })
+        );
+        for bad in ["0/3", "4/3", "1/0", "3", "a/b", "1/2/3", ""] {
+            assert!(bad.parse::<PartSpec>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_unit_lands_in_exactly_one_part() {
+        let units: Vec<WorkUnit> = (0..23)
+            .map(|i| unit(&format!("t{i}"), (i * 7919 % 101) as u64))
+            .collect();
+        for count in [1, 2, 3, 5, 23, 40] {
+            let parts = split(units.clone(), count);
+            assert_eq!(parts.len(), count);
+            let mut keys: Vec<&str> = parts
+                .iter()
+                .flat_map(|part| part.units.iter().map(|unit| unit.key.as_str()))
+                .collect();
+            keys.sort_unstable();
+            let mut expected: Vec<&str> = units.iter().map(|unit| unit.key.as_str()).collect();
+            expected.sort_unstable();
+            assert_eq!(keys, expected, "{count} parts");
+        }
+    }
+
+    #[test]
+    fn the_split_does_not_depend_on_the_order_units_are_listed_in() {
+        let units: Vec<WorkUnit> = (0..12).map(|i| unit(&format!("t{i}"), 10)).collect();
+        let mut reversed = units.clone();
+        reversed.reverse();
+        assert_eq!(split(units, 5), split(reversed, 5));
+    }
+
+    #[test]
+    fn costs_are_balanced_largest_first() {
+        let units: Vec<WorkUnit> = [8, 7, 6, 5, 4]
+            .iter()
+            .enumerate()
+            .map(|(i, &cost)| unit(&format!("u{i}"), cost * 1_000_000_000))
+            .collect();
+        let parts = split(units, 2);
+        let keys = |part: &Part| {
+            part.units
+                .iter()
+                .map(|unit| unit.key.clone())
+                .collect::<Vec<_>>()
+        };
+        // 8→1; 7→2; 6→2 (7 < 8); 5→1 (8 < 13); 4→1 (13 = 13, the lower part).
+        assert_eq!(keys(&parts[0]), ["u0", "u3", "u4"]);
+        assert_eq!(keys(&parts[1]), ["u1", "u2"]);
+        assert_eq!(parts[0].estimated_seconds(), 17.0);
+        assert_eq!(parts[1].estimated_seconds(), 13.0);
+    }
+
+    #[test]
+    fn selections_hold_their_part_only() {
+        let units: Vec<WorkUnit> = (0..4).map(|i| unit(&format!("t{i}"), 10 + i)).collect();
+        let all = Selection::of_part(units.clone(), None);
+        assert!(all.contains("anything"));
+        let mut seen = 0;
+        for index in 1..=3 {
+            let selection = Selection::of_part(units.clone(), Some(PartSpec { index, count: 3 }));
+            seen += units
+                .iter()
+                .filter(|unit| selection.contains(&unit.key))
+                .count();
+        }
+        assert_eq!(seen, units.len());
+    }
+
+    #[test]
+    fn memory_counts_the_largest_unit_once_per_busy_thread() {
+        let part = Part {
+            index: 1,
+            units: vec![unit("a", 1000), unit("b", 3000)],
+        };
+        assert_eq!(part.memory(1), BASE_MEMORY_BYTES + 300);
+        assert_eq!(part.memory(8), BASE_MEMORY_BYTES + 600);
+    }
+}
