@@ -9,11 +9,12 @@ use serde_json::{Value, json};
 use super::args::RankMode;
 use super::args::{self, ModelArgs, OutputArgs, RunArgs};
 use crate::diff::adapter::{self, Adapter};
-use crate::diff::{self, DiffOptions, DiffRow, Status, columns, layers, summary};
+use crate::diff::{self, DiffOptions, DiffRow, Status, columns, documents, summary};
 use crate::error::{Error, Result};
 use crate::model::Model;
+use crate::observe::Observer;
 use crate::output::terminal::escape_controls;
-use crate::output::{self, Format, Provenance, Table};
+use crate::output::{self, Documents, Format, Provenance, Table};
 use crate::spectral::SpectralOptions;
 
 /// Flags of `aib diff`.
@@ -54,6 +55,61 @@ pub struct DiffArgs {
 /// write the table with its siblings, or print the findings and the rows that differ.
 pub fn run(args: DiffArgs) -> Result<()> {
     let format = args.output.format()?;
+    let progress = args.run.progress_display();
+    let comparison = compare(&args, &progress)?;
+    let Comparison {
+        rows,
+        same_naming,
+        b_description,
+        provenance,
+    } = comparison;
+    match args.output.path() {
+        Some(out) => {
+            documents::documents(&rows, same_naming, &provenance, b_description)
+                .write(out, format)?;
+            print_findings(&rows, same_naming)
+        }
+        None if format == Format::Table => {
+            print_findings(&rows, same_naming)?;
+            let differing: Vec<DiffRow> = rows
+                .into_iter()
+                .filter(|row| row.status != Status::Identical)
+                .collect();
+            let table = Table::from_records(columns::DIFF_COLUMNS, &differing, provenance);
+            output::write_table(&table, format, None, columns::TERMINAL_COLUMNS)
+        }
+        None => {
+            let table = Table::from_records(columns::DIFF_COLUMNS, &rows, provenance);
+            output::write_table(&table, format, None, columns::TERMINAL_COLUMNS)
+        }
+    }
+}
+
+/// The documents `aib diff --out` writes for `args`, with progress reported to `observer`.
+pub fn documents(args: &DiffArgs, observer: &dyn Observer) -> Result<Documents> {
+    let comparison = compare(args, observer)?;
+    Ok(documents::documents(
+        &comparison.rows,
+        comparison.same_naming,
+        &comparison.provenance,
+        comparison.b_description,
+    ))
+}
+
+/// A finished comparison of A with B.
+struct Comparison {
+    /// One row per tensor pair.
+    rows: Vec<DiffRow>,
+    /// Whether A and B name their tensors alike.
+    same_naming: bool,
+    /// B (a model or an adapter), as the summary records it.
+    b_description: Value,
+    /// The run's provenance (A's, with B among the parameters).
+    provenance: Provenance,
+}
+
+/// Checks the flags, opens A and B (a model or an adapter) and compares every pair.
+fn compare(args: &DiffArgs, observer: &dyn Observer) -> Result<Comparison> {
     let b_spec = args
         .b
         .clone()
@@ -76,7 +132,6 @@ pub fn run(args: DiffArgs) -> Result<()> {
     }
     let a = Model::open(args.model.spec(), args.model.revision.as_deref())?;
     args.output.refuse_model_files(&a)?;
-    let progress = args.run.progress_display();
     let b_path = Path::new(&b_spec);
     let (rows, same_naming, b_description) = if adapter::is_adapter(b_path) {
         let lora = Adapter::open(b_path)?;
@@ -85,7 +140,7 @@ pub fn run(args: DiffArgs) -> Result<()> {
         }
         let rows = args
             .run
-            .in_pool(|| diff::adapter::diff_adapter(&a, &lora, &options, &progress))??;
+            .in_pool(|| diff::adapter::diff_adapter(&a, &lora, &options, observer))??;
         let description = json!({
             "adapter": b_spec,
             "lora_alpha": lora.alpha,
@@ -100,7 +155,7 @@ pub fn run(args: DiffArgs) -> Result<()> {
         }
         let rows = args
             .run
-            .in_pool(|| diff::diff_models(&a, &b, &options, &progress))??;
+            .in_pool(|| diff::diff_models(&a, &b, &options, observer))??;
         let description = json!({
             "model_id": b.model_id,
             "model_path": b.model_path,
@@ -108,35 +163,12 @@ pub fn run(args: DiffArgs) -> Result<()> {
         });
         (rows, a.format == b.format, description)
     };
-    let provenance = args::provenance("diff", &args.model, &a, parameters(&args));
-    let table = Table::from_records(columns::DIFF_COLUMNS, &rows, provenance.clone());
-    match args.output.path() {
-        Some(out) => {
-            output::write_table(&table, format, Some(out), columns::TERMINAL_COLUMNS)?;
-            let layer_rows = layers::by_layer(&rows);
-            let layer_table =
-                Table::from_records(columns::LAYER_COLUMNS, &layer_rows, provenance.clone());
-            let layers_out = output::sibling_path(out, "layers", None);
-            output::write_table(&layer_table, format, Some(&layers_out), &[])?;
-            let document =
-                summary::document(&rows, same_naming, inputs(&provenance, b_description));
-            output::write_json_document(
-                &output::sibling_path(out, "summary", Some("json")),
-                &document,
-            )?;
-            print_findings(&rows, same_naming)
-        }
-        None if format == Format::Table => {
-            print_findings(&rows, same_naming)?;
-            let differing: Vec<DiffRow> = rows
-                .into_iter()
-                .filter(|row| row.status != Status::Identical)
-                .collect();
-            let table = Table::from_records(columns::DIFF_COLUMNS, &differing, provenance);
-            output::write_table(&table, format, None, columns::TERMINAL_COLUMNS)
-        }
-        None => output::write_table(&table, format, None, columns::TERMINAL_COLUMNS),
-    }
+    Ok(Comparison {
+        rows,
+        same_naming,
+        b_description,
+        provenance: args::provenance("diff", &args.model, &a, parameters(args)),
+    })
 }
 
 /// Counts by status and the findings, one per line, on stdout (a closed stdout ends the run
@@ -162,16 +194,6 @@ fn print_findings(rows: &[DiffRow], same_naming: bool) -> Result<()> {
         .write_all(text.as_bytes())
         .and_then(|()| stdout.flush())
         .map_err(|err| Error::io("writing", Path::new("<stdout>"), err))
-}
-
-/// Both inputs' provenance for the summary document.
-fn inputs(provenance: &Provenance, b: Value) -> Value {
-    let a: serde_json::Map<String, Value> = provenance
-        .pairs()
-        .into_iter()
-        .map(|(key, value)| (key, Value::String(value)))
-        .collect();
-    json!({ "a": a, "b": b })
 }
 
 fn parameters(args: &DiffArgs) -> BTreeMap<String, String> {

@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 use super::args::{self, ModelArgs, OutputArgs, RunArgs};
 use crate::error::Result;
 use crate::layers::analysis::{self, LayersAnalysis, LayersOptions};
-use crate::layers::documents::{MATRIX_COLUMNS, RULE, TERMINAL_COLUMNS, write_documents};
+use crate::layers::documents::{self, MATRIX_COLUMNS, RULE, TERMINAL_COLUMNS, write_documents};
 use crate::model::Model;
 use crate::model::classify::BlockType;
+use crate::observe::Observer;
 use crate::output::terminal::escape_controls;
-use crate::output::{self, Format, Provenance, Table};
+use crate::output::{self, Documents, Format, Provenance, Table};
 
 /// Flags of `aib layers`.
 #[derive(Debug, clap::Args)]
@@ -33,18 +34,7 @@ pub fn run(args: LayersArgs) -> Result<()> {
     let format = args.output.format()?;
     let display = args.run.progress_display();
     let model = args.model.open(&display)?;
-    args.output.refuse_model_files(&model)?;
-    let options = LayersOptions {
-        keep_spectrum_of: args.esd.clone(),
-    };
-    let analysis = args
-        .run
-        .in_pool(|| analysis::analyse(&model, &options, &display))??;
-    let mut parameters = BTreeMap::new();
-    if let Some(name) = &args.esd {
-        parameters.insert("esd".to_string(), name.clone());
-    }
-    let provenance = args::provenance("layers", &args.model, &model, parameters);
+    let (analysis, provenance) = analyse(&args, &model, &display)?;
     match args.output.path() {
         Some(out) => write_documents(
             out,
@@ -60,6 +50,35 @@ pub fn run(args: LayersArgs) -> Result<()> {
             output::write_table(&table, format, None, &[])
         }
     }
+}
+
+/// The documents `aib layers --out` writes for `args` (without the plots), with progress
+/// reported to `observer`.
+pub fn documents(args: &LayersArgs, observer: &dyn Observer) -> Result<Documents> {
+    let model = args.model.open(observer)?;
+    let (analysis, provenance) = analyse(args, &model, observer)?;
+    Ok(documents::documents(&analysis, &model, &provenance))
+}
+
+/// Analyses every matrix of `model`; the analysis and the run's provenance.
+fn analyse(
+    args: &LayersArgs,
+    model: &Model,
+    observer: &dyn Observer,
+) -> Result<(LayersAnalysis, Provenance)> {
+    args.output.refuse_model_files(model)?;
+    let options = LayersOptions {
+        keep_spectrum_of: args.esd.clone(),
+    };
+    let analysis = args
+        .run
+        .in_pool(|| analysis::analyse(model, &options, observer))??;
+    let mut parameters = BTreeMap::new();
+    if let Some(name) = &args.esd {
+        parameters.insert("esd".to_string(), name.clone());
+    }
+    let provenance = args::provenance("layers", &args.model, model, parameters);
+    Ok((analysis, provenance))
 }
 
 /// Without `--out`: the summary in words, then the compact per-matrix table.

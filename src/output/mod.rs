@@ -2,6 +2,7 @@
 
 pub(crate) mod atomic;
 pub mod csv;
+mod documents;
 mod guard;
 mod json;
 pub mod parquet;
@@ -14,6 +15,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+pub use documents::Documents;
 pub use guard::refuse_overwriting_inputs;
 pub use json::table_document;
 pub use table::{Cell, Column, ColumnType, Provenance, Table};
