@@ -36,17 +36,12 @@ pub fn run(args: EmbedArgs) -> Result<()> {
     let options = args.clustering.embed_options()?;
     let display = args.run.progress_display();
     let model = args.model.open(&display)?;
-    let clustering = cluster(&args, &options, &model, &display)?;
-    display.finish();
-    for note in clustering.notes.iter().filter(|note| note.warn) {
-        display.warn(&note.text);
-    }
     let Clustering {
         analysis,
         chosen,
         notes,
         provenance,
-    } = clustering;
+    } = cluster(&args, &options, &model, &display)?;
     match args.output.path() {
         Some(out) => write_documents(out, format, &analysis, &chosen, &notes, &provenance),
         None if format == Format::Table => print_summary(&analysis, &chosen, &notes, provenance),
@@ -57,16 +52,12 @@ pub fn run(args: EmbedArgs) -> Result<()> {
     }
 }
 
-/// The documents `aib embed --out` writes for `args`, with progress and the warnings among the
-/// notes reported to `observer`.
+/// The documents `aib embed --out` writes for `args` (without the plots), with progress reported
+/// to `observer`.
 pub fn documents(args: &EmbedArgs, observer: &dyn Observer) -> Result<Documents> {
     let options = args.clustering.embed_options()?;
     let model = args.model.open(observer)?;
     let clustering = cluster(args, &options, &model, observer)?;
-    observer.finish();
-    for note in clustering.notes.iter().filter(|note| note.warn) {
-        observer.warn(&note.text);
-    }
     Ok(documents::documents(
         &clustering.analysis,
         &clustering.chosen,
@@ -83,7 +74,8 @@ struct Clustering<'a> {
     provenance: Provenance,
 }
 
-/// Picks the matrix of `model` that `args` asks for and clusters its rows.
+/// Picks the matrix of `model` that `args` asks for and clusters its rows; the notes that are
+/// warnings go to `observer` once its progress is finished.
 fn cluster<'a>(
     args: &EmbedArgs,
     options: &EmbedOptions,
@@ -100,7 +92,11 @@ fn cluster<'a>(
     let analysis = args
         .run
         .in_pool(|| embed::analyse(&chosen.view, vocabulary.as_ref(), options, observer))??;
+    observer.finish();
     let notes = notes(&analysis, vocabulary.as_ref(), &chosen);
+    for note in notes.iter().filter(|note| note.warn) {
+        observer.warn(&note.text);
+    }
     let provenance = args::provenance(
         "embed",
         &args.model,
