@@ -153,16 +153,16 @@ def test_embed_equals_the_cli_parquet_output(model: Path, tmp_path: Path) -> Non
 
 def test_embed_flags_reach_the_engine(tmp_path: Path) -> None:
     model = FIXTURES / "llama-tiny"
-    args = ["embed", str(model), "--k", "3", "--metric", "cosine", "--seed", "5", "--tensor", "lm_head.weight"]
+    args = ["embed", str(model), "--k", "3", "--metric", "cosine", "--seed", "5", "--tensor", "model.embed_tokens.weight"]
     documents, out = run_both(
         args,
-        lambda: aib.embed(model, k=3, metric="cosine", seed=5, tensor="lm_head.weight", progress=False),
+        lambda: aib.embed(model, k=3, metric="cosine", seed=5, tensor="model.embed_tokens.weight", progress=False),
         tmp_path,
     )
     assert documents is not None
     assert documents.sweep is None
     assert documents.clusters.num_rows == 3
-    assert documents.summary["tensor"] == "lm_head.weight"
+    assert documents.summary["tensor"] == "model.embed_tokens.weight"
     assert_same_documents(documents, EMBED_FILES, out)
 
 
