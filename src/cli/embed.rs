@@ -10,7 +10,7 @@ use crate::embed::{self, EmbedAnalysis, EmbedOptions, TokenValue};
 use crate::error::Result;
 use crate::model::Model;
 use crate::observe::Observer;
-use crate::output::terminal::escape_controls;
+use crate::output::terminal::TerminalText;
 use crate::output::{self, Documents, Format, Provenance, Table};
 
 /// Flags of `aib embed`.
@@ -119,13 +119,8 @@ fn print_summary(
     provenance: Provenance,
 ) -> Result<()> {
     let summary = &analysis.summary;
-    let mut text = String::new();
-    let mut line = |line: String| {
-        let line = escape_controls(&line);
-        text.push_str(&line);
-        text.push('\n');
-    };
-    line(format!(
+    let mut text = TerminalText::default();
+    text.line(&format!(
         "{} {} ({} × {}, {}): k = {} ({}), inertia {:.6e}, {} iterations{}",
         provenance.model_id,
         chosen.name,
@@ -146,9 +141,9 @@ fn print_summary(
             " (not converged)"
         }
     ));
-    line(format!("head: {}", chosen.head));
+    text.line(&format!("head: {}", chosen.head));
     if let Some(norms) = &summary.norms {
-        line(format!(
+        text.line(&format!(
             "row norms: min {:.4} mean {:.4} max {:.4} (std {:.4})",
             norms.min, norms.mean, norms.max, norms.std
         ));
@@ -161,16 +156,16 @@ fn print_summary(
             .collect::<Vec<_>>()
             .join(" ")
     };
-    line(format!(
+    text.line(&format!(
         "smallest norms: {}",
         listed(&summary.smallest_norms)
     ));
-    line(format!(
+    text.line(&format!(
         "largest norms:  {}",
         listed(&summary.largest_norms)
     ));
     if let Some(anisotropy) = summary.anisotropy {
-        line(format!(
+        text.line(&format!(
             "anisotropy (mean cosine of {} random row pairs): {anisotropy:.4}",
             summary.anisotropy_pairs
         ));
@@ -181,15 +176,15 @@ fn print_summary(
             .iter()
             .map(|share| format!("{:.1}%", 100.0 * share))
             .collect();
-        line(format!(
+        text.line(&format!(
             "variance of the top principal components: {}",
             shares.join(" ")
         ));
     }
     for note in notes {
-        line(format!("note: {}", note.text));
+        text.line(&format!("note: {}", note.text));
     }
-    line(String::new());
+    text.line("");
     print!("{text}");
     let clusters = Table::from_records(&CLUSTER_COLUMNS, &analysis.clusters, provenance);
     output::write_table(&clusters, Format::Table, None, &CLUSTER_TERMINAL_COLUMNS)
