@@ -5,6 +5,16 @@
 //! by named parts such as the files of a download), a warning or a detail is worth telling. The
 //! command line implements it once with progress bars on stderr, as ripgrep's searcher reports to
 //! a `Sink` that its printer implements; tests and library callers pass [`Silent`].
+//!
+//! A front end that can cancel a run (the Python module, on Ctrl-C) gives its observer a
+//! [`Cancellation`]. The observer's own methods check it between matrices and tiles; inside one
+//! long decomposition the spectral code calls [`checkpoint`] between its blocks and panels, which
+//! checks the flag that [`cancellable`] set for the work on its thread.
+
+use std::cell::RefCell;
+use std::panic;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What a phase counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +70,75 @@ pub trait Observer: Sync {
 
     /// All phases are done, whether the work succeeded or not.
     fn finish(&self) {}
+
+    /// The flag that cancels this run, for the [`checkpoint`]s of the work [`cancellable`] runs;
+    /// `None` for a run that cannot be cancelled.
+    fn cancellation(&self) -> Option<&Cancellation> {
+        None
+    }
+}
+
+/// A flag that stops a run: raised once, it makes every later check unwind the checking thread
+/// with a [`Cancelled`] payload, which the front end that raised it catches where the run began.
+/// rayon carries the unwinding from its workers to the caller; the run's state is dropped.
+#[derive(Debug, Clone, Default)]
+pub struct Cancellation(Arc<AtomicBool>);
+
+impl Cancellation {
+    /// Asks the run to stop at its next check.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the run was asked to stop.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Unwinds with [`Cancelled`] when the run was asked to stop.
+    pub fn check(&self) {
+        if self.is_cancelled() {
+            // `resume_unwind`, not `panic!`: no panic hook runs, so nothing is printed.
+            panic::resume_unwind(Box::new(Cancelled));
+        }
+    }
+}
+
+/// The payload a cancelled run unwinds with.
+#[derive(Debug)]
+pub struct Cancelled;
+
+thread_local! {
+    /// The cancellation [`checkpoint`] checks on this thread, set by [`cancellable`].
+    static CURRENT: RefCell<Option<Cancellation>> = const { RefCell::new(None) };
+}
+
+/// Runs `work`, whose [`checkpoint`]s on this thread check `observer`'s cancellation.
+pub fn cancellable<T>(observer: &dyn Observer, work: impl FnOnce() -> T) -> T {
+    /// Puts back the cancellation of an enclosing call (rayon may run one matrix's work on a
+    /// thread that waits inside another's), also when `work` unwinds.
+    struct Restore(Option<Cancellation>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CURRENT.set(self.0.take());
+        }
+    }
+    let Some(cancellation) = observer.cancellation() else {
+        return work();
+    };
+    let _restore = Restore(CURRENT.replace(Some(cancellation.clone())));
+    work()
+}
+
+/// A point in a long computation (between two blocks of a Gram matrix, two panels of a
+/// reduction) where a run may stop: unwinds when the run [`cancellable`] set up on this thread
+/// was cancelled, and costs a thread-local read otherwise.
+pub fn checkpoint() {
+    CURRENT.with_borrow(|current| {
+        if let Some(cancellation) = current {
+            cancellation.check();
+        }
+    });
 }
 
 /// An observer that ignores everything.

@@ -4,6 +4,9 @@ The same engine as the ``aib`` command, for notebooks and pipelines: one functio
 keyword arguments named as the command's flags (``--rank-rtol`` is ``rank_rtol``), tables as
 ``pyarrow.Table`` with the columns, types and provenance metadata of the command's Parquet output.
 
+Commands with several outputs (:func:`layers`, :func:`embed`, :func:`diff`) return an object
+with one table per file the command writes, named as the file, and its ``summary.json`` as a dict.
+
 The engine runs with the GIL released; Ctrl-C (KeyboardInterrupt) stops a run; progress shows
 with ``tqdm.auto`` when it is installed (``progress=False`` turns it off). Errors raise
 :class:`Error` subclasses that follow the command's exit codes, with its one-line message.
@@ -11,11 +14,13 @@ with ``tqdm.auto`` when it is installed (``progress=False`` turns it off). Error
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
 import warnings
-from typing import Any, Iterable, Optional, Sequence, Union
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, Optional, Sequence, Tuple, Union
 
 import pyarrow
 
@@ -29,6 +34,12 @@ __all__ = [
     "IoError",
     "AibWarning",
     "stats",
+    "layers",
+    "embed",
+    "diff",
+    "Layers",
+    "Embed",
+    "Diff",
     "fetch",
     "report",
 ]
@@ -125,8 +136,205 @@ def stats(
         sparsity_eps=sparsity_eps,
         threads=threads,
     )
-    batch = _aib.stats(argv, _reporter(progress))
-    return pyarrow.Table.from_batches([batch])
+    tables, _ = _documents(argv, progress)
+    return tables["stats"]
+
+
+@dataclass(frozen=True)
+class Layers:
+    """What ``aib layers MODEL --out FILE.parquet`` writes (without the plots): one table per
+    file, each with the run's provenance as schema metadata, and ``FILE.summary.json``."""
+
+    #: One row per weight matrix (``FILE.parquet``): WeightWatcher's metrics.
+    matrices: pyarrow.Table
+    #: One row per pair of consecutive layers and block type (``FILE.drift.parquet``).
+    drift: pyarrow.Table
+    #: Architecture, parameters by block type, mean alpha and flagged matrices per layer.
+    summary: Dict[str, Any]
+    #: One row per attention head block (``FILE.heads.parquet``); ``None`` when the heads could
+    #: not be split (``summary["heads_note"]`` says why).
+    heads: Optional[pyarrow.Table] = None
+    #: One row per MoE expert matrix (``FILE.experts.parquet``); ``None`` without experts.
+    experts: Optional[pyarrow.Table] = None
+
+
+@dataclass(frozen=True)
+class Embed:
+    """What ``aib embed MODEL --out FILE.parquet`` writes (without the plots): one table per
+    file, each with the run's provenance as schema metadata, and ``FILE.summary.json``."""
+
+    #: One row per matrix row (``FILE.parquet``): token, cluster, distance to its centre, norm.
+    tokens: pyarrow.Table
+    #: One row per cluster (``FILE.clusters.parquet``): size, mean norm, nearest tokens.
+    clusters: pyarrow.Table
+    #: The chosen k, inertia, norms, anisotropy, principal components, notes.
+    summary: Dict[str, Any]
+    #: One row per k of the elbow sweep (``FILE.sweep.parquet``); ``None`` with a fixed ``k``.
+    sweep: Optional[pyarrow.Table] = None
+
+
+@dataclass(frozen=True)
+class Diff:
+    """What ``aib diff A B --out FILE.parquet`` writes: one table per file, each with the run's
+    provenance as schema metadata, and ``FILE.summary.json``."""
+
+    #: One row per tensor pair (``FILE.parquet``).
+    tensors: pyarrow.Table
+    #: One row per layer and block type (``FILE.layers.parquet``).
+    layers: pyarrow.Table
+    #: Counts by status, the most-changed tensors, the findings, both inputs' provenance.
+    summary: Dict[str, Any]
+
+
+def layers(
+    model: PathLike,
+    *,
+    revision: Optional[str] = None,
+    model_id: Optional[str] = None,
+    threads: Optional[int] = None,
+    progress: bool = True,
+) -> Layers:
+    """WeightWatcher's spectral metrics of every weight matrix, attention heads, drift across
+    depth and MoE experts, as ``aib layers MODEL --out FILE.parquet`` writes them.
+
+    Args:
+        model: the model, as for :func:`stats`.
+        revision: branch, tag or commit of a Hub-cached model (default: main).
+        model_id: the model id recorded in the metadata.
+        threads: worker threads (default: all cores).
+        progress: show progress with ``tqdm.auto`` when it is installed.
+
+    Returns:
+        A :class:`Layers`: ``matrices``, ``heads``, ``drift``, ``experts`` (``pyarrow.Table``,
+        or ``None`` for the tables the command does not write for this model) and ``summary``.
+    """
+    argv = _command_line("layers", [model], revision=revision, model_id=model_id, threads=threads)
+    tables, summary = _documents(argv, progress)
+    return Layers(**tables, summary=summary)
+
+
+def embed(
+    model: PathLike,
+    *,
+    tensor: Optional[str] = None,
+    k: Union[int, str] = "auto",
+    k_min: Optional[int] = None,
+    k_max: Optional[int] = None,
+    elbow_s: Optional[float] = None,
+    sweep_sample: Optional[int] = None,
+    n_init: Optional[int] = None,
+    max_iter: Optional[int] = None,
+    tol: Optional[float] = None,
+    seed: int = 0,
+    metric: str = "euclidean",
+    revision: Optional[str] = None,
+    model_id: Optional[str] = None,
+    threads: Optional[int] = None,
+    progress: bool = True,
+) -> Embed:
+    """K-means of the token embedding (or another 2-D tensor): which rows live together, the
+    elbow, norms, principal components, as ``aib embed MODEL --out FILE.parquet`` writes them.
+
+    Args:
+        model: the model, as for :func:`stats`.
+        tensor: the 2-D tensor to cluster (default: the token embedding), e.g.
+            ``"lm_head.weight"``.
+        k: clusters: a number, or ``"auto"`` for the elbow (Kneedle) of a sweep over
+            ``k_min..k_max``.
+        k_min: smallest k of the sweep (default 2).
+        k_max: largest k of the sweep (default 64).
+        elbow_s: Kneedle's sensitivity S (default 1.0).
+        sweep_sample: rows sampled (seeded) for the sweep (default 256 * k_max; 0: every row).
+        n_init: independent k-means++ seedings per fit; the lowest inertia wins.
+        max_iter: most Lloyd iterations per fit.
+        tol: convergence tolerance, relative to the data's mean column variance.
+        seed: seed of every random choice.
+        metric: ``"euclidean"`` or ``"cosine"`` (spherical k-means).
+        revision: branch, tag or commit of a Hub-cached model (default: main).
+        model_id: the model id recorded in the metadata.
+        threads: worker threads (default: all cores).
+        progress: show progress with ``tqdm.auto`` when it is installed.
+
+    Returns:
+        An :class:`Embed`: ``tokens``, ``clusters``, ``sweep`` (``pyarrow.Table``; ``sweep`` is
+        ``None`` with a fixed ``k``) and ``summary``.
+    """
+    argv = _command_line(
+        "embed",
+        [model],
+        tensor=tensor,
+        k=k,
+        k_min=k_min,
+        k_max=k_max,
+        elbow_s=elbow_s,
+        sweep_sample=sweep_sample,
+        n_init=n_init,
+        max_iter=max_iter,
+        tol=tol,
+        seed=seed,
+        metric=metric,
+        revision=revision,
+        model_id=model_id,
+        threads=threads,
+    )
+    tables, summary = _documents(argv, progress)
+    return Embed(**tables, summary=summary)
+
+
+def diff(
+    a: PathLike,
+    b: PathLike,
+    *,
+    rank: str = "exact",
+    rank_rtol: Optional[float] = None,
+    exact_max_dim: Optional[int] = None,
+    seed: int = 0,
+    eps: float = 0.0,
+    revision: Optional[str] = None,
+    revision_b: Optional[str] = None,
+    model_id: Optional[str] = None,
+    threads: Optional[int] = None,
+    progress: bool = True,
+) -> Diff:
+    """What changed between two checkpoints (or a checkpoint and a PEFT LoRA adapter), tensor by
+    tensor, as ``aib diff A B --out FILE.parquet`` writes it.
+
+    Args:
+        a: the first model, as for :func:`stats`.
+        b: the model to compare with ``a`` (any form ``a`` takes), or a PEFT adapter folder
+            (``adapter_config.json`` + ``adapter_model.safetensors``) to compare ``a`` with
+            ``a`` + the adapter.
+        rank: how the spectrum of each difference is computed, as for :func:`stats`
+            (``"off"``: none).
+        rank_rtol: rank tolerance relative to the difference's sigma_1.
+        exact_max_dim: largest smaller side of a matrix for ``rank="exact"`` and ``"spectrum"``.
+        seed: ``rank="randomized"``: seed of the Gaussian sketch.
+        eps: abs(difference) above this counts in ``changed_fraction`` (0: every element that
+            differs).
+        revision: branch, tag or commit of ``a`` when it is Hub-cached.
+        revision_b: the same for ``b``.
+        model_id: the model id of ``a`` recorded in the metadata.
+        threads: worker threads (default: all cores).
+        progress: show progress with ``tqdm.auto`` when it is installed.
+
+    Returns:
+        A :class:`Diff`: ``tensors``, ``layers`` (``pyarrow.Table``) and ``summary``.
+    """
+    argv = _command_line(
+        "diff",
+        [a, b],
+        rank=rank,
+        rank_rtol=rank_rtol,
+        exact_max_dim=exact_max_dim,
+        seed=seed,
+        eps=eps,
+        revision=revision,
+        revision_b=revision_b,
+        model_id=model_id,
+        threads=threads,
+    )
+    tables, summary = _documents(argv, progress)
+    return Diff(**tables, summary=summary)
 
 
 def fetch(
@@ -207,6 +415,14 @@ def report(
         quiet=True,
     )
     return os.fspath(_aib.written_path(argv))
+
+
+def _documents(argv: list, progress: bool) -> Tuple[Dict[str, pyarrow.Table], Optional[Dict[str, Any]]]:
+    """Runs the command line ``argv`` in the engine (GIL released, progress, warnings, Ctrl-C)
+    and returns its tables by the names of their files, and its summary."""
+    batches, summary = _aib.documents(argv, _reporter(progress))
+    tables = {name: pyarrow.Table.from_batches([batch]) for name, batch in batches.items()}
+    return tables, json.loads(summary) if summary is not None else None
 
 
 def _command_line(command: str, positional: Sequence[Any], **flags: Any) -> list:

@@ -1,15 +1,18 @@
 """Type stubs of the native half of ``aib`` (``aib._aib``); use the functions of ``aib``."""
 
 import os
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import pyarrow
 
 def main(argv: List[str]) -> int:
     """Runs the ``aib`` command line ``argv`` (program name first); returns its exit code."""
 
-def stats(argv: List[str], reporter: Optional[Any]) -> pyarrow.RecordBatch:
-    """The table of the ``aib stats`` command line ``argv``, its provenance as schema metadata."""
+def documents(argv: List[str], reporter: Optional[Any]) -> Tuple[Dict[str, pyarrow.RecordBatch], Optional[str]]:
+    """The tables of the ``aib stats``, ``layers``, ``embed`` or ``diff`` command line ``argv``,
+    by the names of their files (each with its provenance as schema metadata), and the summary
+    as JSON text (``None`` for ``stats``). ``reporter`` has ``progress(phase, total, done,
+    counts_bytes)`` and ``warn(message)``."""
 
 def written_path(argv: List[str]) -> os.PathLike[str]:
     """Runs an ``aib fetch`` or ``aib report`` command line; returns the path it wrote."""

@@ -9,18 +9,19 @@
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use aib::error::{Error, ErrorKind};
-use aib::observe::{Observer, Quantity};
+use aib::observe::{Cancellation, Observer, Quantity};
 use aib::output::parquet::record_batch;
-use aib::output::table::Table;
+use aib::output::Table;
 use arrow_array::RecordBatch;
 use arrow_pyarrow::ToPyArrow;
 use arrow_schema::Schema;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 /// How often the calling thread looks at the run: progress, warnings, Ctrl-C.
 const POLL: Duration = Duration::from_millis(100);
@@ -40,19 +41,26 @@ fn written_path(py: Python<'_>, argv: Vec<OsString>) -> PyResult<std::path::Path
     run_cancellable(py, None, |_relay| aib::cli::written_path(argv))
 }
 
-/// The table of `aib stats` for the command line `argv` (program name first), as a
-/// `pyarrow.RecordBatch` whose schema metadata is the provenance the Parquet file records.
-/// `reporter`, when given, has `progress(phase, total, done, counts_bytes)` and `warn(message)`.
+/// The documents of the `aib stats`, `layers`, `embed` or `diff` command line `argv` (program
+/// name first): its tables as `pyarrow.RecordBatch`es by name (each with the provenance the
+/// Parquet file records as schema metadata), in the order of the command's files, and its summary
+/// as JSON text, or `None`. `reporter`, when given, has `progress(phase, total, done,
+/// counts_bytes)` and `warn(message)`.
 #[pyfunction]
-fn stats<'py>(
+fn documents<'py>(
     py: Python<'py>,
     argv: Vec<OsString>,
     reporter: Option<Bound<'py, PyAny>>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let table = run_cancellable(py, reporter.as_ref(), |relay| {
-        aib::cli::stats_table(argv, relay)
+) -> PyResult<(Bound<'py, PyDict>, Option<String>)> {
+    let documents = run_cancellable(py, reporter.as_ref(), |relay| {
+        aib::cli::documents(argv, relay)
     })?;
-    to_pyarrow(py, &table)
+    let tables = PyDict::new(py);
+    for (name, table) in &documents.tables {
+        tables.set_item(name, to_pyarrow(py, table)?)?;
+    }
+    let summary = documents.summary.as_ref().map(|summary| summary.to_string());
+    Ok((tables, summary))
 }
 
 /// A table of `rows` rows (one Int64 column counting from 0), through the same export as every
@@ -88,17 +96,14 @@ fn to_pyarrow<'py>(py: Python<'py>, table: &Table) -> PyResult<Bound<'py, PyAny>
     batch.to_pyarrow(py)
 }
 
-/// The payload a cancelled run unwinds with: it is caught in [`run_cancellable`] and never
-/// reaches the panic hook (it is raised by `resume_unwind`, which does not call it).
-struct Cancelled;
-
 /// The engine's observer for a Python caller. Engine threads only store into it; the calling
 /// thread reads it every [`POLL`] with the GIL held. When the run is cancelled, the next call
-/// from the engine (each tile of the statistics pass, each matrix of the spectra) unwinds its
-/// thread; rayon carries the unwinding to the run's caller, and the run's state is dropped.
+/// from the engine (each tile of the statistics pass, each matrix of the spectra) or the next
+/// checkpoint inside a decomposition unwinds its thread with [`aib::observe::Cancelled`]; rayon
+/// carries the unwinding to the run's caller, and the run's state is dropped.
 #[derive(Default)]
 struct Relay {
-    cancelled: AtomicBool,
+    cancellation: Cancellation,
     /// The current phase: name, total and whether it counts bytes.
     phase: Mutex<Option<(String, u64, bool)>>,
     done: AtomicU64,
@@ -106,12 +111,6 @@ struct Relay {
 }
 
 impl Relay {
-    fn check(&self) {
-        if self.cancelled.load(Ordering::Relaxed) {
-            panic::resume_unwind(Box::new(Cancelled));
-        }
-    }
-
     /// Hands the current progress and the warnings since the last call to `reporter`.
     fn forward(&self, reporter: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         let Some(reporter) = reporter else {
@@ -132,14 +131,14 @@ impl Relay {
 
 impl Observer for Relay {
     fn phase(&self, name: &str, total: u64, quantity: Quantity) {
-        self.check();
+        self.cancellation.check();
         *aib::sync::lock(&self.phase) =
             Some((name.to_string(), total, quantity == Quantity::Bytes));
         self.done.store(0, Ordering::Relaxed);
     }
 
     fn advance(&self, amount: u64) {
-        self.check();
+        self.cancellation.check();
         self.done.fetch_add(amount, Ordering::Relaxed);
     }
 
@@ -150,6 +149,10 @@ impl Observer for Relay {
     fn detail(&self, _message: &str) {}
 
     fn finish(&self) {}
+
+    fn cancellation(&self) -> Option<&Cancellation> {
+        Some(&self.cancellation)
+    }
 }
 
 /// Runs `work` on a worker thread with the GIL released; this thread forwards progress to
@@ -175,7 +178,7 @@ fn run_cancellable<T: Send>(
             let finished = py.detach(|| aib::sync::lock(&done_rx).recv_timeout(POLL).is_ok());
             let interrupted = relay.forward(reporter).and_then(|()| py.check_signals());
             if let Err(err) = interrupted {
-                relay.cancelled.store(true, Ordering::Relaxed);
+                relay.cancellation.cancel();
                 let _ = py.detach(|| worker.join());
                 return Err(err);
             }
@@ -215,7 +218,7 @@ fn raise(py: Python<'_>, err: &Error) -> PyErr {
 fn _aib(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(main, module)?)?;
     module.add_function(wrap_pyfunction!(written_path, module)?)?;
-    module.add_function(wrap_pyfunction!(stats, module)?)?;
+    module.add_function(wrap_pyfunction!(documents, module)?)?;
     module.add_function(wrap_pyfunction!(_export_probe, module)?)?;
     Ok(())
 }

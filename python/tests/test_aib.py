@@ -84,6 +84,116 @@ def assert_same_table(table: pyarrow.Table, expected: pyarrow.Table, metadata: d
     assert stable_metadata(table.schema.metadata) == stable_metadata(metadata)
 
 
+def without_created_at(document):
+    """A summary document without its `created_at` values (the start time of the run)."""
+    if isinstance(document, dict):
+        return {key: without_created_at(value) for key, value in document.items() if key != "created_at"}
+    if isinstance(document, list):
+        return [without_created_at(value) for value in document]
+    return document
+
+
+def assert_same_documents(documents, names: dict, out: Path) -> None:
+    """`documents` (an aib.Layers, Embed or Diff) holds the tables the CLI wrote to `out` and
+    beside it, and the summary it wrote to `FILE.summary.json`. `names` maps each attribute to
+    its file's sibling name (None for `out` itself)."""
+    for attribute, sibling in names.items():
+        path = out if sibling is None else out.with_name(f"{out.stem}.{sibling}.parquet")
+        table = getattr(documents, attribute)
+        if not path.exists():
+            assert table is None, attribute
+            continue
+        assert table is not None, attribute
+        assert_same_table(table, pq.read_table(path), parquet_metadata(path))
+    summary = json.loads(out.with_name(f"{out.stem}.summary.json").read_text(encoding="utf-8"))
+    assert without_created_at(documents.summary) == without_created_at(summary)
+
+
+def run_both(args: list, call, tmp_path: Path):
+    """Runs the CLI with `args` and `--out` in `tmp_path`, and `call()`: both succeed (the
+    documents and the file are returned) or both fail with the same exit code and message."""
+    out = tmp_path / "out.parquet"
+    done = cli(*args, "--out", str(out), "--quiet")
+    if done.returncode != 0:
+        with pytest.raises(aib.Error) as raised:
+            call()
+        assert raised.value.exit_code == done.returncode
+        assert done.stderr.strip().endswith(f"aib: {raised.value}")
+        return None, out
+    return call(), out
+
+
+LAYERS_FILES = {"matrices": None, "heads": "heads", "drift": "drift", "experts": "experts"}
+EMBED_FILES = {"tokens": None, "clusters": "clusters", "sweep": "sweep"}
+DIFF_FILES = {"tensors": None, "layers": "layers"}
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda path: path.name)
+def test_layers_equals_the_cli_parquet_output(model: Path, tmp_path: Path) -> None:
+    documents, out = run_both(["layers", str(model)], lambda: aib.layers(model, progress=False), tmp_path)
+    if documents is None:
+        return
+    assert documents.matrices.num_rows > 0
+    assert documents.matrices.schema.metadata[b"command"] == b"layers"
+    assert_same_documents(documents, LAYERS_FILES, out)
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda path: path.name)
+def test_embed_equals_the_cli_parquet_output(model: Path, tmp_path: Path) -> None:
+    args = ["--k-max", "8"]
+    documents, out = run_both(
+        ["embed", str(model), *args], lambda: aib.embed(model, k_max=8, progress=False), tmp_path
+    )
+    if documents is None:
+        return
+    assert documents.tokens.num_rows > 0
+    assert documents.summary["k_chosen_by"] == "kneedle"
+    assert_same_documents(documents, EMBED_FILES, out)
+
+
+def test_embed_flags_reach_the_engine(tmp_path: Path) -> None:
+    model = FIXTURES / "llama-tiny"
+    args = ["embed", str(model), "--k", "3", "--metric", "cosine", "--seed", "5", "--tensor", "model.embed_tokens.weight"]
+    documents, out = run_both(
+        args,
+        lambda: aib.embed(model, k=3, metric="cosine", seed=5, tensor="model.embed_tokens.weight", progress=False),
+        tmp_path,
+    )
+    assert documents is not None
+    assert documents.sweep is None
+    assert documents.clusters.num_rows == 3
+    assert documents.summary["tensor"] == "model.embed_tokens.weight"
+    assert_same_documents(documents, EMBED_FILES, out)
+
+
+DIFF_PAIRS = [
+    (FIXTURES / "diff" / "base", FIXTURES / "diff" / "tuned"),
+    (FIXTURES / "diff" / "base", FIXTURES / "diff" / "tuned-f32"),
+    (FIXTURES / "diff" / "base", FIXTURES / "diff" / "adapter"),
+    (FIXTURES / "llama-tiny", FIXTURES / "gguf" / "llama-tiny-q8_0.gguf"),
+]
+
+
+@pytest.mark.parametrize(("a", "b"), DIFF_PAIRS, ids=lambda path: path.name)
+def test_diff_equals_the_cli_parquet_output(a: Path, b: Path, tmp_path: Path) -> None:
+    documents, out = run_both(["diff", str(a), str(b)], lambda: aib.diff(a, str(b), progress=False), tmp_path)
+    assert documents is not None
+    assert documents.tensors.num_rows > 0
+    assert documents.tensors.schema.metadata[b"command"] == b"diff"
+    assert_same_documents(documents, DIFF_FILES, out)
+
+
+def test_diff_flags_reach_the_engine(tmp_path: Path) -> None:
+    a, b = FIXTURES / "diff" / "base", FIXTURES / "diff" / "tuned"
+    args = ["diff", str(a), str(b), "--rank", "randomized", "--seed", "3", "--eps", "0.001"]
+    documents, out = run_both(
+        args, lambda: aib.diff(a, str(b), rank="randomized", seed=3, eps=0.001, progress=False), tmp_path
+    )
+    assert documents is not None
+    assert documents.tensors.schema.metadata[b"param.eps"] == b"0.001"
+    assert_same_documents(documents, DIFF_FILES, out)
+
+
 def test_stats_flags_reach_the_engine_and_the_metadata(tmp_path: Path) -> None:
     model = FIXTURES / "llama-tiny"
     out = tmp_path / "stats.parquet"
@@ -130,8 +240,12 @@ def test_pandas_polars_and_duckdb_read_the_table_with_its_types() -> None:
         (lambda: aib.stats(FIXTURES / "llama-tiny", sparsity_eps=-1.0), aib.UsageError, 2),
         (lambda: aib.stats(FIXTURES / "no-such-model"), aib.InputError, 3),
         (lambda: aib.fetch("org/name", endpoint="http://127.0.0.1:9", out="unused"), aib.NetworkError, 4),
+        (lambda: aib.layers(FIXTURES / "no-such-model"), aib.InputError, 3),
+        (lambda: aib.embed(FIXTURES / "llama-tiny", k_min=5, k_max=3), aib.UsageError, 2),
+        (lambda: aib.diff(FIXTURES / "diff" / "base", FIXTURES / "no-such-model"), aib.InputError, 3),
+        (lambda: aib.diff(FIXTURES / "diff" / "base", FIXTURES / "diff" / "tuned", eps=-1.0), aib.UsageError, 2),
     ],
-    ids=["bad-value", "bad-number", "missing-model", "network"],
+    ids=["bad-value", "bad-number", "missing-model", "network", "layers", "embed", "diff-missing", "diff-eps"],
 )
 def test_errors_raise_the_class_of_their_exit_code(call, error_class, exit_code: int) -> None:
     with pytest.raises(error_class) as raised:
@@ -210,7 +324,8 @@ def big_model(tmp_path_factory) -> Path:
     return folder
 
 
-def test_keyboard_interrupt_stops_a_run(big_model: Path) -> None:
+@pytest.mark.parametrize("command", ["stats", "layers"])
+def test_keyboard_interrupt_stops_a_run(big_model: Path, command: str) -> None:
     recorder = Recorder()
     interrupted_at = []
 
@@ -221,12 +336,13 @@ def test_keyboard_interrupt_stops_a_run(big_model: Path) -> None:
     timer = threading.Timer(1.0, interrupt)
     timer.start()
     with pytest.raises(KeyboardInterrupt):
-        aib._aib.stats(["aib", "stats", str(big_model)], recorder)
+        aib._aib.documents(["aib", command, str(big_model)], recorder)
     stopped = time.monotonic() - interrupted_at[0]
     print(f"stopped {stopped:.3f} s after Ctrl-C, at {recorder.last}")
-    # The run was cut short: the spectra phase (one exact rank per matrix) had not finished.
+    # The run was cut short: the phase of one spectrum per matrix had not finished.
     phase, total, done = recorder.last
-    assert not (phase == "spectra" and done == total)
+    assert phase in ("stats", "spectra", "matrices")
+    assert not (phase in ("spectra", "matrices") and done == total)
     # And the engine is usable again right away.
     assert aib.stats(FIXTURES / "llama-tiny", progress=False).num_rows > 0
 

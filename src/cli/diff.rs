@@ -9,12 +9,13 @@ use serde_json::{Value, json};
 use super::args::{self, ModelArgs, OutputArgs, RankArgs, RunArgs};
 use super::parts::PartArgs;
 use crate::diff::adapter::{self, Adapter};
-use crate::diff::{self, DiffOptions, DiffRow, Status, columns, layers, plots, summary};
+use crate::diff::{self, DiffOptions, DiffRow, Status, columns, documents, layers, plots, summary};
 use crate::error::{Error, Result};
 use crate::model::Model;
+use crate::observe::Observer;
 use crate::output::dataset::DatasetTable;
 use crate::output::terminal::escape_controls;
-use crate::output::{self, Format, Provenance, Table};
+use crate::output::{self, Documents, Format, Provenance, Table};
 
 /// Flags of `aib diff`.
 #[derive(Debug, clap::Args)]
@@ -55,6 +56,78 @@ const DATASET_TABLE: &str = "diff";
 pub fn run(args: DiffArgs) -> Result<()> {
     let format = args.output.format()?;
     args.parts.check_outputs(args.output.path())?;
+    let progress = args.run.progress_display();
+    let Some(comparison) = compare(&args, format, &progress)? else {
+        return Ok(());
+    };
+    let Comparison {
+        rows,
+        same_naming,
+        b_description,
+        provenance,
+    } = comparison;
+    let table = Table::from_records(columns::DIFF_COLUMNS, &rows, provenance.clone());
+    let dataset = [DatasetTable {
+        name: DATASET_TABLE,
+        table: &table,
+    }];
+    if args.parts.write_dataset(&dataset)? {
+        return Ok(());
+    }
+    match args.output.path() {
+        // A part's rows only: the per-layer sums and the summary are of a whole run.
+        Some(out) if args.parts.part.is_some() => {
+            output::write_table(&table, format, Some(out), columns::TERMINAL_COLUMNS)
+        }
+        Some(out) => {
+            documents::documents(&rows, same_naming, &provenance, b_description)
+                .write(out, format)?;
+            plots::write_plots(out, &plots::charts(&rows, &layers::by_layer(&rows)))?;
+            print_findings(&rows, same_naming)
+        }
+        None if format == Format::Table => {
+            print_findings(&rows, same_naming)?;
+            let differing: Vec<DiffRow> = rows
+                .into_iter()
+                .filter(|row| row.status != Status::Identical)
+                .collect();
+            let table = Table::from_records(columns::DIFF_COLUMNS, &differing, provenance);
+            output::write_table(&table, format, None, columns::TERMINAL_COLUMNS)
+        }
+        None => output::write_table(&table, format, None, columns::TERMINAL_COLUMNS),
+    }
+}
+
+/// The documents `aib diff --out` writes for `args` (without the plots), with progress reported
+/// to `observer`.
+pub fn documents(args: &DiffArgs, observer: &dyn Observer) -> Result<Documents> {
+    let comparison = compare(args, args.output.format()?, observer)?.ok_or_else(|| {
+        Error::usage("--plan, and a part already in its --dataset, write no documents")
+    })?;
+    Ok(documents::documents(
+        &comparison.rows,
+        comparison.same_naming,
+        &comparison.provenance,
+        comparison.b_description,
+    ))
+}
+
+/// A finished comparison of A with B.
+struct Comparison {
+    /// One row per tensor pair.
+    rows: Vec<DiffRow>,
+    /// Whether A and B name their tensors alike.
+    same_naming: bool,
+    /// B (a model or an adapter), as the summary records it.
+    b_description: Value,
+    /// The run's provenance (A's, with B among the parameters).
+    provenance: Provenance,
+}
+
+/// Checks the flags, opens A and B (a model or an adapter) and compares every pair (of the part,
+/// with `--part`). `None` when there is nothing to compare: `--plan` printed the plan (in
+/// `format`), or the part is already in the `--dataset`.
+fn compare(args: &DiffArgs, format: Format, observer: &dyn Observer) -> Result<Option<Comparison>> {
     let b_spec = args
         .b
         .clone()
@@ -71,8 +144,8 @@ pub fn run(args: DiffArgs) -> Result<()> {
     }
     let a = Model::open(args.model.spec(), args.model.revision.as_deref())?;
     args.output.refuse_model_files(&a)?;
-    let progress = args.run.progress_display();
     let b_path = Path::new(&b_spec);
+    let provenance = args::provenance("diff", &args.model, &a, parameters(args));
     let parted = args.parts.part.is_some() || args.parts.plans() || args.parts.dataset.is_some();
     let (rows, same_naming, b_description) = if adapter::is_adapter(b_path) {
         if parted {
@@ -86,7 +159,7 @@ pub fn run(args: DiffArgs) -> Result<()> {
         }
         let rows = args
             .run
-            .in_pool(|| diff::adapter::diff_adapter(&a, &lora, &options, &progress))??;
+            .in_pool(|| diff::adapter::diff_adapter(&a, &lora, &options, observer))??;
         let description = json!({
             "adapter": b_spec,
             "lora_alpha": lora.alpha,
@@ -99,22 +172,22 @@ pub fn run(args: DiffArgs) -> Result<()> {
         if let Some(out) = args.output.path() {
             output::refuse_overwriting_inputs(out, &b.input_files())?;
         }
-        let provenance = args::provenance("diff", &args.model, &a, parameters(&args));
         if args.parts.plans() {
             let units = diff::parts::work_units(&a, &b, &options)?;
             let threads = args.run.in_pool(rayon::current_num_threads)?;
-            return args.parts.print_plan(units, format, threads, &provenance);
+            args.parts.print_plan(units, format, threads, &provenance)?;
+            return Ok(None);
         }
         if args.parts.already_done(&[DATASET_TABLE], &provenance)? {
             args.parts.say_skipped();
-            return Ok(());
+            return Ok(None);
         }
         let selection = args
             .parts
             .selection(|| diff::parts::work_units(&a, &b, &options))?;
         let rows = args
             .run
-            .in_pool(|| diff::diff_models_part(&a, &b, &options, &selection, &progress))??;
+            .in_pool(|| diff::diff_models_part(&a, &b, &options, &selection, observer))??;
         let description = json!({
             "model_id": b.model_id,
             "model_path": b.model_path,
@@ -122,47 +195,12 @@ pub fn run(args: DiffArgs) -> Result<()> {
         });
         (rows, a.format == b.format, description)
     };
-    let provenance = args::provenance("diff", &args.model, &a, parameters(&args));
-    let table = Table::from_records(columns::DIFF_COLUMNS, &rows, provenance.clone());
-    let dataset = [DatasetTable {
-        name: DATASET_TABLE,
-        table: &table,
-    }];
-    if args.parts.write_dataset(&dataset)? {
-        return Ok(());
-    }
-    match args.output.path() {
-        // A part's rows only: the per-layer sums and the summary are of a whole run.
-        Some(out) if args.parts.part.is_some() => {
-            output::write_table(&table, format, Some(out), columns::TERMINAL_COLUMNS)
-        }
-        Some(out) => {
-            output::write_table(&table, format, Some(out), columns::TERMINAL_COLUMNS)?;
-            let layer_rows = layers::by_layer(&rows);
-            let layer_table =
-                Table::from_records(columns::LAYER_COLUMNS, &layer_rows, provenance.clone());
-            let layers_out = output::sibling_path(out, "layers", None);
-            output::write_table(&layer_table, format, Some(&layers_out), &[])?;
-            let document =
-                summary::document(&rows, same_naming, inputs(&provenance, b_description));
-            output::write_json_document(
-                &output::sibling_path(out, "summary", Some("json")),
-                &document,
-            )?;
-            plots::write_plots(out, &plots::charts(&rows, &layer_rows))?;
-            print_findings(&rows, same_naming)
-        }
-        None if format == Format::Table => {
-            print_findings(&rows, same_naming)?;
-            let differing: Vec<DiffRow> = rows
-                .into_iter()
-                .filter(|row| row.status != Status::Identical)
-                .collect();
-            let table = Table::from_records(columns::DIFF_COLUMNS, &differing, provenance);
-            output::write_table(&table, format, None, columns::TERMINAL_COLUMNS)
-        }
-        None => output::write_table(&table, format, None, columns::TERMINAL_COLUMNS),
-    }
+    Ok(Some(Comparison {
+        rows,
+        same_naming,
+        b_description,
+        provenance,
+    }))
 }
 
 /// Counts by status and the findings, one per line, on stdout (a closed stdout ends the run
@@ -190,16 +228,7 @@ fn print_findings(rows: &[DiffRow], same_naming: bool) -> Result<()> {
         .map_err(|err| Error::io("writing", Path::new("<stdout>"), err))
 }
 
-/// Both inputs' provenance for the summary document.
-fn inputs(provenance: &Provenance, b: Value) -> Value {
-    let a: serde_json::Map<String, Value> = provenance
-        .pairs()
-        .into_iter()
-        .map(|(key, value)| (key, Value::String(value)))
-        .collect();
-    json!({ "a": a, "b": b })
-}
-
+/// The parameters the run records: the rank flags, eps, B, and the part.
 fn parameters(args: &DiffArgs) -> BTreeMap<String, String> {
     let mut parameters = BTreeMap::new();
     args.ranks.record(&mut parameters);

@@ -4,13 +4,14 @@
 use super::args::{self, ClusterArgs, ModelArgs, OutputArgs, RunArgs};
 use crate::embed::choice::{ChosenMatrix, choose_matrix};
 use crate::embed::documents::{
-    CLUSTER_COLUMNS, CLUSTER_TERMINAL_COLUMNS, Note, ROW_COLUMNS, notes, write_documents,
+    self, CLUSTER_COLUMNS, CLUSTER_TERMINAL_COLUMNS, Note, ROW_COLUMNS, notes, write_documents,
 };
-use crate::embed::{self, EmbedAnalysis, TokenValue};
+use crate::embed::{self, EmbedAnalysis, EmbedOptions, TokenValue};
 use crate::error::Result;
+use crate::model::Model;
 use crate::observe::Observer;
 use crate::output::terminal::TerminalText;
-use crate::output::{self, Format, Provenance, Table};
+use crate::output::{self, Documents, Format, Provenance, Table};
 
 /// Flags of `aib embed`.
 #[derive(Debug, clap::Args)]
@@ -35,35 +36,79 @@ pub fn run(args: EmbedArgs) -> Result<()> {
     let options = args.clustering.embed_options()?;
     let display = args.run.progress_display();
     let model = args.model.open(&display)?;
-    args.output.refuse_model_files(&model)?;
-    let chosen = choose_matrix(&model, args.tensor.as_deref())?;
-    let vocabulary = model.vocabulary()?;
-    display.detail(&format!(
-        "clustering {} ({} × {}, {})",
-        chosen.name, chosen.view.rows, chosen.view.cols, chosen.storage
-    ));
-    let analysis = args
-        .run
-        .in_pool(|| embed::analyse(&chosen.view, vocabulary.as_ref(), &options, &display))??;
-    display.finish();
-    let notes = notes(&analysis, vocabulary.as_ref(), &chosen);
-    for note in notes.iter().filter(|note| note.warn) {
-        display.warn(&note.text);
-    }
-    let provenance = args::provenance(
-        "embed",
-        &args.model,
-        &model,
-        args.clustering.parameters(args.tensor.as_deref()),
-    );
+    let Clustering {
+        analysis,
+        chosen,
+        notes,
+        provenance,
+    } = cluster(&args, &options, &model, &display)?;
     match args.output.path() {
-        Some(out) => write_documents(out, format, &analysis, &chosen, &notes, provenance),
+        Some(out) => write_documents(out, format, &analysis, &chosen, &notes, &provenance),
         None if format == Format::Table => print_summary(&analysis, &chosen, &notes, provenance),
         None => {
             let table = Table::from_records(&ROW_COLUMNS, &analysis.rows, provenance);
             output::write_table(&table, format, None, &[])
         }
     }
+}
+
+/// The documents `aib embed --out` writes for `args` (without the plots), with progress reported
+/// to `observer`.
+pub fn documents(args: &EmbedArgs, observer: &dyn Observer) -> Result<Documents> {
+    let options = args.clustering.embed_options()?;
+    let model = args.model.open(observer)?;
+    let clustering = cluster(args, &options, &model, observer)?;
+    Ok(documents::documents(
+        &clustering.analysis,
+        &clustering.chosen,
+        &clustering.notes,
+        &clustering.provenance,
+    ))
+}
+
+/// A finished clustering of a model's matrix.
+struct Clustering<'a> {
+    analysis: EmbedAnalysis,
+    chosen: ChosenMatrix<'a>,
+    notes: Vec<Note>,
+    provenance: Provenance,
+}
+
+/// Picks the matrix of `model` that `args` asks for and clusters its rows; the notes that are
+/// warnings go to `observer` once its progress is finished.
+fn cluster<'a>(
+    args: &EmbedArgs,
+    options: &EmbedOptions,
+    model: &'a Model,
+    observer: &dyn Observer,
+) -> Result<Clustering<'a>> {
+    args.output.refuse_model_files(model)?;
+    let chosen = choose_matrix(model, args.tensor.as_deref())?;
+    let vocabulary = model.vocabulary()?;
+    observer.detail(&format!(
+        "clustering {} ({} × {}, {})",
+        chosen.name, chosen.view.rows, chosen.view.cols, chosen.storage
+    ));
+    let analysis = args
+        .run
+        .in_pool(|| embed::analyse(&chosen.view, vocabulary.as_ref(), options, observer))??;
+    observer.finish();
+    let notes = notes(&analysis, vocabulary.as_ref(), &chosen);
+    for note in notes.iter().filter(|note| note.warn) {
+        observer.warn(&note.text);
+    }
+    let provenance = args::provenance(
+        "embed",
+        &args.model,
+        model,
+        args.clustering.parameters(args.tensor.as_deref()),
+    );
+    Ok(Clustering {
+        analysis,
+        chosen,
+        notes,
+        provenance,
+    })
 }
 
 /// Without `--out`: the summary in words, then the cluster table.

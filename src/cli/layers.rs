@@ -9,16 +9,17 @@ use super::parts::PartArgs;
 use crate::error::{Error, Result};
 use crate::layers::analysis::{self, LayersAnalysis, LayersOptions};
 use crate::layers::documents::{
-    DATASET_TABLES, MATRIX_COLUMNS, RULE, TERMINAL_COLUMNS, dataset_tables, write_documents,
+    self, DATASET_TABLES, MATRIX_COLUMNS, RULE, TERMINAL_COLUMNS, dataset_tables, write_documents,
     write_tables,
 };
 use crate::layers::metrics::{FixFingers, MetricOptions};
 use crate::layers::parts::work_units;
 use crate::model::Model;
 use crate::model::classify::BlockType;
+use crate::observe::Observer;
 use crate::output::dataset::DatasetTable;
 use crate::output::terminal::TerminalText;
-use crate::output::{self, Format, Provenance, Table};
+use crate::output::{self, Documents, Format, Provenance, Table};
 
 /// Flags of `aib layers`.
 #[derive(Debug, clap::Args)]
@@ -76,32 +77,7 @@ pub fn run(args: LayersArgs) -> Result<()> {
     let display = args.run.progress_display();
     let model = args.model.open(&display)?;
     args.output.refuse_model_files(&model)?;
-    let options = LayersOptions {
-        keep_spectrum_of: args.esd.clone(),
-        metrics: MetricOptions {
-            mp_fit: args.mp_fit,
-            fix_fingers: args
-                .fix_fingers
-                .map(|FixFingersArg::ClipXmax| FixFingers::ClipXmax),
-        },
-        randomize: args.randomize.then_some(args.seed),
-    };
-    let mut parameters = BTreeMap::new();
-    if let Some(name) = &args.esd {
-        parameters.insert("esd".to_string(), name.clone());
-    }
-    if args.mp_fit {
-        parameters.insert("mp_fit".to_string(), "true".to_string());
-    }
-    if args.randomize {
-        parameters.insert("randomize".to_string(), "true".to_string());
-        parameters.insert("seed".to_string(), args.seed.to_string());
-    }
-    if args.fix_fingers.is_some() {
-        parameters.insert("fix_fingers".to_string(), "clip_xmax".to_string());
-    }
-    args.parts.record(&mut parameters);
-    let provenance = args::provenance("layers", &args.model, &model, parameters);
+    let provenance = provenance(&args, &model);
     if args.parts.plans() {
         let threads = args.run.in_pool(rayon::current_num_threads)?;
         return args
@@ -112,10 +88,7 @@ pub fn run(args: LayersArgs) -> Result<()> {
         args.parts.say_skipped();
         return Ok(());
     }
-    let selection = args.parts.selection(|| work_units(&model))?;
-    let analysis = args
-        .run
-        .in_pool(|| analysis::analyse_part(&model, &options, &selection, &display))??;
+    let analysis = analyse(&args, &model, &display)?;
     let tables = dataset_tables(&analysis, &provenance);
     let dataset: Vec<DatasetTable> = DATASET_TABLES
         .iter()
@@ -141,6 +114,53 @@ pub fn run(args: LayersArgs) -> Result<()> {
             output::write_table(&table, format, None, &[])
         }
     }
+}
+
+/// The documents `aib layers --out` writes for `args` (without the plots), with progress
+/// reported to `observer`.
+pub fn documents(args: &LayersArgs, observer: &dyn Observer) -> Result<Documents> {
+    let model = args.model.open(observer)?;
+    args.output.refuse_model_files(&model)?;
+    let provenance = provenance(args, &model);
+    let analysis = analyse(args, &model, observer)?;
+    Ok(documents::documents(&analysis, &model, &provenance))
+}
+
+/// The run's provenance, with the flags that change its numbers among the parameters.
+fn provenance(args: &LayersArgs, model: &Model) -> Provenance {
+    let mut parameters = BTreeMap::new();
+    if let Some(name) = &args.esd {
+        parameters.insert("esd".to_string(), name.clone());
+    }
+    if args.mp_fit {
+        parameters.insert("mp_fit".to_string(), "true".to_string());
+    }
+    if args.randomize {
+        parameters.insert("randomize".to_string(), "true".to_string());
+        parameters.insert("seed".to_string(), args.seed.to_string());
+    }
+    if args.fix_fingers.is_some() {
+        parameters.insert("fix_fingers".to_string(), "clip_xmax".to_string());
+    }
+    args.parts.record(&mut parameters);
+    args::provenance("layers", &args.model, model, parameters)
+}
+
+/// Analyses the matrices of `model` (those of `--part`, or all of them).
+fn analyse(args: &LayersArgs, model: &Model, observer: &dyn Observer) -> Result<LayersAnalysis> {
+    let options = LayersOptions {
+        keep_spectrum_of: args.esd.clone(),
+        metrics: MetricOptions {
+            mp_fit: args.mp_fit,
+            fix_fingers: args
+                .fix_fingers
+                .map(|FixFingersArg::ClipXmax| FixFingers::ClipXmax),
+        },
+        randomize: args.randomize.then_some(args.seed),
+    };
+    let selection = args.parts.selection(|| work_units(model))?;
+    args.run
+        .in_pool(|| analysis::analyse_part(model, &options, &selection, observer))?
 }
 
 /// Without `--out`: the summary in words, then the compact per-matrix table.

@@ -20,7 +20,7 @@ use clap::{Parser, Subcommand};
 
 use crate::error::{Error, Result};
 use crate::observe::Observer;
-use crate::output::table::Table;
+use crate::output::Documents;
 use crate::output::terminal::escape_controls;
 
 /// aib: look inside large language models by their weights alone.
@@ -100,15 +100,22 @@ pub fn written_path(args: impl IntoIterator<Item = OsString>) -> Result<PathBuf>
     }
 }
 
-/// Parses `args` (program name first) as an `aib stats` command line and returns the table the
-/// command writes, reporting to `observer` instead of the terminal.
-pub fn stats_table(
+/// Parses `args` (program name first) as an `aib stats`, `layers`, `embed` or `diff` command
+/// line and returns the documents the command writes with `--out` (without plots), reporting to
+/// `observer` instead of the terminal. The tables are named as their files: `stats`; `matrices`,
+/// `heads`, `drift`, `experts`; `tokens`, `clusters`, `sweep`; `tensors`, `layers`.
+pub fn documents(
     args: impl IntoIterator<Item = OsString>,
     observer: &dyn Observer,
-) -> Result<Table> {
+) -> Result<Documents> {
     match parse(args)? {
-        Command::Stats(args) => stats::table(&args, observer),
-        _ => Err(Error::usage("expected an `aib stats` command line")),
+        Command::Stats(args) => Ok(Documents::single("stats", stats::table(&args, observer)?)),
+        Command::Layers(args) => layers::documents(&args, observer),
+        Command::Embed(args) => embed::documents(&args, observer),
+        Command::Diff(args) => diff::documents(&args, observer),
+        _ => Err(Error::usage(
+            "expected an `aib stats`, `aib layers`, `aib embed` or `aib diff` command line",
+        )),
     }
 }
 

@@ -8,11 +8,13 @@
 //! engine as `aib stats` (the Gram matrix of Δ, streamed, with the same rank modes), with
 //! `delta_signal_rank`, the number of singular values above that bound. [`adapter`] does the same
 //! for a PEFT LoRA adapter through its factors. [`layers`] sums the rows by layer and block type,
-//! [`summary`] puts the findings into words, [`plots`] draws them; [`columns`] declares the tables.
+//! [`summary`] puts the findings into words, [`plots`] draws them; [`columns`] declares the tables,
+//! [`documents`] gathers what `--out` writes.
 
 pub mod adapter;
 pub mod aligned;
 pub mod columns;
+pub mod documents;
 mod kernel;
 pub mod layers;
 pub mod pairing;
@@ -25,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::model::classify::{self, BlockType, TensorRole};
 use crate::model::parts::Selection;
 use crate::model::{Model, StoredTensor, WeightFile, WeightFormat, matrix_shape};
-use crate::observe::{Observer, Quantity};
+use crate::observe::{self, Observer, Quantity};
 use crate::spectral::{self, CountAbove, SpectralOptions, SpectralSummary};
 use aligned::{AlignedRows, DeltaRows};
 use pairing::{Entry, Pairing};
@@ -462,12 +464,15 @@ fn compare(
                 a: &aligned_a,
                 b: &aligned_b,
             };
-            match spectral::analyse_above(
-                &delta,
-                sums.delta_sq,
-                spectral_options,
-                pass.rounding_threshold,
-            ) {
+            let analysed = observe::cancellable(observer, || {
+                spectral::analyse_above(
+                    &delta,
+                    sums.delta_sq,
+                    spectral_options,
+                    pass.rounding_threshold,
+                )
+            });
+            match analysed {
                 Ok((spectrum, signal)) => {
                     row.spectrum = Some(spectrum);
                     row.signal_rank = Some(signal);

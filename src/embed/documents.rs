@@ -12,7 +12,7 @@ use super::{ClusterResult, EmbedAnalysis, RowResult, TokenValue};
 use crate::cluster::SweepPoint;
 use crate::error::Result;
 use crate::model::vocab::Vocabulary;
-use crate::output::{self, Cell, Column, ColumnType, Format, Provenance, Table};
+use crate::output::{Cell, Column, ColumnType, Documents, Format, Provenance, Table};
 
 use ColumnType::{Bool, Float, Int, IntList, Text};
 
@@ -172,29 +172,37 @@ pub fn tables(analysis: &EmbedAnalysis, provenance: &Provenance) -> EmbedTables 
     }
 }
 
-/// Writes what `aib embed --out FILE` writes: the rows table to `out`, the clusters and sweep
-/// tables and `FILE.summary.json` beside it, and the plots.
+/// The documents `aib embed --out FILE` writes: the tokens table (one row per matrix row, to
+/// `FILE`), the clusters and sweep tables beside it, and the summary.
+pub fn documents(
+    analysis: &EmbedAnalysis,
+    chosen: &ChosenMatrix,
+    notes: &[Note],
+    provenance: &Provenance,
+) -> Documents {
+    let EmbedTables {
+        rows,
+        clusters,
+        sweep,
+    } = tables(analysis, provenance);
+    let mut named = vec![("tokens", rows), ("clusters", clusters)];
+    named.extend(sweep.map(|table| ("sweep", table)));
+    Documents {
+        tables: named,
+        summary: Some(summary_document(analysis, chosen, notes, provenance)),
+    }
+}
+
+/// Writes what `aib embed --out FILE` writes: the [`documents`] and the plots.
 pub fn write_documents(
     out: &Path,
     format: Format,
     analysis: &EmbedAnalysis,
     chosen: &ChosenMatrix,
     notes: &[Note],
-    provenance: Provenance,
+    provenance: &Provenance,
 ) -> Result<()> {
-    let tables = tables(analysis, &provenance);
-    output::write_table(&tables.rows, format, Some(out), &[])?;
-    let clusters_path = output::sibling_path(out, "clusters", None);
-    output::write_table(&tables.clusters, format, Some(&clusters_path), &[])?;
-    if let Some(sweep) = &tables.sweep {
-        let sweep_path = output::sibling_path(out, "sweep", None);
-        output::write_table(sweep, format, Some(&sweep_path), &[])?;
-    }
-    let summary_path = output::sibling_path(out, "summary", Some("json"));
-    output::write_json_document(
-        &summary_path,
-        &summary_document(analysis, chosen, notes, &provenance),
-    )?;
+    documents(analysis, chosen, notes, provenance).write(out, format)?;
     plots::write_plots(out, analysis)
 }
 

@@ -21,7 +21,7 @@ use crate::model::Model;
 use crate::model::classify::{self, TensorRole};
 use crate::model::parts::Selection;
 use crate::model::plan::{self, Unit};
-use crate::observe::{Observer, Quantity};
+use crate::observe::{self, Observer, Quantity};
 use crate::spectral::{self, SpectralOptions, SpectralSummary};
 use moments::Moments;
 use reduce::ReduceOptions;
@@ -193,12 +193,14 @@ fn spectral_pass(
             (None, None, Some(note))
         } else {
             let frobenius_sq = stats.sum_of_squares();
-            let analysed = if whole_spectrum {
-                spectral::analyse_whole_spectrum(&unit.view, frobenius_sq, spectral_options)
-            } else {
-                spectral::analyse(&unit.view, frobenius_sq, spectral_options)
-                    .map(|summary| (summary, None))
-            };
+            let analysed = observe::cancellable(observer, || {
+                if whole_spectrum {
+                    spectral::analyse_whole_spectrum(&unit.view, frobenius_sq, spectral_options)
+                } else {
+                    spectral::analyse(&unit.view, frobenius_sq, spectral_options)
+                        .map(|summary| (summary, None))
+                }
+            });
             match analysed {
                 Ok((summary, eigenvalues)) => (Some(summary), eigenvalues, None),
                 // A request the options make impossible fails the run, like a bad flag.

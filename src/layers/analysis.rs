@@ -23,7 +23,7 @@ use crate::model::Model;
 use crate::model::classify::BlockType;
 use crate::model::parts::Selection;
 use crate::model::plan::{Unit, plan_units};
-use crate::observe::{Observer, Quantity};
+use crate::observe::{self, Observer, Quantity};
 use crate::spectral;
 
 /// WeightWatcher's rule of thumb (Martin & Mahoney): a layer with α below this may be over-trained.
@@ -342,7 +342,7 @@ fn analyse_matrix(
     let mut notes = unit.notes.clone();
     let eigenvalues = match known {
         Some(values) => Ok(values.clone()),
-        None => spectral::eigenvalues(&unit.view),
+        None => observe::cancellable(observer, || spectral::eigenvalues(&unit.view)),
     };
     let computed = eigenvalues.and_then(|values| {
         let mut metrics = spectral_metrics_with(&values, rows, cols, &options.metrics)?;

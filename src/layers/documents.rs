@@ -15,7 +15,7 @@ use super::plots;
 use super::power_law::PowerLawFit;
 use crate::error::Result;
 use crate::model::Model;
-use crate::output::{self, Cell, Column, ColumnType, Format, Provenance, Table};
+use crate::output::{Cell, Column, ColumnType, Documents, Format, Provenance, Table};
 
 use ColumnType::{Float, Int, Text};
 
@@ -239,9 +239,32 @@ pub fn tables(analysis: &LayersAnalysis, provenance: &Provenance) -> LayersTable
     }
 }
 
-/// Writes what `aib layers --out FILE` writes: the matrices table to `out`, the heads, drift and
-/// experts tables and `FILE.summary.json` beside it, and the plots (with the spectral density of
-/// the matrix named `esd`).
+/// The documents `aib layers --out FILE` writes: the matrices table (to `FILE`), the heads,
+/// drift and experts tables beside it when there are any, and the summary.
+pub fn documents(analysis: &LayersAnalysis, model: &Model, provenance: &Provenance) -> Documents {
+    Documents {
+        tables: named_tables(analysis, provenance),
+        summary: Some(summary_document(analysis, model, provenance)),
+    }
+}
+
+/// The tables of [`tables`] named as `--out` names their files, the matrices table first.
+fn named_tables(analysis: &LayersAnalysis, provenance: &Provenance) -> Vec<(&'static str, Table)> {
+    let LayersTables {
+        matrices,
+        heads,
+        drift,
+        experts,
+    } = tables(analysis, provenance);
+    let mut named = vec![("matrices", matrices)];
+    named.extend(heads.map(|table| ("heads", table)));
+    named.push(("drift", drift));
+    named.extend(experts.map(|table| ("experts", table)));
+    named
+}
+
+/// Writes what `aib layers --out FILE` writes: the [`documents`] and the plots (with the spectral
+/// density of the matrix named `esd`).
 pub fn write_documents(
     out: &Path,
     format: Format,
@@ -250,12 +273,7 @@ pub fn write_documents(
     provenance: &Provenance,
     esd: Option<&str>,
 ) -> Result<()> {
-    write_tables(out, format, analysis, provenance)?;
-    let summary_path = output::sibling_path(out, "summary", Some("json"));
-    output::write_json_document(
-        &summary_path,
-        &summary_document(analysis, model, provenance),
-    )?;
+    documents(analysis, model, provenance).write(out, format)?;
     plots::write_plots(out, analysis, esd)
 }
 
@@ -267,20 +285,12 @@ pub fn write_tables(
     analysis: &LayersAnalysis,
     provenance: &Provenance,
 ) -> Result<()> {
-    let tables = tables(analysis, provenance);
-    output::write_table(&tables.matrices, format, Some(out), &[])?;
-    let siblings = [
-        ("heads", tables.heads.as_ref()),
-        ("drift", Some(&tables.drift)),
-        ("experts", tables.experts.as_ref()),
-    ];
-    for (name, table) in siblings {
-        if let Some(table) = table {
-            let path = output::sibling_path(out, name, None);
-            output::write_table(table, format, Some(&path), &[])?;
-        }
+    let tables = named_tables(analysis, provenance);
+    Documents {
+        tables,
+        summary: None,
     }
-    Ok(())
+    .write(out, format)
 }
 
 /// The dataset tables of `aib layers` (folder names under `--dataset`), each written for every

@@ -3,6 +3,7 @@
 pub(crate) mod atomic;
 pub mod csv;
 pub mod dataset;
+mod documents;
 mod guard;
 mod json;
 pub mod parquet;
@@ -15,6 +16,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+pub use documents::Documents;
 pub use guard::refuse_overwriting_inputs;
 pub use json::table_document;
 pub use table::{Cell, Column, ColumnType, Provenance, Table};

@@ -80,6 +80,7 @@ pub(crate) fn reduce_to_band(mut matrix: MatMut<'_, f64>, bandwidth: usize, par:
     let side = matrix.nrows();
     let mut band = Band::zeros(side, bandwidth);
     for first in (0..side).step_by(bandwidth) {
+        crate::observe::checkpoint();
         let width = bandwidth.min(side - first);
         // The diagonal block: its lower triangle lies in the band as it is.
         for col in first..first + width {
@@ -391,6 +392,7 @@ fn chase(band: &mut Band) {
         return;
     }
     for sweep in 0..side.saturating_sub(2) {
+        crate::observe::checkpoint();
         // Clear column `sweep` below its subdiagonal; its reflector acts on rows first..=last.
         let (mut first, mut last) = (sweep + 1, (sweep + bandwidth).min(side - 1));
         let mut reflector = Reflector::clearing(band.column_mut(sweep, first, last));

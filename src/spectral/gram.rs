@@ -118,6 +118,7 @@ fn accumulate_row_tiles(
     let mut block = Vec::new();
     let mut finite = true;
     for_each_row_tile(matrix, 4 * tile_rows * cols, |_, tile| {
+        crate::observe::checkpoint();
         if !finite {
             return;
         }
@@ -157,6 +158,7 @@ fn accumulate_column_panels(
     // with each column contiguous, and G += BᵀB is the same product as for a tall matrix's tile.
     let mut panel = vec![0.0_f64; panel_cols * rows];
     for first_col in (0..cols).step_by(panel_cols) {
+        crate::observe::checkpoint();
         let width = panel_cols.min(cols - first_col);
         let panel = &mut panel[..width * rows];
         for_each_row_tile(matrix, block_bytes / 2, |first_row, tile| {

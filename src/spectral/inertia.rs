@@ -47,6 +47,7 @@ pub(crate) fn largest_eigenvalue(gram: &Gram) -> Result<f64> {
     let mut basis: Vec<Vec<f64>> = vec![normalised(start)];
     let (mut alphas, mut betas) = (Vec::new(), Vec::new());
     for step in 0..MAX_STEPS.min(side) {
+        crate::observe::checkpoint();
         let current = &basis[step];
         let mut next = product(matrix, current);
         alphas.push(dot(&next, current));

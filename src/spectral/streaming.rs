@@ -61,6 +61,7 @@ pub(crate) fn gram_of_product(
     let mut kept = keep_product.then(|| vec![0.0_f32; rows * width]);
     let mut scratch = Vec::new();
     tiles::for_each_row_tile(matrix, TILE_BYTES, |start, tile| {
+        crate::observe::checkpoint();
         let count = tile.nrows();
         let product_slice = match kept.as_mut() {
             Some(kept) => &mut kept[start * width..(start + count) * width],
@@ -115,6 +116,7 @@ pub(crate) fn back_project(
     let mut scratch = Mat::<f32>::zeros(0, 0);
     let mut whitened = Mat::<f32>::zeros(0, 0);
     tiles::for_each_row_tile(matrix, TILE_BYTES, |start, tile| {
+        crate::observe::checkpoint();
         let count = tile.nrows();
         let tile_product = match product {
             Some(kept) => MatRef::from_row_major_slice(
