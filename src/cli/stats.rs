@@ -4,9 +4,10 @@ use std::collections::BTreeMap;
 
 use super::args::{self, ModelArgs, OutputArgs, RankMode, RunArgs};
 
+use crate::engine::diagnostics::{self, DiagnosticOptions};
 use crate::engine::reduce::ReduceOptions;
 use crate::engine::table::{TERMINAL_COLUMNS, stats_table};
-use crate::engine::{self, AnalysisOptions};
+use crate::engine::{self, AnalysisOptions, TensorReport};
 use crate::error::{Error, Result};
 use crate::observe::Observer;
 use crate::output;
@@ -41,6 +42,15 @@ pub struct StatsArgs {
     /// |x| ≤ this counts as zero in `sparsity` (0 counts exact zeros only).
     #[arg(long = "sparsity-eps", value_name = "EPS", default_value_t = 1e-6)]
     sparsity_eps: f64,
+    /// Flag `dead`: std below RATIO × the median std of the same block type across layers.
+    #[arg(long = "dead-std-ratio", value_name = "RATIO", default_value_t = DiagnosticOptions::default().dead_std_ratio)]
+    dead_std_ratio: f64,
+    /// Flag `exploding`: variance above RATIO × the median variance of the same block type across layers.
+    #[arg(long = "exploding-variance-ratio", value_name = "RATIO", default_value_t = DiagnosticOptions::default().exploding_variance_ratio)]
+    exploding_variance_ratio: f64,
+    /// Flag `spike`: max |x| above RATIO × p99 |x|.
+    #[arg(long = "spike-ratio", value_name = "RATIO", default_value_t = DiagnosticOptions::default().spike_ratio)]
+    spike_ratio: f64,
     /// Elements per tile of the statistics pass (results do not depend on it beyond rounding).
     #[arg(long = "tile-elements", value_name = "N", default_value_t = ReduceOptions::default().tile_elements, hide = true)]
     tile_elements: usize,
@@ -49,24 +59,56 @@ pub struct StatsArgs {
 }
 
 /// Runs `aib stats`: check every option, locate the model, analyse every tensor in parallel,
-/// write the table.
+/// write the table, then one line per diagnostic rule on stderr.
 pub fn run(args: StatsArgs) -> Result<()> {
     let format = args.output.format()?;
     let progress = args.run.progress_display();
-    let table = table(&args, &progress)?;
-    output::write_table(&table, format, args.output.path(), &TERMINAL_COLUMNS)
+    let (reports, table) = analyse(&args, &progress)?;
+    output::write_table(&table, format, args.output.path(), &TERMINAL_COLUMNS)?;
+    if !args.run.quiet {
+        for line in diagnostics::summary_lines(&reports, &diagnostic_options(&args)?) {
+            eprintln!("{line}");
+        }
+    }
+    Ok(())
 }
 
 /// The table `aib stats` writes for `args`, with progress reported to `observer`.
 pub fn table(args: &StatsArgs, observer: &dyn Observer) -> Result<Table> {
+    Ok(analyse(args, observer)?.1)
+}
+
+/// Every tensor's report, flagged by the diagnostic rules, and the table of them.
+fn analyse(args: &StatsArgs, observer: &dyn Observer) -> Result<(Vec<TensorReport>, Table)> {
     let options = analysis_options(args)?;
+    let diagnostic_options = diagnostic_options(args)?;
     let model = args.model.open(observer)?;
     args.output.refuse_model_files(&model)?;
-    let reports = args
+    let mut reports = args
         .run
         .in_pool(|| engine::analyse(&model, &options, observer))??;
+    diagnostics::raise_flags(&mut reports, &diagnostic_options);
     let provenance = args::provenance("stats", &args.model, &model, parameters(args));
-    Ok(stats_table(&reports, provenance))
+    let table = stats_table(&reports, provenance);
+    Ok((reports, table))
+}
+
+/// The thresholds of the diagnostic rules, each a positive number.
+fn diagnostic_options(args: &StatsArgs) -> Result<DiagnosticOptions> {
+    for (flag, value) in [
+        ("--dead-std-ratio", args.dead_std_ratio),
+        ("--exploding-variance-ratio", args.exploding_variance_ratio),
+        ("--spike-ratio", args.spike_ratio),
+    ] {
+        if !(value.is_finite() && value > 0.0) {
+            return Err(Error::usage(format!("{flag} must be a positive number")));
+        }
+    }
+    Ok(DiagnosticOptions {
+        dead_std_ratio: args.dead_std_ratio,
+        exploding_variance_ratio: args.exploding_variance_ratio,
+        spike_ratio: args.spike_ratio,
+    })
 }
 
 /// The engine's options from the flags, every value checked before any work starts.
@@ -112,5 +154,14 @@ fn parameters(args: &StatsArgs) -> BTreeMap<String, String> {
     parameters.insert("seed".to_string(), args.seed.to_string());
     parameters.insert("sparsity_eps".to_string(), args.sparsity_eps.to_string());
     parameters.insert("tile_elements".to_string(), args.tile_elements.to_string());
+    parameters.insert(
+        "dead_std_ratio".to_string(),
+        args.dead_std_ratio.to_string(),
+    );
+    parameters.insert(
+        "exploding_variance_ratio".to_string(),
+        args.exploding_variance_ratio.to_string(),
+    );
+    parameters.insert("spike_ratio".to_string(), args.spike_ratio.to_string());
     parameters
 }
