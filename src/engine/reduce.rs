@@ -37,10 +37,6 @@ use crate::matrix::view::MatrixView;
 /// Elements decoded at a time inside a tile: small enough for the buffer to stay in L1.
 const CHUNK_ELEMENTS: usize = 2048;
 
-/// Values dequantized at a time from a block-quantized tile: 16 KB of f32, in L1 while the
-/// kernel reads it back; a multiple of every block size (32 and 256).
-const DEQUANTIZED_CHUNK: usize = 4096;
-
 /// How the statistics pass cuts and counts.
 #[derive(Debug, Clone, Copy)]
 pub struct ReduceOptions {
@@ -381,17 +377,9 @@ fn for_each_dequantized(
     elements: Range<usize>,
     visit: &mut dyn FnMut(Chunk<'_>),
 ) {
-    let mut buffer = [0f32; DEQUANTIZED_CHUNK];
-    let mut start = elements.start;
-    while start < elements.end {
-        let len = (elements.end - start).min(DEQUANTIZED_CHUNK);
-        let chunk = &mut buffer[..len];
-        if let Err(err) = ggml_type.dequantize(view.raw_bytes(start..start + len), chunk) {
-            panic!("a view of a type aib cannot decode was made: {err}");
-        }
-        visit(Chunk::Dequantized(chunk));
-        start += len;
-    }
+    view.for_each_dequantized_chunk(ggml_type, elements, |_, chunk| {
+        visit(Chunk::Dequantized(chunk))
+    });
 }
 
 fn for_each_decoded<T: Element + Default>(
