@@ -197,8 +197,12 @@ pub struct Selection {
 impl Selection {
     /// A table for one tile of the second pass ([`Selection::refine`], [`Selection::add`]).
     pub fn tile_counts(&self) -> SelectionCounts {
+        let mut slot_of_key = vec![0u8; KEY_BINS];
+        for (slot, bin) in self.bins.iter().enumerate() {
+            slot_of_key[usize::from(bin.key)] = slot as u8 + 1;
+        }
         SelectionCounts {
-            keys: self.bins.iter().map(|bin| bin.key).collect(),
+            slot_of_key,
             counts: vec![vec![0; 1 << 16]; self.bins.len()],
         }
     }
@@ -240,7 +244,9 @@ impl Selection {
 /// The low-bit counts of the selected bins in one tile of the second pass.
 #[derive(Debug)]
 pub struct SelectionCounts {
-    keys: Vec<u16>,
+    /// By key (high 16 bits of |x|): 0 outside the selection, else the bin's index + 1 (one
+    /// look-up per value, where searching the selected keys cost several compares).
+    slot_of_key: Vec<u8>,
     counts: Vec<Vec<u32>>,
 }
 
@@ -267,10 +273,11 @@ impl SelectionCounts {
         }
     }
 
+    /// Counts the bit pattern `bits` of an |x| (sign bit clear).
     fn count_bits(&mut self, bits: u32) {
-        let key = (bits >> 16) as u16;
-        if let Some(slot) = self.keys.iter().position(|&selected| selected == key) {
-            self.counts[slot][(bits & 0xffff) as usize] += 1;
+        let slot = self.slot_of_key[(bits >> 16) as usize];
+        if slot != 0 {
+            self.counts[usize::from(slot) - 1][(bits & 0xffff) as usize] += 1;
         }
     }
 }
