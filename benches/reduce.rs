@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use aib::engine::histogram::TileCounts;
-use aib::engine::reduce::{ReduceOptions, reduce_tile, reduce_views};
+use aib::engine::reduce::{ReduceOptions, reduce_views};
 use aib::formats::safetensors::SafetensorsFile;
 use aib::matrix::view::MatrixView;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -48,16 +48,25 @@ fn bench_reduce(c: &mut Criterion) {
     let mut group = c.benchmark_group("bf16 statistics");
     group.sample_size(10);
     group.throughput(Throughput::Bytes(tensor.bytes.len() as u64));
-    group.bench_function("one thread, bit-pattern counts (the fp8/int path)", |b| {
+    group.bench_function("one thread, bit-pattern counts (the bf16 path)", |b| {
         let mut table = TileCounts::new(tensor.dtype).expect("bf16 is countable");
         b.iter(|| {
             table.count(file.bytes(tensor.bytes.clone()));
             table.clear();
         })
     });
-    group.bench_function("one thread, one-pass power sums (the bf16 path)", |b| {
-        b.iter(|| reduce_tile(&view, 0..ROWS * COLS, 1e-6))
-    });
+    group.bench_function(
+        "one thread, one-pass power sums (the former bf16 path)",
+        |b| {
+            b.iter(|| {
+                aib::engine::power_sums::moments(
+                    tensor.dtype,
+                    file.bytes(tensor.bytes.clone()),
+                    1e-6,
+                )
+            })
+        },
+    );
     group.bench_function("all threads, default tiles", |b| {
         b.iter(|| {
             reduce_views(

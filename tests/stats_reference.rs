@@ -103,6 +103,29 @@ fn reference(values: &[f64], eps: f64) -> Reference {
     }
 }
 
+/// NumPy's `np.quantile(np.abs(finite), q)` (method "linear") by its definition, on a sorted
+/// float64 copy; `None` without a finite value.
+fn abs_quantiles(values: &[f64]) -> Option<[f64; 4]> {
+    let mut sorted: Vec<f64> = values
+        .iter()
+        .filter(|x| x.is_finite())
+        .map(|x| x.abs())
+        .collect();
+    sorted.sort_by(f64::total_cmp);
+    let last = sorted.len().checked_sub(1)?;
+    Some([0.01, 0.5, 0.99, 0.999].map(|q| {
+        let h = last as f64 * q;
+        let (i, t) = (h.floor() as usize, h - h.floor());
+        let (a, b) = (sorted[i], sorted[(i + 1).min(last)]);
+        // NumPy's _lerp: from the nearer end.
+        if t >= 0.5 {
+            b - (b - a) * (1.0 - t)
+        } else {
+            a + (b - a) * t
+        }
+    }))
+}
+
 /// The side of the square blocks an fp8 weight's `weight_scale_inv` companion scales
 /// (DeepSeek-V3's `weight_block_size`, the only layout the fixtures hold).
 const SCALE_BLOCK: usize = 128;
@@ -301,6 +324,29 @@ fn check_row(
     common::assert_close(&row["max"], want.max, scale, &what("max"));
     common::assert_close(&row["abs_mean"], want.abs_mean, scale, &what("abs_mean"));
     common::assert_close(&row["l2_norm"], want.l2_norm, scale, &what("l2_norm"));
+    // Quantiles are exact (equal) where the values are exact in f32; values of wider dtypes and
+    // dequantised ones are taken rounded to f32, within a relative 2⁻²⁴ (README).
+    let dtype = tensors.tensor(&expected.name).unwrap().dtype();
+    let rounded =
+        expected.dequantised || (dtype.bitsize() > 32 || matches!(dtype, Dtype::I32 | Dtype::U32));
+    let quantiles = abs_quantiles(&expected.values);
+    for (index, column) in ["p01_abs", "p50_abs", "p99_abs", "p999_abs"]
+        .iter()
+        .enumerate()
+    {
+        let want = quantiles.map(|values| values[index]);
+        if let (true, Some(want)) = (rounded, want) {
+            let got = row[*column].as_f64().unwrap_or(f64::NAN);
+            let tolerance = 2f64.powi(-23) * want;
+            assert!(
+                (got - want).abs() <= tolerance,
+                "{}: {got} vs {want}",
+                what(column)
+            );
+        } else {
+            assert_eq!(row[*column].as_f64(), want, "{}", what(column));
+        }
+    }
     let sparsity = (want.numel > 0).then(|| want.near_zero as f64 / want.numel as f64);
     common::assert_close(&row["sparsity"], sparsity, 0.0, &what("sparsity"));
     assert_eq!(

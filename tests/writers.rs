@@ -13,7 +13,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
 
 const SEED_COLUMNS: &str = "model_path,model_id,revision,param_name,layer_index,block_type,shape,rows,cols,rank,mean,std,var,sparsity,dtype,created_at";
-const AIB_COLUMNS: &str = "file,numel,bits_per_weight,min,max,abs_mean,l2_norm,nan_count,inf_count,expert_index,sigma_max,stable_rank,effective_rank,energy_rank_90,energy_rank_99,rank_method,rank_lower_bound,note";
+const AIB_COLUMNS: &str = "file,numel,bits_per_weight,min,max,abs_mean,l2_norm,nan_count,inf_count,p01_abs,p50_abs,p99_abs,p999_abs,expert_index,sigma_max,stable_rank,effective_rank,energy_rank_90,energy_rank_99,rank_method,rank_lower_bound,flags,note";
 
 fn model() -> String {
     common::fixtures()
@@ -82,7 +82,8 @@ fn parquet_rereads_with_the_same_values_and_types() {
         | "expert_index" | "energy_rank_90" | "energy_rank_99" => "int",
         "rank_lower_bound" => "bool",
         "mean" | "std" | "var" | "sparsity" | "min" | "max" | "abs_mean" | "l2_norm"
-        | "bits_per_weight" | "sigma_max" | "stable_rank" | "effective_rank" => "float",
+        | "bits_per_weight" | "sigma_max" | "stable_rank" | "effective_rank" | "p01_abs"
+        | "p50_abs" | "p99_abs" | "p999_abs" => "float",
         _ => "text",
     };
     for (index, field) in schema.fields().iter().enumerate() {

@@ -1,15 +1,17 @@
-//! Exact statistics of 8- and 16-bit data by counting bit patterns: the path of fp8 and of the
-//! narrow integer dtypes (bf16 and f16 take the one-pass float kernel, [`super::power_sums`]).
+//! Exact statistics of 8- and 16-bit data by counting bit patterns: the path of bf16, f16, fp8
+//! and the narrow integer dtypes.
 //!
 //! A 1- or 2-byte tensor holds at most 65,536 distinct values, so counting how often each bit
 //! pattern occurs is a complete, lossless summary: counts merge exactly in any order (the numbers
 //! are bit-identical for any tiling and thread count) and counting costs one table increment per
-//! element, where decoding an fp8 value costs a table look-up and a conversion. The moments are
-//! then taken over the distinct values in f64 with compensated sums.
+//! element, where decoding a value costs a conversion and five f64 operations. The moments are
+//! then taken over the distinct values in f64 with compensated sums, and the quantiles of |x| read
+//! off the sorted distinct values ([`super::quantiles`]).
 
 use crate::formats::dtype::{self, Dtype};
 
 use super::moments::Moments;
+use super::quantiles::{self, AbsQuantiles};
 
 /// Occurrence counts of every bit pattern of a 1- or 2-byte dtype.
 #[derive(Debug, Clone)]
@@ -110,6 +112,17 @@ impl ValueHistogram {
             .map(|(_, count)| count)
             .sum();
         moments
+    }
+
+    /// The quantiles of |x| over the counted finite values (`None` when there are none).
+    pub fn abs_quantiles(&self) -> Option<AbsQuantiles> {
+        quantiles::of_counted_values(
+            self.counts
+                .iter()
+                .enumerate()
+                .filter(|(_, count)| **count > 0)
+                .map(|(pattern, &count)| (self.value(pattern), count)),
+        )
     }
 
     fn value(&self, pattern: usize) -> f64 {

@@ -5,10 +5,12 @@
 //! matrices two at a time, the costliest first ([`schedule`]), each streaming its rows from the
 //! map ([`crate::spectral`]), with ‖W‖²_F known exactly from the first pass.
 
+pub mod diagnostics;
 pub mod histogram;
 pub mod moments;
 pub mod parts;
 pub mod power_sums;
+pub mod quantiles;
 pub mod reduce;
 #[cfg(test)]
 mod reference;
@@ -24,7 +26,8 @@ use crate::model::plan::{self, Unit};
 use crate::observe::{self, Observer, Quantity};
 use crate::spectral::{self, SpectralOptions, SpectralSummary};
 use moments::Moments;
-use reduce::ReduceOptions;
+use quantiles::AbsQuantiles;
+use reduce::{ReduceOptions, ViewStats};
 
 /// What to compute.
 #[derive(Debug, Clone, Default)]
@@ -56,8 +59,13 @@ pub struct TensorReport {
     pub cols: usize,
     /// Statistics of the values.
     pub moments: Moments,
+    /// Exact quantiles of |x| over the finite values (see [`quantiles`]); `None` when there are
+    /// none.
+    pub abs_quantiles: Option<AbsQuantiles>,
     /// Rank and spectrum, for matrices when the spectral pass ran and could run.
     pub spectrum: Option<SpectralSummary>,
+    /// Rules of [`diagnostics`] the tensor breaks (set by [`diagnostics::raise_flags`]).
+    pub flags: Vec<diagnostics::Flag>,
     /// Remarks: dequantisation, ties, why a spectrum is missing.
     pub notes: Vec<String>,
     /// The eigenvalues of the Gram matrix (descending), when [`analyse_keeping_eigenvalues`]
@@ -124,9 +132,9 @@ fn analyse_passes(
         ));
     }
     let views: Vec<_> = units.iter().map(|unit| unit.view.clone()).collect();
-    let total: u64 = views.iter().map(|view| view.bytes.len() as u64).sum();
-    observer.phase("stats", total, Quantity::Bytes);
-    let moments = reduce::reduce_views(&views, &options.reduce, &|bytes| observer.advance(bytes));
+    observer.phase("stats", reduce::stored_bytes_read(&views), Quantity::Bytes);
+    let stats = reduce::reduce_views(&views, &options.reduce, &|bytes| observer.advance(bytes));
+    let moments: Vec<Moments> = stats.iter().map(|stats| stats.moments).collect();
 
     let spectra = match &options.spectral {
         Some(spectral_options) => spectral_pass(
@@ -142,9 +150,9 @@ fn analyse_passes(
 
     let mut reports: Vec<TensorReport> = units
         .into_iter()
-        .zip(moments)
+        .zip(stats)
         .zip(spectra)
-        .map(|((unit, moments), outcome)| report(unit, moments, outcome))
+        .map(|((unit, stats), outcome)| report(unit, stats, outcome))
         .collect();
     reports.sort_by(|a, b| {
         classify::natural_cmp(&a.name, &b.name).then(a.role.expert_index.cmp(&b.role.expert_index))
@@ -221,7 +229,7 @@ fn spectral_pass(
     outcomes.into_iter().collect()
 }
 
-fn report(unit: Unit<'_>, moments: Moments, outcome: SpectralOutcome) -> TensorReport {
+fn report(unit: Unit<'_>, stats: ViewStats, outcome: SpectralOutcome) -> TensorReport {
     let (spectrum, eigenvalues, note) = outcome;
     let mut notes = unit.notes;
     notes.extend(note);
@@ -239,8 +247,10 @@ fn report(unit: Unit<'_>, moments: Moments, outcome: SpectralOutcome) -> TensorR
         role: unit.role,
         rows: unit.view.rows,
         cols: unit.view.cols,
-        moments,
+        moments: stats.moments,
+        abs_quantiles: stats.abs_quantiles,
         spectrum,
+        flags: Vec::new(),
         notes,
         eigenvalues,
     }

@@ -1,4 +1,7 @@
-//! One-pass statistics of bf16, f16 and f32 data: the fast path of the statistics pass.
+//! One-pass statistics of bf16, f16 and f32 data. The statistics pass takes it for f32 (and
+//! dequantized GGUF chunks); bf16 and f16 are counted by bit pattern there instead
+//! ([`super::histogram`]), which also gives their exact quantiles, and their kernels here are the
+//! baseline `benches/reduce.rs` measures the counting against.
 //!
 //! Each chunk of [`CHUNK_ELEMENTS`] values is reduced in a single read to power sums in f64
 //! (n, Σx, Σx², Σ|x|), min, max and the near-zero count, which become [`Moments`] merged in chunk
@@ -45,9 +48,8 @@ fn lane_of(dtype: Dtype, index: usize) -> usize {
 /// Ill-conditioned below this ratio M2 / Σx² (2⁻⁸): such chunks take the two-pass path.
 const CONDITION_LIMIT: f64 = 1.0 / 256.0;
 
-/// Whether `dtype` has a one-pass kernel on this processor. Without one, the statistics pass keeps
-/// its other reductions: counting bit patterns for bf16 and f16 (portable, ~5 GB/s per core),
-/// the two-pass algorithm for f32.
+/// Whether `dtype` has a one-pass kernel on this processor. Without one, f32 takes the two-pass
+/// algorithm.
 pub fn supports(dtype: Dtype) -> bool {
     matches!(dtype, Dtype::BF16 | Dtype::F16 | Dtype::F32) && kernel_available()
 }

@@ -1,13 +1,17 @@
 //! The statistics pass: every view split into fixed-size tiles, tiles reduced in parallel.
 //!
-//! Four reductions, all independent of the thread count:
-//! - bf16, f16 and f32 without a dequantisation scale: one read per value, power sums in f64
-//!   ([`power_sums`]), the fast path for almost every byte of a checkpoint;
+//! Reductions, all independent of the thread count:
+//! - 1- and 2-byte dtypes (bf16, f16, fp8, int8, …) without a scale are counted by bit pattern
+//!   ([`ValueHistogram`]), one table increment per value: the counts give the moments and the
+//!   exact quantiles of |x| ([`quantiles`]), and integer counts merge exactly in any order;
+//! - f32 without a scale: one read per value, power sums in f64 ([`power_sums`]);
 //! - block-quantized GGUF types: a few blocks at a time dequantized into a small f32 buffer that
 //!   stays in cache, reduced by the same f32 kernel (dequantized values are exact in f32);
-//! - other 1- and 2-byte dtypes (fp8, int8, int16, …) without a scale are counted by bit pattern
-//!   ([`ValueHistogram`]); integer counts merge exactly in any order;
 //! - everything else is decoded and reduced by the two-pass algorithm ([`Moments::of`]).
+//!
+//! The values of the last three are also counted by the high 16 bits of |x| as f32 while they are
+//! in cache, the first pass of the quantiles' selection; a second pass over those views counts
+//! the low 16 bits of the few bins that hold the wanted order statistics ([`quantiles`]).
 //!
 //! Floating-point partial results are per tile; tile boundaries depend only on the tile size and
 //! partials are merged sequentially in tile order, so the numbers are bit-identical for any
@@ -24,6 +28,7 @@ use crate::sync::lock;
 use super::histogram::{TileCounts, ValueHistogram};
 use super::moments::Moments;
 use super::power_sums;
+use super::quantiles::{AbsKeyCounts, AbsQuantiles, Selection};
 use crate::formats::dtype::{Dtype, Element};
 use crate::formats::gguf::GgmlType;
 use crate::formats::storage::StorageType;
@@ -52,11 +57,80 @@ impl Default for ReduceOptions {
     }
 }
 
-/// The running histogram of one view: alive from its first finished tile to its last.
-struct HistogramSlot {
+/// What the statistics pass measures of one view.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ViewStats {
+    /// Moments, extremes and counts of the values.
+    pub moments: Moments,
+    /// Quantiles of |x| over the finite values (`None` when there are none).
+    pub abs_quantiles: Option<AbsQuantiles>,
+}
+
+/// Counts of one view gathered tile by tile: alive from its first finished tile to its last,
+/// then turned into what they measure, so that only the views being read hold a table.
+struct Gathered<C, R> {
     remaining_tiles: AtomicUsize,
-    histogram: Mutex<Option<ValueHistogram>>,
-    result: Mutex<Option<Moments>>,
+    counts: Mutex<Option<C>>,
+    result: Mutex<Option<R>>,
+}
+
+impl<C, R> Gathered<C, R> {
+    fn new(tiles: usize, counts: Option<C>) -> Gathered<C, R> {
+        Gathered {
+            remaining_tiles: AtomicUsize::new(tiles),
+            counts: Mutex::new(counts),
+            result: Mutex::new(None),
+        }
+    }
+
+    /// Adds one tile with `add`; after the last tile, keeps `finish` of the counts.
+    fn add_tile(&self, add: impl FnOnce(&mut Option<C>), finish: impl FnOnce(C) -> R) {
+        let mut counts = lock(&self.counts);
+        add(&mut counts);
+        if self.remaining_tiles.fetch_sub(1, Ordering::AcqRel) == 1
+            && let Some(done) = counts.take()
+        {
+            *lock(&self.result) = Some(finish(done));
+        }
+    }
+
+    fn into_result(self) -> Option<R> {
+        self.result.into_inner().ok().flatten()
+    }
+}
+
+/// How a view is counted in the first pass.
+enum ViewCounts {
+    /// Every bit pattern: moments and quantiles come from the counts.
+    Values(Gathered<ValueHistogram, ViewStats>),
+    /// The high bits of |x| beside the moments reduced per tile: the selection's first pass.
+    AbsKeys(Gathered<AbsKeyCounts, Option<Selection>>),
+}
+
+/// Tables a worker thread reuses from tile to tile (a fresh 256 KB table per tile would cost
+/// page faults and zeroing each time).
+#[derive(Default)]
+struct Scratch {
+    values: Vec<TileCounts>,
+    keys: Option<AbsKeyCounts>,
+}
+
+/// Whether `view` is counted by bit pattern: 1- and 2-byte dtypes without a scale.
+fn countable(view: &MatrixView<'_>) -> bool {
+    view.scale.is_none()
+        && view
+            .storage
+            .dtype()
+            .is_some_and(|dtype| ValueHistogram::new(dtype).is_some())
+}
+
+/// Stored bytes [`reduce_views`] reads, and reports to its `on_bytes`: every view once, and the
+/// views not counted by bit pattern twice (the second pass of their quantiles).
+pub fn stored_bytes_read(views: &[MatrixView<'_>]) -> u64 {
+    views
+        .iter()
+        .map(|view| view.bytes.len() as u64 * if countable(view) { 1 } else { 2 })
+        .sum()
 }
 
 /// Statistics of every view, in order. `on_bytes` is told how many stored bytes each finished tile
@@ -65,45 +139,42 @@ pub fn reduce_views(
     views: &[MatrixView<'_>],
     options: &ReduceOptions,
     on_bytes: &(dyn Fn(u64) + Sync),
-) -> Vec<Moments> {
-    let tile_of = |view: &MatrixView<'_>| tile_elements(view, options.tile_elements);
-    let tiles: Vec<(usize, Range<usize>)> = views
-        .iter()
-        .enumerate()
-        .flat_map(|(index, view)| {
-            let (numel, tile) = (view.numel(), tile_of(view));
-            (0..numel)
-                .step_by(tile)
-                .map(move |start| (index, start..(start + tile).min(numel)))
-        })
-        .collect();
-    let slots: Vec<Option<HistogramSlot>> = views
+) -> Vec<ViewStats> {
+    let tiles = tiles_of(views, options, |_| true);
+    let counts: Vec<ViewCounts> = views
         .iter()
         .map(|view| {
-            let countable = view.scale.is_none()
-                && view.storage.dtype().is_some_and(|dtype| {
-                    !power_sums::supports(dtype) && ValueHistogram::new(dtype).is_some()
-                });
-            let tile = tile_of(view);
-            countable.then(|| HistogramSlot {
-                remaining_tiles: AtomicUsize::new(view.numel().div_ceil(tile)),
-                histogram: Mutex::new(None),
-                result: Mutex::new(None),
-            })
+            let tiles = view
+                .numel()
+                .div_ceil(tile_elements(view, options.tile_elements));
+            if countable(view) {
+                ViewCounts::Values(Gathered::new(tiles, None))
+            } else {
+                ViewCounts::AbsKeys(Gathered::new(tiles, None))
+            }
         })
         .collect();
 
     let partials: Vec<Option<Moments>> = tiles
         .par_iter()
-        .map_init(Vec::<TileCounts>::new, |tables, (index, elements)| {
+        .map_init(Scratch::default, |scratch, (index, elements)| {
             let view = &views[*index];
             let bytes = view.byte_range(elements.clone());
-            let partial = match &slots[*index] {
-                Some(slot) => {
-                    count_tile(view, slot, tables, bytes.clone(), options.sparsity_eps);
+            let partial = match &counts[*index] {
+                ViewCounts::Values(gathered) => {
+                    count_tile(view, gathered, &mut scratch.values, bytes.clone(), options);
                     None
                 }
-                None => Some(reduce_tile(view, elements.clone(), options.sparsity_eps)),
+                ViewCounts::AbsKeys(gathered) => {
+                    let keys = scratch.keys.get_or_insert_with(AbsKeyCounts::default);
+                    let moments = reduce_tile(view, elements.clone(), options.sparsity_eps, keys);
+                    gathered.add_tile(
+                        |total| total.get_or_insert_with(AbsKeyCounts::default).merge(keys),
+                        |total| total.selection(),
+                    );
+                    keys.clear();
+                    Some(moments)
+                }
             };
             view.release_pages(bytes.clone());
             on_bytes(bytes.len() as u64);
@@ -111,18 +182,115 @@ pub fn reduce_views(
         })
         .collect();
 
-    let mut results = vec![Moments::default(); views.len()];
+    let mut moments = vec![Moments::default(); views.len()];
     for ((index, _), partial) in tiles.iter().zip(&partials) {
         if let Some(partial) = partial {
-            results[*index].merge(partial);
+            moments[*index].merge(partial);
         }
     }
-    for (result, slot) in results.iter_mut().zip(slots) {
-        if let Some(moments) = slot.and_then(|slot| lock(&slot.result).take()) {
-            *result = moments;
+    let mut results: Vec<ViewStats> = Vec::with_capacity(views.len());
+    let mut selections: Vec<Option<Selection>> = Vec::with_capacity(views.len());
+    for (counts, moments) in counts.into_iter().zip(moments) {
+        match counts {
+            ViewCounts::Values(gathered) => {
+                results.push(gathered.into_result().unwrap_or(ViewStats {
+                    moments: Moments::default(),
+                    abs_quantiles: None,
+                }));
+                selections.push(None);
+            }
+            ViewCounts::AbsKeys(gathered) => {
+                results.push(ViewStats {
+                    moments,
+                    abs_quantiles: None,
+                });
+                selections.push(gathered.into_result().flatten());
+            }
+        }
+    }
+    // Views read in the second pass report their bytes there; views that skip it (no finite
+    // value) report them now, so that the total of `stored_bytes_read` is reached.
+    for (view, selection) in views.iter().zip(&selections) {
+        if !countable(view) && selection.is_none() {
+            on_bytes(view.bytes.len() as u64);
+        }
+    }
+    let quantiles = select_quantiles(views, selections, options, on_bytes);
+    for (result, quantiles) in results.iter_mut().zip(quantiles) {
+        if quantiles.is_some() {
+            result.abs_quantiles = quantiles;
         }
     }
     results
+}
+
+/// Every tile of the views `wanted` keeps, in view order: (view index, element range).
+fn tiles_of(
+    views: &[MatrixView<'_>],
+    options: &ReduceOptions,
+    wanted: impl Fn(usize) -> bool,
+) -> Vec<(usize, Range<usize>)> {
+    views
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| wanted(*index))
+        .flat_map(|(index, view)| {
+            let (numel, tile) = (view.numel(), tile_elements(view, options.tile_elements));
+            (0..numel)
+                .step_by(tile)
+                .map(move |start| (index, start..(start + tile).min(numel)))
+        })
+        .collect()
+}
+
+/// The second pass of the quantiles' selection over the views with a `selection`: the low 16
+/// bits of the values in the selected bins are counted, then the order statistics read off.
+fn select_quantiles(
+    views: &[MatrixView<'_>],
+    selections: Vec<Option<Selection>>,
+    options: &ReduceOptions,
+    on_bytes: &(dyn Fn(u64) + Sync),
+) -> Vec<Option<AbsQuantiles>> {
+    let tiles = tiles_of(views, options, |index| selections[index].is_some());
+    let gathered: Vec<Gathered<Selection, Option<AbsQuantiles>>> = views
+        .iter()
+        .zip(selections)
+        .map(|(view, selection)| {
+            let tiles = view
+                .numel()
+                .div_ceil(tile_elements(view, options.tile_elements));
+            Gathered::new(tiles, selection)
+        })
+        .collect();
+    tiles.par_iter().for_each(|(index, elements)| {
+        let view = &views[*index];
+        let Some(mut table) = lock(&gathered[*index].counts)
+            .as_ref()
+            .map(Selection::tile_counts)
+        else {
+            return;
+        };
+        for_each_chunk(view, elements.clone(), &mut |chunk| match chunk {
+            Chunk::F32Bytes(bytes) => table.count_f32_bytes(bytes),
+            Chunk::Dequantized(values) | Chunk::Decoded(values) => table.count(values),
+            Chunk::Wide(values) => table.count_f64(values),
+        });
+        gathered[*index].add_tile(
+            |selection| {
+                if let Some(selection) = selection {
+                    selection.add(&table);
+                }
+            },
+            |selection| selection.quantiles(),
+        );
+        let bytes = view.byte_range(elements.clone());
+        view.release_pages(bytes.clone());
+        on_bytes(bytes.len() as u64);
+    });
+    gathered
+        .into_iter()
+        .map(|gathered| gathered.into_result().flatten())
+        .collect()
 }
 
 /// Elements per tile of `view` for a requested `tile_elements`: rounded up to whole quantization
@@ -134,13 +302,13 @@ fn tile_elements(view: &MatrixView<'_>, tile_elements: usize) -> usize {
 }
 
 /// Counts one tile into its view's histogram, with a table from `tables` (one per dtype,
-/// reused across tiles); the last tile turns the histogram into moments.
+/// reused across tiles); the last tile turns the histogram into moments and quantiles.
 fn count_tile(
     view: &MatrixView<'_>,
-    slot: &HistogramSlot,
+    gathered: &Gathered<ValueHistogram, ViewStats>,
     tables: &mut Vec<TileCounts>,
     bytes: Range<usize>,
-    sparsity_eps: f64,
+    options: &ReduceOptions,
 ) {
     let dtype = view.storage.dtype().expect("countable views have a dtype");
     let table = match tables.iter().position(|table| table.dtype() == dtype) {
@@ -151,79 +319,121 @@ fn count_tile(
         }
     };
     table.count(&view.map[bytes]);
-    let mut histogram = lock(&slot.histogram);
-    histogram
-        .get_or_insert_with(|| ValueHistogram::new(dtype).expect("countable dtype"))
-        .add(table);
+    gathered.add_tile(
+        |histogram| {
+            histogram
+                .get_or_insert_with(|| ValueHistogram::new(dtype).expect("countable dtype"))
+                .add(table)
+        },
+        |histogram| ViewStats {
+            moments: histogram.moments(options.sparsity_eps),
+            abs_quantiles: histogram.abs_quantiles(),
+        },
+    );
     table.clear();
-    if slot.remaining_tiles.fetch_sub(1, Ordering::AcqRel) == 1
-        && let Some(done) = histogram.take()
-    {
-        *lock(&slot.result) = Some(done.moments(sparsity_eps));
-    }
 }
 
-/// Statistics of elements `elements` of `view` in floating point: in one pass over the stored
-/// bytes for bf16, f16 and f32; block-quantized types dequantized a chunk at a time and reduced
-/// by the f32 kernel; else decoded chunk by chunk into f32 (exact for every stored dtype but F64,
-/// and half the cache footprint), into f64 for F64 tensors and for dequantised ones (a value
-/// times its scale is not exact in f32).
-pub fn reduce_tile(view: &MatrixView<'_>, elements: Range<usize>, sparsity_eps: f64) -> Moments {
+/// A run of a view's values as the statistics pass reads them.
+enum Chunk<'a> {
+    /// Stored f32, read by the power-sum kernel straight from the map.
+    F32Bytes(&'a [u8]),
+    /// Dequantized GGUF blocks (exact in f32).
+    Dequantized(&'a [f32]),
+    /// Decoded values, exact in f32.
+    Decoded(&'a [f32]),
+    /// Values decoded in f64: F64 tensors, and values times a scale (not exact in f32).
+    Wide(&'a [f64]),
+}
+
+/// Hands the values of elements `elements` of `view` to `visit`, a chunk at a time, in order:
+/// stored f32 in chunks of the kernel's size when the processor has the kernel; block-quantized
+/// types dequantized a few blocks at a time; else decoded into f32 (exact for every stored dtype
+/// but F64, and half the cache footprint), into f64 for F64 tensors and for dequantised ones.
+fn for_each_chunk(view: &MatrixView<'_>, elements: Range<usize>, visit: &mut dyn FnMut(Chunk<'_>)) {
     let dtype = match view.storage {
         StorageType::Quantized(ggml_type) if view.scale.is_none() => {
-            return reduce_quantized(view, ggml_type, elements, sparsity_eps);
+            return for_each_dequantized(view, ggml_type, elements, visit);
         }
         StorageType::Quantized(_) => Dtype::F32,
         StorageType::Dtype(dtype) => dtype,
     };
-    if view.scale.is_none() && power_sums::supports(dtype) {
+    if view.scale.is_none() && dtype == Dtype::F32 && power_sums::supports(dtype) {
         let bytes = view.raw_bytes(elements);
-        return power_sums::moments(dtype, bytes, sparsity_eps);
-    }
-    if dtype == Dtype::F64 || view.scale.is_some() {
-        reduce_tile_as::<f64>(view, elements, sparsity_eps)
+        for chunk in bytes.chunks(power_sums::CHUNK_ELEMENTS * dtype.size()) {
+            visit(Chunk::F32Bytes(chunk));
+        }
+    } else if dtype == Dtype::F64 || view.scale.is_some() {
+        for_each_decoded::<f64>(view, elements, &mut |values| visit(Chunk::Wide(values)));
     } else {
-        reduce_tile_as::<f32>(view, elements, sparsity_eps)
+        for_each_decoded::<f32>(view, elements, &mut |values| visit(Chunk::Decoded(values)));
     }
 }
 
-/// Statistics of elements `elements` (whole blocks) of a block-quantized view: each chunk of
-/// blocks is dequantized straight from the map into a buffer on the stack, then reduced while it
-/// is still in L1, by the f32 power-sum kernel where the processor has it.
-fn reduce_quantized(
+/// Elements `elements` (whole blocks) of a block-quantized view, each chunk of blocks
+/// dequantized straight from the map into a buffer on the stack.
+fn for_each_dequantized(
     view: &MatrixView<'_>,
     ggml_type: GgmlType,
     elements: Range<usize>,
-    sparsity_eps: f64,
-) -> Moments {
-    let fast = power_sums::supports(Dtype::F32);
-    let mut moments = Moments::default();
+    visit: &mut dyn FnMut(Chunk<'_>),
+) {
     view.for_each_dequantized_chunk(ggml_type, elements, |_, chunk| {
-        let chunk_moments = if fast {
-            power_sums::f32_moments(chunk, sparsity_eps)
-        } else {
-            Moments::of(chunk, sparsity_eps)
-        };
-        moments.merge(&chunk_moments);
+        visit(Chunk::Dequantized(chunk))
     });
-    moments
 }
 
-fn reduce_tile_as<T: Element + Default>(
+fn for_each_decoded<T: Element + Default>(
     view: &MatrixView<'_>,
     elements: Range<usize>,
-    sparsity_eps: f64,
-) -> Moments {
+    visit: &mut dyn FnMut(&[T]),
+) {
     let mut buffer = [T::default(); CHUNK_ELEMENTS];
-    let mut moments = Moments::default();
     let mut start = elements.start;
     while start < elements.end {
         let len = (elements.end - start).min(CHUNK_ELEMENTS);
         let chunk = &mut buffer[..len];
         view.decode_elements(start, chunk);
-        moments.merge(&Moments::of(chunk, sparsity_eps));
+        visit(chunk);
         start += len;
     }
+}
+
+/// Statistics of elements `elements` of `view` in floating point (see [`for_each_chunk`] for how
+/// they are read), each value also counted into `keys` by the high bits of |x|. Dequantized
+/// chunks and stored f32 go through the f32 power-sum kernel where the processor has it.
+pub fn reduce_tile(
+    view: &MatrixView<'_>,
+    elements: Range<usize>,
+    sparsity_eps: f64,
+    keys: &mut AbsKeyCounts,
+) -> Moments {
+    let fast = power_sums::supports(Dtype::F32);
+    let mut moments = Moments::default();
+    for_each_chunk(view, elements, &mut |chunk| {
+        let part = match chunk {
+            Chunk::F32Bytes(bytes) => {
+                keys.count_f32_bytes(bytes);
+                power_sums::moments(Dtype::F32, bytes, sparsity_eps)
+            }
+            Chunk::Dequantized(values) => {
+                keys.count(values);
+                if fast {
+                    power_sums::f32_moments(values, sparsity_eps)
+                } else {
+                    Moments::of(values, sparsity_eps)
+                }
+            }
+            Chunk::Decoded(values) => {
+                keys.count(values);
+                Moments::of(values, sparsity_eps)
+            }
+            Chunk::Wide(values) => {
+                keys.count_f64(values);
+                Moments::of(values, sparsity_eps)
+            }
+        };
+        moments.merge(&part);
+    });
     moments
 }
 
@@ -274,6 +484,28 @@ mod tests {
         moments_by_definition(&values, eps)
     }
 
+    /// NumPy's linear quantiles of the finite |x| by their definition, on a sorted float64 copy.
+    fn sorted_abs_quantiles(values: &[f32]) -> Option<AbsQuantiles> {
+        let mut sorted: Vec<f64> = values
+            .iter()
+            .filter(|x| x.is_finite())
+            .map(|&x| f64::from(x).abs())
+            .collect();
+        sorted.sort_by(f64::total_cmp);
+        let last = sorted.len().checked_sub(1)?;
+        let values = crate::engine::quantiles::LEVELS.map(|level| {
+            let h = last as f64 * level;
+            let (i, t) = (h.floor() as usize, h - h.floor());
+            let (a, b) = (sorted[i], sorted[(i + 1).min(last)]);
+            if t >= 0.5 {
+                b - (b - a) * (1.0 - t)
+            } else {
+                a + (b - a) * t
+            }
+        });
+        Some(AbsQuantiles { values })
+    }
+
     fn in_pool<T: Send>(threads: usize, work: impl FnOnce() -> T + Send) -> T {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -314,6 +546,7 @@ mod tests {
             let mut values = vec![0f32; numel];
             ggml_type.dequantize(&bytes, &mut values).unwrap();
             let want = reference(&values, eps);
+            let want_quantiles = sorted_abs_quantiles(&values);
 
             // Tiles of one block's worth or less are rounded up to whole blocks.
             let mut results = Vec::new();
@@ -327,10 +560,15 @@ mod tests {
                     let on_bytes = |bytes: u64| {
                         done.fetch_add(bytes as usize, Ordering::Relaxed);
                     };
-                    let got = in_pool(threads, || {
-                        reduce_views(std::slice::from_ref(&view), &options, &on_bytes)
-                    })[0];
-                    assert_eq!(done.into_inner(), bytes.len(), "every byte reported once");
+                    let views = std::slice::from_ref(&view);
+                    let got = in_pool(threads, || reduce_views(views, &options, &on_bytes))[0];
+                    assert_eq!(
+                        done.into_inner() as u64,
+                        stored_bytes_read(views),
+                        "every byte reported once per pass"
+                    );
+                    assert_eq!(got.abs_quantiles, want_quantiles, "{ggml_type}");
+                    let got = got.moments;
                     results.push((tile_elements, threads, got));
                 }
             }

@@ -17,8 +17,18 @@ fn when_finite(report: &TensorReport, value: f64) -> Cell {
     Cell::from_float((report.moments.finite > 0).then_some(value))
 }
 
+/// Quantile `level` (an index into [`crate::engine::quantiles::LEVELS`]) of |x|, when the tensor has a finite
+/// value.
+fn abs_quantile(report: &TensorReport, level: usize) -> Cell {
+    Cell::from_float(
+        report
+            .abs_quantiles
+            .map(|quantiles| quantiles.values[level]),
+    )
+}
+
 /// Every column of the table, in output order: the original Python toolkit's 16, then aib's.
-pub const COLUMNS: [Column<TensorReport>; 34] = [
+pub const COLUMNS: [Column<TensorReport>; 39] = [
     Column::new("model_path", Text, |_, p| Cell::Text(p.model_path.clone())),
     Column::new("model_id", Text, |_, p| Cell::Text(p.model_id.clone())),
     Column::new("revision", Text, |_, p| {
@@ -64,6 +74,10 @@ pub const COLUMNS: [Column<TensorReport>; 34] = [
     }),
     Column::new("nan_count", Int, |r, _| Cell::Int(r.moments.nan as i64)),
     Column::new("inf_count", Int, |r, _| Cell::Int(r.moments.inf as i64)),
+    Column::new("p01_abs", Float, |r, _| abs_quantile(r, 0)),
+    Column::new("p50_abs", Float, |r, _| abs_quantile(r, 1)),
+    Column::new("p99_abs", Float, |r, _| abs_quantile(r, 2)),
+    Column::new("p999_abs", Float, |r, _| abs_quantile(r, 3)),
     Column::new("expert_index", Int, |r, _| {
         Cell::from_count(r.role.expert_index)
     }),
@@ -88,6 +102,14 @@ pub const COLUMNS: [Column<TensorReport>; 34] = [
     Column::new("rank_lower_bound", Bool, |r, _| {
         spectrum(r).map_or(Cell::Null, |s| Cell::Bool(s.lower_bound))
     }),
+    Column::new("flags", Text, |r, _| {
+        let flags: Vec<&str> = r.flags.iter().map(|flag| flag.name()).collect();
+        Cell::from_text(
+            Some(flags.join(","))
+                .as_deref()
+                .filter(|flags| !flags.is_empty()),
+        )
+    }),
     Column::new("note", Text, |r, _| {
         let notes = r.notes.join("; ");
         Cell::from_text(Some(notes.as_str()).filter(|notes| !notes.is_empty()))
@@ -95,7 +117,7 @@ pub const COLUMNS: [Column<TensorReport>; 34] = [
 ];
 
 /// The columns shown by the terminal table (`aib stats` without `--out`).
-pub const TERMINAL_COLUMNS: [&str; 14] = [
+pub const TERMINAL_COLUMNS: [&str; 16] = [
     "param_name",
     "block_type",
     "layer_index",
@@ -108,7 +130,9 @@ pub const TERMINAL_COLUMNS: [&str; 14] = [
     "rank",
     "rank_lower_bound",
     "stable_rank",
+    "p99_abs",
     "nan_count",
+    "flags",
     "note",
 ];
 
