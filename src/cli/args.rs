@@ -101,6 +101,44 @@ impl RankMode {
     }
 }
 
+/// How ranks and spectra are computed: the flags `aib stats` and `aib diff` share.
+#[derive(Debug, clap::Args)]
+pub struct RankArgs {
+    /// How ranks and spectra are computed.
+    #[arg(long, value_enum, default_value = "exact")]
+    pub rank: RankMode,
+    /// Rank tolerance relative to σ₁ (default: max(m, n) · ε(f32), NumPy's convention).
+    #[arg(long = "rank-rtol", value_name = "RTOL")]
+    pub rank_rtol: Option<f64>,
+    /// Largest smaller side of a matrix for `--rank exact` and `spectrum` (the Gram matrix takes 8·N² bytes).
+    #[arg(long = "exact-max-dim", value_name = "N", default_value_t = SpectralOptions::default().exact_max_dim)]
+    pub exact_max_dim: usize,
+    /// `--rank randomized`: seed of the Gaussian sketch.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl RankArgs {
+    /// The spectral options these flags ask for, every other setting at its default; `None` for
+    /// `--rank off`.
+    pub fn spectral_options(&self) -> Option<SpectralOptions> {
+        Some(SpectralOptions {
+            rtol: self.rank_rtol,
+            exact_max_dim: self.exact_max_dim,
+            ..self.rank.spectral_options(self.seed)?
+        })
+    }
+
+    /// Records `rank`, `rank_rtol` (when given) and `seed` in a run's `parameters`.
+    pub fn record(&self, parameters: &mut BTreeMap<String, String>) {
+        parameters.insert("rank".to_string(), self.rank.name().to_string());
+        if let Some(rtol) = self.rank_rtol {
+            parameters.insert("rank_rtol".to_string(), rtol.to_string());
+        }
+        parameters.insert("seed".to_string(), self.seed.to_string());
+    }
+}
+
 /// Where the table goes and in which format.
 #[derive(Debug, clap::Args)]
 pub struct OutputArgs {

@@ -6,18 +6,21 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use super::args::RankMode;
-use super::args::{self, ModelArgs, OutputArgs, RunArgs};
+use super::args::{self, ModelArgs, OutputArgs, RankArgs, RunArgs};
 use crate::diff::adapter::{self, Adapter};
 use crate::diff::{self, DiffOptions, DiffRow, Status, columns, layers, summary};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::output::terminal::escape_controls;
 use crate::output::{self, Format, Provenance, Table};
-use crate::spectral::SpectralOptions;
 
 /// Flags of `aib diff`.
 #[derive(Debug, clap::Args)]
+#[command(
+    mut_arg("rank", |arg| arg.help("How the spectrum of each Δ is computed, as in `aib stats` (`off`: none)")),
+    mut_arg("rank_rtol", |arg| arg.help("Rank tolerance relative to σ₁(Δ) (default: max(m, n) · ε(f32), NumPy's convention)")),
+    mut_arg("exact_max_dim", |arg| arg.help("Largest smaller side of a matrix for `--rank exact` and `spectrum`")),
+)]
 pub struct DiffArgs {
     #[command(flatten)]
     model: ModelArgs,
@@ -31,18 +34,8 @@ pub struct DiffArgs {
     revision_b: Option<String>,
     #[command(flatten)]
     output: OutputArgs,
-    /// How the spectrum of each Δ is computed, as in `aib stats` (`off`: none).
-    #[arg(long, value_enum, default_value = "exact")]
-    rank: RankMode,
-    /// Rank tolerance relative to σ₁(Δ) (default: max(m, n) · ε(f32), NumPy's convention).
-    #[arg(long = "rank-rtol", value_name = "RTOL")]
-    rank_rtol: Option<f64>,
-    /// Largest smaller side of a matrix for `--rank exact` and `spectrum`.
-    #[arg(long = "exact-max-dim", value_name = "N", default_value_t = SpectralOptions::default().exact_max_dim)]
-    exact_max_dim: usize,
-    /// `--rank randomized`: seed of the Gaussian sketch.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    #[command(flatten)]
+    ranks: RankArgs,
     /// |Δ| above this counts in `changed_fraction` (0: every element that differs).
     #[arg(long, value_name = "EPS", default_value_t = 0.0)]
     eps: f64,
@@ -62,13 +55,7 @@ pub fn run(args: DiffArgs) -> Result<()> {
         return Err(Error::usage("--eps must be a finite non-negative number"));
     }
     let options = DiffOptions {
-        spectral: args.rank.method().map(|method| SpectralOptions {
-            method,
-            rtol: args.rank_rtol,
-            exact_max_dim: args.exact_max_dim,
-            seed: args.seed,
-            ..SpectralOptions::default()
-        }),
+        spectral: args.ranks.spectral_options(),
         eps: args.eps,
     };
     if let Some(spectral) = &options.spectral {
@@ -176,13 +163,8 @@ fn inputs(provenance: &Provenance, b: Value) -> Value {
 
 fn parameters(args: &DiffArgs) -> BTreeMap<String, String> {
     let mut parameters = BTreeMap::new();
-    let rank = args.rank.method().map_or("off", |method| method.name());
-    parameters.insert("rank".to_string(), rank.to_string());
-    if let Some(rtol) = args.rank_rtol {
-        parameters.insert("rank_rtol".to_string(), rtol.to_string());
-    }
+    args.ranks.record(&mut parameters);
     parameters.insert("eps".to_string(), args.eps.to_string());
-    parameters.insert("seed".to_string(), args.seed.to_string());
     parameters.insert("model_b".to_string(), args.b.clone().unwrap_or_default());
     if let Some(revision) = &args.revision_b {
         parameters.insert("revision_b".to_string(), revision.clone());

@@ -9,7 +9,7 @@ use crate::embed::documents::{
 use crate::embed::{self, EmbedAnalysis, TokenValue};
 use crate::error::Result;
 use crate::observe::Observer;
-use crate::output::terminal::escape_controls;
+use crate::output::terminal::TerminalText;
 use crate::output::{self, Format, Provenance, Table};
 
 /// Flags of `aib embed`.
@@ -74,13 +74,8 @@ fn print_summary(
     provenance: Provenance,
 ) -> Result<()> {
     let summary = &analysis.summary;
-    let mut text = String::new();
-    let mut line = |line: String| {
-        let line = escape_controls(&line);
-        text.push_str(&line);
-        text.push('\n');
-    };
-    line(format!(
+    let mut text = TerminalText::default();
+    text.line(&format!(
         "{} {} ({} × {}, {}): k = {} ({}), inertia {:.6e}, {} iterations{}",
         provenance.model_id,
         chosen.name,
@@ -101,9 +96,9 @@ fn print_summary(
             " (not converged)"
         }
     ));
-    line(format!("head: {}", chosen.head));
+    text.line(&format!("head: {}", chosen.head));
     if let Some(norms) = &summary.norms {
-        line(format!(
+        text.line(&format!(
             "row norms: min {:.4} mean {:.4} max {:.4} (std {:.4})",
             norms.min, norms.mean, norms.max, norms.std
         ));
@@ -116,16 +111,16 @@ fn print_summary(
             .collect::<Vec<_>>()
             .join(" ")
     };
-    line(format!(
+    text.line(&format!(
         "smallest norms: {}",
         listed(&summary.smallest_norms)
     ));
-    line(format!(
+    text.line(&format!(
         "largest norms:  {}",
         listed(&summary.largest_norms)
     ));
     if let Some(anisotropy) = summary.anisotropy {
-        line(format!(
+        text.line(&format!(
             "anisotropy (mean cosine of {} random row pairs): {anisotropy:.4}",
             summary.anisotropy_pairs
         ));
@@ -136,15 +131,15 @@ fn print_summary(
             .iter()
             .map(|share| format!("{:.1}%", 100.0 * share))
             .collect();
-        line(format!(
+        text.line(&format!(
             "variance of the top principal components: {}",
             shares.join(" ")
         ));
     }
     for note in notes {
-        line(format!("note: {}", note.text));
+        text.line(&format!("note: {}", note.text));
     }
-    line(String::new());
+    text.line("");
     print!("{text}");
     let clusters = Table::from_records(&CLUSTER_COLUMNS, &analysis.clusters, provenance);
     output::write_table(&clusters, Format::Table, None, &CLUSTER_TERMINAL_COLUMNS)

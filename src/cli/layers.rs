@@ -10,7 +10,7 @@ use crate::layers::analysis::{self, LayersAnalysis, LayersOptions};
 use crate::layers::documents::{MATRIX_COLUMNS, RULE, TERMINAL_COLUMNS, write_documents};
 use crate::model::Model;
 use crate::model::classify::BlockType;
-use crate::output::terminal::escape_controls;
+use crate::output::terminal::TerminalText;
 use crate::output::{self, Format, Provenance, Table};
 
 /// Flags of `aib layers`.
@@ -64,20 +64,15 @@ pub fn run(args: LayersArgs) -> Result<()> {
 
 /// Without `--out`: the summary in words, then the compact per-matrix table.
 fn print_summary(analysis: &LayersAnalysis, model: &Model, provenance: Provenance) -> Result<()> {
-    let mut text = String::new();
-    let mut line = |line: String| {
-        let line = escape_controls(&line);
-        text.push_str(&line);
-        text.push('\n');
-    };
-    line(format!(
+    let mut text = TerminalText::default();
+    text.line(&format!(
         "{}: {} matrices analysed",
         provenance.model_id,
         analysis.matrices.len()
     ));
     if let Some(config) = &model.config {
         let show = |v: Option<usize>| v.map_or("?".to_string(), |v| v.to_string());
-        line(format!(
+        text.line(&format!(
             "architecture: {} layers, hidden {}, {} heads ({} kv), head_dim {}, intermediate {}, vocab {}{}",
             show(config.num_hidden_layers),
             show(config.hidden_size),
@@ -104,8 +99,8 @@ fn print_summary(analysis: &LayersAnalysis, model: &Model, provenance: Provenanc
             )
         })
         .collect();
-    line(format!("parameters: {total} ({})", shares.join(", ")));
-    line(format!("{RULE}:"));
+    text.line(&format!("parameters: {total} ({})", shares.join(", ")));
+    text.line(&format!("{RULE}:"));
     for layer in &analysis.layers {
         let mean = layer
             .mean_alpha
@@ -123,15 +118,15 @@ fn print_summary(analysis: &LayersAnalysis, model: &Model, provenance: Provenanc
         } else {
             format!("; flagged: {}", flagged.join(", "))
         };
-        line(format!(
+        text.line(&format!(
             "  layer {:>3}: mean alpha {mean} over {} matrices{flagged}",
             layer.layer_index, layer.matrices
         ));
     }
     if let Some(note) = &analysis.heads_note {
-        line(format!("heads: {note}"));
+        text.line(&format!("heads: {note}"));
     }
-    line(String::new());
+    text.line("");
     print!("{text}");
     let table = Table::from_records(&MATRIX_COLUMNS, &analysis.matrices, provenance);
     output::write_table(&table, Format::Table, None, &TERMINAL_COLUMNS)

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::args::{self, ModelArgs, OutputArgs, RankMode, RunArgs};
+use super::args::{self, ModelArgs, OutputArgs, RankArgs, RunArgs};
 
 use crate::engine::reduce::ReduceOptions;
 use crate::engine::table::{TERMINAL_COLUMNS, stats_table};
@@ -20,24 +20,14 @@ pub struct StatsArgs {
     model: ModelArgs,
     #[command(flatten)]
     output: OutputArgs,
-    /// How ranks and spectra are computed.
-    #[arg(long, value_enum, default_value = "exact")]
-    rank: RankMode,
-    /// Rank tolerance relative to σ₁ (default: max(m, n) · ε(f32), NumPy's convention).
-    #[arg(long = "rank-rtol", value_name = "RTOL")]
-    rank_rtol: Option<f64>,
+    #[command(flatten)]
+    ranks: RankArgs,
     /// `--rank randomized`: largest sketch; ranks beyond it are reported as lower bounds.
     #[arg(long = "rank-max-k", value_name = "K", default_value_t = SpectralOptions::default().max_k)]
     rank_max_k: usize,
-    /// Largest smaller side of a matrix for `--rank exact` and `spectrum` (the Gram matrix takes 8·N² bytes).
-    #[arg(long = "exact-max-dim", value_name = "N", default_value_t = SpectralOptions::default().exact_max_dim)]
-    exact_max_dim: usize,
     /// `--rank randomized`: matrices whose smaller side is at most N are answered exactly (0: never).
     #[arg(long = "exact-below-dim", value_name = "N", default_value_t = SpectralOptions::default().exact_below_dim)]
     exact_below_dim: usize,
-    /// `--rank randomized`: seed of the Gaussian sketch.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
     /// |x| ≤ this counts as zero in `sparsity` (0 counts exact zeros only).
     #[arg(long = "sparsity-eps", value_name = "EPS", default_value_t = 1e-6)]
     sparsity_eps: f64,
@@ -88,28 +78,21 @@ fn analysis_options(args: &StatsArgs) -> Result<AnalysisOptions> {
 }
 
 fn spectral_options(args: &StatsArgs) -> Option<SpectralOptions> {
-    let defaults = args.rank.spectral_options(args.seed)?;
     Some(SpectralOptions {
-        rtol: args.rank_rtol,
         max_k: args.rank_max_k,
-        exact_max_dim: args.exact_max_dim,
         exact_below_dim: args.exact_below_dim,
-        ..defaults
+        ..args.ranks.spectral_options()?
     })
 }
 
 fn parameters(args: &StatsArgs) -> BTreeMap<String, String> {
     let mut parameters = BTreeMap::new();
-    parameters.insert("rank".to_string(), args.rank.name().to_string());
-    if let Some(rtol) = args.rank_rtol {
-        parameters.insert("rank_rtol".to_string(), rtol.to_string());
-    }
+    args.ranks.record(&mut parameters);
     parameters.insert("rank_max_k".to_string(), args.rank_max_k.to_string());
     parameters.insert(
         "exact_below_dim".to_string(),
         args.exact_below_dim.to_string(),
     );
-    parameters.insert("seed".to_string(), args.seed.to_string());
     parameters.insert("sparsity_eps".to_string(), args.sparsity_eps.to_string());
     parameters.insert("tile_elements".to_string(), args.tile_elements.to_string());
     parameters

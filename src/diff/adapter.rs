@@ -185,8 +185,7 @@ pub fn diff_adapter(
     options: &DiffOptions,
     observer: &dyn Observer,
 ) -> Result<Vec<DiffRow>> {
-    let base_entries = entries(base);
-    let names_base: Vec<Entry> = base_entries.iter().map(|(e, _, _)| e.clone()).collect();
+    let (base_entries, names_base) = entries(base);
     let adapted: Vec<Entry> = (0..adapter.modules.len())
         .map(|index| {
             let (a, b) = adapter.factors(index);

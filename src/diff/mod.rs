@@ -229,8 +229,9 @@ struct Side<'a> {
 }
 
 /// The tensors of `model` as pairing sees them (block-scale companions are part of their
-/// weight, not tensors of their own).
-pub fn entries(model: &Model) -> Vec<(Entry, usize, usize)> {
+/// weight, not tensors of their own), each with its file and tensor index, and the same entries
+/// alone, as [`pairing::pair`] takes them.
+pub fn entries(model: &Model) -> (Vec<(Entry, usize, usize)>, Vec<Entry>) {
     let mut entries = Vec::new();
     for (file_index, file) in model.files.iter().enumerate() {
         for (tensor_index, tensor) in file.tensors().iter().enumerate() {
@@ -246,7 +247,8 @@ pub fn entries(model: &Model) -> Vec<(Entry, usize, usize)> {
         }
     }
     entries.sort_by(|x, y| classify::natural_cmp(&x.0.name, &y.0.name));
-    entries
+    let names = entries.iter().map(|(entry, _, _)| entry.clone()).collect();
+    (entries, names)
 }
 
 /// Compares every tensor of `a` with its counterpart in `b`. Fails with an input error when no
@@ -258,10 +260,8 @@ pub fn diff_models(
     options: &DiffOptions,
     observer: &dyn Observer,
 ) -> Result<Vec<DiffRow>> {
-    let a_entries = entries(a);
-    let b_entries = entries(b);
-    let names_a: Vec<Entry> = a_entries.iter().map(|(e, _, _)| e.clone()).collect();
-    let names_b: Vec<Entry> = b_entries.iter().map(|(e, _, _)| e.clone()).collect();
+    let (a_entries, names_a) = entries(a);
+    let (b_entries, names_b) = entries(b);
     let pairs = pairing::pair(&names_a, &names_b, a.format == b.format);
     if !pairs.iter().any(|(x, y)| x.is_some() && y.is_some()) {
         return Err(nothing_in_common(&names_a, &names_b));

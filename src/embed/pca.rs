@@ -4,8 +4,9 @@
 //!
 //! The centred rows are rounded to f32 and multiplied in f32 within a chunk of rows, the chunks
 //! summed in f64: variances come out to about 1e-6 relative, ample for shares of variance.
-//! The covariance is accumulated here from row chunks; it should share the spectral module's Gram
-//! accumulator once that lands.
+//! The covariance is accumulated here rather than by the spectral module's Gram accumulator
+//! (`spectral::gram`): that one forms WᵀW of a whole matrix's rows exactly in f64, where this needs
+//! the centred rows of a sample, and its f32 products are what the embed outputs are recorded with.
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatRef, Par, Side};

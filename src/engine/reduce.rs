@@ -32,10 +32,6 @@ use crate::matrix::view::MatrixView;
 /// Elements decoded at a time inside a tile: small enough for the buffer to stay in L1.
 const CHUNK_ELEMENTS: usize = 2048;
 
-/// Values dequantized at a time from a block-quantized tile: 16 KB of f32, in L1 while the
-/// kernel reads it back; a multiple of every block size (32 and 256).
-const DEQUANTIZED_CHUNK: usize = 4096;
-
 /// How the statistics pass cuts and counts.
 #[derive(Debug, Clone, Copy)]
 pub struct ReduceOptions {
@@ -201,23 +197,15 @@ fn reduce_quantized(
     sparsity_eps: f64,
 ) -> Moments {
     let fast = power_sums::supports(Dtype::F32);
-    let mut buffer = [0f32; DEQUANTIZED_CHUNK];
     let mut moments = Moments::default();
-    let mut start = elements.start;
-    while start < elements.end {
-        let len = (elements.end - start).min(DEQUANTIZED_CHUNK);
-        let chunk = &mut buffer[..len];
-        if let Err(err) = ggml_type.dequantize(view.raw_bytes(start..start + len), chunk) {
-            panic!("a view of a type aib cannot decode was made: {err}");
-        }
+    view.for_each_dequantized_chunk(ggml_type, elements, |_, chunk| {
         let chunk_moments = if fast {
             power_sums::f32_moments(chunk, sparsity_eps)
         } else {
             Moments::of(chunk, sparsity_eps)
         };
         moments.merge(&chunk_moments);
-        start += len;
-    }
+    });
     moments
 }
 

@@ -244,7 +244,7 @@ pub fn analyse_reusing(
             Vec::new(),
             Some("no config.json beside the weights: heads cannot be located".to_string()),
         ),
-        Some(Err(reason)) => (Vec::new(), Some(reason)),
+        Some(Err(reason)) => (Vec::new(), Some(reason.to_string())),
         Some(Ok(layout)) => analyse_heads(&units, &layout, observer),
     };
     let drift = analyse_drift(&units, observer);

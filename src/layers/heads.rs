@@ -12,7 +12,7 @@
 
 use std::ops::Range;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::matrix::tiles::for_each_row_tile;
 use crate::matrix::{MatrixRows, SubMatrix};
 use crate::model::classify::BlockType;
@@ -36,31 +36,33 @@ pub struct HeadLayout {
 impl HeadLayout {
     /// The layout `config` states: heads, kv heads (default: heads), `head_dim` (default:
     /// hidden / heads); an explanation when the config does not say enough.
-    pub fn from_config(config: &ModelConfig) -> Result<HeadLayout, String> {
+    pub fn from_config(config: &ModelConfig) -> Result<HeadLayout> {
         let heads = config
             .num_attention_heads
             .filter(|&heads| heads > 0)
-            .ok_or("config.json states no num_attention_heads")?;
+            .ok_or_else(|| Error::input("config.json states no num_attention_heads"))?;
         let kv_heads = config.num_key_value_heads.unwrap_or(heads);
         if kv_heads == 0 || heads % kv_heads != 0 {
-            return Err(format!(
+            return Err(Error::input(format!(
                 "{heads} attention heads cannot share {kv_heads} key/value heads"
-            ));
+            )));
         }
         let head_dim = match (config.head_dim, config.hidden_size) {
             (Some(head_dim), _) => head_dim,
             (None, Some(hidden)) if hidden % heads == 0 => hidden / heads,
             (None, Some(hidden)) => {
-                return Err(format!(
+                return Err(Error::input(format!(
                     "hidden size {hidden} is not a multiple of {heads} heads"
-                ));
+                )));
             }
             (None, None) => {
-                return Err("config.json states neither head_dim nor hidden_size".into());
+                return Err(Error::input(
+                    "config.json states neither head_dim nor hidden_size",
+                ));
             }
         };
         if head_dim == 0 {
-            return Err("head_dim is 0".into());
+            return Err(Error::input("head_dim is 0"));
         }
         Ok(HeadLayout {
             heads,
@@ -103,9 +105,11 @@ pub fn split_heads(
     block_type: BlockType,
     name: &str,
     shape: &[usize],
-) -> Result<Vec<HeadBlock>, String> {
+) -> Result<Vec<HeadBlock>> {
     let &[rows, cols] = shape else {
-        return Err(format!("{name}: shape {shape:?} is not a matrix"));
+        return Err(Error::input(format!(
+            "{name}: shape {shape:?} is not a matrix"
+        )));
     };
     let hd = layout.head_dim;
     let (q_width, kv_width) = (layout.heads * hd, layout.kv_heads * hd);
@@ -119,9 +123,9 @@ pub fn split_heads(
         if actual == expected {
             Ok(())
         } else {
-            Err(format!(
+            Err(Error::input(format!(
                 "{name}: {dimension} {actual} where the config's heads need {expected}"
-            ))
+            )))
         }
     };
     let row_blocks = |count: usize, first_row: usize, part: HeadPart| {
@@ -176,10 +180,10 @@ pub fn split_heads(
             }
             "query_key_value" => {
                 if layout.kv_heads != layout.heads {
-                    return Err(format!(
+                    return Err(Error::input(format!(
                         "{name}: NeoX's interleaved layout with {} key/value heads for {} heads",
                         layout.kv_heads, layout.heads
-                    ));
+                    )));
                 }
                 expect("rows", rows, 3 * q_width)?;
                 let parts = [HeadPart::Query, HeadPart::Key, HeadPart::Value];
@@ -208,14 +212,14 @@ pub fn split_heads(
                     ))
                     .collect())
             }
-            other => Err(format!(
+            other => Err(Error::input(format!(
                 "{name}: the fused projection {other} has no known head layout"
-            )),
+            ))),
         },
-        other => Err(format!(
+        other => Err(Error::input(format!(
             "{name}: a {} matrix has no attention heads",
             other.as_str()
-        )),
+        ))),
     }
 }
 
@@ -253,6 +257,7 @@ pub fn head_metrics(matrix: &dyn MatrixRows, block: &HeadBlock) -> Result<HeadMe
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
     use crate::matrix::DenseRows;
 
     fn layout(heads: usize, kv_heads: usize, head_dim: usize) -> HeadLayout {
@@ -397,7 +402,12 @@ mod tests {
             (1, HeadPart::Value, 4..8)
         );
         let err = split_heads(&gqa, BlockType::KProj, "k_proj.weight", &[32, 16]).unwrap_err();
-        assert!(err.contains("rows 32") && err.contains("need 8"), "{err}");
+        assert_eq!(err.kind(), ErrorKind::Input);
+        let message = err.message();
+        assert!(
+            message.contains("rows 32") && message.contains("need 8"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -476,7 +486,7 @@ mod tests {
         ];
         for (block_type, name, shape, reason) in cases {
             let err = split_heads(&mha, block_type, name, &shape).unwrap_err();
-            assert!(err.contains(reason), "{name}: {err}");
+            assert!(err.message().contains(reason), "{name}: {err}");
         }
         let neox_gqa = split_heads(
             &layout(4, 2, 8),
@@ -484,7 +494,7 @@ mod tests {
             "query_key_value",
             &[64, 32],
         );
-        assert!(neox_gqa.unwrap_err().contains("interleaved"));
+        assert!(neox_gqa.unwrap_err().message().contains("interleaved"));
     }
 
     #[test]
@@ -495,7 +505,10 @@ mod tests {
             hidden_size: Some(4096),
             ..ModelConfig::default()
         };
-        assert_eq!(HeadLayout::from_config(&config), Ok(layout(32, 8, 128)));
+        assert_eq!(
+            HeadLayout::from_config(&config).unwrap(),
+            layout(32, 8, 128)
+        );
         let explicit = ModelConfig {
             head_dim: Some(256),
             ..config.clone()
@@ -510,8 +523,14 @@ mod tests {
             num_key_value_heads: Some(5),
             ..config.clone()
         };
-        assert!(HeadLayout::from_config(&uneven).is_err());
-        assert!(HeadLayout::from_config(&ModelConfig::default()).is_err());
+        let uneven = HeadLayout::from_config(&uneven).unwrap_err();
+        assert_eq!(uneven.kind(), ErrorKind::Input);
+        assert!(uneven.message().contains("cannot share 5"), "{uneven}");
+        let nothing = HeadLayout::from_config(&ModelConfig::default()).unwrap_err();
+        assert!(
+            nothing.message().contains("num_attention_heads"),
+            "{nothing}"
+        );
     }
 
     #[test]

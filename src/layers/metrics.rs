@@ -135,7 +135,7 @@ pub fn spectral_metrics(eigenvalues: &[f64], rows: usize, cols: usize) -> Result
             metrics.log_alpha_norm = Some(log10_sum_of_powers(&values, fit.alpha));
             metrics.power_law = Some(fit);
         }
-        Err(reason) => metrics.notes.push(reason),
+        Err(reason) => metrics.notes.push(reason.to_string()),
     }
     Ok(metrics)
 }

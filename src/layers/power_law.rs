@@ -25,6 +25,8 @@
 //! already exceed the best distance found is dropped at once. Every D that can win is the exact
 //! maximum of the source's terms.
 
+use crate::error::{Error, Result};
+
 /// Eigenvalues at or below this are left out of the fit (WeightWatcher's `EVALS_THRESH`).
 pub const FIT_THRESHOLD: f64 = 1e-5;
 
@@ -52,17 +54,17 @@ pub struct PowerLawFit {
 
 /// Fits WeightWatcher's power law to `eigenvalues` (any order, finite); an error says why no law
 /// can be fitted (fewer than two values above [`FIT_THRESHOLD`], or all of them equal).
-pub fn fit_power_law(eigenvalues: &[f64]) -> Result<PowerLawFit, String> {
+pub fn fit_power_law(eigenvalues: &[f64]) -> Result<PowerLawFit> {
     let mut data: Vec<f64> = eigenvalues
         .iter()
         .copied()
         .filter(|&value| value > FIT_THRESHOLD)
         .collect();
     if data.len() < 2 {
-        return Err(format!(
+        return Err(Error::input(format!(
             "{} eigenvalue(s) above {FIT_THRESHOLD:e}: a power-law fit needs at least 2",
             data.len()
-        ));
+        )));
     }
     data.sort_by(f64::total_cmp);
     let count = data.len();
@@ -92,9 +94,9 @@ pub fn fit_power_law(eigenvalues: &[f64]) -> Result<PowerLawFit, String> {
 
     let (index, alpha, ks_distance) = best.expect("at least one candidate was tried");
     if !alpha.is_finite() {
-        return Err(format!(
+        return Err(Error::input(format!(
             "all {count} eigenvalues above {FIT_THRESHOLD:e} are equal: no power law to fit"
-        ));
+        )));
     }
     let xmin = data[index];
     let first_tied = data.partition_point(|&value| value < xmin);
@@ -178,6 +180,7 @@ fn ks_distance(tail: &[f64], alpha: f64, give_up_above: f64) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
 
     /// A few uniform values in (0, 1) from SplitMix64, reproducible from the seed.
     fn uniforms(seed: u64, count: usize) -> Vec<f64> {
@@ -325,14 +328,14 @@ mod tests {
 
     #[test]
     fn degenerate_inputs_are_reasons_not_numbers() {
-        assert!(fit_power_law(&[]).unwrap_err().contains("0 eigenvalue"));
-        assert!(
-            fit_power_law(&[1.0, 1e-6])
-                .unwrap_err()
-                .contains("1 eigenvalue")
-        );
+        let none = fit_power_law(&[]).unwrap_err();
+        assert_eq!(none.kind(), ErrorKind::Input);
+        assert!(none.message().contains("0 eigenvalue"), "{none}");
+        let one = fit_power_law(&[1.0, 1e-6]).unwrap_err();
+        assert!(one.message().contains("1 eigenvalue"), "{one}");
         let equal = fit_power_law(&[0.5; 10]).unwrap_err();
-        assert!(equal.contains("equal"), "{equal}");
+        assert_eq!(equal.kind(), ErrorKind::Input);
+        assert!(equal.message().contains("equal"), "{equal}");
         let two = fit_power_law(&[1.0, 2.0]).unwrap();
         assert_eq!(two.alpha, 1.0 + 2.0 / 2.0_f64.ln());
         assert_eq!(two.tail_count, 2);

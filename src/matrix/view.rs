@@ -16,7 +16,8 @@ use crate::formats::gguf::GgmlType;
 use crate::formats::safetensors::TensorInfo;
 use crate::formats::storage::StorageType;
 
-/// Values dequantized at a time from a block-quantized view: 16 KB of f32, which stays in L1.
+/// Values dequantized at a time from a block-quantized view: 16 KB of f32, which stays in L1
+/// while the caller reads it back; a multiple of every block size (32 and 256).
 const DEQUANTIZE_VALUES: usize = 4096;
 
 /// DeepSeek-V3's fp8 block size, used when the scale's shape agrees with it.
@@ -161,19 +162,44 @@ impl<'a> MatrixView<'a> {
         }
     }
 
-    /// Dequantizes the blocks holding elements `start .. start + out.len()` a few at a time into
-    /// a buffer on the stack, and copies the requested values out (every value of a block is
-    /// exact in f32, so widening to `T` is exact too).
+    /// Dequantizes the blocks holding elements `start .. start + out.len()` a few at a time and
+    /// copies the requested values out (every value of a block is exact in f32, so widening to
+    /// `T` is exact too).
     fn dequantize<T: Element>(&self, ggml_type: GgmlType, start: usize, out: &mut [T]) {
+        let mut written = 0;
+        let elements = start..start + out.len();
+        self.for_each_dequantized_chunk(ggml_type, elements, |first_value, values| {
+            let skip = start.saturating_sub(first_value);
+            let take = (values.len() - skip).min(out.len() - written);
+            for (slot, &value) in out[written..written + take].iter_mut().zip(&values[skip..]) {
+                *slot = T::from_f32(value);
+            }
+            written += take;
+        });
+    }
+
+    /// Dequantizes the blocks of this `ggml_type` view that hold `elements`, in order, into a
+    /// buffer on the stack of at most [`DEQUANTIZE_VALUES`] values (whole blocks), and hands each
+    /// chunk to `each` with the index of its first element. Chunks start at the block holding
+    /// `elements.start`, so for a block-aligned start they are `elements` cut every 4096 values.
+    ///
+    /// Panics for a type aib cannot dequantize (the model never makes such views).
+    pub fn for_each_dequantized_chunk(
+        &self,
+        ggml_type: GgmlType,
+        elements: Range<usize>,
+        mut each: impl FnMut(usize, &[f32]),
+    ) {
         let (block_values, block_bytes) = (ggml_type.block_size(), ggml_type.type_size());
+        if elements.is_empty() {
+            return;
+        }
         let mut buffer = [0f32; DEQUANTIZE_VALUES];
         let blocks_per_pass = (DEQUANTIZE_VALUES / block_values).max(1);
-        let end = start + out.len();
-        let mut block = start / block_values;
-        let mut written = 0;
-        while written < out.len() {
+        let mut block = elements.start / block_values;
+        while block * block_values < elements.end {
             let first_value = block * block_values;
-            let blocks = (end - first_value)
+            let blocks = (elements.end - first_value)
                 .div_ceil(block_values)
                 .min(blocks_per_pass);
             let values = &mut buffer[..blocks * block_values];
@@ -183,12 +209,7 @@ impl<'a> MatrixView<'a> {
             {
                 panic!("a view of a type aib cannot decode was made: {err}");
             }
-            let skip = start.saturating_sub(first_value);
-            let take = (values.len() - skip).min(out.len() - written);
-            for (slot, &value) in out[written..written + take].iter_mut().zip(&values[skip..]) {
-                *slot = T::from_f32(value);
-            }
-            written += take;
+            each(first_value, values);
             block += blocks;
         }
     }

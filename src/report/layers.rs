@@ -8,18 +8,55 @@ use super::figures::{self, mean_by_layer};
 use super::html::{Cell, Page, Table};
 use crate::error::{Error, Result};
 use crate::layers::analysis::{ALPHA_HIGH, ALPHA_LOW};
+use crate::layers::documents::{DRIFT_COLUMNS, HEAD_COLUMNS, MATRIX_COLUMNS};
+use crate::output::table::declared;
 use crate::plot::Band;
+
+/// A column of the matrices table (a name it does not declare fails the build).
+const fn matrix(name: &'static str) -> &'static str {
+    declared(&MATRIX_COLUMNS, name)
+}
+
+/// A column of the drift table.
+const fn drift(name: &'static str) -> &'static str {
+    declared(&DRIFT_COLUMNS, name)
+}
+
+/// A column of the heads table.
+const fn head(name: &'static str) -> &'static str {
+    declared(&HEAD_COLUMNS, name)
+}
+
+/// The columns this section reads, by name; a name it reads from several tables is checked against
+/// each of them.
+const ALPHA: &str = matrix("alpha");
+const STABLE_RANK: &str = matrix("stable_rank");
+const BLOCK_TYPE: &str = drift(matrix("block_type"));
+const LAYER_INDEX: &str = head(drift(matrix("layer_index")));
+const PARAM_NAME: &str = drift(matrix("param_name"));
+const NEXT_LAYER_INDEX: &str = drift("next_layer_index");
+const COSINE: &str = drift("cosine");
+const REL_FRO_DIFF: &str = drift("rel_fro_diff");
+const PART: &str = head("part");
+const HEAD: &str = head("head");
+const FRO_NORM: &str = head("fro_norm");
 
 /// The metrics drawn against depth, as the matrices table names them.
 const METRICS: [(&str, &str); 5] = [
     (
-        "alpha",
+        ALPHA,
         "the power-law exponent of the eigenvalue tail of WᵀW (2–6 is typical of well-trained layers)",
     ),
-    ("alpha_weighted", "alpha × log10 of the largest eigenvalue"),
-    ("stable_rank", "‖W‖²_F / σ₁²"),
-    ("log_norm", "log10 ‖W‖²_F"),
-    ("entropy", "the spectral entropy, normalised to [0, 1]"),
+    (
+        matrix("alpha_weighted"),
+        "alpha × log10 of the largest eigenvalue",
+    ),
+    (STABLE_RANK, "‖W‖²_F / σ₁²"),
+    (matrix("log_norm"), "log10 ‖W‖²_F"),
+    (
+        matrix("entropy"),
+        "the spectral entropy, normalised to [0, 1]",
+    ),
 ];
 
 /// Renders the layer-by-layer section.
@@ -31,7 +68,7 @@ pub fn render(page: &mut Page, data: &ReportData) -> Result<()> {
     let matrices = rows(&layers.matrices);
     let skipped = matrices
         .iter()
-        .filter(|r| r["alpha"].is_null() && r["stable_rank"].is_null())
+        .filter(|r| r[ALPHA].is_null() && r[STABLE_RANK].is_null())
         .count();
     page.paragraph(&format!(
         "{} matrices analysed by their eigenvalues ({} without metrics; the table's note says why).",
@@ -47,8 +84,8 @@ pub fn render(page: &mut Page, data: &ReportData) -> Result<()> {
             &format!("{metric} by layer"),
             metric,
             (
-                mean_by_layer(matrices, "block_type", |r| number(r, metric)),
-                (metric == "alpha").then(Band::typical_alpha),
+                mean_by_layer(matrices, BLOCK_TYPE, |r| number(r, metric)),
+                (metric == ALPHA).then(Band::typical_alpha),
             ),
             &format!("{metric}: {meaning}; one line per block type (mean over a layer's experts)."),
         )?);
@@ -69,9 +106,9 @@ pub fn render(page: &mut Page, data: &ReportData) -> Result<()> {
         let figure = figures::by_layer(
             "layers-drift-cosine",
             "Cosine between consecutive layers",
-            "cosine",
+            COSINE,
             (
-                mean_by_layer(drift, "block_type", |r| number(r, "cosine")),
+                mean_by_layer(drift, BLOCK_TYPE, |r| number(r, COSINE)),
                 None,
             ),
             "cos(vec W_l, vec W_l+1) of the same matrix in layers l and l + 1, at l; 0 for unrelated random matrices, 1 for copies.",
@@ -80,22 +117,22 @@ pub fn render(page: &mut Page, data: &ReportData) -> Result<()> {
         let mut table = Table::new(
             "layers-drift-table",
             &[
-                "block_type",
-                "layer_index",
-                "next_layer_index",
-                "cosine",
-                "rel_fro_diff",
-                "param_name",
+                BLOCK_TYPE,
+                LAYER_INDEX,
+                NEXT_LAYER_INDEX,
+                COSINE,
+                REL_FRO_DIFF,
+                PARAM_NAME,
             ],
         );
         for row in drift {
             table.push(vec![
-                Cell::text(text(row, "block_type")),
-                Cell::json(&row["layer_index"]),
-                Cell::json(&row["next_layer_index"]),
-                Cell::json(&row["cosine"]),
-                Cell::json(&row["rel_fro_diff"]),
-                Cell::text(text(row, "param_name")),
+                Cell::text(text(row, BLOCK_TYPE)),
+                Cell::json(&row[LAYER_INDEX]),
+                Cell::json(&row[NEXT_LAYER_INDEX]),
+                Cell::json(&row[COSINE]),
+                Cell::json(&row[REL_FRO_DIFF]),
+                Cell::text(text(row, PARAM_NAME)),
             ]);
         }
         page.folded_table("Every pair, with ‖W_l+1 − W_l‖_F / ‖W_l‖_F", &table);
@@ -181,12 +218,12 @@ fn render_heads(page: &mut Page, layers: &LayersDocuments) -> Result<()> {
     };
     let cells: Vec<(usize, usize, f64)> = rows(heads)
         .iter()
-        .filter(|r| text(r, "part") == "q")
+        .filter(|r| text(r, PART) == "q")
         .filter_map(|r| {
             Some((
-                index(r, "layer_index")?,
-                index(r, "head")?,
-                number(r, "fro_norm")?,
+                index(r, LAYER_INDEX)?,
+                index(r, HEAD)?,
+                number(r, FRO_NORM)?,
             ))
         })
         .collect();
@@ -197,7 +234,7 @@ fn render_heads(page: &mut Page, layers: &LayersDocuments) -> Result<()> {
     page.figure(&figures::heatmap(
         "layers-heads-heatmap",
         "Query head Frobenius norms",
-        ("head", "fro_norm"),
+        (HEAD, FRO_NORM),
         &cells,
         "‖W_q,h‖_F of each query head's rows, layer × head (a head far from its layer's others stands out).",
     )?);
@@ -207,26 +244,21 @@ fn render_heads(page: &mut Page, layers: &LayersDocuments) -> Result<()> {
 /// Every matrix row with its metrics.
 fn matrix_table(rows: &[Value]) -> Table {
     const NUMBERS: [&str; 15] = [
-        "layer_index",
-        "expert_index",
-        "rows",
-        "cols",
-        "alpha",
-        "alpha_weighted",
-        "alpha_ks_distance",
-        "stable_rank",
-        "log_norm",
-        "log_spectral_norm",
-        "entropy",
-        "matrix_rank",
-        "num_spikes",
-        "mp_softrank",
-        "sigma_max",
+        LAYER_INDEX,
+        matrix("expert_index"),
+        matrix("rows"),
+        matrix("cols"),
+        ALPHA,
+        matrix("alpha_weighted"),
+        matrix("alpha_ks_distance"),
+        STABLE_RANK,
+        matrix("log_norm"),
+        matrix("log_spectral_norm"),
+        matrix("entropy"),
+        matrix("matrix_rank"),
+        matrix("num_spikes"),
+        matrix("mp_softrank"),
+        matrix("sigma_max"),
     ];
-    Table::of_rows(
-        "layers-matrices",
-        &["param_name", "block_type"],
-        &NUMBERS,
-        rows,
-    )
+    Table::of_rows("layers-matrices", &[PARAM_NAME, BLOCK_TYPE], &NUMBERS, rows)
 }

@@ -244,33 +244,7 @@ pub fn analyse(
     frobenius_sq: f64,
     options: &SpectralOptions,
 ) -> Result<SpectralSummary> {
-    check_frobenius_sq(frobenius_sq)?;
-    options.validate()?;
-    let (rows, cols) = matrix.shape();
-    match effective_method(options, rows, cols) {
-        RankMethod::Randomized => {
-            let scaled = scaled::ScaledRows::new(matrix, frobenius_sq);
-            let mut spectrum =
-                randomized::singular_values(&scaled, scaled.frobenius_sq(frobenius_sq), options)?;
-            for value in &mut spectrum.values {
-                *value = scaled.unscale(*value);
-            }
-            Ok(summary::summarise(
-                &spectrum,
-                (rows, cols),
-                frobenius_sq,
-                options.rtol,
-                Solver::Randomized,
-            ))
-        }
-        method => {
-            let options = SpectralOptions {
-                method,
-                ..options.clone()
-            };
-            exact::analyse(matrix, frobenius_sq, &options)
-        }
-    }
+    analyse_counting(matrix, frobenius_sq, options, None).map(|(summary, _)| summary)
 }
 
 /// How many singular values of a matrix lie above a threshold, from the decomposition that
@@ -293,6 +267,18 @@ pub fn analyse_above(
     options: &SpectralOptions,
     threshold: f64,
 ) -> Result<(SpectralSummary, CountAbove)> {
+    let (summary, count) = analyse_counting(matrix, frobenius_sq, options, Some(threshold))?;
+    Ok((summary, count.expect("a threshold is always counted")))
+}
+
+/// The one dispatch between the randomized sketch and the exact solvers behind [`analyse`] and
+/// [`analyse_above`]: the summary, and the count above `threshold` when one is given.
+fn analyse_counting(
+    matrix: &dyn MatrixRows,
+    frobenius_sq: f64,
+    options: &SpectralOptions,
+    threshold: Option<f64>,
+) -> Result<(SpectralSummary, Option<CountAbove>)> {
     check_frobenius_sq(frobenius_sq)?;
     options.validate()?;
     let (rows, cols) = matrix.shape();
@@ -304,9 +290,15 @@ pub fn analyse_above(
             for value in &mut spectrum.values {
                 *value = scaled.unscale(*value);
             }
-            let trusted = &spectrum.values[..spectrum.trusted.min(spectrum.values.len())];
-            let count = trusted.iter().filter(|&&value| value > threshold).count();
-            let complete = trusted.len() >= rows.min(cols);
+            let count_above = threshold.map(|threshold| {
+                let trusted = &spectrum.values[..spectrum.trusted.min(spectrum.values.len())];
+                let count = trusted.iter().filter(|&&value| value > threshold).count();
+                let complete = trusted.len() >= rows.min(cols);
+                CountAbove {
+                    count,
+                    lower_bound: count == trusted.len() && !complete,
+                }
+            });
             let summary = summary::summarise(
                 &spectrum,
                 (rows, cols),
@@ -314,23 +306,25 @@ pub fn analyse_above(
                 options.rtol,
                 Solver::Randomized,
             );
-            let lower_bound = count == trusted.len() && !complete;
-            Ok((summary, CountAbove { count, lower_bound }))
+            Ok((summary, count_above))
         }
         method => {
             let options = SpectralOptions {
                 method,
                 ..options.clone()
             };
-            let (summary, count) =
-                exact::analyse_counting(matrix, frobenius_sq, &options, threshold)?;
-            Ok((
-                summary,
-                CountAbove {
-                    count,
-                    lower_bound: false,
-                },
-            ))
+            match threshold {
+                None => Ok((exact::analyse(matrix, frobenius_sq, &options)?, None)),
+                Some(threshold) => {
+                    let (summary, count) =
+                        exact::analyse_counting(matrix, frobenius_sq, &options, threshold)?;
+                    let count_above = CountAbove {
+                        count,
+                        lower_bound: false,
+                    };
+                    Ok((summary, Some(count_above)))
+                }
+            }
         }
     }
 }
