@@ -10,6 +10,9 @@ use super::inertia;
 use crate::error::Result;
 use crate::matrix::MatrixRows;
 
+/// Subdiagonals of the band stage 1 leaves and stage 2 chases.
+pub const BANDWIDTH: usize = band::BANDWIDTH;
+
 /// A scaled Gram matrix, as the exact path forms it.
 #[derive(Clone)]
 pub struct GramMatrix(Gram);
