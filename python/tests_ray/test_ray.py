@@ -40,10 +40,11 @@ def single_run(command: str, model: Path, out: Path) -> Path:
     return out
 
 
-def dataset_rows(folder: Path, table: str, order: str):
+def dataset_rows(folder: Path, table: str, order: str, exclude=()):
     # created_at, the start of each run, is the one column that differs between runs.
+    excluded = ", ".join(("model_id", "revision", "created_at") + tuple(exclude))
     query = (
-        f"select * exclude (model_id, revision, created_at) from read_parquet("
+        f"select * exclude ({excluded}) from read_parquet("
         f"'{folder}/{table}/**/*.parquet', hive_partitioning = true) order by {order}"
     )
     return duckdb.sql(query).fetchall()
@@ -68,7 +69,32 @@ def test_three_models_in_three_parts_equal_the_single_runs(tmp_path: Path) -> No
         assert [task.status for task in result.tasks] == ["done"] * 9
     singles = [single_run("stats", m, tmp_path / f"{m.name}.parquet") for m in MODELS]
     order = "model_path, param_name, expert_index"
-    assert dataset_rows(dataset, "stats", order) == file_rows(singles, order)
+    # A part applies only the diagnostic rules of a tensor alone: the block-type rules (`dead` by
+    # its std against the block type's median, `exploding`) need the whole model.
+    flags = ("flags",)
+    assert dataset_rows(dataset, "stats", order, flags) == file_rows(
+        singles, order, ("model_id", "revision", "created_at") + flags
+    )
+    part_flags = duckdb.sql(
+        f"select flags from read_parquet('{dataset}/stats/**/*.parquet', "
+        f"hive_partitioning = true) order by {order}"
+    ).fetchall()
+    files = ", ".join(f"'{path}'" for path in singles)
+    single_flags = duckdb.sql(
+        f"select flags from read_parquet([{files}]) order by {order}"
+    ).fetchall()
+    assert len(part_flags) == len(single_flags)
+
+    def rules(flags):
+        # The column is comma-separated, null when no rule is broken.
+        return set(flags.split(",")) if flags else set()
+
+    pairs = [(rules(part), rules(single)) for (part,), (single,) in zip(part_flags, single_flags)]
+    for part, single in pairs:
+        assert part <= single, (part, single)
+        assert single - part <= {"dead", "exploding"}, (part, single)
+    # The fixtures do have a tensor flagged by a block-type rule (gpt2-tiny's constant masked_bias).
+    assert any(single - part for part, single in pairs)
     # The dataset's model_id and revision columns are the partitions'.
     ids = duckdb.sql(
         f"select distinct model_id, revision from read_parquet('{dataset}/stats/**/*.parquet', "
