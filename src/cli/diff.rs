@@ -184,7 +184,7 @@ fn compare(args: &DiffArgs, format: Format, observer: &dyn Observer) -> Result<O
         }
         let selection = args
             .parts
-            .selection(|| diff::parts::work_units(&a, &b, &options))?;
+            .selection(&a, || diff::parts::work_units(&a, &b, &options))?;
         let rows = args
             .run
             .in_pool(|| diff::diff_models_part(&a, &b, &options, &selection, observer))??;

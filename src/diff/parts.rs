@@ -17,13 +17,8 @@ pub fn work_units(a: &Model, b: &Model, options: &DiffOptions) -> Result<Vec<Wor
         let (entry, file, tensor) = &entries[index];
         let file = &model.files[*file];
         let tensor = &file.tensors()[*tensor];
-        let name = file
-            .path()
-            .file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_default();
         let bytes = (tensor.bytes.end - tensor.bytes.start) as u64;
-        (entry.clone(), name, bytes)
+        (entry.clone(), file.file_name(), bytes)
     };
     let units = pairs
         .iter()

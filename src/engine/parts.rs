@@ -34,20 +34,11 @@ pub(crate) fn unit_of_tensor(key: String, unit: &Unit) -> WorkUnit {
     WorkUnit {
         key,
         tensors: vec![unit.tensor.name.clone()],
-        files: [file_name(unit)].into(),
+        files: unit.file_names().collect(),
         bytes: 0,
         flops: 0.0,
         memory: 0,
     }
-}
-
-/// The file name of the weight file holding `unit`.
-pub(crate) fn file_name(unit: &Unit) -> String {
-    unit.file
-        .path()
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default()
 }
 
 /// Bytes of the f64 Gram matrix of a `rows × cols` matrix (its smaller side squared).

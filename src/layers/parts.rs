@@ -8,7 +8,7 @@ use super::analysis::{
     drift_key, drift_pairs, expert_groups, experts_key, is_analysed, matrix_key,
 };
 use super::drift::TILE_BUDGET_BYTES;
-use crate::engine::parts::{file_name, gram_bytes, unit_of_tensor};
+use crate::engine::parts::{gram_bytes, unit_of_tensor};
 use crate::engine::schedule::spectral_cost;
 use crate::error::Result;
 use crate::model::Model;
@@ -49,7 +49,7 @@ fn comparison(key: String, members: &[&Unit]) -> WorkUnit {
     WorkUnit {
         key,
         tensors,
-        files: members.iter().map(|unit| file_name(unit)).collect(),
+        files: members.iter().flat_map(|unit| unit.file_names()).collect(),
         bytes: members
             .iter()
             .map(|unit| unit.view.bytes.len() as u64)
