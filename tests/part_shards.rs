@@ -66,8 +66,9 @@ fn plan(command: &str, folder: &Path) -> Vec<Value> {
     plan["parts"].as_array().unwrap().clone()
 }
 
-/// The rows `aib COMMAND folder --part PART` prints as JSON lines, without `created_at` (the
-/// start of each run), sorted.
+/// The rows `aib COMMAND folder --part PART` prints as JSON lines, sorted, without the columns
+/// that differ between two copies of a model and two runs: where it is (`model_path`,
+/// `model_id`) and when the run started (`created_at`).
 fn part_rows(command: &str, folder: &Path, part: &str) -> Vec<String> {
     let output = run(command, folder, &["--part", part, "--format", "jsonl"]);
     assert_exit(&output, EXIT_OK);
@@ -76,7 +77,10 @@ fn part_rows(command: &str, folder: &Path, part: &str) -> Vec<String> {
         .skip(1)
         .map(|line| {
             let mut row: Value = serde_json::from_str(line).unwrap();
-            row.as_object_mut().unwrap().remove("created_at");
+            let row_object = row.as_object_mut().unwrap();
+            for column in ["created_at", "model_path", "model_id"] {
+                row_object.remove(column);
+            }
             row.to_string()
         })
         .collect();

@@ -8,14 +8,14 @@ part, so Ray packs tasks by memory. A failed task is retried, then reported with
 other tasks go on. Progress goes to stderr, one line per finished task.
 
 MODELS are local paths (on every node: a shared file system) or Hub ids, ``org/name`` or
-``org/name@revision`` (a list of revisions of one repo is a training run). For a Hub model, the
-driver fetches the small files (config, tokenizer, the shard index) and each shard's header alone
-(``aib fetch --headers``): enough for the plan. A task whose node's Hub cache lacks what its part
-reads fetches the small files and only the shards its part reads (the plan's ``files``, as
-``--include`` patterns), with the other shards' headers. A model the plan cannot be made of from
-its headers (one ``.safetensors`` file without an index, GGUF) and ``diff``'s models are fetched
-whole. For ``diff``, each model is compared with the next one in the list (consecutive
-checkpoints).
+``org/name@revision`` (a list of revisions of one repo is a training run). For a Hub model its
+Hub cache lacks, the driver fetches the small files (config, tokenizer, the shard index) and
+each shard's header alone (``aib fetch --headers``): enough for the plan. A task whose node's Hub
+cache lacks what its part reads fetches the small files and only the shards its part reads (the
+plan's ``files``, as ``--include`` patterns), with the other shards' headers. A model the plan
+cannot be made of from its headers (one ``.safetensors`` file without an index, GGUF) and
+``diff``'s models are fetched whole. For ``diff``, each model is compared with the next one in
+the list (consecutive checkpoints).
 
 From the command line::
 
@@ -131,17 +131,19 @@ def plan(
 ) -> Optional[Dict[str, Any]]:
     """The plan of ``model`` in ``parts`` parts, or ``None`` when it cannot be made here (a Hub
     model whose headers could not be fetched or do not make a plan, a diff of Hub models not in
-    the local cache). A Hub model to plan alone is fetched as its small files and headers."""
-    if model.hub and other is None:
-        try:
-            fetch(aib, model, files=[])
-        except RuntimeError:
-            return None
+    the local cache). A Hub model to plan alone that the local Hub cache lacks is fetched as its
+    small files and shard headers, all a plan needs."""
     line = [aib, command, *model.arguments()]
     if other is not None:
         line += [other.name] + (["--revision-b", other.revision] if other.revision else [])
     line += ["--plan", str(parts), "--format", "json", "-j", str(threads), "-q", *args]
     done = subprocess.run(line, capture_output=True, text=True)
+    if done.returncode == INPUT_ERROR and model.hub and other is None:
+        try:
+            fetch(aib, model, files=[])
+        except RuntimeError:
+            return None
+        done = subprocess.run(line, capture_output=True, text=True)
     if done.returncode != 0:
         if model.hub or (other is not None and other.hub):
             return None

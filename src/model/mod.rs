@@ -307,10 +307,10 @@ fn headers_of_missing(location: &locate::Location, shards: Shards) -> Result<Vec
         .index
         .as_deref()
         .unwrap_or(location.folder.as_path());
-    let names = |shards: &[&PathBuf]| -> String {
-        let names: Vec<String> = shards
+    let names = |paths: &[&PathBuf]| -> String {
+        let names: Vec<String> = paths
             .iter()
-            .map(|shard| shard.file_name().unwrap_or_default().to_string_lossy().into_owned())
+            .map(|path| path.file_name().unwrap_or_default().to_string_lossy().into_owned())
             .collect();
         names.join(", ")
     };
