@@ -272,6 +272,12 @@ def test_a_hub_model_is_planned_from_its_headers_and_a_part_fetches_only_its_sha
     assert found["parts"] == aib.ray.plan(AIB, "stats", local, None, parts, 1, [])["parts"]
     assert not any((snapshot / name).exists() for name in shards)
     assert {name: hub.get(name) for name in shards} == headers
+    # The same headers through the Python API, into a plain folder.
+    plain = Path(aib.fetch("acme/sharded", include=["config.json"], headers=True,
+                           out=tmp_path / "plain"))
+    assert sorted(path.name for path in plain.glob("*.header")) == [f"{n}.header" for n in shards]
+    assert all((plain / f"{n}.header").read_bytes() == (snapshot / f"{n}.header").read_bytes()
+               for n in shards)
 
     # A task of a part reading the first shard fetches it alone and writes the part's rows.
     part = next(part for part in found["parts"] if part["files"] == [shards[0]])
