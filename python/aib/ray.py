@@ -12,10 +12,10 @@ MODELS are local paths (on every node: a shared file system) or Hub ids, ``org/n
 Hub cache lacks, the driver fetches the small files (config, tokenizer, the shard index) and
 each shard's header alone (``aib fetch --headers``): enough for the plan. A task whose node's Hub
 cache lacks what its part reads fetches the small files and only the shards its part reads (the
-plan's ``files``, as ``--include`` patterns), with the other shards' headers. A model the plan
-cannot be made of from its headers (one ``.safetensors`` file without an index, GGUF) and
-``diff``'s models are fetched whole. For ``diff``, each model is compared with the next one in
-the list (consecutive checkpoints).
+plan's ``files``, and for ``diff`` model B's ``files_b``, as ``--include`` patterns), with the
+other shards' headers. A model the plan cannot be made of from its headers (one
+``.safetensors`` file without an index, GGUF) is fetched whole. For ``diff``, each model is
+compared with the next one in the list (consecutive checkpoints).
 
 From the command line::
 
@@ -129,18 +129,20 @@ def plan(
     threads: int,
     args: Sequence[str],
 ) -> Optional[Dict[str, Any]]:
-    """The plan of ``model`` in ``parts`` parts, or ``None`` when it cannot be made here (a Hub
-    model whose headers could not be fetched or do not make a plan, a diff of Hub models not in
-    the local cache). A Hub model to plan alone that the local Hub cache lacks is fetched as its
-    small files and shard headers, all a plan needs."""
+    """The plan of ``model`` (against ``other`` for ``diff``) in ``parts`` parts, or ``None`` when
+    it cannot be made here (a Hub model whose headers could not be fetched or do not make a
+    plan). Hub models the local Hub cache lacks are fetched as their small files and shard
+    headers, all a plan needs."""
     line = [aib, command, *model.arguments()]
     if other is not None:
         line += [other.name] + (["--revision-b", other.revision] if other.revision else [])
     line += ["--plan", str(parts), "--format", "json", "-j", str(threads), "-q", *args]
     done = subprocess.run(line, capture_output=True, text=True)
-    if done.returncode == INPUT_ERROR and model.hub and other is None:
+    hub = [spec for spec in (model, other) if spec is not None and spec.hub]
+    if done.returncode == INPUT_ERROR and hub:
         try:
-            fetch(aib, model, files=[])
+            for spec in hub:
+                fetch(aib, spec, files=[])
         except RuntimeError:
             return None
         done = subprocess.run(line, capture_output=True, text=True)
@@ -162,21 +164,23 @@ def _run_part(
     threads: int,
     args: Sequence[str],
     files: Optional[Sequence[str]] = None,
+    files_b: Optional[Sequence[str]] = None,
 ) -> Tuple[str, float]:
     """One task: run its part into the dataset, fetching the Hub models it names into the node's
-    Hub cache first when what the part reads is not there (``files``: the weight files the plan
-    says the part reads; ``None``: the whole models); returns ("done" or "skipped", seconds).
-    Raises with aib's message when a command fails."""
+    Hub cache first when what the part reads is not there (``files``, ``files_b``: the weight
+    files of ``model`` and ``other`` the plan says the part reads; ``None``: the whole model);
+    returns ("done" or "skipped", seconds). Raises with aib's message when a command fails."""
     start = time.monotonic()
     line = [aib, command, *model.arguments()]
     if other is not None:
         line += [other.name] + (["--revision-b", other.revision] if other.revision else [])
     line += ["--part", f"{index}/{count}", "--dataset", dataset, "-j", str(threads), "-q", *args]
     done = subprocess.run(line, capture_output=True, text=True)
-    hub = [spec for spec in (model, other) if spec is not None and spec.hub]
+    hub = [(spec, wanted) for spec, wanted in ((model, files), (other, files_b))
+           if spec is not None and spec.hub]
     if done.returncode == INPUT_ERROR and hub:
-        for spec in hub:
-            fetch(aib, spec, files)
+        for spec, wanted in hub:
+            fetch(aib, spec, wanted)
         done = subprocess.run(line, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(
@@ -228,19 +232,20 @@ def run(
         found = plan(aib, command, model, other, parts, num_cpus, args)
         for index in range(1, parts + 1):
             memory = DEFAULT_MEMORY_BYTES
-            files = None
+            files = files_b = None
             if found is not None:
-                memory = int(found["parts"][index - 1]["memory_bytes"])
-                # A diff unit lists A's files only: its models are fetched whole.
-                if other is None:
-                    files = list(found["parts"][index - 1]["files"])
+                part = found["parts"][index - 1]
+                memory = int(part["memory_bytes"])
+                files = list(part["files"])
+                files_b = list(part.get("files_b", []))
             task = remote.options(
                 num_cpus=num_cpus,
                 memory=memory,
                 max_retries=max_retries,
                 retry_exceptions=True,
             ).remote(
-                aib, command, model, other, index, parts, dataset, num_cpus, list(args), files
+                aib, command, model, other, index, parts, dataset, num_cpus, list(args), files,
+                files_b,
             )
             pending[task] = (str(model), f"{index}/{parts}")
     result = RunResult()

@@ -158,7 +158,7 @@ fn analyse(args: &LayersArgs, model: &Model, observer: &dyn Observer) -> Result<
         },
         randomize: args.randomize.then_some(args.seed),
     };
-    let selection = args.parts.selection(model, || work_units(model))?;
+    let selection = args.parts.selection(model, None, || work_units(model))?;
     args.run
         .in_pool(|| analysis::analyse_part(model, &options, &selection, observer))?
 }

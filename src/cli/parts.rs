@@ -31,10 +31,12 @@ pub struct PartArgs {
 
 impl PartArgs {
     /// The units this run does: the part asked for, computed from `units` (the work units of
-    /// `model`), or all of them. An input error names a shard the part reads that is missing.
+    /// `model`, and for `diff` of `model_b`), or all of them. An input error names a shard the
+    /// part reads that is missing.
     pub fn selection(
         &self,
         model: &Model,
+        model_b: Option<&Model>,
         units: impl FnOnce() -> Result<Vec<WorkUnit>>,
     ) -> Result<Selection> {
         match self.part {
@@ -43,7 +45,11 @@ impl PartArgs {
                 let units = units()?;
                 parts::check_unique_keys(&units)?;
                 let this = parts::split(units, part.count).swap_remove(part.index - 1);
-                model.check_present(this.files(), &format!("part {part}"))?;
+                let reader = format!("part {part}");
+                model.check_present(this.files(), &reader)?;
+                if let Some(model_b) = model_b {
+                    model_b.check_present(this.files_b(), &reader)?;
+                }
                 Ok(Selection::of(&this))
             }
         }

@@ -116,7 +116,7 @@ fn analyse(
 ) -> Result<Vec<TensorReport>> {
     let selection = args
         .parts
-        .selection(model, || engine::parts::work_units(model, options))?;
+        .selection(model, None, || engine::parts::work_units(model, options))?;
     let mut reports = args
         .run
         .in_pool(|| engine::analyse_part(model, options, &selection, observer))??;

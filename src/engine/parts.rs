@@ -1,7 +1,7 @@
 //! The work units of `aib stats` for `--part` and `--plan` (see [`crate::model::parts`]): one per
 //! tensor, keyed by its name, the experts of a stacked tensor together.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::AnalysisOptions;
 use super::schedule::spectral_cost;
@@ -35,6 +35,7 @@ pub(crate) fn unit_of_tensor(key: String, unit: &Unit) -> WorkUnit {
         key,
         tensors: vec![unit.tensor.name.clone()],
         files: unit.file_names().collect(),
+        files_b: BTreeSet::new(),
         bytes: 0,
         flops: 0.0,
         memory: 0,

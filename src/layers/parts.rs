@@ -2,7 +2,7 @@
 //! analysed matrix with its heads (a stacked expert tensor whole), each drift pair of consecutive
 //! layers, each group of experts compared with their mean.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::analysis::{
     drift_key, drift_pairs, expert_groups, experts_key, is_analysed, matrix_key,
@@ -50,6 +50,7 @@ fn comparison(key: String, members: &[&Unit]) -> WorkUnit {
         key,
         tensors,
         files: members.iter().flat_map(|unit| unit.file_names()).collect(),
+        files_b: BTreeSet::new(),
         bytes: members
             .iter()
             .map(|unit| unit.view.bytes.len() as u64)

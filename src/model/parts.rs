@@ -35,8 +35,10 @@ pub struct WorkUnit {
     pub key: String,
     /// The tensors it reads.
     pub tensors: Vec<String>,
-    /// The weight files (file names) it reads.
+    /// The weight files (file names) it reads; for `diff`, those of model A.
     pub files: BTreeSet<String>,
+    /// For `diff`, the weight files of model B it reads; empty for the other commands.
+    pub files_b: BTreeSet<String>,
     /// Stored bytes it reads.
     pub bytes: u64,
     /// Floating-point operations of its spectral work (0 when it has none).
@@ -128,11 +130,19 @@ impl Part {
             .collect()
     }
 
-    /// Distinct weight files its units read.
+    /// Distinct weight files its units read (for `diff`, of model A).
     pub fn files(&self) -> BTreeSet<&str> {
         self.units
             .iter()
             .flat_map(|unit| unit.files.iter().map(String::as_str))
+            .collect()
+    }
+
+    /// For `diff`, the distinct weight files of model B its units read.
+    pub fn files_b(&self) -> BTreeSet<&str> {
+        self.units
+            .iter()
+            .flat_map(|unit| unit.files_b.iter().map(String::as_str))
             .collect()
     }
 
@@ -156,14 +166,16 @@ impl Part {
 }
 
 /// Splits `units` into `count` parts (some empty when there are fewer units than parts): sorted by
-/// the first weight file each reads, then by key, and cut into `count` runs of about equal
-/// estimated cost, each unit going to the part whose share of the total cost holds the middle of
-/// its own. A part's cost is thus within about one unit's of the share, and a part reads a run of
-/// consecutive files: over all parts, at most `files + count - 1` reads of a file. Units that
-/// cost nothing (all of them) count alike. Each part's units come back in key order.
+/// the first weight file each reads (for `diff`, A's, else B's), then by key, and cut into `count`
+/// runs of about equal estimated cost, each unit going to the part whose share of the total cost
+/// holds the middle of its own. A part's cost is thus within about one unit's of the share, and a
+/// part reads a run of consecutive files: over all parts, at most `files + count - 1` reads of a
+/// file. Units that cost nothing (all of them) count alike. Each part's units come back in key
+/// order.
 pub fn split(mut units: Vec<WorkUnit>, count: usize) -> Vec<Part> {
     let count = count.max(1);
-    units.sort_by(|a, b| (a.files.first(), &a.key).cmp(&(b.files.first(), &b.key)));
+    let first_file = |unit: &WorkUnit| unit.files.first().or(unit.files_b.first()).cloned();
+    units.sort_by_cached_key(|unit| (first_file(unit), unit.key.clone()));
     let mut costs: Vec<f64> = units.iter().map(WorkUnit::estimated_seconds).collect();
     let mut total: f64 = costs.iter().sum();
     if total <= 0.0 {
@@ -205,13 +217,15 @@ pub fn check_unique_keys(units: &[WorkUnit]) -> Result<()> {
     }
 }
 
-/// The plan of `parts` as a JSON document: per part its units, tensors, files, bytes, estimated
-/// seconds and memory for `threads` threads (what a scheduler such as Ray requests).
+/// The plan of `parts` as a JSON document: per part its units, tensors, files (with a `diff`'s
+/// model B files as `files_b`), bytes, estimated seconds and memory for `threads` threads (what a
+/// scheduler such as Ray requests).
 pub fn plan_document(parts: &[Part], threads: usize, header: Value) -> Value {
+    let reads_b = parts.iter().any(|part| !part.files_b().is_empty());
     let parts: Vec<Value> = parts
         .iter()
         .map(|part| {
-            json!({
+            let mut entry = json!({
                 "index": part.index,
                 "count": parts.len(),
                 "units": part.units.iter().map(|unit| unit.key.as_str()).collect::<Vec<_>>(),
@@ -220,7 +234,11 @@ pub fn plan_document(parts: &[Part], threads: usize, header: Value) -> Value {
                 "bytes": part.bytes(),
                 "estimated_seconds": part.estimated_seconds(),
                 "memory_bytes": part.memory(threads),
-            })
+            });
+            if reads_b {
+                entry["files_b"] = json!(part.files_b());
+            }
+            entry
         })
         .collect();
     json!({ "run": header, "threads": threads, "parts": parts })
@@ -255,6 +273,7 @@ mod tests {
             key: key.to_string(),
             tensors: vec![key.to_string()],
             files: BTreeSet::from(["model.safetensors".to_string()]),
+            files_b: BTreeSet::new(),
             bytes,
             flops: 0.0,
             memory: bytes / 10,
