@@ -377,7 +377,7 @@ impl FetchJob<'_> {
             .try_into()
             .map_err(|_| not_safetensors("shorter than 8 bytes".to_string()))?;
         let header_len = u64::from_le_bytes(length_bytes);
-        let past_end = file.size.is_some_and(|size| 8 + header_len > size);
+        let past_end = file.size.is_some_and(|size| header_len.saturating_add(8) > size);
         if header_len > MAX_HEADER_LEN || past_end {
             return Err(not_safetensors(format!(
                 "a header length of {header_len} bytes"

@@ -98,6 +98,7 @@ impl Model {
     /// shard is an input error naming it, unless `shards` lets its header stand in for it.
     pub fn open_with(spec: &str, revision: Option<&str>, shards: Shards) -> Result<Model> {
         let location = locate::locate(spec, revision)?;
+        let missing = headers_of_missing(&location, shards)?;
         let mut files = match location.format {
             WeightFormat::Safetensors => location
                 .shards
@@ -110,8 +111,8 @@ impl Model {
                 .map(WeightFile::from_gguf)
                 .collect(),
         };
-        if !location.missing.is_empty() {
-            files.extend(headers_of_missing(&location, shards)?);
+        if !missing.is_empty() {
+            files.extend(missing);
             files.sort_by(|a, b| a.path().cmp(b.path()));
         }
         let index = index_tensors(&files)?;
@@ -300,9 +301,12 @@ impl Model {
     }
 }
 
-/// The missing shards of `location` as their headers alone, when `shards` allows and every one
-/// has its header file; else an input error naming the missing shards.
+/// The missing shards of `location` (none, mostly) as their headers alone, when `shards` allows
+/// and every one has its header file; else an input error naming the missing shards.
 fn headers_of_missing(location: &locate::Location, shards: Shards) -> Result<Vec<WeightFile>> {
+    if location.missing.is_empty() {
+        return Ok(Vec::new());
+    }
     let index = location
         .index
         .as_deref()

@@ -345,7 +345,7 @@ mod tests {
         let units: Vec<WorkUnit> = (0..30)
             .map(|i| WorkUnit {
                 files: BTreeSet::from([format!("shard-{}", i % 6)]),
-                ..unit(&format!("t{:02}", i), 1_000_000 + (i * 7919 % 13) as u64)
+                ..unit(&format!("t{i:02}"), 1_000_000 + (i * 7919 % 13) as u64)
             })
             .collect();
         let total: f64 = units.iter().map(WorkUnit::estimated_seconds).sum();
