@@ -750,7 +750,9 @@ fn headers_alone_are_enough_to_plan_and_to_run_a_part_that_does_not_read_the_sha
     // The plan is the plan of the whole model; a part reading only the first shard runs; a
     // whole run needs every shard.
     let plan = |model: &str| -> serde_json::Value {
-        let output = setup.run(&["stats", model, "--plan", "40", "--format", "json", "-j", "1"]);
+        let output = setup.run(&[
+            "stats", model, "--plan", "40", "--format", "json", "-j", "1",
+        ]);
         assert_exit(&output, EXIT_OK);
         serde_json::from_str::<serde_json::Value>(&stdout(&output)).unwrap()["parts"].clone()
     };
@@ -764,7 +766,10 @@ fn headers_alone_are_enough_to_plan_and_to_run_a_part_that_does_not_read_the_sha
         .find(|part| part["files"] == serde_json::json!([first]))
         .expect("a part reading only the first shard");
     let spec = format!("{}/40", only_first["index"]);
-    assert_exit(&setup.run(&["stats", "acme/sharded", "--part", &spec, "-q"]), EXIT_OK);
+    assert_exit(
+        &setup.run(&["stats", "acme/sharded", "--part", &spec, "-q"]),
+        EXIT_OK,
+    );
     assert_exit(&setup.run(&["stats", "acme/sharded", "-q"]), EXIT_INPUT);
 }
 
@@ -785,7 +790,8 @@ fn a_header_that_is_not_a_safetensors_header_fails_the_fetch() {
     let output = setup.run(&[&args[..], &["--quiet"]].concat());
     assert_exit(&output, EXIT_NETWORK);
     assert!(
-        stderr(&output).contains("broken.safetensors") && stderr(&output).contains("not a safetensors file"),
+        stderr(&output).contains("broken.safetensors")
+            && stderr(&output).contains("not a safetensors file"),
         "{}",
         stderr(&output)
     );

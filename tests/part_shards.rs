@@ -99,7 +99,12 @@ fn files<'p>(part: &'p Value, key: &str) -> Vec<&'p str> {
 /// With `partial` (the models of `full`, but for `MISSING` as its header alone in the model the
 /// plan's `key` files are of): the same plan, the parts that do not read `MISSING` give the rows
 /// they give on `full`, one that reads it and a whole run fail naming it.
-fn assert_a_part_needs_only_its_shards(command: &str, full: &[&Path], partial: &[&Path], key: &str) {
+fn assert_a_part_needs_only_its_shards(
+    command: &str,
+    full: &[&Path],
+    partial: &[&Path],
+    key: &str,
+) {
     let expected = plan(command, full);
     assert_eq!(plan(command, partial), expected, "{command}: the plan");
 
@@ -110,21 +115,34 @@ fn assert_a_part_needs_only_its_shards(command: &str, full: &[&Path], partial: &
         .filter(has_units)
         .filter(|part| !reads_missing(part))
         .collect::<Vec<_>>();
-    let with = expected.iter().find(reads_missing).expect("a part reads it");
+    let with = expected
+        .iter()
+        .find(reads_missing)
+        .expect("a part reads it");
     assert!(without.len() >= 2, "{command}: parts without the shard");
     let empty = expected.iter().find(|part| !has_units(part));
     // The first and the last part without the shard, and a part with no unit.
-    for part in [without[0], without[without.len() - 1]].into_iter().chain(empty) {
+    for part in [without[0], without[without.len() - 1]]
+        .into_iter()
+        .chain(empty)
+    {
         let spec = format!("{}/{PARTS}", part["index"]);
         let rows = part_rows(command, partial, &spec);
-        assert_eq!(rows, part_rows(command, full, &spec), "{command} --part {spec}");
+        assert_eq!(
+            rows,
+            part_rows(command, full, &spec),
+            "{command} --part {spec}"
+        );
     }
 
     let spec = format!("{}/{PARTS}", with["index"]);
     let output = run(command, partial, &["--part", &spec, "--format", "jsonl"]);
     assert_exit(&output, EXIT_INPUT);
     let message = stderr(&output);
-    assert!(message.contains(MISSING) && message.contains("missing"), "{message}");
+    assert!(
+        message.contains(MISSING) && message.contains("missing"),
+        "{message}"
+    );
 
     let whole = run(command, partial, &["--format", "jsonl"]);
     assert_exit(&whole, EXIT_INPUT);

@@ -6,7 +6,6 @@
 //! bounds both connections (`2 × jobs`) and memory (`2 × jobs` chunks).
 
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -19,8 +18,8 @@ use super::glob::PathFilter;
 use super::http::{HubHttp, RetryPolicy};
 use crate::error::{Error, ErrorKind, Result};
 use crate::formats::safetensors::{HEADER_ALONE_SUFFIX, MAX_HEADER_LEN, parse_header_alone};
-use crate::output::atomic::write_atomically;
 use crate::observe::{Observer, Quantity};
+use crate::output::atomic::write_atomically;
 use crate::sync::{into_inner, lock};
 
 /// Where fetched files land.
@@ -377,7 +376,9 @@ impl FetchJob<'_> {
             .try_into()
             .map_err(|_| not_safetensors("shorter than 8 bytes".to_string()))?;
         let header_len = u64::from_le_bytes(length_bytes);
-        let past_end = file.size.is_some_and(|size| header_len.saturating_add(8) > size);
+        let past_end = file
+            .size
+            .is_some_and(|size| header_len.saturating_add(8) > size);
         if header_len > MAX_HEADER_LEN || past_end {
             return Err(not_safetensors(format!(
                 "a header length of {header_len} bytes"

@@ -21,8 +21,8 @@ use crate::formats::dtype::Dtype;
 use crate::formats::gguf::split;
 pub use crate::formats::safetensors::HEADER_ALONE_SUFFIX;
 use crate::formats::safetensors::{SafetensorsFile, SafetensorsHeader, TensorInfo};
-use crate::hub::blob::with_suffix;
 use crate::formats::storage::StorageType;
+use crate::hub::blob::with_suffix;
 use crate::matrix::view::{BlockScale, MatrixView};
 use crate::model::vocab::Vocabulary;
 use config::ModelConfig;
@@ -314,7 +314,12 @@ fn headers_of_missing(location: &locate::Location, shards: Shards) -> Result<Vec
     let names = |paths: &[&PathBuf]| -> String {
         let names: Vec<String> = paths
             .iter()
-            .map(|path| path.file_name().unwrap_or_default().to_string_lossy().into_owned())
+            .map(|path| {
+                path.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .collect();
         names.join(", ")
     };

@@ -359,7 +359,11 @@ mod tests {
             assert!(reads < 6 + count, "{count} parts read {reads} files");
             for part in &parts {
                 let off = (part.estimated_seconds() - total / count as f64).abs();
-                assert!(off <= largest, "{count} parts: part {} is off by {off}", part.index);
+                assert!(
+                    off <= largest,
+                    "{count} parts: part {} is off by {off}",
+                    part.index
+                );
             }
         }
     }
@@ -367,7 +371,10 @@ mod tests {
     #[test]
     fn units_that_cost_nothing_still_spread_over_the_parts() {
         let units: Vec<WorkUnit> = (0..6).map(|i| unit(&format!("t{i}"), 0)).collect();
-        let sizes: Vec<usize> = split(units, 3).iter().map(|part| part.units.len()).collect();
+        let sizes: Vec<usize> = split(units, 3)
+            .iter()
+            .map(|part| part.units.len())
+            .collect();
         assert_eq!(sizes, [2, 2, 2]);
     }
 
