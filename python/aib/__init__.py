@@ -347,6 +347,7 @@ def fetch(
     token: Optional[str] = None,
     endpoint: Optional[str] = None,
     jobs: Optional[int] = None,
+    headers: bool = False,
 ) -> str:
     """Downloads a Hub repo as ``aib fetch MODEL_ID`` does and returns where it landed.
 
@@ -360,6 +361,9 @@ def fetch(
             $HF_HOME/token).
         endpoint: Hub URL or mirror (default: HF_ENDPOINT, else https://huggingface.co).
         jobs: parallel downloads.
+        headers: also fetch, for each ``.safetensors`` file the filters leave out, its header
+            alone into ``NAME.safetensors.header`` (two small ranged requests): what
+            ``--plan`` needs of a shard, and ``--part`` of a shard its part does not read.
 
     Returns:
         The folder of the downloaded snapshot.
@@ -374,6 +378,7 @@ def fetch(
         token=token,
         endpoint=endpoint,
         jobs=jobs,
+        headers=headers,
         quiet=True,
     )
     return os.fspath(_aib.written_path(argv))

@@ -57,6 +57,11 @@ pub struct FetchArgs {
     /// Parallel downloads: files at once, and ranged requests per large file.
     #[arg(long, value_name = "N", default_value_t = 8)]
     jobs: usize,
+    /// Also fetch, for each `.safetensors` file the filters leave out, its header alone (two
+    /// small ranged requests) into FILE.header beside where the file would be: what `--plan`
+    /// needs of it, and `--part` when the part does not read it.
+    #[arg(long)]
+    headers: bool,
     /// List the files and their sizes; download nothing.
     #[arg(long)]
     dry_run: bool,
@@ -140,6 +145,7 @@ fn options_from(args: FetchArgs) -> Result<FetchOptions> {
         jobs: args.jobs,
         offline: is_truthy(non_empty_env("HF_HUB_OFFLINE").as_deref()),
         dry_run: args.dry_run,
+        headers: args.headers,
         retry: retry_policy()?,
         chunk_bytes: env_number("AIB_CHUNK_BYTES")?.unwrap_or(DEFAULT_CHUNK_BYTES),
         read_timeout: Duration::from_millis(env_number("AIB_READ_TIMEOUT_MS")?.unwrap_or(60_000)),

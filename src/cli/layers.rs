@@ -75,7 +75,7 @@ pub fn run(args: LayersArgs) -> Result<()> {
         ));
     }
     let display = args.run.progress_display();
-    let model = args.model.open(&display)?;
+    let model = args.model.open(&display, args.parts.shards())?;
     args.output.refuse_model_files(&model)?;
     let provenance = provenance(&args, &model);
     if args.parts.plans() {
@@ -119,7 +119,7 @@ pub fn run(args: LayersArgs) -> Result<()> {
 /// The documents `aib layers --out` writes for `args` (without the plots), with progress
 /// reported to `observer`.
 pub fn documents(args: &LayersArgs, observer: &dyn Observer) -> Result<Documents> {
-    let model = args.model.open(observer)?;
+    let model = args.model.open(observer, args.parts.shards())?;
     args.output.refuse_model_files(&model)?;
     let provenance = provenance(args, &model);
     let analysis = analyse(args, &model, observer)?;
@@ -158,7 +158,7 @@ fn analyse(args: &LayersArgs, model: &Model, observer: &dyn Observer) -> Result<
         },
         randomize: args.randomize.then_some(args.seed),
     };
-    let selection = args.parts.selection(|| work_units(model))?;
+    let selection = args.parts.selection(model, None, || work_units(model))?;
     args.run
         .in_pool(|| analysis::analyse_part(model, &options, &selection, observer))?
 }

@@ -15,8 +15,8 @@ use crate::engine::{self, AnalysisOptions};
 use crate::error::{ErrorKind, Result};
 use crate::layers::analysis::{self as layers_analysis, KnownEigenvalues, LayersOptions};
 use crate::layers::documents as layers_documents;
-use crate::model::Model;
 use crate::model::vocab::Vocabulary;
+use crate::model::{Model, Shards};
 use crate::observe::Observer;
 use crate::output::{self, Provenance, table_document};
 use crate::report::{self, EmbedDocuments, LayersDocuments, ReportData, RunInfo, Section};
@@ -99,7 +99,7 @@ fn analyse(args: &ReportArgs, sections: &[Section]) -> Result<ReportData> {
         },
     };
     let display = args.run.progress_display();
-    let model = args.model.open(&display)?;
+    let model = args.model.open(&display, Shards::All)?;
     if let Some(out) = &args.out {
         output::refuse_overwriting_inputs(out, &model.input_files())?;
     }

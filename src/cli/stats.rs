@@ -65,7 +65,7 @@ pub fn run(args: StatsArgs) -> Result<()> {
     let progress = args.run.progress_display();
     let options = analysis_options(&args)?;
     let diagnostic_options = diagnostic_options(&args)?;
-    let model = args.model.open(&progress)?;
+    let model = args.model.open(&progress, args.parts.shards())?;
     args.output.refuse_model_files(&model)?;
     let provenance = args::provenance("stats", &args.model, &model, parameters(&args));
     if args.parts.plans() {
@@ -98,7 +98,7 @@ pub fn run(args: StatsArgs) -> Result<()> {
 pub fn table(args: &StatsArgs, observer: &dyn Observer) -> Result<Table> {
     let options = analysis_options(args)?;
     let diagnostic_options = diagnostic_options(args)?;
-    let model = args.model.open(observer)?;
+    let model = args.model.open(observer, args.parts.shards())?;
     args.output.refuse_model_files(&model)?;
     let provenance = args::provenance("stats", &args.model, &model, parameters(args));
     let reports = analyse(args, &model, &options, &diagnostic_options, observer)?;
@@ -116,7 +116,7 @@ fn analyse(
 ) -> Result<Vec<TensorReport>> {
     let selection = args
         .parts
-        .selection(|| engine::parts::work_units(model, options))?;
+        .selection(model, None, || engine::parts::work_units(model, options))?;
     let mut reports = args
         .run
         .in_pool(|| engine::analyse_part(model, options, &selection, observer))??;

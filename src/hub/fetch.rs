@@ -17,7 +17,9 @@ use super::cache::{check_revision, is_commit_hash, repo_folder, resolve_snapshot
 use super::glob::PathFilter;
 use super::http::{HubHttp, RetryPolicy};
 use crate::error::{Error, ErrorKind, Result};
+use crate::formats::safetensors::{HEADER_ALONE_SUFFIX, MAX_HEADER_LEN, parse_header_alone};
 use crate::observe::{Observer, Quantity};
+use crate::output::atomic::write_atomically;
 use crate::sync::{into_inner, lock};
 
 /// Where fetched files land.
@@ -58,6 +60,9 @@ pub struct FetchOptions {
     pub read_timeout: Duration,
     /// Most bytes taken of a file whose size neither the listing nor a HEAD gives.
     pub max_unknown_size: u64,
+    /// For each `.safetensors` file the filter leaves out, fetch its header alone into
+    /// `{path}.header` (see [`HEADER_ALONE_SUFFIX`]): what planning parts needs of it.
+    pub headers: bool,
 }
 
 /// One file of the fetch and what happened to it.
@@ -103,16 +108,20 @@ pub fn fetch(options: &FetchOptions, observer: &dyn Observer) -> Result<FetchRep
         .filter(|file| !is_reserved(&options.destination, &file.path, observer))
         .cloned()
         .collect();
+    let headers = headers_wanted(&listing, options, observer);
     let layout = Layout::new(options, &listing.commit);
     if options.dry_run {
-        let files = selected
-            .iter()
-            .map(|file| FetchedFile {
-                path: file.path.clone(),
-                size: file.size,
-                transferred: 0,
-            })
-            .collect();
+        let whole = selected.iter().map(|file| FetchedFile {
+            path: file.path.clone(),
+            size: file.size,
+            transferred: 0,
+        });
+        let headers = headers.iter().map(|file| FetchedFile {
+            path: header_path(file),
+            size: None,
+            transferred: 0,
+        });
+        let files = whole.chain(headers).collect();
         return Ok(FetchReport {
             location: layout.location(),
             commit: Some(listing.commit),
@@ -139,13 +148,37 @@ pub fn fetch(options: &FetchOptions, observer: &dyn Observer) -> Result<FetchRep
     };
     let files = job.run(&selected, options.jobs.max(1));
     observer.finish();
-    let files = files?;
+    let mut files = files?;
+    files.extend(job.fetch_headers(&headers, options.jobs.max(1))?);
     job.layout.record_revision(revision)?;
     Ok(FetchReport {
         location: job.layout.location(),
         commit: Some(listing.commit),
         files,
     })
+}
+
+/// With `--headers`, the `.safetensors` files of `listing` the filter leaves out: their headers
+/// are fetched alone.
+fn headers_wanted<'l>(
+    listing: &'l RepoListing,
+    options: &FetchOptions,
+    observer: &dyn Observer,
+) -> Vec<&'l RemoteFile> {
+    if !options.headers {
+        return Vec::new();
+    }
+    listing
+        .files
+        .iter()
+        .filter(|file| file.path.ends_with(".safetensors") && !options.filter.keeps(&file.path))
+        .filter(|file| !is_reserved(&options.destination, &header_path(file), observer))
+        .collect()
+}
+
+/// Where the header alone of `file` goes, relative to the snapshot or folder.
+fn header_path(file: &RemoteFile) -> String {
+    format!("{}{HEADER_ALONE_SUFFIX}", file.path)
 }
 
 /// The folder of a plain-folder download's own bookkeeping, `{out}/{repo_id}/.cache/huggingface`.
@@ -286,6 +319,87 @@ impl FetchJob<'_> {
             into_inner(results).into_iter().collect::<Result<_>>()?;
         fetched.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(fetched)
+    }
+
+    /// Fetches the headers alone of `files` on `jobs` threads (see [`FetchOptions::headers`]).
+    fn fetch_headers(&self, files: &[&RemoteFile], jobs: usize) -> Result<Vec<FetchedFile>> {
+        let next = AtomicUsize::new(0);
+        let results = Mutex::new(Vec::with_capacity(files.len()));
+        std::thread::scope(|scope| {
+            for _ in 0..jobs.min(files.len()) {
+                scope.spawn(|| {
+                    while let Some(file) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let result = self.fetch_header(file).map_err(|err| {
+                            err.context(format!("{}: {} (its header)", self.repo_id, file.path))
+                        });
+                        lock(&results).push(result);
+                    }
+                });
+            }
+        });
+        let mut fetched: Vec<FetchedFile> =
+            into_inner(results).into_iter().collect::<Result<_>>()?;
+        fetched.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(fetched)
+    }
+
+    /// Fetches the header of the safetensors file `file` (its 8-byte length, then the JSON: two
+    /// ranged requests), checks it describes a file of the listed size, and writes it
+    /// atomically; nothing when the header or the whole file is there already.
+    fn fetch_header(&self, file: &RemoteFile) -> Result<FetchedFile> {
+        let path = header_path(file);
+        let destination = self.layout.location().join(&path);
+        let present = |path: &Path| std::fs::metadata(path).ok().filter(|meta| meta.is_file());
+        if let Some(meta) = present(&destination) {
+            return Ok(FetchedFile {
+                path,
+                size: Some(meta.len()),
+                transferred: 0,
+            });
+        }
+        if present(&self.layout.location().join(&file.path)).is_some() {
+            return Ok(FetchedFile {
+                path,
+                size: None,
+                transferred: 0,
+            });
+        }
+        // What the server sends is judged as a listing is: a bad answer fails the fetch (exit 4).
+        let not_safetensors =
+            |why: String| Error::network(format!("not a safetensors file: {why}"));
+        if file.size.is_some_and(|size| size < 8) {
+            return Err(not_safetensors("shorter than 8 bytes".to_string()));
+        }
+        let url = self.repo.resolve_url(&self.listing.commit, &file.path);
+        let mut header = self.http.get_range(&url, 0, 8)?;
+        let length_bytes: [u8; 8] = header[..]
+            .try_into()
+            .map_err(|_| not_safetensors("shorter than 8 bytes".to_string()))?;
+        let header_len = u64::from_le_bytes(length_bytes);
+        let past_end = file
+            .size
+            .is_some_and(|size| header_len.saturating_add(8) > size);
+        if header_len > MAX_HEADER_LEN || past_end {
+            return Err(not_safetensors(format!(
+                "a header length of {header_len} bytes"
+            )));
+        }
+        header.extend(self.http.get_range(&url, 8, 8 + header_len)?);
+        let (tensors, _metadata) = parse_header_alone(&header)
+            .map_err(|err| Error::network(err.to_string()).with_source(err))?;
+        let data_end = tensors.iter().map(|tensor| tensor.bytes.end as u64).max();
+        let file_end = data_end.unwrap_or(header.len() as u64);
+        if let Some(size) = file.size.filter(|&size| size != file_end) {
+            return Err(Error::network(format!(
+                "its header describes {file_end} bytes, but the file has {size}"
+            )));
+        }
+        write_atomically(&destination, |out| out.write_all(&header))?;
+        Ok(FetchedFile {
+            path,
+            size: Some(header.len() as u64),
+            transferred: header.len() as u64,
+        })
     }
 
     fn fetch_file(&self, file: &RemoteFile) -> Result<FetchedFile> {
