@@ -296,6 +296,11 @@ impl MatrixRows for MatrixView<'_> {
             self.decode_elements(row * self.cols, out);
         }
     }
+
+    /// Releases the pages of the whole matrix.
+    fn release_resident(&self) {
+        self.release_pages(self.bytes.clone());
+    }
 }
 
 #[cfg(test)]
