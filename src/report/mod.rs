@@ -6,6 +6,8 @@
 
 mod data;
 mod embed;
+pub mod evolution;
+mod evolution_page;
 mod figures;
 mod html;
 mod layers;
@@ -14,6 +16,7 @@ mod rows;
 mod stats;
 
 pub use data::{EmbedDocuments, LayersDocuments, ReportData, RunInfo, from_dir};
+pub use evolution_page::render as render_evolution;
 pub use rows::{RowDifference, compare_rows};
 
 use crate::error::Result;
