@@ -1,5 +1,6 @@
 //! `aib report`: one self-contained HTML page of a model, from its weights (the analyses of
-//! `stats`, `layers` and `embed` run here, on one opened model) or from their outputs (`--from`).
+//! `stats`, `layers` and `embed` run here, on one opened model) or from their outputs (`--from`);
+//! or, `--from` a dataset of several revisions of one model, how its metrics evolved.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

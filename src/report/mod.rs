@@ -1,8 +1,9 @@
 //! `aib report`: one self-contained HTML page of a model — overview, summary statistics, layer by
 //! layer, embedding and output — built from the documents `aib stats`, `aib layers` and
 //! `aib embed` write (JSON tables and summaries), whether they were just computed in memory or
-//! read from a folder. Charts are inline SVG with their numbers beside them; nothing on the page
-//! refers to anything outside it.
+//! read from a folder; or, from a dataset of several revisions of one model, how its per-layer
+//! metrics evolved ([`evolution`]). Charts are inline SVG with their numbers beside them; nothing
+//! on the page refers to anything outside it.
 
 mod data;
 mod embed;
