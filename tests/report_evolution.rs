@@ -321,6 +321,24 @@ fn bad_input_gets_a_clear_error() {
     assert!(stderr(&output).contains("no dataset to draw"), "{}", stderr(&output));
     assert!(!out.exists());
 
+    // A partition name that does not decode; a part file that is not Parquet.
+    let hostile = dir.path().join("hostile");
+    let folder = hostile.join("layers/model_id=%zz/revision=step1");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("part-1-of-1.parquet"), "not parquet").unwrap();
+    let output = report(&hostile, &out, &[]);
+    assert_exit(&output, EXIT_INPUT);
+    assert!(stderr(&output).contains("malformed"), "{}", stderr(&output));
+    std::fs::rename(folder.parent().unwrap(), hostile.join("layers/model_id=org%2Frun")).unwrap();
+    let output = report(&hostile, &out, &[]);
+    assert_exit(&output, EXIT_INPUT);
+    assert!(
+        stderr(&output).contains("not a readable Parquet file"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!out.exists());
+
     // Revisions whose names give no step, and no --revisions.
     let named = dir.path().join("named");
     for (fixture_name, revision) in [("diff/base", "main"), ("diff/tuned", "v2")] {

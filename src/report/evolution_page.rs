@@ -180,7 +180,7 @@ fn metric_figure(
                 continue;
             };
             let x = evolution.x(at);
-            lines.entry(block_type).or_default().push((x, value));
+            lines.entry(block_type.as_str()).or_default().push((x, value));
             numbers.push(vec![
                 Cell::text(block_type.clone()),
                 Cell::text(evolution.checkpoints[at].label()),
