@@ -16,7 +16,10 @@ fn make_cache(cache: &Path) {
     common::hub_cache(
         cache,
         "Org/Tiny",
-        &[(COMMIT_A, "llama-tiny", "main"), (COMMIT_B, "gpt2-tiny", "v2")],
+        &[
+            (COMMIT_A, "llama-tiny", "main"),
+            (COMMIT_B, "gpt2-tiny", "v2"),
+        ],
     );
 }
 

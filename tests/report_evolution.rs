@@ -31,7 +31,13 @@ const IN_STEP_ORDER: [&str; 3] = ["step900", "step1000", "step20000"];
 const METRICS: [(&str, &[&str]); 2] = [
     (
         "layers",
-        &["alpha", "alpha_weighted", "stable_rank", "log_norm", "entropy"],
+        &[
+            "alpha",
+            "alpha_weighted",
+            "stable_rank",
+            "log_norm",
+            "entropy",
+        ],
     ),
     ("stats", &["l2_norm", "std"]),
 ];
@@ -49,7 +55,13 @@ fn run(args: &[&str]) -> Output {
 }
 
 /// `aib COMMAND FIXTURE --revision REVISION --model-id ID --dataset DIR` plus `extra`.
-fn add(dataset: &Path, command: &str, fixture_name: &str, (id, revision): (&str, &str), extra: &[&str]) {
+fn add(
+    dataset: &Path,
+    command: &str,
+    fixture_name: &str,
+    (id, revision): (&str, &str),
+    extra: &[&str],
+) {
     let model = fixture(fixture_name);
     let mut args = vec![
         command,
@@ -180,7 +192,11 @@ fn each_metric_is_drawn_against_the_step_as_the_mean_of_its_block_type() {
         let revision_rows = &page.tables["evolution-revisions-table"];
         let counted = revision_rows.numbers(&format!("{table}_rows"));
         for (revision, count) in IN_STEP_ORDER.iter().zip(counted) {
-            assert_eq!(count, Some(rows[revision].len() as f64), "{table} {revision}");
+            assert_eq!(
+                count,
+                Some(rows[revision].len() as f64),
+                "{table} {revision}"
+            );
         }
         for metric in metrics {
             let id = format!("evolution-{table}-{metric}-numbers");
@@ -226,7 +242,11 @@ fn each_metric_is_drawn_against_the_step_as_the_mean_of_its_block_type() {
     // The per-layer table behind the charts: the mean over the rows of one block type and layer.
     let by_layer = &page.tables["evolution-stats-by-layer"];
     let stats_rows = command_rows("stats", "diff/base");
-    for row in by_layer.rows.iter().filter(|row| text(by_layer, row, "revision") == "step900") {
+    for row in by_layer
+        .rows
+        .iter()
+        .filter(|row| text(by_layer, row, "revision") == "step900")
+    {
         let block_type = text(by_layer, row, "block_type");
         let layer = match &row[by_layer.column("layer_index")] {
             PageCell::Number(value) => value.map(|v| v as u64),
@@ -234,16 +254,28 @@ fn each_metric_is_drawn_against_the_step_as_the_mean_of_its_block_type() {
         };
         let same: Vec<f64> = stats_rows
             .iter()
-            .filter(|r| r["block_type"] == block_type.as_str() && r["layer_index"].as_u64() == layer)
+            .filter(|r| {
+                r["block_type"] == block_type.as_str() && r["layer_index"].as_u64() == layer
+            })
             .filter_map(|r| r["std"].as_f64())
             .collect();
         let want = same.iter().sum::<f64>() / same.len() as f64;
-        assert_close(number(by_layer, row, "std"), want, &format!("std {block_type} {layer:?}"));
+        assert_close(
+            number(by_layer, row, "std"),
+            want,
+            &format!("std {block_type} {layer:?}"),
+        );
     }
 
-    assert!(page.text.contains(&format!("aib {}", env!("CARGO_PKG_VERSION"))));
+    assert!(
+        page.text
+            .contains(&format!("aib {}", env!("CARGO_PKG_VERSION")))
+    );
     assert!(page.text.contains("step900, step1000, step20000"));
-    assert!(page.text.contains("rank=off"), "the stats parameters are recorded");
+    assert!(
+        page.text.contains("rank=off"),
+        "the stats parameters are recorded"
+    );
 }
 
 #[test]
@@ -263,7 +295,10 @@ fn revisions_go_in_the_order_given_and_only_those() {
     let output = report(&dataset, &out, &["--revisions", "step900,step5"]);
     assert_exit(&output, EXIT_USAGE);
     let message = stderr(&output);
-    assert!(message.contains("step5") && message.contains("step1000"), "{message}");
+    assert!(
+        message.contains("step5") && message.contains("step1000"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -274,7 +309,13 @@ fn an_incomplete_revision_is_left_out_and_said_to_be() {
         add(&dataset, "layers", fixture_name, (RUN, revision), &[]);
     }
     let (fixture_name, revision) = CHECKPOINTS[2];
-    add(&dataset, "layers", fixture_name, (RUN, revision), &["--part", "1/2"]);
+    add(
+        &dataset,
+        "layers",
+        fixture_name,
+        (RUN, revision),
+        &["--part", "1/2"],
+    );
     let out = dir.path().join("run.html");
     let output = report(&dataset, &out, &[]);
     assert_exit(&output, 0);
@@ -298,10 +339,20 @@ fn an_incomplete_revision_is_left_out_and_said_to_be() {
 
     // With no revision whole, there is nothing to draw.
     let only = dir.path().join("only");
-    add(&only, "layers", fixture_name, (RUN, revision), &["--part", "2/2"]);
+    add(
+        &only,
+        "layers",
+        fixture_name,
+        (RUN, revision),
+        &["--part", "2/2"],
+    );
     let output = report(&only, &out, &[]);
     assert_exit(&output, EXIT_INPUT);
-    assert!(stderr(&output).contains("part 1/2 missing"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("part 1/2 missing"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
@@ -314,11 +365,19 @@ fn bad_input_gets_a_clear_error() {
     std::fs::create_dir(&empty).unwrap();
     let output = report(&empty, &out, &["--revisions", "step1"]);
     assert_exit(&output, EXIT_INPUT);
-    assert!(stderr(&output).contains("no dataset to draw"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("no dataset to draw"),
+        "{}",
+        stderr(&output)
+    );
     std::fs::create_dir(empty.join("layers")).unwrap();
     let output = report(&empty, &out, &[]);
     assert_exit(&output, EXIT_INPUT);
-    assert!(stderr(&output).contains("no dataset to draw"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("no dataset to draw"),
+        "{}",
+        stderr(&output)
+    );
     assert!(!out.exists());
 
     // A partition name that does not decode; a part file that is not Parquet.
@@ -329,7 +388,11 @@ fn bad_input_gets_a_clear_error() {
     let output = report(&hostile, &out, &[]);
     assert_exit(&output, EXIT_INPUT);
     assert!(stderr(&output).contains("malformed"), "{}", stderr(&output));
-    std::fs::rename(folder.parent().unwrap(), hostile.join("layers/model_id=org%2Frun")).unwrap();
+    std::fs::rename(
+        folder.parent().unwrap(),
+        hostile.join("layers/model_id=org%2Frun"),
+    )
+    .unwrap();
     let output = report(&hostile, &out, &[]);
     assert_exit(&output, EXIT_INPUT);
     assert!(
@@ -362,11 +425,19 @@ fn bad_input_gets_a_clear_error() {
         message.contains("org/other, org/run") && message.contains("--model"),
         "{message}"
     );
-    let output = report(&named, &out, &["--revisions", "v2,main", "--model", "org/run"]);
+    let output = report(
+        &named,
+        &out,
+        &["--revisions", "v2,main", "--model", "org/run"],
+    );
     assert_exit(&output, 0);
     let output = report(&named, &out, &["--model", "org/nothing"]);
     assert_exit(&output, EXIT_USAGE);
-    assert!(stderr(&output).contains("org/other, org/run"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("org/other, org/run"),
+        "{}",
+        stderr(&output)
+    );
 
     // The flags of one model's page do not apply.
     let output = report(&named, &out, &["--model", "org/run", "--sections", "stats"]);

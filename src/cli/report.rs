@@ -39,11 +39,11 @@ pub struct ReportArgs {
     #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "model_path"])]
     from: Option<PathBuf>,
     /// With --from a dataset holding several models: the model to draw.
-    #[arg(long = "model", value_name = "ID", requires = "from")]
+    #[arg(long = "model", value_name = "ID")]
     dataset_model: Option<String>,
     /// With --from a dataset: the revisions to draw, in this order [default: every revision, in
     /// the order of the training step in its name].
-    #[arg(long, value_delimiter = ',', value_name = "LIST", requires = "from")]
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
     revisions: Vec<String>,
     /// The sections, comma-separated [default: all].
     #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST")]
@@ -67,6 +67,11 @@ pub fn run(args: ReportArgs) -> Result<()> {
 
 /// Analyses the model (or reads `--from`), writes the page and returns its path.
 pub fn write(args: ReportArgs) -> Result<PathBuf> {
+    if args.from.is_none() && (args.dataset_model.is_some() || !args.revisions.is_empty()) {
+        return Err(Error::usage(
+            "--model and --revisions pick from a dataset: they go with --from DIR",
+        ));
+    }
     if let Some(dir) = &args.from
         && (evolution::is_dataset(dir)
             || args.dataset_model.is_some()

@@ -172,7 +172,9 @@ pub fn refs_by_commit(cache: &Path, repo_id: &str) -> BTreeMap<String, Vec<Strin
             continue;
         };
         if let Ok(commit) = std::fs::read_to_string(&path) {
-            refs.entry(commit.trim().to_string()).or_default().push(name);
+            refs.entry(commit.trim().to_string())
+                .or_default()
+                .push(name);
         }
     }
     for names in refs.values_mut() {
@@ -197,7 +199,10 @@ mod tests {
         let found = refs_by_commit(cache.path(), "Org/Run");
         let want = BTreeMap::from([
             ("c1".to_string(), vec!["step1".to_string()]),
-            ("c2".to_string(), vec!["main".to_string(), "step2".to_string()]),
+            (
+                "c2".to_string(),
+                vec!["main".to_string(), "step2".to_string()],
+            ),
         ]);
         assert_eq!(found, want);
         assert!(refs_by_commit(cache.path(), "Org/None").is_empty());

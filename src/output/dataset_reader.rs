@@ -61,7 +61,11 @@ impl std::fmt::Display for Gap {
             }
             Gap::MixedSplits(counts) => {
                 let list: Vec<String> = counts.iter().map(usize::to_string).collect();
-                write!(f, "parts of splits into {} parts side by side", list.join(" and "))
+                write!(
+                    f,
+                    "parts of splits into {} parts side by side",
+                    list.join(" and ")
+                )
             }
             Gap::NoParts => write!(f, "no part file"),
         }
@@ -208,8 +212,12 @@ pub struct PartContents {
 /// Reads the columns `names` of the Parquet file `path` (those it has; the others are simply
 /// absent from the batches) and the provenance it records.
 pub fn read_part(path: &Path, names: &[&str]) -> Result<PartContents> {
-    let unreadable =
-        |err: parquet::errors::ParquetError| Error::input(format!("{}: not a readable Parquet file: {err}", path.display()));
+    let unreadable = |err: parquet::errors::ParquetError| {
+        Error::input(format!(
+            "{}: not a readable Parquet file: {err}",
+            path.display()
+        ))
+    };
     let file = File::open(path).map_err(|err| Error::io("opening", path, err))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(unreadable)?;
     let metadata = builder
@@ -249,7 +257,10 @@ pub fn numbers(batch: &RecordBatch, name: &str, path: &Path) -> Result<Option<Ve
     }
     if let Some(integers) = any.downcast_ref::<Int64Array>() {
         return Ok(Some(
-            integers.iter().map(|value| value.map(|v| v as f64)).collect(),
+            integers
+                .iter()
+                .map(|value| value.map(|v| v as f64))
+                .collect(),
         ));
     }
     Err(wrong_type(path, name, column.data_type()))
@@ -263,7 +274,10 @@ pub fn texts(batch: &RecordBatch, name: &str, path: &Path) -> Result<Option<Vec<
     };
     match column.as_any().downcast_ref::<StringArray>() {
         Some(strings) => Ok(Some(
-            strings.iter().map(|value| value.map(str::to_string)).collect(),
+            strings
+                .iter()
+                .map(|value| value.map(str::to_string))
+                .collect(),
         )),
         None => Err(wrong_type(path, name, column.data_type())),
     }

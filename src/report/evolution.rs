@@ -475,14 +475,14 @@ fn read_table(
             (Some(partition), None) => partition,
             (_, gap) => {
                 let why = gap.unwrap_or_default();
-            evolution.missing.push(format!(
-                "{} table of {} at revision {}: {why}: left out",
-                kind.name,
-                evolution.model_id,
-                checkpoint.label()
-            ));
-            table.at.push(Err(why));
-            continue;
+                evolution.missing.push(format!(
+                    "{} table of {} at revision {}: {why}: left out",
+                    kind.name,
+                    evolution.model_id,
+                    checkpoint.label()
+                ));
+                table.at.push(Err(why));
+                continue;
             }
         };
         let means = read_partition(kind, partition, &mut table.provenance)?;
@@ -612,18 +612,23 @@ mod tests {
 
         let unknown = ["step5".to_string()];
         let err = put_in_order("m", found.clone(), &no_refs(), &unknown).unwrap_err();
-        assert!(err.message().contains("step1000, step20000, step900"), "{err}");
+        assert!(
+            err.message().contains("step1000, step20000, step900"),
+            "{err}"
+        );
         let twice = ["step900".to_string(), "step900".to_string()];
         assert!(put_in_order("m", found, &no_refs(), &twice).is_err());
     }
 
     #[test]
     fn revisions_without_a_step_or_sharing_one_need_an_order() {
-        let err = put_in_order("m", revisions(&["step1", "main", "v2"]), &no_refs(), &[]).unwrap_err();
+        let err =
+            put_in_order("m", revisions(&["step1", "main", "v2"]), &no_refs(), &[]).unwrap_err();
         assert_eq!(err.kind(), crate::error::ErrorKind::Usage);
         assert!(err.message().contains("main, v2"), "{err}");
         assert!(err.message().contains("--revisions"), "{err}");
-        let err = put_in_order("m", revisions(&["step7", "checkpoint-7"]), &no_refs(), &[]).unwrap_err();
+        let err =
+            put_in_order("m", revisions(&["step7", "checkpoint-7"]), &no_refs(), &[]).unwrap_err();
         assert!(err.message().contains("both name step 7"), "{err}");
         let given = ["main".to_string(), "v2".to_string()];
         assert!(put_in_order("m", revisions(&["main", "v2"]), &no_refs(), &given).is_ok());
@@ -632,7 +637,10 @@ mod tests {
     #[test]
     fn commits_take_the_step_of_their_hub_ref_and_answer_to_it() {
         let (a, b) = ("a".repeat(40), "b".repeat(40));
-        let refs = BTreeMap::from([(a.clone(), "step20".to_string()), (b.clone(), "step3".to_string())]);
+        let refs = BTreeMap::from([
+            (a.clone(), "step20".to_string()),
+            (b.clone(), "step3".to_string()),
+        ]);
         let found = revisions(&[&a, &b]);
         let (checkpoints, order) = put_in_order("m", found.clone(), &refs, &[]).unwrap();
         assert_eq!(order, Order::Steps);

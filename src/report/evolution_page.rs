@@ -180,7 +180,10 @@ fn metric_figure(
                 continue;
             };
             let x = evolution.x(at);
-            lines.entry(block_type.as_str()).or_default().push((x, value));
+            lines
+                .entry(block_type.as_str())
+                .or_default()
+                .push((x, value));
             numbers.push(vec![
                 Cell::text(block_type.clone()),
                 Cell::text(evolution.checkpoints[at].label()),
@@ -240,7 +243,11 @@ fn by_layer_table(evolution: &Evolution, table: &TableEvolution, id: &str) -> Ta
 /// How the page was made: the tool, the dataset, the model, the revisions, and each table's
 /// command and parameters as its files record them.
 fn provenance(evolution: &Evolution, run: &RunInfo) -> Vec<(String, String)> {
-    let names: Vec<String> = evolution.checkpoints.iter().map(|c| c.described()).collect();
+    let names: Vec<String> = evolution
+        .checkpoints
+        .iter()
+        .map(|c| c.described())
+        .collect();
     let mut facts = vec![
         ("page made by".to_string(), run.tool.clone()),
         ("page made at".to_string(), run.created_at.clone()),
