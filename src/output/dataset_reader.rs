@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use arrow_array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::metadata::FileMetaData;
 
 use super::dataset::NULL_PARTITION;
 use crate::error::{Error, Result};
@@ -209,6 +210,21 @@ pub struct PartContents {
     pub metadata: Vec<(String, String)>,
 }
 
+/// The key-value metadata of a Parquet file, arrow's own (`ARROW:schema`) left out: the
+/// provenance aib wrote there.
+pub fn provenance_pairs(metadata: &FileMetaData) -> Vec<(String, String)> {
+    metadata
+        .key_value_metadata()
+        .map(|pairs| {
+            pairs
+                .iter()
+                .filter(|pair| !pair.key.starts_with(ARROW_METADATA))
+                .map(|pair| (pair.key.clone(), pair.value.clone().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Reads the columns `names` of the Parquet file `path` (those it has; the others are simply
 /// absent from the batches) and the provenance it records.
 pub fn read_part(path: &Path, names: &[&str]) -> Result<PartContents> {
@@ -220,18 +236,7 @@ pub fn read_part(path: &Path, names: &[&str]) -> Result<PartContents> {
     };
     let file = File::open(path).map_err(|err| Error::io("opening", path, err))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(unreadable)?;
-    let metadata = builder
-        .metadata()
-        .file_metadata()
-        .key_value_metadata()
-        .map(|pairs| {
-            pairs
-                .iter()
-                .filter(|pair| !pair.key.starts_with(ARROW_METADATA))
-                .map(|pair| (pair.key.clone(), pair.value.clone().unwrap_or_default()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let metadata = provenance_pairs(builder.metadata().file_metadata());
     let mask = ProjectionMask::columns(builder.parquet_schema(), names.iter().copied());
     let reader = builder.with_projection(mask).build().map_err(unreadable)?;
     let batches = reader
