@@ -1,8 +1,9 @@
 //! `aib report`: one self-contained HTML page of a model, from its weights (the analyses of
-//! `stats`, `layers` and `embed` run here, on one opened model) or from their outputs (`--from`).
+//! `stats`, `layers` and `embed` run here, on one opened model) or from their outputs (`--from`);
+//! or, `--from` a dataset of several revisions of one model, how its metrics evolved.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::args::{self, ClusterArgs, ModelArgs, RankMode, RunArgs};
@@ -12,13 +13,14 @@ use crate::embed::{self, EmbedAnalysis, EmbedOptions, KChoice, documents as embe
 use crate::engine::reduce::ReduceOptions;
 use crate::engine::table::stats_table;
 use crate::engine::{self, AnalysisOptions};
-use crate::error::{ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::layers::analysis::{self as layers_analysis, KnownEigenvalues, LayersOptions};
 use crate::layers::documents as layers_documents;
 use crate::model::vocab::Vocabulary;
 use crate::model::{Model, Shards};
 use crate::observe::Observer;
 use crate::output::{self, Provenance, table_document};
+use crate::report::evolution::{self, EvolutionOptions};
 use crate::report::{self, EmbedDocuments, LayersDocuments, ReportData, RunInfo, Section};
 use crate::spectral::SpectralOptions;
 
@@ -32,9 +34,17 @@ pub struct ReportArgs {
     #[arg(long, short = 'o', value_name = "FILE.html")]
     out: Option<PathBuf>,
     /// Build the page from the outputs of aib stats, layers and embed in DIR instead of the weights
-    /// (stats.json, layers.json, embed.json and their siblings; see the README).
+    /// (stats.json, layers.json, embed.json and their siblings; see the README); from a dataset
+    /// of several revisions (`--dataset DIR`), the page of how the metrics evolved.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "model_path"])]
     from: Option<PathBuf>,
+    /// With --from a dataset holding several models: the model to draw.
+    #[arg(long = "model", value_name = "ID")]
+    dataset_model: Option<String>,
+    /// With --from a dataset: the revisions to draw, in this order [default: every revision, in
+    /// the order of the training step in its name].
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    revisions: Vec<String>,
     /// The sections, comma-separated [default: all].
     #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST")]
     sections: Vec<Section>,
@@ -57,6 +67,18 @@ pub fn run(args: ReportArgs) -> Result<()> {
 
 /// Analyses the model (or reads `--from`), writes the page and returns its path.
 pub fn write(args: ReportArgs) -> Result<PathBuf> {
+    if args.from.is_none() && (args.dataset_model.is_some() || !args.revisions.is_empty()) {
+        return Err(Error::usage(
+            "--model and --revisions pick from a dataset: they go with --from DIR",
+        ));
+    }
+    if let Some(dir) = &args.from
+        && (evolution::is_dataset(dir)
+            || args.dataset_model.is_some()
+            || !args.revisions.is_empty())
+    {
+        return write_evolution(&args, dir);
+    }
     let sections = if args.sections.is_empty() {
         Section::ALL.to_vec()
     } else {
@@ -71,6 +93,32 @@ pub fn write(args: ReportArgs) -> Result<PathBuf> {
         .out
         .clone()
         .unwrap_or_else(|| default_out(&data.run.model_id));
+    output::atomic::write_atomically(&out, |writer| writer.write_all(page.as_bytes()))?;
+    Ok(out)
+}
+
+/// The page of a dataset of several revisions of one model: reads it, says on stderr (even with
+/// `--quiet`: it is what the page lacks) which revisions are left out, writes the page.
+fn write_evolution(args: &ReportArgs, dir: &Path) -> Result<PathBuf> {
+    if !args.sections.is_empty() {
+        return Err(Error::usage(
+            "--sections picks the sections of one model's page; the page of a dataset has its own",
+        ));
+    }
+    let options = EvolutionOptions {
+        model: args.dataset_model.clone(),
+        revisions: args.revisions.clone(),
+    };
+    let evolution = evolution::read(dir, &options)?;
+    for missing in &evolution.missing {
+        eprintln!("aib: {missing}");
+    }
+    let page = report::render_evolution(&evolution)?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out(&evolution.model_id));
+    output::refuse_overwriting_inputs(&out, &evolution.files)?;
     output::atomic::write_atomically(&out, |writer| writer.write_all(page.as_bytes()))?;
     Ok(out)
 }

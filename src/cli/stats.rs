@@ -7,7 +7,7 @@ use super::parts::PartArgs;
 
 use crate::engine::diagnostics::{self, DiagnosticOptions, Scope};
 use crate::engine::reduce::ReduceOptions;
-use crate::engine::table::{TERMINAL_COLUMNS, stats_table};
+use crate::engine::table::{DATASET_TABLE, TERMINAL_COLUMNS, stats_table};
 use crate::engine::{self, AnalysisOptions, TensorReport};
 use crate::error::{Error, Result};
 use crate::model::Model;
@@ -52,9 +52,6 @@ pub struct StatsArgs {
     #[command(flatten)]
     run: RunArgs,
 }
-
-/// The dataset's name for the table of `aib stats`.
-const DATASET_TABLE: &str = "stats";
 
 /// Runs `aib stats`: check every option, locate the model, analyse every tensor (of the part asked
 /// for) in parallel, write the table, then one line per diagnostic rule on stderr; or print the
