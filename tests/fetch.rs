@@ -1,13 +1,18 @@
 //! `aib fetch` end to end against the Hub stand-in in `hub_server`: layouts, filters, resume,
-//! verification, tokens, errors, retries, offline mode and concurrent runs.
+//! verification, tokens, errors, retries, offline mode, concurrent runs and cancelled runs.
 
 mod common;
 mod hub_server;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
+use aib::hub::fetch::{Destination, FetchOptions, fetch};
+use aib::hub::glob::PathFilter;
+use aib::hub::http::RetryPolicy;
+use aib::observe::{Cancellation, Observer, Silent};
 use aib::sync::lock;
 use common::{EXIT_INPUT, EXIT_IO, EXIT_NETWORK, EXIT_OK, EXIT_USAGE, assert_exit, stderr, stdout};
 use hub_server::{Fixture, HubServer, Repo};
@@ -796,4 +801,85 @@ fn a_header_that_is_not_a_safetensors_header_fails_the_fetch() {
         stderr(&output)
     );
     assert!(!setup.snapshot().join("broken.safetensors.header").exists());
+}
+
+/// An observer of a run that a front end can cancel, which it does once `after` bytes of the
+/// downloads have arrived: deterministic, where a timed Ctrl-C is not.
+struct CancelAfter {
+    cancellation: Cancellation,
+    received: AtomicU64,
+    after: u64,
+}
+
+impl Observer for CancelAfter {
+    fn part_advanced(&self, _name: &str, amount: u64) {
+        if self.received.fetch_add(amount, Ordering::SeqCst) + amount >= self.after {
+            self.cancellation.cancel();
+        }
+    }
+
+    fn cancellation(&self) -> Option<&Cancellation> {
+        Some(&self.cancellation)
+    }
+}
+
+/// `big.bin` into the setup's cache, in ranged chunks of `chunk_bytes` (one stream when the file
+/// is smaller than two of them).
+fn big_file_options(setup: &Setup, chunk_bytes: u64) -> FetchOptions {
+    FetchOptions {
+        repo_id: REPO.to_string(),
+        revision: None,
+        filter: PathFilter::new(&["big.bin".to_string()], &[]),
+        destination: Destination::HubCache(setup.cache.clone()),
+        endpoint: setup.endpoint.clone(),
+        token: None,
+        jobs: 2,
+        offline: false,
+        dry_run: false,
+        retry: RetryPolicy {
+            max_attempts: 2,
+            base_delay: Duration::from_millis(1),
+        },
+        chunk_bytes,
+        read_timeout: Duration::from_secs(5),
+        max_unknown_size: 1 << 30,
+    }
+}
+
+#[test]
+fn a_cancelled_fetch_puts_nothing_in_place_and_the_next_one_resumes_it() {
+    let big = &tiny_files()[5];
+    // Ranged chunks of 32 KiB, then one stream.
+    for chunk_bytes in [CHUNK_BYTES, 1 << 20] {
+        let server = HubServer::start(vec![tiny_repo(None)]);
+        let setup = Setup::new(&server);
+        // 4 KiB pieces 1 ms apart: the cancellation comes a third of the way in.
+        server.control.pace_micros.store(1_000, Ordering::Relaxed);
+        let observer = CancelAfter {
+            cancellation: Cancellation::default(),
+            received: AtomicU64::new(0),
+            after: 100_000,
+        };
+        let options = big_file_options(&setup, chunk_bytes);
+        let err = fetch(&options, &observer).expect_err("cancelled");
+        assert!(err.message().contains("cancelled"), "{err}");
+        // No blob, no link, no ref: only the partial file, a prefix of the file.
+        let blobs = setup.repo_folder().join("blobs");
+        let partial_name = format!("{}.incomplete", big.etag());
+        assert_eq!(files_under(&blobs), vec![partial_name.clone()]);
+        assert!(!setup.repo_folder().join("snapshots").exists());
+        assert!(!setup.repo_folder().join("refs").exists());
+        let partial = std::fs::read(blobs.join(&partial_name)).expect("partial kept");
+        assert!((partial.len() as u64) < big.size(), "{}", partial.len());
+        assert_eq!(partial[..], big.in_memory_bytes()[..partial.len()]);
+        if chunk_bytes > big.size() {
+            // One stream keeps every byte it received.
+            assert!(partial.len() >= 100_000, "{}", partial.len());
+        }
+
+        server.control.pace_micros.store(0, Ordering::Relaxed);
+        fetch(&options, &Silent).expect("resumed");
+        setup.assert_snapshot_holds(big);
+        assert!(!blobs.join(&partial_name).exists());
+    }
 }

@@ -11,6 +11,7 @@ use crate::hub::cache::{cache_dir, hf_home, looks_like_repo_id, non_empty_env};
 use crate::hub::fetch::{Destination, FetchOptions, FetchReport, fetch};
 use crate::hub::glob::PathFilter;
 use crate::hub::http::RetryPolicy;
+use crate::observe::Observer;
 use crate::output::terminal::escape_controls;
 
 const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
@@ -99,12 +100,11 @@ pub fn run(args: FetchArgs) -> Result<()> {
     Ok(())
 }
 
-/// Downloads what `args` asks for, with warnings on stderr and no progress bars, and returns
+/// Downloads what `args` asks for, reporting to `observer` (which may cancel it), and returns
 /// where the files are: `aib fetch` for callers that are not a terminal.
-pub fn location(args: FetchArgs) -> Result<PathBuf> {
+pub fn location(args: FetchArgs, observer: &dyn Observer) -> Result<PathBuf> {
     let options = options_from(args)?;
-    let display = ProgressDisplay::new(Verbosity::Quiet, false);
-    Ok(fetch(&options, &display)?.location)
+    Ok(fetch(&options, observer)?.location)
 }
 
 fn options_from(args: FetchArgs) -> Result<FetchOptions> {

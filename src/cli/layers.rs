@@ -75,9 +75,7 @@ pub fn run(args: LayersArgs) -> Result<()> {
         ));
     }
     let display = args.run.progress_display();
-    let model = args.model.open(&display, args.parts.shards())?;
-    args.output.refuse_model_files(&model)?;
-    let provenance = provenance(&args, &model);
+    let (model, provenance) = open(&args, &display)?;
     if args.parts.plans() {
         let threads = args.run.in_pool(rayon::current_num_threads)?;
         return args
@@ -119,11 +117,17 @@ pub fn run(args: LayersArgs) -> Result<()> {
 /// The documents `aib layers --out` writes for `args` (without the plots), with progress
 /// reported to `observer`.
 pub fn documents(args: &LayersArgs, observer: &dyn Observer) -> Result<Documents> {
+    let (model, provenance) = open(args, observer)?;
+    let analysis = analyse(args, &model, observer)?;
+    Ok(documents::documents(&analysis, &model, &provenance))
+}
+
+/// Opens the model, refuses an `--out` that is one of its files, and gives the run's provenance.
+fn open(args: &LayersArgs, observer: &dyn Observer) -> Result<(Model, Provenance)> {
     let model = args.model.open(observer, args.parts.shards())?;
     args.output.refuse_model_files(&model)?;
     let provenance = provenance(args, &model);
-    let analysis = analyse(args, &model, observer)?;
-    Ok(documents::documents(&analysis, &model, &provenance))
+    Ok((model, provenance))
 }
 
 /// The run's provenance, with the flags that change its numbers among the parameters.

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::args::{self, ClusterArgs, ModelArgs, RankMode, RunArgs};
-use super::progress::ProgressDisplay;
 use crate::embed::choice::{ChosenMatrix, choose_matrix};
 use crate::embed::{self, EmbedAnalysis, EmbedOptions, KChoice, documents as embed_documents};
 use crate::engine::reduce::ReduceOptions;
@@ -18,7 +17,7 @@ use crate::layers::analysis::{self as layers_analysis, KnownEigenvalues, LayersO
 use crate::layers::documents as layers_documents;
 use crate::model::vocab::Vocabulary;
 use crate::model::{Model, Shards};
-use crate::observe::Observer;
+use crate::observe::{self, Observer};
 use crate::output::{self, Provenance, table_document};
 use crate::report::evolution::{self, EvolutionOptions};
 use crate::report::{self, EmbedDocuments, LayersDocuments, ReportData, RunInfo, Section};
@@ -60,13 +59,16 @@ pub struct ReportArgs {
 /// Runs `aib report`: gather the documents (analysing the model, or reading `--from`), render the
 /// page and write it atomically; prints its path.
 pub fn run(args: ReportArgs) -> Result<()> {
-    let out = write(args)?;
+    let display = args.run.progress_display();
+    let out = write(args, &display)?;
     println!("{}", out.display());
     Ok(())
 }
 
-/// Analyses the model (or reads `--from`), writes the page and returns its path.
-pub fn write(args: ReportArgs) -> Result<PathBuf> {
+/// Analyses the model (or reads `--from`), reporting to `observer`, writes the page and returns
+/// its path. A cancelled run stops at the next phase of its passes or before the page is
+/// rendered, and its page is never put in place.
+pub fn write(args: ReportArgs, observer: &dyn Observer) -> Result<PathBuf> {
     if args.from.is_none() && (args.dataset_model.is_some() || !args.revisions.is_empty()) {
         return Err(Error::usage(
             "--model and --revisions pick from a dataset: they go with --from DIR",
@@ -86,9 +88,11 @@ pub fn write(args: ReportArgs) -> Result<PathBuf> {
     };
     let data = match &args.from {
         Some(dir) => report::from_dir(dir, &sections)?,
-        None => analyse(&args, &sections)?,
+        None => analyse(&args, &sections, observer)?,
     };
+    observe::checkpoint();
     let page = report::render(&data, &sections)?;
+    observe::checkpoint();
     let out = args
         .out
         .clone()
@@ -134,7 +138,7 @@ fn default_out(model_id: &str) -> PathBuf {
 
 /// Opens the model once and runs the analyses the sections need, on one thread pool; the stats
 /// pass reads every tensor once, the layers pass every matrix once, embed its one or two matrices.
-fn analyse(args: &ReportArgs, sections: &[Section]) -> Result<ReportData> {
+fn analyse(args: &ReportArgs, sections: &[Section], observer: &dyn Observer) -> Result<ReportData> {
     let wants = |section: Section| sections.contains(&section);
     let embed_options = args.clustering.embed_options()?;
     let stats_options = AnalysisOptions {
@@ -146,13 +150,13 @@ fn analyse(args: &ReportArgs, sections: &[Section]) -> Result<ReportData> {
             None
         },
     };
-    let display = args.run.progress_display();
-    let model = args.model.open(&display, Shards::All)?;
+    let model = args.model.open(observer, Shards::All)?;
     if let Some(out) = &args.out {
         output::refuse_overwriting_inputs(out, &model.input_files())?;
     }
     let provenance = args::provenance("report", &args.model, &model, parameters(args, sections));
     let started = Instant::now();
+    // Each pass starts a phase of `observer`, where a cancelled run stops.
     let mut data = args.run.in_pool(|| -> Result<ReportData> {
         let mut data = ReportData::default();
         // With both sections, the stats pass's whole spectra serve the layers section too: each
@@ -160,9 +164,9 @@ fn analyse(args: &ReportArgs, sections: &[Section]) -> Result<ReportData> {
         let mut known = KnownEigenvalues::default();
         if wants(Section::Overview) || wants(Section::Stats) {
             let mut reports = if wants(Section::Layers) {
-                engine::analyse_keeping_eigenvalues(&model, &stats_options, &display)?
+                engine::analyse_keeping_eigenvalues(&model, &stats_options, observer)?
             } else {
-                engine::analyse(&model, &stats_options, &display)?
+                engine::analyse(&model, &stats_options, observer)?
             };
             known = KnownEigenvalues::take_from(&mut reports);
             data.stats = Some(table_document(&stats_table(&reports, provenance.clone())));
@@ -172,7 +176,7 @@ fn analyse(args: &ReportArgs, sections: &[Section]) -> Result<ReportData> {
                 &model,
                 &LayersOptions::default(),
                 &known,
-                &display,
+                observer,
             )?;
             let tables = layers_documents::tables(&analysis, &provenance);
             data.layers = Some(LayersDocuments {
@@ -183,11 +187,11 @@ fn analyse(args: &ReportArgs, sections: &[Section]) -> Result<ReportData> {
             });
         }
         if wants(Section::Embed) {
-            analyse_embedding(&model, &embed_options, &display, &provenance, &mut data)?;
+            analyse_embedding(&model, &embed_options, observer, &provenance, &mut data)?;
         }
         Ok(data)
     })??;
-    display.finish();
+    observer.finish();
     data.run = RunInfo {
         tool: provenance.tool.clone(),
         model_id: provenance.model_id.clone(),
@@ -208,7 +212,7 @@ fn analyse(args: &ReportArgs, sections: &[Section]) -> Result<ReportData> {
 fn analyse_embedding(
     model: &Model,
     options: &EmbedOptions,
-    display: &ProgressDisplay,
+    observer: &dyn Observer,
     provenance: &Provenance,
     data: &mut ReportData,
 ) -> Result<()> {
@@ -220,8 +224,8 @@ fn analyse_embedding(
         }
     };
     let run = |chosen: &ChosenMatrix, options: &EmbedOptions| -> Result<EmbedAnalysis> {
-        display.detail(&format!("clustering {}", chosen.name));
-        embed::analyse(&chosen.view, vocabulary.as_ref(), options, display)
+        observer.detail(&format!("clustering {}", chosen.name));
+        embed::analyse(&chosen.view, vocabulary.as_ref(), options, observer)
     };
     let embedding = choose_matrix(model, None).and_then(|chosen| {
         let analysis = run(&chosen, options).map_err(|err| err.context(&chosen.name))?;

@@ -6,6 +6,7 @@
 //! bounds both connections (`2 × jobs`) and memory (`2 × jobs` chunks).
 
 use std::fs::File;
+use std::panic;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -18,7 +19,7 @@ use super::glob::PathFilter;
 use super::http::{HubHttp, RetryPolicy};
 use crate::error::{Error, ErrorKind, Result};
 use crate::formats::safetensors::{HEADER_ALONE_SUFFIX, MAX_HEADER_LEN, parse_header_alone};
-use crate::observe::{Observer, Quantity};
+use crate::observe::{Cancellation, Observer, Quantity};
 use crate::output::atomic::write_atomically;
 use crate::sync::{into_inner, lock};
 
@@ -88,6 +89,10 @@ pub struct FetchReport {
 }
 
 /// Runs one fetch as `options` say, telling `observer` how the downloads progress.
+///
+/// When `observer`'s run is cancelled, transfers stop at their next read and nothing more is put
+/// in place (no blob, link, metadata or ref): each partial file keeps the bytes received, and a
+/// later fetch resumes from it as from any interrupted download.
 pub fn fetch(options: &FetchOptions, observer: &dyn Observer) -> Result<FetchReport> {
     if let Some(revision) = &options.revision {
         check_revision(revision)?;
@@ -145,12 +150,13 @@ pub fn fetch(options: &FetchOptions, observer: &dyn Observer) -> Result<FetchRep
             max_unknown_size: options.max_unknown_size,
         },
         observer,
+        cancellation: observer.cancellation().cloned().unwrap_or_default(),
     };
     let files = job.run(&selected, options.jobs.max(1));
     observer.finish();
     let mut files = files?;
     files.extend(job.fetch_headers(&headers, options.jobs.max(1))?);
-    job.layout.record_revision(revision)?;
+    job.put_in_place(|| job.layout.record_revision(revision))?;
     Ok(FetchReport {
         location: job.layout.location(),
         commit: Some(listing.commit),
@@ -276,11 +282,15 @@ struct FetchJob<'a> {
     layout: Layout,
     plan: TransferPlan,
     observer: &'a dyn Observer,
+    /// The observer's cancellation, or one never raised.
+    cancellation: Cancellation,
 }
 
 impl FetchJob<'_> {
     /// Fetches `files`: large ones in sequence (each chunked), small ones on `jobs` threads.
-    /// The first failure stops new files from starting and is returned.
+    /// The first failure, or a cancellation, stops new files from starting; the failure is
+    /// returned. A thread unwinding (the observer's cancellation) unwinds the caller once every
+    /// thread has stopped.
     fn run(&self, files: &[RemoteFile], jobs: usize) -> Result<Vec<FetchedFile>> {
         let is_large = |file: &RemoteFile| file.size.unwrap_or(0) >= 2 * self.plan.chunk_bytes;
         let large: Vec<&RemoteFile> = files.iter().filter(|f| is_large(f)).collect();
@@ -294,25 +304,32 @@ impl FetchJob<'_> {
             }
             lock(&results).push(result);
         };
+        let stopped = || failed.load(Ordering::Relaxed) || self.cancellation.is_cancelled();
         std::thread::scope(|scope| {
-            scope.spawn(|| {
+            let mut threads = vec![scope.spawn(|| {
                 for file in &large {
-                    if failed.load(Ordering::Relaxed) {
+                    if stopped() {
                         return;
                     }
                     record(self.fetch_file(file));
                 }
-            });
+            })];
             for _ in 0..jobs.min(small.len()) {
-                scope.spawn(|| {
+                threads.push(scope.spawn(|| {
                     loop {
                         let index = next_small.fetch_add(1, Ordering::Relaxed);
-                        if index >= small.len() || failed.load(Ordering::Relaxed) {
+                        if index >= small.len() || stopped() {
                             return;
                         }
                         record(self.fetch_file(small[index]));
                     }
-                });
+                }));
+            }
+            // Joined here, not by the scope, so that an unwinding thread's own payload goes on
+            // (the scope would replace it with a panic of its own).
+            let unwound: Vec<_> = threads.into_iter().filter_map(|t| t.join().err()).collect();
+            if let Some(payload) = unwound.into_iter().next() {
+                panic::resume_unwind(payload);
             }
         });
         let mut fetched: Vec<FetchedFile> =
@@ -438,7 +455,7 @@ impl FetchJob<'_> {
                 self.download(file, &blob, size)?
             }
         };
-        link_pointer(&pointer, &etag, &file.path)?;
+        self.put_in_place(|| link_pointer(&pointer, &etag, &file.path))?;
         Ok(FetchedFile {
             path: file.path.clone(),
             size,
@@ -481,12 +498,25 @@ impl FetchJob<'_> {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
-        std::fs::write(&metadata, format!("{commit}\n{etag}\n{timestamp}\n"))
-            .map_err(|err| Error::io("writing", &metadata, err))?;
+        self.put_in_place(|| {
+            std::fs::write(&metadata, format!("{commit}\n{etag}\n{timestamp}\n"))
+                .map_err(|err| Error::io("writing", &metadata, err))
+        })?;
         Ok(FetchedFile {
             path: file.path.clone(),
             size,
             transferred,
+        })
+    }
+
+    /// Runs `put` (a link, metadata or ref that makes fetched files visible) unless the fetch
+    /// was cancelled.
+    fn put_in_place(&self, put: impl FnOnce() -> Result<()>) -> Result<()> {
+        self.cancellation.commit(put).unwrap_or_else(|| {
+            Err(Error::network(format!(
+                "{}: the fetch was cancelled",
+                self.repo_id
+            )))
         })
     }
 
@@ -533,6 +563,7 @@ impl FetchJob<'_> {
                 destination,
                 size,
                 sha256: file.lfs_sha256.as_deref(),
+                cancellation: &self.cancellation,
             },
             self.plan,
             &|bytes| self.observer.part_advanced(&file.path, bytes),
