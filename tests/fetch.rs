@@ -843,6 +843,7 @@ fn big_file_options(setup: &Setup, chunk_bytes: u64) -> FetchOptions {
         chunk_bytes,
         read_timeout: Duration::from_secs(5),
         max_unknown_size: 1 << 30,
+        headers: false,
     }
 }
 
