@@ -467,12 +467,12 @@ class SlowHub:
 
 @pytest.mark.parametrize("transfer", ["stream", "chunked"])
 def test_keyboard_interrupt_stops_a_fetch_and_it_resumes(tmp_path: Path, monkeypatch, transfer: str) -> None:
-    # 4 MiB at 16 KiB per 50 ms takes about 13 s. One stream, or (1 MiB chunks) ranged requests
-    # in parallel.
+    # 4 MiB at 16 KiB per 50 ms takes about 13 s. One stream, or (128 KiB chunks, each about 0.4 s:
+    # the first is appended before the signal at 1 s) ranged requests in parallel.
     hub = SlowHub(size=4 << 20, delay=0.05)
     cache = tmp_path / "cache"
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("AIB_CHUNK_BYTES", str(16 << 20 if transfer == "stream" else 1 << 20))
+    monkeypatch.setenv("AIB_CHUNK_BYTES", str(16 << 20 if transfer == "stream" else 128 << 10))
 
     def fetch() -> str:
         return aib.fetch("org/name", endpoint=hub.endpoint, progress=False)
