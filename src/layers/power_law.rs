@@ -253,20 +253,12 @@ fn ks_distance(tail: &[f64], alpha: f64, give_up_above: f64) -> Option<f64> {
 mod tests {
     use super::*;
     use crate::error::ErrorKind;
+    use crate::random::GaussianStream;
 
-    /// A few uniform values in (0, 1) from SplitMix64, reproducible from the seed.
+    /// A few uniform values in (0, 1] from the crate's seeded stream, reproducible from the seed.
     fn uniforms(seed: u64, count: usize) -> Vec<f64> {
-        let mut state = seed;
-        (0..count)
-            .map(|_| {
-                state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-                let mut z = state;
-                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-                z ^= z >> 31;
-                ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-            })
-            .collect()
+        let mut stream = GaussianStream::new(seed, 0);
+        (0..count).map(|_| stream.next_open_unit()).collect()
     }
 
     /// Pareto samples with density ∝ λ^(−alpha) above `scale`, by inverting the CDF.

@@ -183,23 +183,17 @@ fn ks_distance(data: &[f64], index: usize, alpha: f64, lambda: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::random::GaussianStream;
 
     /// Samples of the truncated power law above xmin by rejection (as `powerlaw` generates
-    /// them): an exponential proposal above xmin kept with probability (x / xmin)^(−α).
+    /// them): an exponential proposal above xmin kept with probability (x / xmin)^(−α). The
+    /// uniforms are in (0, 1], so the proposal takes −ln u (not −ln(1 − u), infinite at u = 1).
     fn samples(alpha: f64, lambda: f64, xmin: f64, count: usize, seed: u64) -> Vec<f64> {
-        let mut state = seed;
-        let mut uniform = move || {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-        };
+        let mut stream = GaussianStream::new(seed, 0);
         let mut values = Vec::with_capacity(count);
         while values.len() < count {
-            let x = xmin - (1.0 - uniform()).ln() / lambda;
-            if uniform() < (x / xmin).powf(-alpha) {
+            let x = xmin - stream.next_open_unit().ln() / lambda;
+            if stream.next_open_unit() < (x / xmin).powf(-alpha) {
                 values.push(x);
             }
         }
