@@ -19,12 +19,15 @@
 //!    WeightWatcher's `sigma` is NaN here (a truncated power law has none in `powerlaw`).
 //!
 //! Where aib computes differently: Γ is [`super::incomplete_gamma`] in f64 (mpmath works at 53
-//! bits too, correctly rounded: they differ by rounding); the log-likelihood is summed in closed
-//! form, −α Σ ln λᵢ − Λ Σ λᵢ + n ln C from suffix sums, where `powerlaw` sums n logarithms (the
-//! same number to rounding; the floor of 1e-307 on an underflowing likelihood is not applied, which
-//! only matters where Λλ > 700). A rounding-level difference moves the minimiser only where one
-//! of its comparisons is that close; the agreement with WeightWatcher is measured in
-//! `tests/weightwatcher_reference.rs`.
+//! bits with guard digits; both are within a few ulps, also at s = 1 − α just below 0, where a
+//! fit pressed against α > 1 ends and a plain series would cancel); the log-likelihood is summed
+//! in closed form, −α Σ ln λᵢ − Λ Σ λᵢ + n ln C from suffix sums, where `powerlaw` sums n
+//! logarithms, and the start from compensated sums where NumPy sums pairwise (the same numbers to
+//! rounding; the floor of 1e-307 on an underflowing likelihood is not applied, which only
+//! matters where Λλ > 700). A rounding-level difference moves the minimiser only where one of
+//! its comparisons is that close: on a reference matrix traced (33 `fmin` runs) every objective
+//! value was within 8e-15 of `powerlaw`'s and every simplex took the same path, and on all of
+//! them the fits agree to 1.2e-13 (`tests/weightwatcher_reference.rs`).
 
 use super::incomplete_gamma::upper_incomplete_gamma;
 use super::nelder_mead::fmin_n;
