@@ -540,7 +540,13 @@ fn assert_powerlaw_package_match(name: &str, model_path: &Path) {
             ("log_alpha_norm", "log_alpha_norm"),
         ] {
             let (got, want) = (row[ours].as_f64().unwrap(), layer[theirs].as_f64().unwrap());
-            worst.close(got, want, FIT_TOLERANCE, &what(ours), &format!("xmin_peak rows: {ours}"));
+            worst.close(
+                got,
+                want,
+                FIT_TOLERANCE,
+                &what(ours),
+                &format!("xmin_peak rows: {ours}"),
+            );
         }
         assert_eq!(
             row["alpha_tail_count"],
@@ -597,7 +603,13 @@ fn assert_powerlaw_package_match(name: &str, model_path: &Path) {
             ("log_alpha_norm", "log_alpha_norm"),
         ] {
             let (got, want) = (row[ours].as_f64().unwrap(), layer[theirs].as_f64().unwrap());
-            worst.close(got, want, TPL_TOLERANCE, &what(ours), &format!("e_tpl rows: {ours}"));
+            worst.close(
+                got,
+                want,
+                TPL_TOLERANCE,
+                &what(ours),
+                &format!("e_tpl rows: {ours}"),
+            );
         }
         assert!(row["alpha_sigma"].is_null(), "{}", what("alpha_sigma"));
         assert_eq!(
