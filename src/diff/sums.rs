@@ -222,10 +222,10 @@ pub struct PairPass {
 ///
 /// When both sides are stored as bf16, f16 or f32 ([`AlignedRows::reads_stored`]), the
 /// [`kernel`] reduces their rows straight from the mapped bytes, a row stored alike on both sides
-/// (one dtype, equal bytes) by its half-work loop for Δ = 0; otherwise each block of about
-/// [`TASK_ELEMENTS`] elements is decoded into two buffers that stay in the core's cache and
-/// reduced there. Blocks are reduced in parallel, a tile of [`TASKS_PER_TILE`] at a time, and
-/// merged in order: the same bits for any thread count, and by either way of reading.
+/// (one dtype, equal bytes) by its half-work loop for Δ = 0; other rows are decoded a few at a
+/// time into two buffers that stay in the core's cache and reduced there. Blocks of
+/// [`TASK_ELEMENTS`] are reduced in parallel, a tile of [`TASKS_PER_TILE`] at a time, and merged
+/// in order: the same bits for any thread count, and by either way of reading.
 pub fn pass(
     a: &AlignedRows,
     a_rounding: Rounding,
@@ -236,10 +236,14 @@ pub fn pass(
 ) -> PairPass {
     let (rows, cols) = a.shape();
     debug_assert_eq!(b.shape(), (rows, cols));
-    let width = cols.max(1);
-    let rows_per_task = (TASK_ELEMENTS / width).max(1);
-    let roundings = [a_rounding, b_rounding];
-    let stored = a.reads_stored() && b.reads_stored();
+    let rows_per_task = (TASK_ELEMENTS / cols.max(1)).max(1);
+    let reader = PairReader {
+        a,
+        b,
+        stored: a.reads_stored() && b.reads_stored(),
+        reduce: Reduce::new([a_rounding, b_rounding], eps),
+        cols,
+    };
     let mut total = BlockSums::new(cols);
     let tasks: Vec<usize> = (0..rows).step_by(rows_per_task).collect();
     for tile in tasks.chunks(TASKS_PER_TILE) {
@@ -247,23 +251,7 @@ pub fn pass(
             .par_iter()
             .map_init(
                 || (Vec::new(), Vec::new()),
-                |(a_rows, b_rows), &start| {
-                    let block = start..(start + rows_per_task).min(rows);
-                    if stored {
-                        let pairs = block.map(|row| (a.stored_row(row), b.stored_row(row)));
-                        return BlockSums::of(pairs, cols, roundings, eps);
-                    }
-                    a_rows.resize(block.len() * cols, 0.0);
-                    b_rows.resize(block.len() * cols, 0.0);
-                    let selected: Vec<usize> = block.collect();
-                    a.read_selected_rows(&selected, a_rows);
-                    b.read_selected_rows(&selected, b_rows);
-                    let pairs = a_rows
-                        .chunks_exact(width)
-                        .zip(b_rows.chunks_exact(width))
-                        .map(|(x, y)| (Row::Decoded(x), Row::Decoded(y)));
-                    BlockSums::of(pairs, cols, roundings, eps)
-                },
+                |buffers, &start| reader.block(start..(start + rows_per_task).min(rows), buffers),
             )
             .collect();
         for partial in &partials {
@@ -279,17 +267,147 @@ pub fn pass(
     }
 }
 
-/// Elements of each side per parallel task: 256 KB of f32 each, so both blocks stay in a core's
-/// L2 cache between their decoding and the kernel.
-const TASK_ELEMENTS: usize = 1 << 16;
+/// Elements of each side per parallel task: 1 MB of bf16 each. Its partial column sums (one f64
+/// per column) are small beside it.
+const TASK_ELEMENTS: usize = 1 << 19;
 
-/// Tasks reduced in parallel before their partial sums are merged: bounds the partial column
-/// sums held at once.
-const TASKS_PER_TILE: usize = 64;
+/// Tasks reduced in parallel before their partial sums are merged (8 MB of bf16 a side): bounds
+/// the pages held before a release.
+const TASKS_PER_TILE: usize = 8;
+
+/// Decoded values of each side per read of rows that are not read from their stored bytes: 64 KB
+/// of f32 each, which stay in a core's cache between their decoding and the kernel.
+const DECODED_ELEMENTS: usize = 1 << 14;
+
+/// The two matrices of a pass and how their rows are read and reduced.
+struct PairReader<'p, 'a> {
+    a: &'p AlignedRows<'a>,
+    b: &'p AlignedRows<'a>,
+    /// Whether both are read from their stored bytes.
+    stored: bool,
+    reduce: Reduce,
+    cols: usize,
+}
+
+impl PairReader<'_, '_> {
+    /// The sums of `rows`, decoding into `buffers` when the rows are not read from their stored
+    /// bytes. Rows are reduced without looking for NaN and ±Inf first; when a block turns out to
+    /// hold some (its sums of squares are not finite: the squares of finite f32 values cannot
+    /// overflow them), it is reduced again with every row checked, and those rows go value by
+    /// value.
+    fn block(&self, rows: Range<usize>, buffers: &mut (Vec<f32>, Vec<f32>)) -> BlockSums {
+        let fast = self.reduce_rows(rows.clone(), buffers, false);
+        if fast.finite_sums() {
+            fast
+        } else {
+            self.reduce_rows(rows, buffers, true)
+        }
+    }
+
+    /// The sums of `rows`, each row checked for NaN and ±Inf first when `checked`.
+    fn reduce_rows(
+        &self,
+        rows: Range<usize>,
+        (a_values, b_values): &mut (Vec<f32>, Vec<f32>),
+        checked: bool,
+    ) -> BlockSums {
+        let mut block = BlockSums::new(self.cols);
+        if self.cols == 0 {
+            return block;
+        }
+        if self.stored {
+            for row in rows {
+                let pair = (self.a.stored_row(row), self.b.stored_row(row));
+                self.reduce.add(&mut block, pair, checked);
+            }
+            return block.finished();
+        }
+        let rows_per_read = (DECODED_ELEMENTS / self.cols).max(1);
+        for first in rows.clone().step_by(rows_per_read) {
+            let selected: Vec<usize> = (first..(first + rows_per_read).min(rows.end)).collect();
+            a_values.resize(selected.len() * self.cols, 0.0);
+            b_values.resize(selected.len() * self.cols, 0.0);
+            self.a.read_selected_rows(&selected, a_values);
+            self.b.read_selected_rows(&selected, b_values);
+            let pairs = a_values
+                .chunks_exact(self.cols)
+                .zip(b_values.chunks_exact(self.cols));
+            for (x, y) in pairs {
+                self.reduce
+                    .add(&mut block, (Row::Decoded(x), Row::Decoded(y)), checked);
+            }
+        }
+        block.finished()
+    }
+}
+
+/// How the rows of a pair are reduced: the two sides' roundings, the kernel's rules for them,
+/// and eps.
+struct Reduce {
+    roundings: [Rounding; 2],
+    /// The kernel's rule of each side; `None` for a type whose variances go value by value.
+    rules: [Option<UlpRule>; 2],
+    eps: f64,
+}
+
+impl Reduce {
+    fn new(roundings: [Rounding; 2], eps: f64) -> Reduce {
+        Reduce {
+            roundings,
+            rules: roundings.map(UlpRule::of),
+            eps,
+        }
+    }
+
+    /// Adds a pair of rows to `block`: by the [`kernel`], unless `checked` finds NaN or ±Inf in
+    /// one of them, which then goes value by value; the rounding of a type the kernel has no rule
+    /// for value by value too.
+    fn add(&self, block: &mut BlockSums, (a_row, b_row): (Row, Row), checked: bool) {
+        let kernel_rules = self.rules.map(|rule| rule.unwrap_or(UlpRule::ZERO));
+        let same = kernel_rules[0] == kernel_rules[1]
+            && self.eps >= 0.0
+            && a_row.stores_the_same_as(&b_row);
+        let finite = !checked || (a_row.all_finite() && (same || b_row.all_finite()));
+        let mut row_variance = if finite && same {
+            kernel::add_same_row(&mut block.lanes, a_row, kernel_rules[0], &mut block.columns)
+        } else if finite {
+            let columns = &mut block.columns;
+            kernel::add_row(
+                &mut block.lanes,
+                a_row,
+                b_row,
+                kernel_rules,
+                self.eps,
+                columns,
+            )
+        } else {
+            block.sums.add(&a_row.values(), &b_row.values(), self.eps);
+            0.0
+        };
+        let slow = self.rules.map(|rule| !finite || rule.is_none());
+        if slow.contains(&true) {
+            let mut variances = vec![0.0_f64; block.columns.len()];
+            for ((rounding, row), slow) in self.roundings.iter().zip([a_row, b_row]).zip(slow) {
+                if slow {
+                    rounding.add_variances(&row.values(), &mut variances);
+                }
+            }
+            row_variance += variances.iter().sum::<f64>();
+            block
+                .columns
+                .iter_mut()
+                .zip(&variances)
+                .for_each(|(column, v)| *column += v);
+        }
+        block.max_row_variance = block.max_row_variance.max(row_variance);
+    }
+}
 
 /// The pass's partial result over a block of rows.
 struct BlockSums {
     sums: DeltaSums,
+    /// The kernel's running sums, merged into `sums` when the block is finished.
+    lanes: kernel::Lanes,
     max_row_variance: f64,
     columns: Vec<f64>,
 }
@@ -298,66 +416,23 @@ impl BlockSums {
     fn new(cols: usize) -> BlockSums {
         BlockSums {
             sums: DeltaSums::default(),
+            lanes: kernel::Lanes::default(),
             max_row_variance: 0.0,
             columns: vec![0.0; cols],
         }
     }
 
-    /// The sums of the row `pairs` (`cols` wide) of two matrices stored with `roundings`: rows of
-    /// finite values by the [`kernel`], the others (and the rounding of a type the kernel has no
-    /// rule for) value by value.
-    fn of<'r>(
-        pairs: impl Iterator<Item = (Row<'r>, Row<'r>)>,
-        cols: usize,
-        roundings: [Rounding; 2],
-        eps: f64,
-    ) -> BlockSums {
-        let mut block = BlockSums::new(cols);
-        if cols == 0 {
-            return block;
-        }
-        let rules = roundings.map(UlpRule::of);
-        let kernel_rules = rules.map(|rule| rule.unwrap_or(UlpRule::ZERO));
-        let mut lanes = kernel::Lanes::default();
-        let mut variances = vec![0.0_f64; cols];
-        let same_rules = kernel_rules[0] == kernel_rules[1] && eps >= 0.0;
-        for (a_row, b_row) in pairs {
-            let same = same_rules && a_row.stores_the_same_as(&b_row);
-            let finite = a_row.all_finite() && (same || b_row.all_finite());
-            let mut row_variance = if finite && same {
-                kernel::add_same_row(&mut lanes, a_row, kernel_rules[0], &mut block.columns)
-            } else if finite {
-                kernel::add_row(
-                    &mut lanes,
-                    a_row,
-                    b_row,
-                    kernel_rules,
-                    eps,
-                    &mut block.columns,
-                )
-            } else {
-                block.sums.add(&a_row.values(), &b_row.values(), eps);
-                0.0
-            };
-            let slow = rules.map(|rule| !finite || rule.is_none());
-            if slow.contains(&true) {
-                variances.iter_mut().for_each(|v| *v = 0.0);
-                for ((rounding, row), slow) in roundings.iter().zip([a_row, b_row]).zip(slow) {
-                    if slow {
-                        rounding.add_variances(&row.values(), &mut variances);
-                    }
-                }
-                row_variance += variances.iter().sum::<f64>();
-                block
-                    .columns
-                    .iter_mut()
-                    .zip(&variances)
-                    .for_each(|(column, v)| *column += v);
-            }
-            block.max_row_variance = block.max_row_variance.max(row_variance);
-        }
-        block.sums.merge(&lanes.sums());
-        block
+    /// The block with the kernel's sums merged in.
+    fn finished(mut self) -> BlockSums {
+        self.sums.merge(&self.lanes.sums());
+        self.lanes = kernel::Lanes::default();
+        self
+    }
+
+    /// Whether the sums of squares are finite: false when a row reduced without a check held
+    /// NaN or ±Inf.
+    fn finite_sums(&self) -> bool {
+        self.sums.a_sq.is_finite() && self.sums.b_sq.is_finite()
     }
 
     /// Adds `other`, the block that follows.
