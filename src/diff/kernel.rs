@@ -554,17 +554,10 @@ mod vector {
             _mm256_storeu_pd(lanes.ab.as_mut_ptr(), ab);
             _mm256_storeu_pd(row.as_mut_ptr(), row_variance);
         }
-        for index in steps * STEP..count {
+        for (index, column) in columns.iter_mut().enumerate().skip(steps * STEP) {
             let value = values.value(index);
             let pair = (value, value);
-            lanes.add(
-                index % LANES,
-                pair,
-                [rule; 2],
-                0.0,
-                &mut row,
-                &mut columns[index],
-            );
+            lanes.add(index % LANES, pair, [rule; 2], 0.0, &mut row, column);
         }
         lanes.count += count as u64;
         add_lanes(&row)
@@ -573,7 +566,7 @@ mod vector {
     /// The ulps of eight finite values `x` by a rule (`smallest`, `scale` broadcast).
     #[inline(always)]
     fn ulps(x: __m256, smallest: __m256, scale: __m256) -> __m256 {
-        // SAFETY: inlined only into `pairs`, which has AVX2 enabled.
+        // SAFETY: inlined only into `pairs` and `same`, which have AVX2 enabled.
         unsafe {
             let exponent = _mm256_castsi256_ps(_mm256_set1_epi32(EXPONENT_BITS as i32));
             let power = _mm256_and_ps(x, exponent);
@@ -586,7 +579,7 @@ mod vector {
     /// Elements 0–3 and 4–7 of eight f32 values, each as four f64.
     #[inline(always)]
     fn widen(x: __m256) -> [__m256d; 2] {
-        // SAFETY: inlined only into `pairs`, which has AVX2 enabled.
+        // SAFETY: inlined only into `pairs` and `same`, which have AVX2 enabled.
         unsafe {
             [
                 _mm256_cvtps_pd(_mm256_castps256_ps128(x)),
@@ -676,16 +669,9 @@ mod vector {
                 *changed += unequal - before;
             }
         }
-        for index in steps * STEP..count {
+        for (index, column) in columns.iter_mut().enumerate().skip(steps * STEP) {
             let pair = (a.value(index), b.value(index));
-            lanes.add(
-                index % LANES,
-                pair,
-                rules,
-                eps,
-                &mut row,
-                &mut columns[index],
-            );
+            lanes.add(index % LANES, pair, rules, eps, &mut row, column);
         }
         lanes.count += count as u64;
         add_lanes(&row)
