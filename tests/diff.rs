@@ -556,3 +556,72 @@ fn the_charts_plot_each_layers_change_and_signal_rank() {
     let rank_lines = &charts.signal_rank.as_ref().unwrap().series;
     assert_eq!(rank_lines.len(), 2, "{rank_lines:?}");
 }
+
+/// A model folder under `folder` holding one f32 tensor `name` of `shape`.
+fn f32_model(folder: &Path, name: &str, shape: &[usize], values: &[f32]) -> Model {
+    let data: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let mut header = format!(
+        r#"{{"{name}":{{"dtype":"F32","shape":{shape:?},"data_offsets":[0,{}]}}}}"#,
+        data.len()
+    );
+    while !header.len().is_multiple_of(8) {
+        header.push(' ');
+    }
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend(header.as_bytes());
+    bytes.extend(&data);
+    std::fs::create_dir_all(folder).unwrap();
+    std::fs::write(folder.join("model.safetensors"), bytes).unwrap();
+    Model::open(folder.to_str().unwrap(), None).unwrap()
+}
+
+#[test]
+fn stacked_experts_are_compared_expert_by_expert() {
+    // Three experts stacked in one [3, 8, 6] tensor; expert 1 gets an exact rank-one change
+    // (every value a multiple of 2⁻¹⁰, so B − A is the planted change exactly).
+    let (experts, rows, cols) = (3, 8, 6);
+    let name = "model.layers.0.mlp.experts.down_proj";
+    let a: Vec<f32> = (0..experts * rows * cols)
+        .map(|i| (((i * 7919) % 1000) as f32 - 500.0) / 1024.0)
+        .collect();
+    let mut b = a.clone();
+    for r in 0..rows {
+        for c in 0..cols {
+            b[(rows + r) * cols + c] += (r as f32 + 1.0) * (c as f32 - 2.0) / 1024.0;
+        }
+    }
+    let folder = tempfile::tempdir().unwrap();
+    let shape = [experts, rows, cols];
+    let base = f32_model(&folder.path().join("a"), name, &shape, &a);
+    let tuned = f32_model(&folder.path().join("b"), name, &shape, &b);
+    let diff = diff_models(&base, &tuned, &DiffOptions::default(), &Silent).unwrap();
+    assert_eq!(diff.len(), experts);
+    for (expert, row) in diff.iter().enumerate() {
+        assert_eq!(row.param_name.as_deref(), Some(name));
+        assert_eq!(row.role.expert_index, Some(expert));
+        assert_eq!(row.numel(), Some((rows * cols) as u64));
+        let slice = expert * rows * cols..(expert + 1) * rows * cols;
+        let pairs: Vec<(f64, f64)> = a[slice.clone()]
+            .iter()
+            .zip(&b[slice])
+            .map(|(&x, &y)| (f64::from(x), f64::from(y)))
+            .collect();
+        let a_sq: f64 = pairs.iter().map(|(x, _)| x * x).sum();
+        close(row.l2_a(), a_sq.sqrt(), 1e-12, "l2_a");
+        let delta_sq: f64 = pairs.iter().map(|(x, y)| (y - x) * (y - x)).sum();
+        if expert == 1 {
+            assert_eq!(row.status, Status::Changed);
+            close(row.l2_delta(), delta_sq.sqrt(), 1e-12, "l2_delta");
+            let spectrum = row.spectrum.as_ref().expect("Δ's spectrum");
+            assert_eq!(spectrum.rank, 1);
+            // A rank-one Δ: σ₁ = ‖Δ‖_F.
+            close(Some(spectrum.sigma_max), delta_sq.sqrt(), 1e-6, "σ₁");
+            assert_eq!(row.signal_rank.map(|s| s.count), Some(1));
+            assert!(row.rounding_threshold.is_some());
+        } else {
+            assert_eq!(row.status, Status::Identical);
+            assert_eq!(delta_sq, 0.0);
+            assert!(row.spectrum.is_none());
+        }
+    }
+}

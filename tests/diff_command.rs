@@ -2,7 +2,9 @@
 
 mod common;
 
-use common::{EXIT_INPUT, EXIT_USAGE, aib, assert_exit, fixtures, stdout};
+use std::collections::BTreeMap;
+
+use common::{EXIT_INPUT, EXIT_USAGE, aib, assert_exit, fixtures, stderr, stdout};
 use serde_json::Value;
 
 fn fixture(relative: &str) -> String {
@@ -249,4 +251,134 @@ fn nan_and_inf_in_one_model_are_counted_noted_and_kept_out_of_every_number() {
     // The rest of the model is untouched by the two patched tensors.
     let v = row("model.layers.0.self_attn.v_proj.weight");
     assert!(v["note"].is_null(), "{v}");
+}
+
+#[test]
+fn esd_draws_a_b_and_delta_of_one_matrix_in_one_figure() {
+    for name in [
+        "model.layers.0.self_attn.q_proj.weight",
+        // B has four more rows: B's spectrum of all of them, Δ's of the common ones.
+        "lm_head.weight",
+    ] {
+        let folder = tempfile::tempdir().unwrap();
+        let out = folder.path().join("d.csv");
+        let output = aib()
+            .args([
+                "diff",
+                &fixture("diff/base"),
+                &fixture("diff/tuned"),
+                "-q",
+                "--esd",
+                name,
+                "-o",
+            ])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert_exit(&output, 0);
+        for ext in ["svg", "png"] {
+            let path = folder.path().join(format!("d.esd.{ext}"));
+            assert!(std::fs::metadata(&path).unwrap().len() > 0, "{name} {ext}");
+        }
+        let svg = std::fs::read_to_string(folder.path().join("d.esd.svg")).unwrap();
+        let texts: Vec<&str> = svg
+            .split("</text>")
+            .filter_map(|chunk| chunk.rsplit('>').next())
+            .map(str::trim)
+            .collect();
+        assert!(texts[0].starts_with(&format!("ESD of {name} in A, B and Δ = B − A")));
+        for label in ["A", "B", "Δ = B − A"] {
+            assert!(
+                texts.contains(&label),
+                "{name}: legend entry {label} in {texts:?}"
+            );
+        }
+        // Each series' colour draws its legend sample and, when it has a histogram, its line:
+        // q_proj's Δ has one; lm_head's common rows are equal, so Δ = 0 is named, not drawn.
+        let mut strokes: BTreeMap<&str, usize> = BTreeMap::new();
+        for polyline in svg.split("<polyline").skip(1) {
+            let stroke = polyline
+                .split("stroke=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            *strokes.entry(stroke).or_default() += 1;
+        }
+        strokes.remove("#222222");
+        let drawn: Vec<usize> = strokes.values().copied().collect();
+        if name == "lm_head.weight" {
+            assert!(texts[0].ends_with("(Δ = 0: not drawn)"), "{}", texts[0]);
+            assert_eq!(drawn.iter().filter(|&&n| n == 2).count(), 2, "{strokes:?}");
+        } else {
+            assert_eq!(
+                drawn,
+                [2, 2, 2],
+                "{name}: three lines and their legend samples"
+            );
+        }
+    }
+}
+
+#[test]
+fn esd_of_a_name_that_is_not_a_matrix_of_both_is_a_usage_error() {
+    let folder = tempfile::tempdir().unwrap();
+    let out = folder.path().join("d.csv");
+    for (name, why) in [
+        ("no.such.weight", "no tensor of A or B has that name"),
+        (
+            "model.layers.1.post_attention_layernorm.weight",
+            "only one of the two models holds it",
+        ),
+        (
+            "model.layers.0.input_layernorm.weight",
+            "not one matrix shape",
+        ),
+    ] {
+        let output = aib()
+            .args([
+                "diff",
+                &fixture("diff/base"),
+                &fixture("diff/tuned"),
+                "-q",
+                "--esd",
+                name,
+                "-o",
+            ])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert_exit(&output, EXIT_USAGE);
+        let message = stderr(&output);
+        assert!(message.contains(name) && message.contains(why), "{message}");
+        assert!(!out.exists(), "nothing written for {name}");
+    }
+    let without_out = aib()
+        .args([
+            "diff",
+            &fixture("diff/base"),
+            &fixture("diff/tuned"),
+            "-q",
+            "--esd",
+            "lm_head.weight",
+        ])
+        .output()
+        .unwrap();
+    assert_exit(&without_out, EXIT_USAGE);
+    assert!(stderr(&without_out).contains("--out"));
+    let adapter = aib()
+        .args([
+            "diff",
+            &fixture("diff/base"),
+            &fixture("diff/adapter"),
+            "-q",
+            "--esd",
+            "lm_head.weight",
+            "-o",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_exit(&adapter, EXIT_USAGE);
 }

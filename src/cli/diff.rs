@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use super::args::{self, ModelArgs, OutputArgs, RankArgs, RunArgs};
 use super::parts::PartArgs;
 use crate::diff::adapter::{self, Adapter};
-use crate::diff::{self, DiffOptions, DiffRow, Status, columns, documents, layers, plots, summary};
+use crate::diff::esd::{self, PairSpectra};
+use crate::diff::{self, DiffOptions, DiffRow, Status, columns, documents, summary};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::observe::Observer;
@@ -42,6 +43,10 @@ pub struct DiffArgs {
     /// |Δ| above this counts in `changed_fraction` (0: every element that differs).
     #[arg(long, value_name = "EPS", default_value_t = 0.0)]
     eps: f64,
+    /// Also plot the empirical spectral densities of A's, B's and Δ's matrix NAME in one figure,
+    /// log-log as `aib layers --esd` draws one (needs --out: FILE.esd.svg and .png).
+    #[arg(long, value_name = "NAME")]
+    esd: Option<String>,
     #[command(flatten)]
     parts: PartArgs,
     #[command(flatten)]
@@ -56,6 +61,20 @@ const DATASET_TABLE: &str = "diff";
 pub fn run(args: DiffArgs) -> Result<()> {
     let format = args.output.format()?;
     args.parts.check_outputs(args.output.path())?;
+    if args.esd.is_some() {
+        let parted =
+            args.parts.part.is_some() || args.parts.plans() || args.parts.dataset.is_some();
+        if parted {
+            return Err(Error::usage(
+                "--esd plots a matrix of a whole run: not with --part, --plan or --dataset",
+            ));
+        }
+        if args.output.path().is_none() {
+            return Err(Error::usage(
+                "--esd writes its plot beside the table: give --out FILE (FILE.esd.svg and .png)",
+            ));
+        }
+    }
     let progress = args.run.progress_display();
     let Some(comparison) = compare(&args, format, &progress)? else {
         return Ok(());
@@ -65,6 +84,7 @@ pub fn run(args: DiffArgs) -> Result<()> {
         same_naming,
         b_description,
         provenance,
+        spectra,
     } = comparison;
     let table = Table::from_records(columns::DIFF_COLUMNS, &rows, provenance.clone());
     let dataset = [DatasetTable {
@@ -80,9 +100,10 @@ pub fn run(args: DiffArgs) -> Result<()> {
             output::write_table(&table, format, Some(out), columns::TERMINAL_COLUMNS)
         }
         Some(out) => {
-            documents::documents(&rows, same_naming, &provenance, b_description)
-                .write(out, format)?;
-            plots::write_plots(out, &plots::charts(&rows, &layers::by_layer(&rows)))?;
+            documents::write(out, format, &rows, same_naming, &provenance, b_description)?;
+            if let Some(spectra) = &spectra {
+                esd::write_plot(out, spectra)?;
+            }
             print_findings(&rows, same_naming)
         }
         None if format == Format::Table => {
@@ -122,6 +143,8 @@ struct Comparison {
     b_description: Value,
     /// The run's provenance (A's, with B among the parameters).
     provenance: Provenance,
+    /// The spectra of the pair `--esd` names.
+    spectra: Option<PairSpectra>,
 }
 
 /// Checks the flags, opens A and B (a model or an adapter) and compares every pair (of the part,
@@ -148,10 +171,15 @@ fn compare(args: &DiffArgs, format: Format, observer: &dyn Observer) -> Result<O
     let b_path = Path::new(&b_spec);
     let provenance = args::provenance("diff", &args.model, &a, parameters(args));
     let parted = args.parts.part.is_some() || args.parts.plans() || args.parts.dataset.is_some();
-    let (rows, same_naming, b_description) = if adapter::is_adapter(b_path) {
+    let (rows, same_naming, b_description, spectra) = if adapter::is_adapter(b_path) {
         if parted {
             return Err(Error::usage(
                 "--part, --plan and --dataset compare two models, not a model and an adapter",
+            ));
+        }
+        if args.esd.is_some() {
+            return Err(Error::usage(
+                "--esd compares the spectra of two models' matrices, not of an adapter",
             ));
         }
         let lora = Adapter::open(b_path)?;
@@ -167,7 +195,7 @@ fn compare(args: &DiffArgs, format: Format, observer: &dyn Observer) -> Result<O
             "use_rslora": lora.rslora,
             "base_model_name_or_path": lora.base_model,
         });
-        (rows, true, description)
+        (rows, true, description, None)
     } else {
         let b = Model::open_with(&b_spec, args.revision_b.as_deref(), shards)?;
         if let Some(out) = args.output.path() {
@@ -183,24 +211,33 @@ fn compare(args: &DiffArgs, format: Format, observer: &dyn Observer) -> Result<O
             args.parts.say_skipped();
             return Ok(None);
         }
+        let esd_pair = match &args.esd {
+            Some(name) => Some(esd::locate(&a, &b, name)?),
+            None => None,
+        };
         let selection = args
             .parts
             .selection(&a, Some(&b), || diff::parts::work_units(&a, &b, &options))?;
         let rows = args
             .run
             .in_pool(|| diff::diff_models_part(&a, &b, &options, &selection, observer))??;
+        let spectra = match &esd_pair {
+            Some(pair) => Some(args.run.in_pool(|| esd::spectra(&a, &b, pair))??),
+            None => None,
+        };
         let description = json!({
             "model_id": b.model_id,
             "model_path": b.model_path,
             "revision": b.revision,
         });
-        (rows, a.format == b.format, description)
+        (rows, a.format == b.format, description, spectra)
     };
     Ok(Some(Comparison {
         rows,
         same_naming,
         b_description,
         provenance,
+        spectra,
     }))
 }
 
@@ -235,6 +272,9 @@ fn parameters(args: &DiffArgs) -> BTreeMap<String, String> {
     args.ranks.record(&mut parameters);
     parameters.insert("eps".to_string(), args.eps.to_string());
     parameters.insert("model_b".to_string(), args.b.clone().unwrap_or_default());
+    if let Some(name) = &args.esd {
+        parameters.insert("esd".to_string(), name.clone());
+    }
     if let Some(revision) = &args.revision_b {
         parameters.insert("revision_b".to_string(), revision.clone());
     }

@@ -6,7 +6,10 @@
 //! row `h·hd + j·hd/2 + i`. [`AlignedRows`] undoes that while reading, so a GGUF q or k compares
 //! element by element with the safetensors it came from.
 
+use super::kernel::Row;
+use crate::formats::storage::StorageType;
 use crate::matrix::MatrixRows;
+use crate::matrix::view::MatrixView;
 
 /// The rows of `inner` in Hugging Face order: its first `rows` rows, with llama.cpp's rotary
 /// interleave undone inside heads of `head_dim` rows when `rotary_head_dim` is set.
@@ -14,6 +17,8 @@ pub struct AlignedRows<'a> {
     inner: &'a dyn MatrixRows,
     rows: usize,
     rotary_head_dim: Option<usize>,
+    /// The memory-mapped matrix behind `inner`, when the pair kernel reads its stored bytes.
+    stored: Option<&'a MatrixView<'a>>,
 }
 
 impl<'a> AlignedRows<'a> {
@@ -27,6 +32,45 @@ impl<'a> AlignedRows<'a> {
             inner,
             rows: rows.min(inner.shape().0),
             rotary_head_dim,
+            stored: None,
+        }
+    }
+
+    /// [`AlignedRows::new`] over a memory-mapped matrix, whose rows the pair kernel reads from
+    /// their stored bytes when it can (bf16, f16 or f32 without a block scale).
+    pub fn of_view(
+        view: &'a MatrixView<'a>,
+        rows: usize,
+        rotary_head_dim: Option<usize>,
+    ) -> AlignedRows<'a> {
+        let readable = match view.storage {
+            StorageType::Dtype(dtype) => Row::reads(dtype) && view.scale.is_none(),
+            StorageType::Quantized(_) => false,
+        };
+        AlignedRows {
+            stored: readable.then_some(view),
+            ..AlignedRows::new(view, rows, rotary_head_dim)
+        }
+    }
+
+    /// Whether [`AlignedRows::stored_row`] reads this matrix's rows.
+    pub(super) fn reads_stored(&self) -> bool {
+        self.stored.is_some()
+    }
+
+    /// Row `row` (in Hugging Face order) as stored. Panics unless [`AlignedRows::reads_stored`].
+    pub(super) fn stored_row(&self, row: usize) -> Row<'a> {
+        let view = self.stored.expect("a matrix read from its stored bytes");
+        let StorageType::Dtype(dtype) = view.storage else {
+            unreachable!("only plain dtypes are read from their stored bytes");
+        };
+        let row = match self.rotary_head_dim {
+            Some(head_dim) => interleaved_row(row, head_dim),
+            None => row,
+        };
+        Row::Stored {
+            dtype,
+            bytes: view.raw_bytes(row * view.cols..(row + 1) * view.cols),
         }
     }
 }

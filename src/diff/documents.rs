@@ -1,10 +1,14 @@
 //! The documents `aib diff A B --out FILE` writes: the per-pair table (to `FILE`), the per-layer
-//! table beside it, and the summary with both inputs' provenance.
+//! table beside it, the summary with both inputs' provenance, and the plots.
+
+use std::path::Path;
 
 use serde_json::{Value, json};
 
-use super::{DiffRow, columns, layers, summary};
-use crate::output::{Documents, Provenance, Table};
+use super::layers::LayerRow;
+use super::{DiffRow, columns, layers, plots, summary};
+use crate::error::Result;
+use crate::output::{Documents, Format, Provenance, Table};
 
 /// The documents of a diff whose rows are `rows`; `same_naming` says whether A and B name their
 /// tensors alike, `b` describes B (a model or an adapter) for the summary.
@@ -14,9 +18,34 @@ pub fn documents(
     provenance: &Provenance,
     b: Value,
 ) -> Documents {
-    let tensors = Table::from_records(columns::DIFF_COLUMNS, rows, provenance.clone());
+    with_layers(rows, &layers::by_layer(rows), same_naming, provenance, b)
+}
+
+/// Writes what `aib diff --out FILE` writes for `rows` (see [`documents`]): the documents in
+/// `format` and the plots beside them, from one per-layer summing.
+pub fn write(
+    out: &Path,
+    format: Format,
+    rows: &[DiffRow],
+    same_naming: bool,
+    provenance: &Provenance,
+    b: Value,
+) -> Result<()> {
     let layer_rows = layers::by_layer(rows);
-    let layers = Table::from_records(columns::LAYER_COLUMNS, &layer_rows, provenance.clone());
+    with_layers(rows, &layer_rows, same_naming, provenance, b).write(out, format)?;
+    plots::write_plots(out, &plots::charts(rows, &layer_rows))
+}
+
+/// [`documents`] with the per-layer rows `layer_rows` of `rows` already summed.
+fn with_layers(
+    rows: &[DiffRow],
+    layer_rows: &[LayerRow],
+    same_naming: bool,
+    provenance: &Provenance,
+    b: Value,
+) -> Documents {
+    let tensors = Table::from_records(columns::DIFF_COLUMNS, rows, provenance.clone());
+    let layers = Table::from_records(columns::LAYER_COLUMNS, layer_rows, provenance.clone());
     Documents {
         tables: vec![("tensors", tensors), ("layers", layers)],
         summary: Some(summary::document(rows, same_naming, inputs(provenance, b))),

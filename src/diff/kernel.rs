@@ -1,14 +1,20 @@
 //! The pair kernel: the sums of Δ = B − A over rows of finite values, and each element's rounding
-//! variance, in f64 lanes that the compiler turns into vector instructions.
+//! variance, in four f64 lanes.
 //!
-//! Element j of a row goes to lane j % [`LANES`] of every sum, whatever the processor: on x86-64
-//! with AVX2 the same loop is compiled for 256-bit vectors ([`add_row`] picks it at run time), and
-//! since both builds perform the same IEEE operations in the same order (no fused multiply-add),
-//! their sums are bit-identical. Every value is exact in f64 and so are a², b² and a·b of two f32
-//! values; Δ is their f64 difference. The rounding step (ulp) of a bf16, f16, f32 or fp8 value
-//! is a power of two that f32 holds exactly, found from the value's exponent bits alone.
+//! Element j of a row goes to lane j % [`LANES`] of every sum, whatever the processor and however
+//! the row is stored. Rows come as stored bytes of bf16, f16 or f32 (straight from a memory map)
+//! or as f32 values decoded beforehand ([`Row`]). On x86-64 with AVX2, FMA and F16C, [`add_row`]
+//! runs an explicit vector loop that widens eight values of each side at a time from their stored
+//! bytes (bf16 → f32 is a shift) and performs, lane by lane, the same IEEE operations in the same
+//! order as the portable loop, so their sums are bit-identical (tested). Every value is exact in
+//! f64 and so are a², b² and a·b of two f32 values (a fused multiply-add rounds them as a multiply
+//! then an add does); Δ is their f64 difference. The rounding step (ulp) of a bf16, f16, f32 or
+//! fp8 value is a power of two that f32 holds exactly, found from the value's exponent bits alone.
+
+use std::borrow::Cow;
 
 use super::sums::{DeltaSums, Rounding};
+use crate::formats::dtype::{self, Dtype};
 
 /// f64 accumulator lanes per sum: one AVX2 vector, so that the eight sums and the row's variance
 /// stay in the 16 vector registers (eight lanes spilled them to the stack: measured slower).
@@ -16,6 +22,126 @@ const LANES: usize = 4;
 
 /// The f32 exponent field.
 const EXPONENT_BITS: u32 = 0x7f80_0000;
+
+/// One row of one side as the kernel reads it.
+#[derive(Debug, Clone, Copy)]
+pub enum Row<'a> {
+    /// Values decoded to f32 beforehand (dequantized, scaled, or of a dtype the kernel does not
+    /// read itself).
+    Decoded(&'a [f32]),
+    /// Little-endian stored values of a dtype [`Row::reads`] accepts, e.g. bf16 rows straight from
+    /// a memory map.
+    Stored {
+        /// bf16, f16 or f32.
+        dtype: Dtype,
+        /// Whole elements of `dtype`.
+        bytes: &'a [u8],
+    },
+}
+
+impl<'a> Row<'a> {
+    /// Whether the kernel reads stored rows of `dtype` itself on this processor (bf16, f16 and
+    /// f32 with AVX2, FMA and F16C); other rows are decoded to f32 first.
+    pub fn reads(dtype: Dtype) -> bool {
+        matches!(dtype, Dtype::BF16 | Dtype::F16 | Dtype::F32) && vector_kernel_available()
+    }
+
+    /// Number of values.
+    fn len(&self) -> usize {
+        match self {
+            Row::Decoded(values) => values.len(),
+            Row::Stored { dtype, bytes } => bytes.len() / dtype.size(),
+        }
+    }
+
+    /// Value `index`, exact in f32.
+    fn value(&self, index: usize) -> f32 {
+        match self {
+            Row::Decoded(values) => values[index],
+            Row::Stored { dtype, bytes } => {
+                let size = dtype.size();
+                let mut value = [0f32];
+                dtype::decode(*dtype, &bytes[index * size..(index + 1) * size], &mut value);
+                value[0]
+            }
+        }
+    }
+
+    /// The values as f32 (borrowed when already decoded).
+    pub fn values(&self) -> Cow<'a, [f32]> {
+        match *self {
+            Row::Decoded(values) => Cow::Borrowed(values),
+            Row::Stored { dtype, bytes } => {
+                let mut values = vec![0f32; bytes.len() / dtype.size()];
+                dtype::decode(dtype, bytes, &mut values);
+                Cow::Owned(values)
+            }
+        }
+    }
+
+    /// Whether `self` and `other` are the same stored values: one dtype, equal bytes (a row a
+    /// fine-tune left alone).
+    pub fn stores_the_same_as(&self, other: &Row) -> bool {
+        match (self, other) {
+            (
+                Row::Stored { dtype, bytes },
+                Row::Stored {
+                    dtype: other_dtype,
+                    bytes: other_bytes,
+                },
+            ) => dtype == other_dtype && bytes == other_bytes,
+            _ => false,
+        }
+    }
+
+    /// Whether every value is finite (one read, no early exit, so that it vectorises): a value
+    /// is NaN or ±Inf when its exponent field is all ones.
+    pub fn all_finite(&self) -> bool {
+        let half_precision = |bytes: &[u8], field: u16| {
+            bytes
+                .as_chunks::<2>()
+                .0
+                .iter()
+                .fold(0_u16, |found, &value| {
+                    found | u16::from(u16::from_le_bytes(value) & field == field)
+                })
+                == 0
+        };
+        match *self {
+            Row::Decoded(values) => all_finite(values),
+            Row::Stored { dtype, bytes } => match dtype {
+                Dtype::BF16 => half_precision(bytes, 0x7f80),
+                Dtype::F16 => half_precision(bytes, 0x7c00),
+                _ => {
+                    bytes
+                        .as_chunks::<4>()
+                        .0
+                        .iter()
+                        .fold(0_u32, |found, &value| {
+                            let bits = u32::from_le_bytes(value);
+                            found | u32::from(bits & EXPONENT_BITS == EXPONENT_BITS)
+                        })
+                        == 0
+                }
+            },
+        }
+    }
+}
+
+/// Whether the processor runs the vector kernel (AVX2, FMA and F16C; detected once, then cached
+/// by the standard library).
+fn vector_kernel_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("f16c")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
 
 /// How the kernel finds the rounding step of a stored value from its f32 bits:
 /// ulp(x) = max(2^⌊log₂|x|⌋, `smallest`) · `scale`, and 0 for x = 0.
@@ -145,49 +271,52 @@ fn add_lanes(lanes: &[f64; LANES]) -> f64 {
 }
 
 /// Whether every value is finite (one read, no early exit, so that it vectorises).
-pub fn all_finite(values: &[f32]) -> bool {
+fn all_finite(values: &[f32]) -> bool {
     values.iter().fold(0_u32, |found, value| {
         found | u32::from(value.to_bits() & EXPONENT_BITS == EXPONENT_BITS)
     }) == 0
 }
 
-/// Adds the pairs of two rows of finite values `a` and `b` to `lanes` with |Δ| > `eps` counted as
-/// changed, and each pair's rounding variance (ulp(a)² + ulp(b)²) / 12 to its column of
-/// `columns`; returns the row's total variance.
+/// Adds the pairs of two rows of finite values `a` and `b` (equal lengths) to `lanes` with
+/// |Δ| > `eps` counted as changed, and each pair's rounding variance (ulp(a)² + ulp(b)²) / 12 to
+/// its column of `columns`; returns the row's total variance.
 pub fn add_row(
     lanes: &mut Lanes,
-    a: &[f32],
-    b: &[f32],
+    a: Row,
+    b: Row,
     rules: [UlpRule; 2],
     eps: f64,
     columns: &mut [f64],
 ) -> f64 {
+    assert!(a.len() == b.len() && a.len() == columns.len());
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the processor has AVX2, just detected.
-            return unsafe { add_row_avx2(lanes, a, b, rules, eps, columns) };
+        if vector_kernel_available() {
+            // SAFETY: the processor has the kernel's features, just detected.
+            return unsafe { vector::add_row(lanes, a, b, rules, eps, columns) };
         }
     }
-    add_row_portable(lanes, a, b, rules, eps, columns)
+    add_row_portable(lanes, &a.values(), &b.values(), rules, eps, columns)
 }
 
-/// [`add_row_portable`] compiled for AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn add_row_avx2(
-    lanes: &mut Lanes,
-    a: &[f32],
-    b: &[f32],
-    rules: [UlpRule; 2],
-    eps: f64,
-    columns: &mut [f64],
-) -> f64 {
-    add_row_portable(lanes, a, b, rules, eps, columns)
+/// Adds a row of finite values whose two sides are the same (`row` as A and as B, both rounding
+/// by `rule`, `eps` ≥ 0): exactly what [`add_row`] adds for it, at about half the work, since Δ = 0
+/// leaves the sums of Δ, its maximum and the counts as they are.
+pub fn add_same_row(lanes: &mut Lanes, row: Row, rule: UlpRule, columns: &mut [f64]) -> f64 {
+    assert!(row.len() == columns.len());
+    #[cfg(target_arch = "x86_64")]
+    {
+        if vector_kernel_available() {
+            // SAFETY: the processor has the kernel's features, just detected.
+            return unsafe { vector::add_same_row(lanes, row, rule, columns) };
+        }
+    }
+    let values = row.values();
+    add_row_portable(lanes, &values, &values, [rule; 2], 0.0, columns)
 }
 
-/// The kernel's loop: groups of [`LANES`] pairs, one per lane, then the tail.
-#[inline(always)]
+/// The portable loop: groups of [`LANES`] pairs, one per lane, then the tail. The reference the
+/// vector kernel is tested against, and the kernel where it does not run.
 fn add_row_portable(
     lanes: &mut Lanes,
     a: &[f32],
@@ -222,10 +351,336 @@ fn add_row_portable(
     add_lanes(&row)
 }
 
+#[cfg(target_arch = "x86_64")]
+mod vector {
+    //! The AVX2 kernel: eight values of each side per step, loaded from their stored bytes and
+    //! widened to f32 in order, then to two f64 vectors (elements 0–3 and 4–7 of the step, lanes
+    //! 0–3 each). Lane by lane it performs the portable loop's operations in its order; a fused
+    //! multiply-add is used only where the product is exact (a², b², a·b, ulp²). With `--eps 0`
+    //! (the default) |Δ| > eps is Δ ≠ 0, so the changed count is the unequal one, not counted
+    //! twice.
+
+    use std::arch::x86_64::*;
+
+    use super::{EXPONENT_BITS, LANES, Lanes, Row, UlpRule, add_lanes};
+    use crate::formats::dtype::Dtype;
+
+    /// Values of each side per step.
+    const STEP: usize = 8;
+
+    /// A stored element type the kernel loads eight at a time.
+    trait Load {
+        /// Bytes per value.
+        const SIZE: usize;
+
+        /// The eight values at `bytes`, as f32, in order.
+        ///
+        /// # Safety
+        /// AVX2 and F16C are available, and `bytes` points to eight stored values.
+        unsafe fn load(bytes: *const u8) -> __m256;
+    }
+
+    struct Bf16;
+    struct F16;
+    struct F32;
+
+    impl Load for Bf16 {
+        const SIZE: usize = 2;
+
+        #[inline(always)]
+        unsafe fn load(bytes: *const u8) -> __m256 {
+            // SAFETY: the caller guarantees the features and 16 readable bytes. A bf16 pattern is
+            // the high half of its f32 one: widened to 32 bits and shifted up.
+            unsafe {
+                let patterns = _mm256_cvtepu16_epi32(_mm_loadu_si128(bytes.cast()));
+                _mm256_castsi256_ps(_mm256_slli_epi32::<16>(patterns))
+            }
+        }
+    }
+
+    impl Load for F16 {
+        const SIZE: usize = 2;
+
+        #[inline(always)]
+        unsafe fn load(bytes: *const u8) -> __m256 {
+            // SAFETY: the caller guarantees the features and 16 readable bytes.
+            unsafe { _mm256_cvtph_ps(_mm_loadu_si128(bytes.cast())) }
+        }
+    }
+
+    impl Load for F32 {
+        const SIZE: usize = 4;
+
+        #[inline(always)]
+        unsafe fn load(bytes: *const u8) -> __m256 {
+            // SAFETY: the caller guarantees the features and 32 readable bytes.
+            unsafe { _mm256_loadu_ps(bytes.cast()) }
+        }
+    }
+
+    /// The element type of a row's bytes (decoded rows are f32) and where they start.
+    fn stored(row: &Row) -> (Dtype, *const u8) {
+        match *row {
+            Row::Decoded(values) => (Dtype::F32, values.as_ptr().cast()),
+            Row::Stored { dtype, bytes } => (dtype, bytes.as_ptr()),
+        }
+    }
+
+    /// [`super::add_row`] on this processor: picks the loop compiled for the two rows' types.
+    ///
+    /// # Safety
+    /// AVX2, FMA and F16C are available; `a`, `b` and `columns` have one length; a stored row
+    /// is bf16, f16 or f32.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn add_row(
+        lanes: &mut Lanes,
+        a: Row,
+        b: Row,
+        rules: [UlpRule; 2],
+        eps: f64,
+        columns: &mut [f64],
+    ) -> f64 {
+        let args = (lanes, a, b, rules, eps, columns);
+        // SAFETY: the caller's guarantees, passed on.
+        unsafe {
+            match stored(&a).0 {
+                Dtype::BF16 => with_a::<Bf16>(args),
+                Dtype::F16 => with_a::<F16>(args),
+                _ => with_a::<F32>(args),
+            }
+        }
+    }
+
+    /// The arguments of [`add_row`].
+    type Args<'a, 'r> = (
+        &'a mut Lanes,
+        Row<'r>,
+        Row<'r>,
+        [UlpRule; 2],
+        f64,
+        &'a mut [f64],
+    );
+
+    /// [`add_row`] with A's type known.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn with_a<A: Load>(args: Args) -> f64 {
+        // SAFETY: the caller's guarantees, passed on.
+        unsafe {
+            match stored(&args.2).0 {
+                Dtype::BF16 => with_both::<A, Bf16>(args),
+                Dtype::F16 => with_both::<A, F16>(args),
+                _ => with_both::<A, F32>(args),
+            }
+        }
+    }
+
+    /// [`add_row`] with both types known: the loop counting |Δ| > eps, or not when eps is 0.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn with_both<A: Load, B: Load>(args: Args) -> f64 {
+        // SAFETY: the caller's guarantees, passed on.
+        unsafe {
+            if args.4 == 0.0 {
+                pairs::<A, B, false>(args)
+            } else {
+                pairs::<A, B, true>(args)
+            }
+        }
+    }
+
+    /// [`super::add_same_row`] on this processor.
+    ///
+    /// # Safety
+    /// AVX2, FMA and F16C are available; `row` and `columns` have one length; a stored row is
+    /// bf16, f16 or f32.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn add_same_row(
+        lanes: &mut Lanes,
+        row: Row,
+        rule: UlpRule,
+        columns: &mut [f64],
+    ) -> f64 {
+        // SAFETY: the caller's guarantees, passed on.
+        unsafe {
+            match stored(&row).0 {
+                Dtype::BF16 => same::<Bf16>(lanes, row, rule, columns),
+                Dtype::F16 => same::<F16>(lanes, row, rule, columns),
+                _ => same::<F32>(lanes, row, rule, columns),
+            }
+        }
+    }
+
+    /// The loop of [`add_same_row`]: [`pairs`] with B = A, whose Δ = +0 changes neither the sums
+    /// of Δ (none of them is −0), nor the maximum, nor the counts.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn same<A: Load>(
+        lanes: &mut Lanes,
+        values: Row,
+        rule: UlpRule,
+        columns: &mut [f64],
+    ) -> f64 {
+        let count = values.len();
+        let steps = count / STEP;
+        let bytes = stored(&values).1;
+        let mut row = [0.0_f64; LANES];
+        // SAFETY: the features are enabled; step s reads values 8s..8s + 8 ≤ count and writes
+        // columns 8s..8s + 8, inside the row and `columns` (one length); each lane array holds
+        // four values.
+        unsafe {
+            let mut a_sq = _mm256_loadu_pd(lanes.a_sq.as_ptr());
+            let mut b_sq = _mm256_loadu_pd(lanes.b_sq.as_ptr());
+            let mut ab = _mm256_loadu_pd(lanes.ab.as_ptr());
+            let mut row_variance = _mm256_setzero_pd();
+            // (u² + u²) · fl(1/12) = u² · fl(1/6) exactly: u² is a power of two.
+            let sixth = _mm256_set1_pd(1.0 / 6.0);
+            let (smallest, scale) = (_mm256_set1_ps(rule.smallest), _mm256_set1_ps(rule.scale));
+            for step in 0..steps {
+                let x = A::load(bytes.add(step * STEP * A::SIZE));
+                let ulp = widen(ulps(x, smallest, scale));
+                let x = widen(x);
+                for half in 0..2 {
+                    let x = x[half];
+                    a_sq = _mm256_fmadd_pd(x, x, a_sq);
+                    b_sq = _mm256_fmadd_pd(x, x, b_sq);
+                    ab = _mm256_fmadd_pd(x, x, ab);
+                    let u = ulp[half];
+                    let variance = _mm256_mul_pd(_mm256_mul_pd(u, u), sixth);
+                    row_variance = _mm256_add_pd(row_variance, variance);
+                    let column = columns.as_mut_ptr().add(step * STEP + LANES * half);
+                    _mm256_storeu_pd(column, _mm256_add_pd(_mm256_loadu_pd(column), variance));
+                }
+            }
+            _mm256_storeu_pd(lanes.a_sq.as_mut_ptr(), a_sq);
+            _mm256_storeu_pd(lanes.b_sq.as_mut_ptr(), b_sq);
+            _mm256_storeu_pd(lanes.ab.as_mut_ptr(), ab);
+            _mm256_storeu_pd(row.as_mut_ptr(), row_variance);
+        }
+        for (index, column) in columns.iter_mut().enumerate().skip(steps * STEP) {
+            let value = values.value(index);
+            let pair = (value, value);
+            lanes.add(index % LANES, pair, [rule; 2], 0.0, &mut row, column);
+        }
+        lanes.count += count as u64;
+        add_lanes(&row)
+    }
+
+    /// The ulps of eight finite values `x` by a rule (`smallest`, `scale` broadcast).
+    #[inline(always)]
+    fn ulps(x: __m256, smallest: __m256, scale: __m256) -> __m256 {
+        // SAFETY: inlined only into `pairs` and `same`, which have AVX2 enabled.
+        unsafe {
+            let exponent = _mm256_castsi256_ps(_mm256_set1_epi32(EXPONENT_BITS as i32));
+            let power = _mm256_and_ps(x, exponent);
+            let normal = _mm256_max_ps(power, smallest);
+            let zero = _mm256_cmp_ps::<_CMP_EQ_OQ>(x, _mm256_setzero_ps());
+            _mm256_andnot_ps(zero, _mm256_mul_ps(normal, scale))
+        }
+    }
+
+    /// Elements 0–3 and 4–7 of eight f32 values, each as four f64.
+    #[inline(always)]
+    fn widen(x: __m256) -> [__m256d; 2] {
+        // SAFETY: inlined only into `pairs` and `same`, which have AVX2 enabled.
+        unsafe {
+            [
+                _mm256_cvtps_pd(_mm256_castps256_ps128(x)),
+                _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(x)),
+            ]
+        }
+    }
+
+    /// The loop: whole steps of eight pairs in vectors, then the tail pair by pair as the
+    /// portable loop adds them.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn pairs<A: Load, B: Load, const COUNT_CHANGED: bool>(
+        (lanes, a, b, rules, eps, columns): Args,
+    ) -> f64 {
+        let count = a.len();
+        let steps = count / STEP;
+        let (a_bytes, b_bytes) = (stored(&a).1, stored(&b).1);
+        let unequal_before = lanes.unequal;
+        let mut row = [0.0_f64; LANES];
+        // SAFETY: the features are enabled; step s reads values 8s..8s + 8 ≤ count of each side
+        // and writes columns 8s..8s + 8, all inside the rows and `columns` (one length); each
+        // lane array holds four values.
+        unsafe {
+            let mut a_sq = _mm256_loadu_pd(lanes.a_sq.as_ptr());
+            let mut b_sq = _mm256_loadu_pd(lanes.b_sq.as_ptr());
+            let mut ab = _mm256_loadu_pd(lanes.ab.as_ptr());
+            let mut delta = _mm256_loadu_pd(lanes.delta.as_ptr());
+            let mut delta_sq = _mm256_loadu_pd(lanes.delta_sq.as_ptr());
+            let mut max_abs = _mm256_loadu_pd(lanes.max_abs_delta.as_ptr());
+            let mut changed = _mm256_loadu_si256(lanes.changed.as_ptr().cast());
+            let mut unequal = _mm256_loadu_si256(lanes.unequal.as_ptr().cast());
+            let mut row_variance = _mm256_setzero_pd();
+            let magnitude_mask = _mm256_castsi256_pd(_mm256_set1_epi64x(i64::MAX));
+            let eps_vector = _mm256_set1_pd(eps);
+            let twelfth = _mm256_set1_pd(1.0 / 12.0);
+            let (a_smallest, a_scale) = (
+                _mm256_set1_ps(rules[0].smallest),
+                _mm256_set1_ps(rules[0].scale),
+            );
+            let (b_smallest, b_scale) = (
+                _mm256_set1_ps(rules[1].smallest),
+                _mm256_set1_ps(rules[1].scale),
+            );
+            for step in 0..steps {
+                let x = A::load(a_bytes.add(step * STEP * A::SIZE));
+                let y = B::load(b_bytes.add(step * STEP * B::SIZE));
+                let ulp_x = widen(ulps(x, a_smallest, a_scale));
+                let ulp_y = widen(ulps(y, b_smallest, b_scale));
+                let (x, y) = (widen(x), widen(y));
+                for half in 0..2 {
+                    let (x, y) = (x[half], y[half]);
+                    let difference = _mm256_sub_pd(y, x);
+                    a_sq = _mm256_fmadd_pd(x, x, a_sq);
+                    b_sq = _mm256_fmadd_pd(y, y, b_sq);
+                    ab = _mm256_fmadd_pd(x, y, ab);
+                    delta = _mm256_add_pd(delta, difference);
+                    delta_sq = _mm256_add_pd(delta_sq, _mm256_mul_pd(difference, difference));
+                    let magnitude = _mm256_and_pd(difference, magnitude_mask);
+                    max_abs = _mm256_max_pd(max_abs, magnitude);
+                    if COUNT_CHANGED {
+                        let above = _mm256_cmp_pd::<_CMP_GT_OQ>(magnitude, eps_vector);
+                        changed = _mm256_sub_epi64(changed, _mm256_castpd_si256(above));
+                    }
+                    let differs = _mm256_cmp_pd::<_CMP_NEQ_OQ>(difference, _mm256_setzero_pd());
+                    unequal = _mm256_sub_epi64(unequal, _mm256_castpd_si256(differs));
+                    let (u, v) = (ulp_x[half], ulp_y[half]);
+                    let variance =
+                        _mm256_mul_pd(_mm256_fmadd_pd(u, u, _mm256_mul_pd(v, v)), twelfth);
+                    row_variance = _mm256_add_pd(row_variance, variance);
+                    let column = columns.as_mut_ptr().add(step * STEP + LANES * half);
+                    _mm256_storeu_pd(column, _mm256_add_pd(_mm256_loadu_pd(column), variance));
+                }
+            }
+            _mm256_storeu_pd(lanes.a_sq.as_mut_ptr(), a_sq);
+            _mm256_storeu_pd(lanes.b_sq.as_mut_ptr(), b_sq);
+            _mm256_storeu_pd(lanes.ab.as_mut_ptr(), ab);
+            _mm256_storeu_pd(lanes.delta.as_mut_ptr(), delta);
+            _mm256_storeu_pd(lanes.delta_sq.as_mut_ptr(), delta_sq);
+            _mm256_storeu_pd(lanes.max_abs_delta.as_mut_ptr(), max_abs);
+            _mm256_storeu_pd(row.as_mut_ptr(), row_variance);
+            _mm256_storeu_si256(lanes.changed.as_mut_ptr().cast(), changed);
+            _mm256_storeu_si256(lanes.unequal.as_mut_ptr().cast(), unequal);
+        }
+        if !COUNT_CHANGED {
+            let counts = lanes.changed.iter_mut().zip(&lanes.unequal);
+            for ((changed, unequal), before) in counts.zip(unequal_before) {
+                *changed += unequal - before;
+            }
+        }
+        for (index, column) in columns.iter_mut().enumerate().skip(steps * STEP) {
+            let pair = (a.value(index), b.value(index));
+            lanes.add(index % LANES, pair, rules, eps, &mut row, column);
+        }
+        lanes.count += count as u64;
+        add_lanes(&row)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::formats::dtype::Dtype;
     use crate::formats::storage::StorageType;
 
     #[test]
@@ -263,35 +718,241 @@ mod tests {
         assert_eq!(UlpRule::of(f64_rounding), None);
     }
 
-    #[test]
-    fn the_vector_build_matches_the_portable_one_bit_for_bit() {
-        let cols = 1003;
+    /// `values` stored as `dtype` (each exact in it), little-endian.
+    fn stored_bytes(dtype: Dtype, values: &[f32]) -> Vec<u8> {
+        values
+            .iter()
+            .flat_map(|&x| match dtype {
+                Dtype::BF16 => half::bf16::from_f32(x).to_le_bytes().to_vec(),
+                Dtype::F16 => half::f16::from_f32(x).to_le_bytes().to_vec(),
+                _ => x.to_le_bytes().to_vec(),
+            })
+            .collect()
+    }
+
+    /// A stored row of `dtype`.
+    fn stored_row(dtype: Dtype, bytes: &[u8]) -> Row<'_> {
+        Row::Stored { dtype, bytes }
+    }
+
+    /// Row `i` of a test pair: values of many magnitudes (zeros, subnormal f16 and bf16 values,
+    /// large ones), each exact in `dtype`, B a changed copy of A.
+    fn test_rows(dtype: Dtype, cols: usize, seed: usize) -> (Vec<f32>, Vec<f32>) {
+        let exact = |x: f32| {
+            let mut value = [0f32];
+            dtype::decode(dtype, &stored_bytes(dtype, &[x]), &mut value);
+            value[0]
+        };
+        let scales = [1.0_f32, 1e-3, 30.0, 1e-6, 0.0, 2e-8];
         let a: Vec<f32> = (0..cols)
-            .map(|i| ((i * 7919) % 1000) as f32 / 997.0 - 0.5)
+            .map(|i| {
+                let unit = (((i + seed) * 7919) % 1000) as f32 / 997.0 - 0.5;
+                exact(unit * scales[(i + seed) % scales.len()])
+            })
             .collect();
-        let b: Vec<f32> = a
+        let b = a
             .iter()
             .enumerate()
-            .map(|(i, &x)| x + (i % 5) as f32 * 1e-3)
+            .map(|(i, &x)| exact(x + (i % 5) as f32 * 1e-3))
             .collect();
-        let rules = [
-            UlpRule::of(Rounding::of(StorageType::Dtype(Dtype::BF16))).unwrap(),
-            UlpRule::of(Rounding::of(StorageType::Dtype(Dtype::F32))).unwrap(),
-        ];
-        let (mut fast, mut portable) = (Lanes::default(), Lanes::default());
-        let (mut fast_columns, mut portable_columns) = (vec![0.0; cols], vec![0.0; cols]);
-        let fast_row = add_row(&mut fast, &a, &b, rules, 2e-3, &mut fast_columns);
-        let portable_row =
-            add_row_portable(&mut portable, &a, &b, rules, 2e-3, &mut portable_columns);
-        assert_eq!(fast.sums(), portable.sums());
-        assert_eq!(fast_row, portable_row);
-        assert_eq!(fast_columns, portable_columns);
-        let changed = a
+        (a, b)
+    }
+
+    #[test]
+    fn the_vector_kernel_matches_the_portable_loop_bit_for_bit_for_every_stored_type() {
+        let types = [Dtype::BF16, Dtype::F16, Dtype::F32];
+        for a_type in types {
+            for b_type in types {
+                for eps in [0.0, 2e-3] {
+                    // Two rows into one set of lanes, of a length that leaves a tail of 3.
+                    let cols = 1003;
+                    let rules = [a_type, b_type]
+                        .map(|dtype| UlpRule::of(Rounding::of(StorageType::Dtype(dtype))).unwrap());
+                    let (mut stored, mut portable) = (Lanes::default(), Lanes::default());
+                    let (mut stored_columns, mut portable_columns) =
+                        (vec![0.0; cols], vec![0.0; cols]);
+                    for seed in 0..2 {
+                        let (a, _) = test_rows(a_type, cols, seed);
+                        let (_, b) = test_rows(b_type, cols, seed);
+                        let (a_bytes, b_bytes) =
+                            (stored_bytes(a_type, &a), stored_bytes(b_type, &b));
+                        let a_row = Row::Stored {
+                            dtype: a_type,
+                            bytes: &a_bytes,
+                        };
+                        let b_row = Row::Stored {
+                            dtype: b_type,
+                            bytes: &b_bytes,
+                        };
+                        assert_eq!(a_row.values().as_ref(), a.as_slice());
+                        let fast =
+                            add_row(&mut stored, a_row, b_row, rules, eps, &mut stored_columns);
+                        let reference = add_row_portable(
+                            &mut portable,
+                            &a,
+                            &b,
+                            rules,
+                            eps,
+                            &mut portable_columns,
+                        );
+                        assert_eq!(fast.to_bits(), reference.to_bits(), "{a_type:?} {b_type:?}");
+                        let decoded = add_row(
+                            &mut Lanes::default(),
+                            Row::Decoded(&a),
+                            Row::Decoded(&b),
+                            rules,
+                            eps,
+                            &mut vec![0.0; cols],
+                        );
+                        assert_eq!(
+                            decoded.to_bits(),
+                            add_row_portable(
+                                &mut Lanes::default(),
+                                &a,
+                                &b,
+                                rules,
+                                eps,
+                                &mut vec![0.0; cols]
+                            )
+                            .to_bits()
+                        );
+                    }
+                    assert_eq!(
+                        stored.sums(),
+                        portable.sums(),
+                        "{a_type:?} {b_type:?} {eps}"
+                    );
+                    assert_eq!(stored_columns, portable_columns);
+                    assert_eq!(stored.sums().count, 2 * cols as u64);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_row_the_same_on_both_sides_adds_what_the_pair_kernel_adds() {
+        for dtype in [Dtype::BF16, Dtype::F16, Dtype::F32] {
+            let cols = 1003;
+            let rule = UlpRule::of(Rounding::of(StorageType::Dtype(dtype))).unwrap();
+            let (a, b) = test_rows(dtype, cols, 5);
+            let (a_bytes, b_bytes) = (stored_bytes(dtype, &a), stored_bytes(dtype, &b));
+            assert!(
+                stored_row(dtype, &a_bytes)
+                    .stores_the_same_as(&stored_row(dtype, &a_bytes.clone()))
+            );
+            assert!(!stored_row(dtype, &a_bytes).stores_the_same_as(&stored_row(dtype, &b_bytes)));
+            // A changed row first, so that the lanes of A² and B² differ.
+            let (mut pair, mut same) = (Lanes::default(), Lanes::default());
+            let (mut pair_columns, mut same_columns) = (vec![0.0; cols], vec![0.0; cols]);
+            for lanes in [&mut pair, &mut same] {
+                let columns = &mut vec![0.0; cols];
+                add_row(
+                    lanes,
+                    stored_row(dtype, &a_bytes),
+                    stored_row(dtype, &b_bytes),
+                    [rule; 2],
+                    0.0,
+                    columns,
+                );
+            }
+            let by_pair = add_row(
+                &mut pair,
+                stored_row(dtype, &b_bytes),
+                stored_row(dtype, &b_bytes),
+                [rule; 2],
+                0.0,
+                &mut pair_columns,
+            );
+            let by_same = add_same_row(
+                &mut same,
+                stored_row(dtype, &b_bytes),
+                rule,
+                &mut same_columns,
+            );
+            assert_eq!(by_pair.to_bits(), by_same.to_bits(), "{dtype:?}");
+            assert_eq!(pair.sums(), same.sums(), "{dtype:?}");
+            assert_eq!(pair_columns, same_columns);
+            let portable = add_row_portable(
+                &mut Lanes::default(),
+                &b,
+                &b,
+                [rule; 2],
+                0.0,
+                &mut vec![0.0; cols],
+            );
+            let alone = add_same_row(
+                &mut Lanes::default(),
+                stored_row(dtype, &b_bytes),
+                rule,
+                &mut vec![0.0; cols],
+            );
+            assert_eq!(portable.to_bits(), alone.to_bits());
+        }
+    }
+
+    #[test]
+    fn the_counts_and_sums_match_a_float64_reference() {
+        let cols = 1003;
+        let (a, b) = test_rows(Dtype::BF16, cols, 3);
+        let bytes = [stored_bytes(Dtype::BF16, &a), stored_bytes(Dtype::BF16, &b)];
+        let rows = bytes.each_ref().map(|bytes| Row::Stored {
+            dtype: Dtype::BF16,
+            bytes,
+        });
+        let rule = UlpRule::of(Rounding::of(StorageType::Dtype(Dtype::BF16))).unwrap();
+        let mut lanes = Lanes::default();
+        add_row(
+            &mut lanes,
+            rows[0],
+            rows[1],
+            [rule; 2],
+            2e-3,
+            &mut vec![0.0; cols],
+        );
+        let sums = lanes.sums();
+        let pairs: Vec<(f64, f64)> = a
             .iter()
             .zip(&b)
-            .filter(|(x, y)| (f64::from(**y) - f64::from(**x)).abs() > 2e-3)
-            .count();
-        assert_eq!(fast.sums().changed, changed as u64);
-        assert_eq!(fast.sums().count, cols as u64);
+            .map(|(&x, &y)| (f64::from(x), f64::from(y)))
+            .collect();
+        let changed = pairs.iter().filter(|(x, y)| (y - x).abs() > 2e-3).count();
+        let unequal = pairs.iter().filter(|(x, y)| x != y).count();
+        let delta_sq: f64 = pairs.iter().map(|(x, y)| (y - x) * (y - x)).sum();
+        let ab: f64 = pairs.iter().map(|(x, y)| x * y).sum();
+        assert_eq!(
+            (sums.changed, sums.unequal),
+            (changed as u64, unequal as u64)
+        );
+        assert!(changed > 0 && changed < unequal);
+        assert!((sums.delta_sq - delta_sq).abs() <= 1e-12 * delta_sq);
+        assert!((sums.ab - ab).abs() <= 1e-12 * ab.abs());
+        assert_eq!(sums.count, cols as u64);
+    }
+
+    #[test]
+    fn non_finite_stored_values_are_found() {
+        for dtype in [Dtype::BF16, Dtype::F16, Dtype::F32] {
+            for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                let mut values = vec![1.5_f32; 37];
+                assert!(
+                    Row::Stored {
+                        dtype,
+                        bytes: &stored_bytes(dtype, &values)
+                    }
+                    .all_finite()
+                );
+                values[29] = bad;
+                let bytes = stored_bytes(dtype, &values);
+                assert!(
+                    !Row::Stored {
+                        dtype,
+                        bytes: &bytes
+                    }
+                    .all_finite(),
+                    "{dtype:?} {bad}"
+                );
+                assert!(!Row::Decoded(&values).all_finite());
+            }
+        }
     }
 }

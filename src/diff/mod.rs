@@ -8,13 +8,14 @@
 //! engine as `aib stats` (the Gram matrix of Δ, streamed, with the same rank modes), with
 //! `delta_signal_rank`, the number of singular values above that bound. [`adapter`] does the same
 //! for a PEFT LoRA adapter through its factors. [`layers`] sums the rows by layer and block type,
-//! [`summary`] puts the findings into words, [`plots`] draws them; [`columns`] declares the tables,
-//! [`documents`] gathers what `--out` writes.
+//! [`summary`] puts the findings into words, [`plots`] draws them, [`esd`] draws the spectra of
+//! one pair (`--esd`); [`columns`] declares the tables, [`documents`] gathers what `--out` writes.
 
 pub mod adapter;
 pub mod aligned;
 pub mod columns;
 pub mod documents;
+pub mod esd;
 mod kernel;
 pub mod layers;
 pub mod pairing;
@@ -24,6 +25,8 @@ pub mod summary;
 pub mod sums;
 
 use crate::error::{Error, Result};
+use crate::matrix::MatrixRows;
+use crate::matrix::view::MatrixView;
 use crate::model::classify::{self, BlockType, TensorRole};
 use crate::model::parts::Selection;
 use crate::model::{Model, StoredTensor, WeightFile, WeightFormat, matrix_shape};
@@ -294,22 +297,22 @@ pub fn diff_models_part(
     for (x, y) in pairs {
         let a_side = x.map(|index| side(a, &a_entries, index));
         let b_side = y.map(|index| side(b, &b_entries, index));
-        let row = match (&a_side, &b_side) {
+        let compared = match (&a_side, &b_side) {
             (Some(a_side), Some(b_side)) => {
                 observer.detail(&format!(
                     "comparing {} with {}",
                     a_side.entry.name, b_side.entry.name
                 ));
-                let row = compare(a, a_side, b, b_side, options, observer)?;
+                let compared = compare(a, a_side, b, b_side, options, observer)?;
                 let bytes = |side: &Side| (side.tensor.bytes.end - side.tensor.bytes.start) as u64;
                 observer.advance(bytes(a_side) + bytes(b_side));
-                row
+                compared
             }
-            (Some(_), None) => DiffRow::uncompared(Status::OnlyA, a_side.as_ref(), None),
-            (None, Some(_)) => DiffRow::uncompared(Status::OnlyB, None, b_side.as_ref()),
+            (Some(_), None) => vec![DiffRow::uncompared(Status::OnlyA, a_side.as_ref(), None)],
+            (None, Some(_)) => vec![DiffRow::uncompared(Status::OnlyB, None, b_side.as_ref())],
             (None, None) => unreachable!("pairing yields at least one side"),
         };
-        rows.push(row);
+        rows.extend(compared);
     }
     observer.finish();
     Ok(rows)
@@ -380,7 +383,9 @@ fn rotary_head_dim(model: &Model, side: &Side, other_format: WeightFormat) -> Op
         .then_some(rows / heads)
 }
 
-/// The row of a pair found in both models.
+/// The rows of a pair found in both models: one, or one per expert of two stacked expert tensors
+/// `[E, rows, cols]` of one shape (each expert a matrix with its own spectrum of Δ, as `stats`
+/// gives each its row).
 fn compare(
     a: &Model,
     a_side: &Side,
@@ -388,7 +393,7 @@ fn compare(
     b_side: &Side,
     options: &DiffOptions,
     observer: &dyn Observer,
-) -> Result<DiffRow> {
+) -> Result<Vec<DiffRow>> {
     let (shape_a, shape_b) = (&a_side.entry.shape, &b_side.entry.shape);
     let rows_added = match (shape_a.as_slice(), shape_b.as_slice()) {
         _ if shape_a == shape_b => None,
@@ -396,11 +401,11 @@ fn compare(
             Some(rows_b - rows_a)
         }
         _ => {
-            return Ok(DiffRow::uncompared(
+            return Ok(vec![DiffRow::uncompared(
                 Status::ShapeMismatch,
                 Some(a_side),
                 Some(b_side),
-            ));
+            )]);
         }
     };
     let mut row = DiffRow::uncompared(Status::Changed, Some(a_side), Some(b_side));
@@ -413,83 +418,154 @@ fn compare(
         (Err(err), _) | (_, Err(err)) => {
             observer.warn(&err.to_string());
             row.note = Some(err.to_string());
-            return Ok(row);
+            return Ok(vec![row]);
         }
     };
-    let mut notes: Vec<String> = [&matrix_a.note, &matrix_b.note]
+    let notes: Vec<String> = [&matrix_a.note, &matrix_b.note]
         .iter()
         .zip(["A", "B"])
         .filter_map(|(note, side)| note.as_ref().map(|note| format!("{side}: {note}")))
         .collect();
-    let (rows, cols) = matrix_shape(shape_a);
-    let aligned_a = AlignedRows::new(&matrix_a.view, rows, rotary_head_dim(a, a_side, b.format));
-    let aligned_b = AlignedRows::new(&matrix_b.view, rows, rotary_head_dim(b, b_side, a.format));
-    let release = |rows: std::ops::Range<usize>| {
-        for view in [&matrix_a.view, &matrix_b.view] {
-            view.release_pages(view.byte_range(rows.start * cols..rows.end * cols));
+    let pair = Pair {
+        name: &a_side.entry.name,
+        roundings: [a_side.tensor.storage, b_side.tensor.storage].map(Rounding::of),
+        options,
+        observer,
+    };
+    let stacked = a_side.entry.role.stacked_experts && b_side.entry.role.stacked_experts;
+    if let ([experts, rows, cols], true) = (shape_a.as_slice(), stacked) {
+        let mut expert_rows = Vec::with_capacity(*experts);
+        for expert in 0..*experts {
+            let mut expert_row = row.clone();
+            expert_row.role.expert_index = Some(expert);
+            let views =
+                [&matrix_a.view, &matrix_b.view].map(|view| view.stacked(expert, *rows, *cols));
+            let aligned = views
+                .each_ref()
+                .map(|view| AlignedRows::of_view(view, *rows, None));
+            expert_rows.push(pair.compare(
+                expert_row,
+                &aligned,
+                [&views[0], &views[1]],
+                notes.clone(),
+                true,
+            ));
         }
-    };
-    let pass = sums::pass(
-        &aligned_a,
-        Rounding::of(a_side.tensor.storage),
-        &aligned_b,
-        Rounding::of(b_side.tensor.storage),
-        options.eps,
-        &release,
-    );
-    let sums = pass.sums;
-    row.status = match (rows_added, sums.unequal) {
-        (Some(_), _) => Status::RowsAdded,
-        (None, 0) => Status::Identical,
-        (None, _) => Status::Changed,
-    };
-    let non_finite = sums.non_finite_a + sums.non_finite_b;
-    if non_finite > 0 {
-        let message = format!(
-            "{} NaN/Inf in A, {} in B, kept out of every column",
-            sums.non_finite_a, sums.non_finite_b
-        );
-        observer.warn(&format!("{}: {message}", a_side.entry.name));
-        notes.push(message);
+        return Ok(expert_rows);
     }
+    let (rows, _) = matrix_shape(shape_a);
+    let aligned = [
+        AlignedRows::of_view(&matrix_a.view, rows, rotary_head_dim(a, a_side, b.format)),
+        AlignedRows::of_view(&matrix_b.view, rows, rotary_head_dim(b, b_side, a.format)),
+    ];
     let is_matrix = shape_a.len() == 2 && shape_b.len() == 2;
-    if let Some(spectral_options) = &options.spectral
-        && is_matrix
-        && sums.unequal > 0
-    {
+    let mut row = pair.compare(
+        row,
+        &aligned,
+        [&matrix_a.view, &matrix_b.view],
+        notes,
+        is_matrix,
+    );
+    if !is_matrix && a_side.entry.role.stacked_experts && row.status != Status::Identical {
+        let note = "an expert stack stored differently in A and B: no spectrum of Δ";
+        row.note = Some(
+            row.note
+                .map_or(note.to_string(), |notes| format!("{notes}; {note}")),
+        );
+    }
+    Ok(vec![row])
+}
+
+/// What every matrix of one pair is compared with: the pair's name (for warnings), how each
+/// side rounds, the options, and where warnings go.
+struct Pair<'a> {
+    name: &'a str,
+    roundings: [Rounding; 2],
+    options: &'a DiffOptions,
+    observer: &'a dyn Observer,
+}
+
+impl Pair<'_> {
+    /// Fills `row` by comparing `aligned` A with B (read from `views`, whose pages are released a
+    /// tile at a time), with `notes` so far; the spectrum of Δ when `is_matrix`.
+    fn compare(
+        &self,
+        mut row: DiffRow,
+        aligned: &[AlignedRows; 2],
+        views: [&MatrixView; 2],
+        mut notes: Vec<String>,
+        is_matrix: bool,
+    ) -> DiffRow {
+        let cols = aligned[0].shape().1;
+        let release = |rows: std::ops::Range<usize>| {
+            for view in views {
+                view.release_pages(view.byte_range(rows.start * cols..rows.end * cols));
+            }
+        };
+        let [a_rounding, b_rounding] = self.roundings;
+        let pass = sums::pass(
+            &aligned[0],
+            a_rounding,
+            &aligned[1],
+            b_rounding,
+            self.options.eps,
+            &release,
+        );
+        let sums = pass.sums;
+        row.status = match (row.rows_added, sums.unequal) {
+            (Some(_), _) => Status::RowsAdded,
+            (None, 0) => Status::Identical,
+            (None, _) => Status::Changed,
+        };
+        let what = match row.role.expert_index {
+            Some(expert) => format!("{} (expert {expert})", self.name),
+            None => self.name.to_string(),
+        };
+        let non_finite = sums.non_finite_a + sums.non_finite_b;
         if non_finite > 0 {
-            notes.push("no spectrum of Δ: it holds NaN/Inf".to_string());
-        } else {
-            let delta = DeltaRows {
-                a: &aligned_a,
-                b: &aligned_b,
-            };
-            let analysed = observe::cancellable(observer, || {
-                spectral::analyse_above(
-                    &delta,
-                    sums.delta_sq,
-                    spectral_options,
-                    pass.rounding_threshold,
-                )
-            });
-            match analysed {
-                Ok((spectrum, signal)) => {
-                    row.spectrum = Some(spectrum);
-                    row.signal_rank = Some(signal);
-                }
-                Err(err) => {
-                    observer.warn(&format!("{}: {err}", a_side.entry.name));
-                    notes.push(format!("no spectrum of Δ: {err}"));
+            let message = format!(
+                "{} NaN/Inf in A, {} in B, kept out of every column",
+                sums.non_finite_a, sums.non_finite_b
+            );
+            self.observer.warn(&format!("{what}: {message}"));
+            notes.push(message);
+        }
+        if let Some(spectral_options) = &self.options.spectral
+            && is_matrix
+            && sums.unequal > 0
+        {
+            if non_finite > 0 {
+                notes.push("no spectrum of Δ: it holds NaN/Inf".to_string());
+            } else {
+                let delta = DeltaRows {
+                    a: &aligned[0],
+                    b: &aligned[1],
+                };
+                let analysed = observe::cancellable(self.observer, || {
+                    spectral::analyse_above(
+                        &delta,
+                        sums.delta_sq,
+                        spectral_options,
+                        pass.rounding_threshold,
+                    )
+                });
+                match analysed {
+                    Ok((spectrum, signal)) => {
+                        row.spectrum = Some(spectrum);
+                        row.signal_rank = Some(signal);
+                    }
+                    Err(err) => {
+                        self.observer.warn(&format!("{what}: {err}"));
+                        notes.push(format!("no spectrum of Δ: {err}"));
+                    }
                 }
             }
         }
-    } else if !is_matrix && a_side.entry.role.stacked_experts && sums.unequal > 0 {
-        notes.push("an expert stack: no spectrum of Δ".to_string());
+        row.rounding_threshold = Some(pass.rounding_threshold).filter(|_| is_matrix);
+        row.sums = Some(sums);
+        row.note = (!notes.is_empty()).then(|| notes.join("; "));
+        row
     }
-    row.rounding_threshold = Some(pass.rounding_threshold).filter(|_| is_matrix);
-    row.sums = Some(sums);
-    row.note = (!notes.is_empty()).then(|| notes.join("; "));
-    Ok(row)
 }
 
 /// Side `index` of `model`'s `entries`.

@@ -1,11 +1,12 @@
 //! The streaming pass over a pair of matrices: every elementwise column of Δ = B − A in f64, and
 //! the row and column sums of the rounding variance behind `delta_signal_rank`'s threshold.
 //!
-//! Both matrices are read in the same blocks of rows, decoded into two small buffers and reduced
-//! there by the pair [`kernel`](super::kernel) (f64 lanes, vectorised); blocks are reduced in
-//! parallel and merged in order, so the sums are bit-identical for any thread count. Rows holding
-//! NaN or ±Inf, and the rounding of types whose ulp the kernel cannot read from the exponent
-//! bits (f64, block-quantized), are added value by value.
+//! Both matrices are read in the same blocks of rows and reduced by the pair
+//! [`kernel`](super::kernel) (f64 lanes, vectorised): bf16, f16 and f32 rows straight from the
+//! memory maps, other types decoded into two small buffers first. Blocks are reduced in parallel
+//! and merged in order, so the sums are bit-identical for any thread count. Rows holding NaN or
+//! ±Inf, and the rounding of types whose ulp the kernel cannot read from the exponent bits (f64,
+//! block-quantized), are added value by value.
 
 use std::ops::Range;
 
@@ -15,7 +16,8 @@ use crate::formats::dtype::Dtype;
 use crate::formats::storage::StorageType;
 use crate::matrix::MatrixRows;
 
-use super::kernel::{self, UlpRule};
+use super::aligned::AlignedRows;
+use super::kernel::{self, Row, UlpRule};
 
 /// How the stored values of one side round: what the rounding variance of an element is.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -214,26 +216,34 @@ pub struct PairPass {
 
 /// One pass over `a` and `b` (one shape), reading both in the same blocks of rows: the sums of Δ
 /// with |Δ| > `eps` counted as changed, and the rounding threshold from the two sides' roundings.
-/// Rows are read with [`MatrixRows::read_selected_rows`], which keeps a memory map's pages;
-/// `release` is called with each finished tile's rows, to drop them a few megabytes at a time
-/// (releasing each small block as it is read left most pages resident: 1.1 GB for a 1.3 GB pair).
+/// Rows are read without releasing their pages; `release` is called with each finished tile's
+/// rows, to drop them a few megabytes at a time (releasing each small block as it is read left
+/// most pages resident: 1.1 GB for a 1.3 GB pair).
 ///
-/// Each block of about [`TASK_ELEMENTS`] elements is decoded into two buffers that stay in the
-/// core's cache and reduced there by [`kernel`]; blocks are reduced in parallel, a tile of
-/// [`TASKS_PER_TILE`] at a time, and merged in order.
+/// When both sides are stored as bf16, f16 or f32 ([`AlignedRows::reads_stored`]), the
+/// [`kernel`] reduces their rows straight from the mapped bytes, a row stored alike on both sides
+/// (one dtype, equal bytes) by its half-work loop for Δ = 0; other rows are decoded a few at a
+/// time into two buffers that stay in the core's cache and reduced there. Blocks of
+/// [`TASK_ELEMENTS`] are reduced in parallel, a tile of [`TASKS_PER_TILE`] at a time, and merged
+/// in order: the same bits for any thread count, and by either way of reading.
 pub fn pass(
-    a: &dyn MatrixRows,
+    a: &AlignedRows,
     a_rounding: Rounding,
-    b: &dyn MatrixRows,
+    b: &AlignedRows,
     b_rounding: Rounding,
     eps: f64,
     release: &dyn Fn(Range<usize>),
 ) -> PairPass {
     let (rows, cols) = a.shape();
     debug_assert_eq!(b.shape(), (rows, cols));
-    let width = cols.max(1);
-    let rows_per_task = (TASK_ELEMENTS / width).max(1);
-    let roundings = [a_rounding, b_rounding];
+    let rows_per_task = (TASK_ELEMENTS / cols.max(1)).max(1);
+    let reader = PairReader {
+        a,
+        b,
+        stored: a.reads_stored() && b.reads_stored(),
+        reduce: Reduce::new([a_rounding, b_rounding], eps),
+        cols,
+    };
     let mut total = BlockSums::new(cols);
     let tasks: Vec<usize> = (0..rows).step_by(rows_per_task).collect();
     for tile in tasks.chunks(TASKS_PER_TILE) {
@@ -241,15 +251,7 @@ pub fn pass(
             .par_iter()
             .map_init(
                 || (Vec::new(), Vec::new()),
-                |(a_rows, b_rows), &start| {
-                    let count = rows_per_task.min(rows - start);
-                    a_rows.resize(count * cols, 0.0);
-                    b_rows.resize(count * cols, 0.0);
-                    let selected: Vec<usize> = (start..start + count).collect();
-                    a.read_selected_rows(&selected, a_rows);
-                    b.read_selected_rows(&selected, b_rows);
-                    BlockSums::of(a_rows, b_rows, cols, roundings, eps)
-                },
+                |buffers, &start| reader.block(start..(start + rows_per_task).min(rows), buffers),
             )
             .collect();
         for partial in &partials {
@@ -265,17 +267,147 @@ pub fn pass(
     }
 }
 
-/// Elements of each side per parallel task: 256 KB of f32 each, so both blocks stay in a core's
-/// L2 cache between their decoding and the kernel.
-const TASK_ELEMENTS: usize = 1 << 16;
+/// Elements of each side per parallel task: 1 MB of bf16 each. Its partial column sums (one f64
+/// per column) are small beside it.
+const TASK_ELEMENTS: usize = 1 << 19;
 
-/// Tasks reduced in parallel before their partial sums are merged: bounds the partial column
-/// sums held at once.
-const TASKS_PER_TILE: usize = 64;
+/// Tasks reduced in parallel before their partial sums are merged (8 MB of bf16 a side): bounds
+/// the pages held before a release.
+const TASKS_PER_TILE: usize = 8;
+
+/// Decoded values of each side per read of rows that are not read from their stored bytes: 64 KB
+/// of f32 each, which stay in a core's cache between their decoding and the kernel.
+const DECODED_ELEMENTS: usize = 1 << 14;
+
+/// The two matrices of a pass and how their rows are read and reduced.
+struct PairReader<'p, 'a> {
+    a: &'p AlignedRows<'a>,
+    b: &'p AlignedRows<'a>,
+    /// Whether both are read from their stored bytes.
+    stored: bool,
+    reduce: Reduce,
+    cols: usize,
+}
+
+impl PairReader<'_, '_> {
+    /// The sums of `rows`, decoding into `buffers` when the rows are not read from their stored
+    /// bytes. Rows are reduced without looking for NaN and ±Inf first; when a block turns out to
+    /// hold some (its sums of squares are not finite: the squares of finite f32 values cannot
+    /// overflow them), it is reduced again with every row checked, and those rows go value by
+    /// value.
+    fn block(&self, rows: Range<usize>, buffers: &mut (Vec<f32>, Vec<f32>)) -> BlockSums {
+        let fast = self.reduce_rows(rows.clone(), buffers, false);
+        if fast.finite_sums() {
+            fast
+        } else {
+            self.reduce_rows(rows, buffers, true)
+        }
+    }
+
+    /// The sums of `rows`, each row checked for NaN and ±Inf first when `checked`.
+    fn reduce_rows(
+        &self,
+        rows: Range<usize>,
+        (a_values, b_values): &mut (Vec<f32>, Vec<f32>),
+        checked: bool,
+    ) -> BlockSums {
+        let mut block = BlockSums::new(self.cols);
+        if self.cols == 0 {
+            return block;
+        }
+        if self.stored {
+            for row in rows {
+                let pair = (self.a.stored_row(row), self.b.stored_row(row));
+                self.reduce.add(&mut block, pair, checked);
+            }
+            return block.finished();
+        }
+        let rows_per_read = (DECODED_ELEMENTS / self.cols).max(1);
+        for first in rows.clone().step_by(rows_per_read) {
+            let selected: Vec<usize> = (first..(first + rows_per_read).min(rows.end)).collect();
+            a_values.resize(selected.len() * self.cols, 0.0);
+            b_values.resize(selected.len() * self.cols, 0.0);
+            self.a.read_selected_rows(&selected, a_values);
+            self.b.read_selected_rows(&selected, b_values);
+            let pairs = a_values
+                .chunks_exact(self.cols)
+                .zip(b_values.chunks_exact(self.cols));
+            for (x, y) in pairs {
+                self.reduce
+                    .add(&mut block, (Row::Decoded(x), Row::Decoded(y)), checked);
+            }
+        }
+        block.finished()
+    }
+}
+
+/// How the rows of a pair are reduced: the two sides' roundings, the kernel's rules for them,
+/// and eps.
+struct Reduce {
+    roundings: [Rounding; 2],
+    /// The kernel's rule of each side; `None` for a type whose variances go value by value.
+    rules: [Option<UlpRule>; 2],
+    eps: f64,
+}
+
+impl Reduce {
+    fn new(roundings: [Rounding; 2], eps: f64) -> Reduce {
+        Reduce {
+            roundings,
+            rules: roundings.map(UlpRule::of),
+            eps,
+        }
+    }
+
+    /// Adds a pair of rows to `block`: by the [`kernel`], unless `checked` finds NaN or ±Inf in
+    /// one of them, which then goes value by value; the rounding of a type the kernel has no rule
+    /// for value by value too.
+    fn add(&self, block: &mut BlockSums, (a_row, b_row): (Row, Row), checked: bool) {
+        let kernel_rules = self.rules.map(|rule| rule.unwrap_or(UlpRule::ZERO));
+        let same = kernel_rules[0] == kernel_rules[1]
+            && self.eps >= 0.0
+            && a_row.stores_the_same_as(&b_row);
+        let finite = !checked || (a_row.all_finite() && (same || b_row.all_finite()));
+        let mut row_variance = if finite && same {
+            kernel::add_same_row(&mut block.lanes, a_row, kernel_rules[0], &mut block.columns)
+        } else if finite {
+            let columns = &mut block.columns;
+            kernel::add_row(
+                &mut block.lanes,
+                a_row,
+                b_row,
+                kernel_rules,
+                self.eps,
+                columns,
+            )
+        } else {
+            block.sums.add(&a_row.values(), &b_row.values(), self.eps);
+            0.0
+        };
+        let slow = self.rules.map(|rule| !finite || rule.is_none());
+        if slow.contains(&true) {
+            let mut variances = vec![0.0_f64; block.columns.len()];
+            for ((rounding, row), slow) in self.roundings.iter().zip([a_row, b_row]).zip(slow) {
+                if slow {
+                    rounding.add_variances(&row.values(), &mut variances);
+                }
+            }
+            row_variance += variances.iter().sum::<f64>();
+            block
+                .columns
+                .iter_mut()
+                .zip(&variances)
+                .for_each(|(column, v)| *column += v);
+        }
+        block.max_row_variance = block.max_row_variance.max(row_variance);
+    }
+}
 
 /// The pass's partial result over a block of rows.
 struct BlockSums {
     sums: DeltaSums,
+    /// The kernel's running sums, merged into `sums` when the block is finished.
+    lanes: kernel::Lanes,
     max_row_variance: f64,
     columns: Vec<f64>,
 }
@@ -284,58 +416,23 @@ impl BlockSums {
     fn new(cols: usize) -> BlockSums {
         BlockSums {
             sums: DeltaSums::default(),
+            lanes: kernel::Lanes::default(),
             max_row_variance: 0.0,
             columns: vec![0.0; cols],
         }
     }
 
-    /// The sums of rows `a` and `b` (`cols` wide) of two matrices stored with `roundings`: rows
-    /// of finite values by the [`kernel`], the others (and the rounding of a type the kernel
-    /// has no rule for) value by value.
-    fn of(a: &[f32], b: &[f32], cols: usize, roundings: [Rounding; 2], eps: f64) -> BlockSums {
-        let mut block = BlockSums::new(cols);
-        if cols == 0 {
-            return block;
-        }
-        let rules = roundings.map(UlpRule::of);
-        let kernel_rules = rules.map(|rule| rule.unwrap_or(UlpRule::ZERO));
-        let mut lanes = kernel::Lanes::default();
-        let mut variances = vec![0.0_f64; cols];
-        let all_finite = kernel::all_finite(a) && kernel::all_finite(b);
-        for (a_row, b_row) in a.chunks_exact(cols).zip(b.chunks_exact(cols)) {
-            let finite = all_finite || (kernel::all_finite(a_row) && kernel::all_finite(b_row));
-            let mut row_variance = if finite {
-                kernel::add_row(
-                    &mut lanes,
-                    a_row,
-                    b_row,
-                    kernel_rules,
-                    eps,
-                    &mut block.columns,
-                )
-            } else {
-                block.sums.add(a_row, b_row, eps);
-                0.0
-            };
-            let slow = rules.map(|rule| !finite || rule.is_none());
-            if slow.contains(&true) {
-                variances.iter_mut().for_each(|v| *v = 0.0);
-                for ((rounding, values), slow) in roundings.iter().zip([a_row, b_row]).zip(slow) {
-                    if slow {
-                        rounding.add_variances(values, &mut variances);
-                    }
-                }
-                row_variance += variances.iter().sum::<f64>();
-                block
-                    .columns
-                    .iter_mut()
-                    .zip(&variances)
-                    .for_each(|(column, v)| *column += v);
-            }
-            block.max_row_variance = block.max_row_variance.max(row_variance);
-        }
-        block.sums.merge(&lanes.sums());
-        block
+    /// The block with the kernel's sums merged in.
+    fn finished(mut self) -> BlockSums {
+        self.sums.merge(&self.lanes.sums());
+        self.lanes = kernel::Lanes::default();
+        self
+    }
+
+    /// Whether the sums of squares are finite: false when a row reduced without a check held
+    /// NaN or ±Inf.
+    fn finite_sums(&self) -> bool {
+        self.sums.a_sq.is_finite() && self.sums.b_sq.is_finite()
     }
 
     /// Adds `other`, the block that follows.
@@ -352,7 +449,13 @@ impl BlockSums {
 mod tests {
     use super::*;
     use crate::matrix::DenseRows;
+    use crate::matrix::view::MatrixView;
     use half::bf16;
+
+    /// All of `matrix`, in its own order.
+    fn aligned(matrix: &DenseRows) -> AlignedRows<'_> {
+        AlignedRows::new(matrix, matrix.shape().0, None)
+    }
 
     #[test]
     fn sums_match_a_float64_reference_for_any_tile_size() {
@@ -370,9 +473,9 @@ mod tests {
         let a_rows = DenseRows::new(rows, cols, a.clone()).unwrap();
         let b_rows = DenseRows::new(rows, cols, b.clone()).unwrap();
         let result = pass(
-            &a_rows,
+            &aligned(&a_rows),
             Rounding::Exact,
-            &b_rows,
+            &aligned(&b_rows),
             Rounding::Exact,
             5e-3,
             &|_| {},
@@ -419,7 +522,14 @@ mod tests {
         let a_rows = DenseRows::new(rows, cols, a.clone()).unwrap();
         let b_rows = DenseRows::new(rows, cols, b.clone()).unwrap();
         let rounding = Rounding::of(StorageType::Dtype(Dtype::BF16));
-        let result = pass(&a_rows, rounding, &b_rows, rounding, 0.0, &|_| {});
+        let result = pass(
+            &aligned(&a_rows),
+            rounding,
+            &aligned(&b_rows),
+            rounding,
+            0.0,
+            &|_| {},
+        );
         let variance = |x: f32| {
             if x == 0.0 || !x.is_finite() {
                 return 0.0;
@@ -459,7 +569,16 @@ mod tests {
             .num_threads(1)
             .build()
             .unwrap()
-            .install(|| pass(&a_rows, rounding, &b_rows, rounding, 0.0, &|_| {}));
+            .install(|| {
+                pass(
+                    &aligned(&a_rows),
+                    rounding,
+                    &aligned(&b_rows),
+                    rounding,
+                    0.0,
+                    &|_| {},
+                )
+            });
         assert_eq!(one_thread, result);
     }
 
@@ -471,7 +590,14 @@ mod tests {
         let a = DenseRows::new(rows, cols, vec![1.0; rows * cols]).unwrap();
         let b = DenseRows::new(rows, cols, vec![0.75; rows * cols]).unwrap();
         let bf16_rounding = Rounding::of(StorageType::Dtype(Dtype::BF16));
-        let result = pass(&a, bf16_rounding, &b, bf16_rounding, 0.0, &|_| {});
+        let result = pass(
+            &aligned(&a),
+            bf16_rounding,
+            &aligned(&b),
+            bf16_rounding,
+            0.0,
+            &|_| {},
+        );
         let v = (2_f64.powi(-14) + 2_f64.powi(-16)) / 12.0;
         let expected = (cols as f64 * v).sqrt() + (rows as f64 * v).sqrt();
         assert!((result.rounding_threshold - expected).abs() <= 1e-12 * expected);
@@ -482,6 +608,60 @@ mod tests {
             let mut variance = [0.0];
             bf16_rounding.add_variances(&[stored.to_f32()], &mut variance);
             assert!((variance[0] - gap.abs() * gap.abs() / 12.0).abs() <= 1e-12 * variance[0]);
+        }
+    }
+
+    /// A file-backed map holding `values` as bf16 (file-backed, because the pass releases pages,
+    /// which an anonymous map would lose).
+    fn mapped_bf16(values: &[f32]) -> memmap2::Mmap {
+        let bytes: Vec<u8> = values
+            .iter()
+            .flat_map(|&v| bf16::from_f32(v).to_le_bytes())
+            .collect();
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, &bytes).unwrap();
+        // SAFETY: the file is private to this test and never changes while mapped.
+        unsafe { memmap2::Mmap::map(&file) }.unwrap()
+    }
+
+    #[test]
+    fn stored_rows_give_the_bits_of_decoded_rows() {
+        // bf16 pairs read from their mapped bytes by the kernel, and decoded to f32 first: the
+        // same sums and threshold, with a NaN row, the rotary interleave, and more rows in B.
+        let (rows, cols, head_dim) = (48, 1029, 8);
+        let a: Vec<f32> = (0..rows * cols)
+            .map(|i| (((i * 7919) % 2001) as f32 - 1000.0) * 1e-3 * (1 + i % 7) as f32)
+            .collect();
+        let mut b: Vec<f32> = a
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| x * (1.0 + (i % 3) as f32 * 0.01))
+            .chain((0..cols).map(|i| i as f32))
+            .collect();
+        b[17 * cols + 3] = f32::NAN;
+        let (a_map, b_map) = (mapped_bf16(&a), mapped_bf16(&b));
+        let a_view = MatrixView::new(&a_map, 0..a_map.len(), Dtype::BF16, rows, cols);
+        let b_view = MatrixView::new(&b_map, 0..b_map.len(), Dtype::BF16, rows + 1, cols);
+        let rounding = Rounding::of(StorageType::Dtype(Dtype::BF16));
+        for rotary in [None, Some(head_dim)] {
+            let (a_stored, b_stored) = (
+                AlignedRows::of_view(&a_view, rows, rotary),
+                AlignedRows::of_view(&b_view, rows, rotary),
+            );
+            assert_eq!(
+                a_stored.reads_stored(),
+                Row::reads(Dtype::BF16),
+                "the kernel reads bf16 bytes where it runs"
+            );
+            let (a_decoded, b_decoded) = (
+                AlignedRows::new(&a_view, rows, rotary),
+                AlignedRows::new(&b_view, rows, rotary),
+            );
+            let stored = pass(&a_stored, rounding, &b_stored, rounding, 1e-3, &|_| {});
+            let decoded = pass(&a_decoded, rounding, &b_decoded, rounding, 1e-3, &|_| {});
+            assert_eq!(stored, decoded);
+            assert_eq!(stored.sums.non_finite_b, 1);
+            assert!(stored.sums.changed > 0 && stored.sums.changed < stored.sums.unequal);
         }
     }
 }

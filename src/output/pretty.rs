@@ -80,14 +80,18 @@ fn short(cell: &Cell) -> String {
     }
 }
 
-/// Four significant digits, in scientific notation outside [1e-3, 1e5).
+/// Four significant digits, in scientific notation outside [1e-3, 1e5). The value is rounded to
+/// them first, so that one a hair below a power of ten reads as that power (0.99996 as `1.000`,
+/// not `1.0000`).
 fn short_float(value: f64) -> String {
-    let magnitude = value.abs();
     if value == 0.0 {
-        "0".to_string()
-    } else if (1e-3..1e5).contains(&magnitude) {
+        return "0".to_string();
+    }
+    let rounded: f64 = format!("{value:.3e}").parse().unwrap_or(value);
+    let magnitude = rounded.abs();
+    if (1e-3..1e5).contains(&magnitude) {
         let decimals = (3 - magnitude.log10().floor() as i32).max(0) as usize;
-        format!("{value:.decimals$}")
+        format!("{rounded:.decimals$}")
     } else {
         format!("{value:.3e}")
     }
@@ -104,5 +108,10 @@ mod tests {
         assert_eq!(short_float(123.456), "123.5");
         assert_eq!(short_float(-2.5e-7), "-2.500e-7");
         assert_eq!(short_float(1.0), "1.000");
+        // Rounding up to the next power of ten keeps four digits.
+        assert_eq!(short_float(0.99996), "1.000");
+        assert_eq!(short_float(-0.99996), "-1.000");
+        assert_eq!(short_float(0.00099996), "0.001000");
+        assert_eq!(short_float(99999.6), "1.000e5");
     }
 }

@@ -654,15 +654,12 @@ impl Chart for EsdChart {
         density: Density,
     ) -> DrawResult<DB> {
         let plot_area = legend::title_and_legend(area, &self.title, &[], density)?;
-        // The points are already log10: their axes are log axes of 10^point.
         let points = self.points();
         let shuffled = self.randomized.as_deref().map(log_histogram);
-        let every = || points.iter().chain(shuffled.iter().flatten());
         let marked = self.xmin.filter(|x| *x > 0.0);
-        let x = Axis::log(every().map(|p| 10f64.powf(p.0)).chain(marked));
-        let y = Axis::log(every().map(|p| 10f64.powf(p.1)));
-        let titles = ((&x, "eigenvalue of WᵀW"), (&y, "density"));
-        let mut chart = frame(&plot_area, density, titles.0, titles.1)?;
+        let lines = [Some(&points), shuffled.as_ref()];
+        let (x, y) = esd_axes(lines.into_iter().flatten(), marked);
+        let mut chart = esd_frame(&plot_area, density, &x, &y)?;
         let style = SeriesStyle {
             colour: MAIN,
             dashed: false,
@@ -689,6 +686,82 @@ impl Chart for EsdChart {
                         text,
                     ),
             ))?;
+        }
+        Ok(())
+    }
+}
+
+/// The log axes of ESD histogram `lines` (points already log10: the axes are log axes of
+/// 10^point), reaching `marked` on x too.
+fn esd_axes<'a>(
+    lines: impl Iterator<Item = &'a Vec<(f64, f64)>> + Clone,
+    marked: Option<f64>,
+) -> (Axis, Axis) {
+    let every = || lines.clone().flatten();
+    let x = Axis::log(every().map(|p| 10f64.powf(p.0)).chain(marked));
+    let y = Axis::log(every().map(|p| 10f64.powf(p.1)));
+    (x, y)
+}
+
+/// The frame of an ESD chart on `area`.
+fn esd_frame<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    density: Density,
+    x: &Axis,
+    y: &Axis,
+) -> std::result::Result<Frame<'a, DB>, DrawingAreaErrorKind<DB::ErrorType>> {
+    frame(area, density, (x, "eigenvalue of WᵀW"), (y, "density"))
+}
+
+/// The empirical spectral densities of several matrices on one pair of log-log axes (A's, B's
+/// and Δ's of `aib diff --esd`), each histogram as [`EsdChart`] draws it, one line per matrix in
+/// its own colour, named in the legend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EsdOverlay {
+    /// The title.
+    pub title: String,
+    /// (name, eigenvalues of WᵀW) per line; zero and negative eigenvalues are left out.
+    pub series: Vec<(String, Vec<f64>)>,
+}
+
+impl EsdOverlay {
+    /// Each line's log-log histogram, as [`EsdChart::points`] gives it.
+    pub fn points(&self) -> Vec<Vec<(f64, f64)>> {
+        self.series
+            .iter()
+            .map(|(_, values)| log_histogram(values))
+            .collect()
+    }
+
+    /// The chart's legend entries: one per line.
+    pub fn legend(&self) -> Vec<Entry> {
+        let names: Vec<&str> = self.series.iter().map(|s| s.0.as_str()).collect();
+        names
+            .iter()
+            .zip(series_styles(&names))
+            .map(|(name, style)| Entry {
+                label: name.to_string(),
+                mark: Mark::Line(style),
+            })
+            .collect()
+    }
+}
+
+impl Chart for EsdOverlay {
+    fn draw<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        density: Density,
+    ) -> DrawResult<DB> {
+        let entries = self.legend();
+        let plot_area = legend::title_and_legend(area, &self.title, &entries, density)?;
+        let lines = self.points();
+        let (x, y) = esd_axes(lines.iter(), None);
+        let mut chart = esd_frame(&plot_area, density, &x, &y)?;
+        for (points, entry) in lines.iter().zip(&entries) {
+            if let Mark::Line(style) = entry.mark {
+                draw_line(&mut chart, points, style, density)?;
+            }
         }
         Ok(())
     }

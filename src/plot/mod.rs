@@ -22,8 +22,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 pub use charts::{
-    Band, BarChart, CategoryBarChart, EsdChart, Heatmap, Histogram, LineChart, MultiLineChart,
-    Scatter,
+    Band, BarChart, CategoryBarChart, EsdChart, EsdOverlay, Heatmap, Histogram, LineChart,
+    MultiLineChart, Scatter,
 };
 pub use style::Density;
 
