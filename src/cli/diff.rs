@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::args::{self, ModelArgs, OutputArgs, RankArgs, RunArgs};
 use super::parts::PartArgs;
@@ -161,13 +161,7 @@ fn compare(args: &DiffArgs, format: Format, observer: &dyn Observer) -> Result<O
         let rows = args
             .run
             .in_pool(|| diff::adapter::diff_adapter(&a, &lora, &options, observer))??;
-        let description = json!({
-            "adapter": b_spec,
-            "lora_alpha": lora.alpha,
-            "use_rslora": lora.rslora,
-            "base_model_name_or_path": lora.base_model,
-        });
-        (rows, true, description)
+        (rows, true, documents::adapter_description(&b_spec, &lora))
     } else {
         let b = Model::open_with(&b_spec, args.revision_b.as_deref(), shards)?;
         if let Some(out) = args.output.path() {
@@ -189,12 +183,7 @@ fn compare(args: &DiffArgs, format: Format, observer: &dyn Observer) -> Result<O
         let rows = args
             .run
             .in_pool(|| diff::diff_models_part(&a, &b, &options, &selection, observer))??;
-        let description = json!({
-            "model_id": b.model_id,
-            "model_path": b.model_path,
-            "revision": b.revision,
-        });
-        (rows, a.format == b.format, description)
+        (rows, a.format == b.format, documents::model_description(&b))
     };
     Ok(Some(Comparison {
         rows,
