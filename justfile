@@ -67,6 +67,18 @@ weightwatcher-reference:
         mv target/weightwatcher-powerlaw-$model.json benches/reference/; \
     done
 
+# The peers of `aib diff` (diffai-python, ckptkit, WeightWatcher 0.7.7's distances() and
+# analyze(base_model=…)) on the planted pairs of fixtures/diff, beside aib's numbers and a float64
+# NumPy reference, written once into benches/reference/diff-peers.json and committed (the README's
+# comparison quotes it). The venv is the reference one (benches/reference/requirements.txt) plus
+# the two peers, pinned, from PyPI, under target/.
+diff-peers:
+    cargo build --bin aib
+    test -x target/python-diff-peers/bin/python || python3 -m venv target/python-diff-peers
+    target/python-diff-peers/bin/python -m pip install --quiet --disable-pip-version-check -r benches/reference/requirements.txt diffai-python==0.5.2 ckptkit==0.3.0
+    target/python-diff-peers/bin/python benches/reference/diff_peers.py target/debug/aib fixtures/diff > target/diff-peers.json
+    mv target/diff-peers.json benches/reference/
+
 # scikit-learn's k-means sweep (k = 2..32 on 30,000 × 384 f32) beside aib's, on the same data.
 # The venv is made from PyPI under target/; the data file is target/kmeans-reference.f32. It also
 # writes, once, the small dataset and scikit-learn's fit of it that src/cluster/tests.rs reads

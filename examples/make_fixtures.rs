@@ -7,7 +7,9 @@
 //! full-size sharded checkpoint of the Llama-2-7B shape (32 layers unless N), ~13.5 GB, and with
 //! `--tuned` the same checkpoint with rank-8 updates merged into every `q_proj` and `v_proj`;
 //! `cargo run --release --example make_fixtures -- --big-gguf BYTES --out FILE` writes the `--big`
-//! model as a Q4_K GGUF file of about BYTES.
+//! model as a Q4_K GGUF file of about BYTES;
+//! `cargo run --example make_fixtures -- --q4-k-pair --out DIR` writes `DIR/llama-wide/` (bf16) and
+//! `DIR/llama-wide-q4_k.gguf`, its Q4_K conversion, the pair `aib diff`'s Q4_K test compares.
 
 #[path = "make_fixtures/mod.rs"]
 mod make_fixtures;
@@ -30,6 +32,7 @@ fn run(args: Vec<String>) -> Result<(), String> {
     let mut big: Option<u64> = None;
     let mut big_gguf: Option<u64> = None;
     let mut llama2_7b = false;
+    let mut q4_k_pair = false;
     let mut tuned = false;
     let mut layers: Option<usize> = None;
     let mut args = args.into_iter();
@@ -40,6 +43,7 @@ fn run(args: Vec<String>) -> Result<(), String> {
             "--big" => big = Some(parse_bytes(&value()?)?),
             "--big-gguf" => big_gguf = Some(parse_bytes(&value()?)?),
             "--llama2-7b" => llama2_7b = true,
+            "--q4-k-pair" => q4_k_pair = true,
             "--tuned" => tuned = true,
             "--layers" => {
                 let text = value()?;
@@ -51,13 +55,24 @@ fn run(args: Vec<String>) -> Result<(), String> {
             other => {
                 return Err(format!(
                     "unknown argument {other:?}; usage: [--out DIR] [--big BYTES --out DIR] \
-                     [--big-gguf BYTES --out FILE] [--llama2-7b [--layers N] [--tuned] --out DIR]"
+                     [--big-gguf BYTES --out FILE] [--q4-k-pair --out DIR] \
+                     [--llama2-7b [--layers N] [--tuned] --out DIR]"
                 ));
             }
         }
     }
     if (layers.is_some() || tuned) && !llama2_7b {
         return Err("--layers and --tuned go with --llama2-7b".into());
+    }
+    if q4_k_pair {
+        let out = out.ok_or("--q4-k-pair needs --out DIR")?;
+        make_fixtures::gguf::write_q4_k_pair(&out)
+            .map_err(|err| format!("writing {}: {err}", out.display()))?;
+        println!(
+            "wrote llama-wide/ and llama-wide-q4_k.gguf to {}",
+            out.display()
+        );
+        return Ok(());
     }
     if let Some(bytes) = big_gguf {
         let out = out.ok_or("--big-gguf needs --out FILE")?;

@@ -1,7 +1,7 @@
-//! `aib diff` on the planted pairs of `fixtures/diff/` and the GGUF conversions of
-//! `fixtures/llama-tiny`: each planted fact is found, nothing else is, and every column equals a
-//! float64 reference computed here from the decoded values (moments to 1e-9 relative, ranks
-//! exact, σ to 1e-6).
+//! `aib diff` on the planted pairs of `fixtures/diff/`, the GGUF conversions of
+//! `fixtures/llama-tiny` and a Q4_K conversion of a model with 256-value rows written here: each
+//! planted fact is found, nothing else is, and every column equals a float64 reference computed
+//! here from the decoded values (moments to 1e-9 relative, ranks exact, σ to 1e-6).
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +11,11 @@ use aib::error::ErrorKind;
 use aib::model::{Model, WeightFormat};
 use aib::observe::Silent;
 use aib::spectral::Solver;
+
+// Of the fixture generator, the Q4_K test uses the writer of one pair.
+#[allow(dead_code)]
+#[path = "../examples/make_fixtures/mod.rs"]
+mod make_fixtures;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
@@ -25,7 +30,6 @@ const PLANTED: [(&str, usize); 2] = [
     ("model.layers.0.self_attn.q_proj.weight", 2),
     ("model.layers.1.mlp.down_proj.weight", 4),
 ];
-const HEAD_DIM: usize = 16;
 
 /// A tensor's values in Hugging Face row order, as f64, with its shape and how it rounds (the
 /// ulp of each value, or the step of its block): decoded by aib (its decoders are checked against
@@ -39,12 +43,14 @@ fn values(model: &Model, name: &str) -> (Vec<usize>, Vec<f64>) {
     let rotary = model.format == WeightFormat::Gguf
         && (name.ends_with("attn_q.weight") || name.ends_with("attn_k.weight"));
     if rotary {
-        // GGUF row `row` holds Hugging Face row `permuted_source_row(row)`.
+        // GGUF row `row` holds Hugging Face row `permuted_source_row(row)`, per head of the
+        // file's `key_length`.
+        let head_dim = model.config.as_ref().and_then(|c| c.head_dim).unwrap();
         let cols = tensor.shape[1];
         let mut hf = vec![0.0; values.len()];
         for row in 0..tensor.shape[0] {
-            let (head, within) = (row / HEAD_DIM, row % HEAD_DIM);
-            let source = head * HEAD_DIM + (within % 2) * (HEAD_DIM / 2) + within / 2;
+            let (head, within) = (row / head_dim, row % head_dim);
+            let source = head * head_dim + (within % 2) * (head_dim / 2) + within / 2;
             hf[source * cols..(source + 1) * cols]
                 .copy_from_slice(&values[row * cols..(row + 1) * cols]);
         }
@@ -67,15 +73,19 @@ fn variances(values: &[f64], dtype: &str) -> Vec<f64> {
     match dtype {
         "BF16" => values.iter().map(|&x| float_variance(x, 7)).collect(),
         "F32" => values.iter().map(|&x| float_variance(x, 23)).collect(),
-        "Q8_0" => values
-            .chunks(32)
-            .flat_map(|block| {
-                let high = block.iter().cloned().fold(f64::MIN, f64::max);
-                let low = block.iter().cloned().fold(f64::MAX, f64::min);
-                let step = (high - low) / 255.0;
-                vec![step * step / 12.0; block.len()]
-            })
-            .collect(),
+        // The step of a block of 32 as its range / (2^bits − 1).
+        "Q8_0" | "Q4_K" => {
+            let steps = if dtype == "Q8_0" { 255.0 } else { 15.0 };
+            values
+                .chunks(32)
+                .flat_map(|block| {
+                    let high = block.iter().cloned().fold(f64::MIN, f64::max);
+                    let low = block.iter().cloned().fold(f64::MAX, f64::min);
+                    let step = (high - low) / steps;
+                    vec![step * step / 12.0; block.len()]
+                })
+                .collect()
+        }
         other => panic!("no reference rounding for {other}"),
     }
 }
@@ -382,6 +392,73 @@ fn quantization_error_of_q8_0_against_the_original_weights() {
         findings
             .iter()
             .any(|f| f.starts_with("quantization: 15 quantized tensors, median SNR ")),
+        "{findings:#?}"
+    );
+}
+
+#[test]
+fn quantization_error_of_q4_k_against_the_original_weights() {
+    // A bf16 Llama with rows of 256 values (one Q4_K super-block) and its conversion quantized by
+    // llama.cpp's reference Q4_K quantizer, as the fixture generator writes them (too large for
+    // the committed fixtures, so written here).
+    let dir = tempfile::tempdir().unwrap();
+    make_fixtures::gguf::write_q4_k_pair(dir.path()).unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let a = Model::open(&path("llama-wide"), None).unwrap();
+    let b = Model::open(&path("llama-wide-q4_k.gguf"), None).unwrap();
+    let rows = diff_models(&a, &b, &DiffOptions::default(), &Silent).unwrap();
+    assert_eq!(rows.len(), a.files[0].tensors().len());
+    for row in &rows {
+        if row.shape.len() == 2 {
+            assert_eq!(row.status, Status::Changed, "{:?}", row.param_name);
+            assert_eq!(row.dtype_b.as_deref(), Some("Q4_K"));
+            check_against_reference(&a, &b, row);
+            // Four bits a value with a scale and a minimum per 32 values: about 20 dB, and every
+            // matrix, q and k included, is the same matrix up to that error.
+            let snr = row.snr_db().unwrap();
+            assert!(
+                (15.0..30.0).contains(&snr),
+                "{:?}: {snr} dB",
+                row.param_name
+            );
+            assert!(row.cosine().unwrap() > 0.99, "{:?}", row.param_name);
+        } else {
+            assert_eq!(row.status, Status::Identical, "{:?}", row.param_name);
+        }
+    }
+    // The rows that llama.cpp's converter interleaved, compared in the file's order instead, are
+    // unrelated: the cosine above comes from undoing the interleave.
+    for name in [
+        "model.layers.0.self_attn.q_proj.weight",
+        "model.layers.1.self_attn.k_proj.weight",
+    ] {
+        let (_, original) = values(&a, name);
+        let gguf_name = row(&rows, name).param_name_b.clone().unwrap();
+        let (file, tensor) = b.find(&gguf_name).unwrap();
+        let mut stored = vec![0.0_f32; tensor.numel()];
+        b.matrix(file, tensor)
+            .unwrap()
+            .view
+            .decode_elements(0, &mut stored);
+        let dot: f64 = original
+            .iter()
+            .zip(&stored)
+            .map(|(x, &y)| x * f64::from(y))
+            .sum();
+        let norm = |sq: f64| sq.sqrt();
+        let cosine = dot
+            / (norm(original.iter().map(|x| x * x).sum())
+                * norm(stored.iter().map(|&y| f64::from(y) * f64::from(y)).sum()));
+        assert!(
+            cosine.abs() < 0.2,
+            "{name} in GGUF row order: cosine {cosine}"
+        );
+    }
+    let findings = summary::findings(&rows, false);
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.starts_with("quantization: 16 quantized tensors, median SNR ")),
         "{findings:#?}"
     );
 }

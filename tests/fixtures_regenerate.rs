@@ -665,6 +665,18 @@ fn llama_tiny_embedding_holds_its_planted_clusters() {
     }
 }
 
+/// Every matrix of `file` is stored in Q4_K, every vector (the norms) in F32.
+fn assert_q4_k_matrices_and_f32_vectors(file: &aib::formats::gguf::GgufFile) {
+    for tensor in file.tensors() {
+        let expected = if tensor.shape.len() == 1 {
+            aib::formats::gguf::GgmlType::F32
+        } else {
+            aib::formats::gguf::GgmlType::Q4_K
+        };
+        assert_eq!(tensor.ggml_type, expected, "{}", tensor.name);
+    }
+}
+
 #[test]
 fn big_gguf_mode_writes_a_q4_k_model_of_about_the_requested_size() {
     let out = tempfile::tempdir().unwrap();
@@ -692,14 +704,32 @@ fn big_gguf_mode_writes_a_q4_k_model_of_about_the_requested_size() {
     let layers = file.metadata().get_u64("llama.block_count").unwrap() as usize;
     assert!(layers > 1);
     assert_eq!(file.tensors().len(), 3 + 9 * layers);
-    for tensor in file.tensors() {
-        let expected = if tensor.shape.len() == 1 {
-            aib::formats::gguf::GgmlType::F32
-        } else {
-            aib::formats::gguf::GgmlType::Q4_K
-        };
-        assert_eq!(tensor.ggml_type, expected, "{}", tensor.name);
+    assert_q4_k_matrices_and_f32_vectors(&file);
+}
+
+#[test]
+fn the_q4_k_pair_is_deterministic_with_every_matrix_in_q4_k() {
+    let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    make_fixtures::gguf::write_q4_k_pair(first.path()).unwrap();
+    make_fixtures::gguf::write_q4_k_pair(second.path()).unwrap();
+    let (one, two) = (files_under(first.path()), files_under(second.path()));
+    assert_eq!(
+        one.keys().collect::<Vec<_>>(),
+        two.keys().collect::<Vec<_>>()
+    );
+    for (relative, path) in &one {
+        let same = std::fs::read(path).unwrap() == std::fs::read(&two[relative]).unwrap();
+        assert!(same, "{} differs between two runs", relative.display());
     }
+    let original = tensors_of(&first.path().join("llama-wide"));
+    let file =
+        aib::formats::gguf::GgufFile::open(&first.path().join("llama-wide-q4_k.gguf")).unwrap();
+    assert_eq!(file.tensors().len(), original.len());
+    assert_q4_k_matrices_and_f32_vectors(&file);
+    let config = config::read(&first.path().join("llama-wide/config.json")).unwrap();
+    let dims = make_fixtures::gguf::wide_dims();
+    assert_eq!(config.hidden_size, Some(dims.hidden));
+    assert_eq!(config.num_hidden_layers, Some(dims.layers));
 }
 
 #[test]

@@ -169,19 +169,22 @@ fn screenshot(page: &Path, work: &Path) -> (u32, u32, usize, f64) {
     )
 }
 
-fn write_report(model: &Path, out: &Path) {
-    let output = aib()
-        .args([
-            "report",
-            model.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "--quiet",
-            "--k-max",
-            "8",
-        ])
-        .output()
-        .expect("run aib");
+/// The page of `model`, with the comparison section when `compare` names a B.
+fn write_report(model: &Path, compare: Option<&Path>, out: &Path) {
+    let mut command = aib();
+    command.args([
+        "report",
+        model.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--quiet",
+        "--k-max",
+        "8",
+    ]);
+    if let Some(b) = compare {
+        command.args(["--compare", b.to_str().unwrap()]);
+    }
+    let output = command.output().expect("run aib");
     assert_exit(&output, 0);
 }
 
@@ -189,10 +192,15 @@ fn write_report(model: &Path, out: &Path) {
 #[ignore = "needs headless Chromium: AIB_TEST_CHROMIUM=$(.ci/chromium)"]
 fn the_page_opens_offline_without_errors_or_requests_and_draws() {
     let _ = chromium();
-    for model in ["llama-tiny", "mixtral-tiny"] {
+    for (model, compare) in [
+        ("llama-tiny", None),
+        ("mixtral-tiny", None),
+        ("diff/base", Some("diff/tuned")),
+    ] {
         let work = tempfile::tempdir().unwrap();
-        let page = work.path().join(format!("{model}.html"));
-        write_report(&fixtures().join(model), &page);
+        let page = work.path().join("page.html");
+        let compare = compare.map(|b| fixtures().join(b));
+        write_report(&fixtures().join(model), compare.as_deref(), &page);
         let seen = visit(&page, work.path());
         eprintln!(
             "{model}: page {} bytes, opened in {:.2} s",
@@ -209,7 +217,11 @@ fn the_page_opens_offline_without_errors_or_requests_and_draws() {
             Vec::<String>::new(),
             "{model}: requests left the page"
         );
-        for section in ["overview", "stats", "layers", "embed"] {
+        let mut sections = vec!["overview", "stats", "layers", "embed"];
+        if compare.is_some() {
+            sections.push("compare");
+        }
+        for section in sections {
             assert!(
                 seen.dom.contains(&format!("<section id=\"{section}\"")),
                 "{model}: no section {section}"

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::args::{self, ModelArgs, OutputArgs, RankArgs, RunArgs};
 use super::parts::PartArgs;
@@ -189,13 +189,7 @@ fn compare(args: &DiffArgs, format: Format, observer: &dyn Observer) -> Result<O
         let rows = args
             .run
             .in_pool(|| diff::adapter::diff_adapter(&a, &lora, &options, observer))??;
-        let description = json!({
-            "adapter": b_spec,
-            "lora_alpha": lora.alpha,
-            "use_rslora": lora.rslora,
-            "base_model_name_or_path": lora.base_model,
-        });
-        (rows, true, description, None)
+        (rows, true, documents::adapter_description(&b_spec, &lora), None)
     } else {
         let b = Model::open_with(&b_spec, args.revision_b.as_deref(), shards)?;
         if let Some(out) = args.output.path() {
@@ -225,12 +219,7 @@ fn compare(args: &DiffArgs, format: Format, observer: &dyn Observer) -> Result<O
             Some(pair) => Some(args.run.in_pool(|| esd::spectra(&a, &b, pair))??),
             None => None,
         };
-        let description = json!({
-            "model_id": b.model_id,
-            "model_path": b.model_path,
-            "revision": b.revision,
-        });
-        (rows, a.format == b.format, description, spectra)
+        (rows, a.format == b.format, documents::model_description(&b), spectra)
     };
     Ok(Some(Comparison {
         rows,

@@ -1,12 +1,16 @@
 //! `aib report`: one self-contained HTML page of a model, from its weights (the analyses of
-//! `stats`, `layers` and `embed` run here, on one opened model) or from their outputs (`--from`);
-//! or, `--from` a dataset of several revisions of one model, how its metrics evolved.
+//! `stats`, `layers` and `embed` run here, on one opened model, and with `--compare B` that of
+//! `diff`) or from their outputs (`--from`); or, `--from` a dataset of several revisions of one
+//! model, how its metrics evolved.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::args::{self, ClusterArgs, ModelArgs, RankMode, RunArgs};
+use crate::diff::adapter::{self, Adapter};
+use crate::diff::documents as diff_documents;
+use crate::diff::{self, DiffOptions};
 use crate::embed::choice::{ChosenMatrix, choose_matrix};
 use crate::embed::{self, EmbedAnalysis, EmbedOptions, KChoice, documents as embed_documents};
 use crate::engine::reduce::ReduceOptions;
@@ -20,7 +24,9 @@ use crate::model::{Model, Shards};
 use crate::observe::{self, Observer};
 use crate::output::{self, Provenance, table_document};
 use crate::report::evolution::{self, EvolutionOptions};
-use crate::report::{self, EmbedDocuments, LayersDocuments, ReportData, RunInfo, Section};
+use crate::report::{
+    self, CompareDocuments, EmbedDocuments, LayersDocuments, ReportData, RunInfo, Section,
+};
 use crate::spectral::SpectralOptions;
 
 /// Flags of `aib report`.
@@ -44,7 +50,11 @@ pub struct ReportArgs {
     /// the order of the training step in its name].
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     revisions: Vec<String>,
-    /// The sections, comma-separated [default: all].
+    /// Compare the model with B (any form MODEL takes, or a PEFT adapter folder): the page gains
+    /// a section with what `aib diff MODEL B` finds, its tables and charts.
+    #[arg(long, value_name = "B", conflicts_with = "from")]
+    compare: Option<String>,
+    /// The sections, comma-separated [default: all]; `--compare` adds its own.
     #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST")]
     sections: Vec<Section>,
     /// How `stats` computes ranks and spectra (see `aib stats --help`).
@@ -81,11 +91,14 @@ pub fn write(args: ReportArgs, observer: &dyn Observer) -> Result<PathBuf> {
     {
         return write_evolution(&args, dir);
     }
-    let sections = if args.sections.is_empty() {
+    let mut sections = if args.sections.is_empty() {
         Section::ALL.to_vec()
     } else {
         args.sections.clone()
     };
+    if args.compare.is_some() {
+        sections.push(Section::Compare);
+    }
     let data = match &args.from {
         Some(dir) => report::from_dir(dir, &sections)?,
         None => analyse(&args, &sections, observer)?,
@@ -154,6 +167,15 @@ fn analyse(args: &ReportArgs, sections: &[Section], observer: &dyn Observer) -> 
     if let Some(out) = &args.out {
         output::refuse_overwriting_inputs(out, &model.input_files())?;
     }
+    // B is opened, and paired with A, before the long passes: a bad B fails at once.
+    let compared = match &args.compare {
+        Some(spec) => Some(Compared::open(spec, &model, args.out.as_deref())?),
+        None => None,
+    };
+    let diff_options = DiffOptions {
+        spectral: spectral_options(args)?,
+        ..DiffOptions::default()
+    };
     let provenance = args::provenance("report", &args.model, &model, parameters(args, sections));
     let started = Instant::now();
     // Each pass starts a phase of `observer`, where a cancelled run stops.
@@ -189,6 +211,9 @@ fn analyse(args: &ReportArgs, sections: &[Section], observer: &dyn Observer) -> 
         if wants(Section::Embed) {
             analyse_embedding(&model, &embed_options, observer, &provenance, &mut data)?;
         }
+        if let Some(compared) = &compared {
+            data.compare = Some(compared.diff(&model, &diff_options, &provenance, observer)?);
+        }
         Ok(data)
     })??;
     observer.finish();
@@ -204,6 +229,62 @@ fn analyse(args: &ReportArgs, sections: &[Section], observer: &dyn Observer) -> 
         architecture: layers_documents::architecture(&model),
     };
     Ok(data)
+}
+
+/// B of `--compare`: a model, or a PEFT adapter folder.
+enum Compared {
+    /// A model, as B of `aib diff`, and how it was given.
+    Model(Box<Model>, String),
+    /// A PEFT LoRA adapter folder, and how it was given.
+    Adapter(Adapter, String),
+}
+
+impl Compared {
+    /// Opens B as given by `spec` and checks that it has a tensor in common with `a`; an `out`
+    /// naming one of its files is refused.
+    fn open(spec: &str, a: &Model, out: Option<&Path>) -> Result<Compared> {
+        let path = Path::new(spec);
+        let (compared, files) = if adapter::is_adapter(path) {
+            let lora = Adapter::open(path).map_err(|err| err.context("--compare"))?;
+            let files = lora.input_files();
+            (Compared::Adapter(lora, spec.to_string()), files)
+        } else {
+            let b = Model::open(spec, None).map_err(|err| err.context("--compare"))?;
+            diff::paired_entries(a, &b).map_err(|err| err.context("--compare"))?;
+            let files = b.input_files();
+            (Compared::Model(Box::new(b), spec.to_string()), files)
+        };
+        if let Some(out) = out {
+            output::refuse_overwriting_inputs(out, &files)?;
+        }
+        Ok(compared)
+    }
+
+    /// The documents `aib diff A B --out` writes, for the page; `provenance` is the page's.
+    fn diff(
+        &self,
+        a: &Model,
+        options: &DiffOptions,
+        provenance: &Provenance,
+        observer: &dyn Observer,
+    ) -> Result<CompareDocuments> {
+        let (rows, same_naming, description, spec) = match self {
+            Compared::Model(b, spec) => (
+                diff::diff_models(a, b, options, observer)?,
+                a.format == b.format,
+                diff_documents::model_description(b),
+                spec,
+            ),
+            Compared::Adapter(lora, spec) => (
+                adapter::diff_adapter(a, lora, options, observer)?,
+                true,
+                diff_documents::adapter_description(spec, lora),
+                spec,
+            ),
+        };
+        let documents = diff_documents::documents(&rows, same_naming, provenance, description);
+        Ok(CompareDocuments::new(spec.as_str(), &documents))
+    }
 }
 
 /// The embedding's analysis; for an untied head, the head's with the embedding's k (no second
@@ -327,6 +408,9 @@ fn parameters(args: &ReportArgs, sections: &[Section]) -> BTreeMap<String, Strin
     let names: Vec<&str> = sections.iter().map(|s| s.id()).collect();
     parameters.insert("sections".to_string(), names.join(","));
     parameters.insert("rank".to_string(), args.rank.name().to_string());
+    if let Some(b) = &args.compare {
+        parameters.insert("compare".to_string(), b.clone());
+    }
     let reduce = ReduceOptions::default();
     parameters.insert("sparsity_eps".to_string(), reduce.sparsity_eps.to_string());
     parameters

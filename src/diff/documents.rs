@@ -5,9 +5,11 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
+use super::adapter::Adapter;
 use super::layers::LayerRow;
 use super::{DiffRow, columns, layers, plots, summary};
 use crate::error::Result;
+use crate::model::Model;
 use crate::output::{Documents, Format, Provenance, Table};
 
 /// The documents of a diff whose rows are `rows`; `same_naming` says whether A and B name their
@@ -60,4 +62,23 @@ fn inputs(provenance: &Provenance, b: Value) -> Value {
         .map(|(key, value)| (key, Value::String(value)))
         .collect();
     json!({ "a": a, "b": b })
+}
+
+/// Model B as the summary records it: its id, the path it was given as, its revision.
+pub fn model_description(b: &Model) -> Value {
+    json!({
+        "model_id": b.model_id,
+        "model_path": b.model_path,
+        "revision": b.revision,
+    })
+}
+
+/// An adapter B as the summary records it: the folder as given (`spec`) and its settings.
+pub fn adapter_description(spec: &str, adapter: &Adapter) -> Value {
+    json!({
+        "adapter": spec,
+        "lora_alpha": adapter.alpha,
+        "use_rslora": adapter.rslora,
+        "base_model_name_or_path": adapter.base_model,
+    })
 }

@@ -1,6 +1,7 @@
 //! What a page is built from: the JSON documents of `aib stats`, `aib layers` and `aib embed`
-//! (computed in this run, or read from a folder by [`from_dir`]), the run's provenance, and the
-//! few things only a run on the weights can give (the PCA scatter, input-vs-output rows).
+//! (computed in this run, or read from a folder by [`from_dir`]) and of `aib diff` (`--compare`),
+//! the run's provenance, and the few things only a run on the weights can give (the PCA scatter,
+//! input-vs-output rows).
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +11,7 @@ use super::Section;
 use super::rows::RowDifference;
 use crate::embed::ScatterPoint;
 use crate::error::{Error, Result};
+use crate::output::{Documents, table_document};
 
 /// How the page was made: model, tool, parameters, time.
 #[derive(Debug, Clone, Default)]
@@ -62,6 +64,39 @@ pub struct EmbedDocuments {
     pub scatter: Option<Vec<ScatterPoint>>,
 }
 
+/// The documents of `aib diff A B --out FILE.json` for the comparison section: A is the page's model.
+#[derive(Debug, Clone)]
+pub struct CompareDocuments {
+    /// B as given to `--compare`.
+    pub b: String,
+    /// `FILE.json`: one row per tensor pair.
+    pub tensors: Value,
+    /// `FILE.layers.json`: one row per layer and block type.
+    pub layers: Value,
+    /// `FILE.summary.json`: counts, the most-changed tensors, findings, both inputs.
+    pub summary: Value,
+}
+
+impl CompareDocuments {
+    /// The documents of a diff ([`crate::diff::documents::documents`]) as the page reads them,
+    /// for B given as `b`.
+    pub fn new(b: impl Into<String>, documents: &Documents) -> CompareDocuments {
+        let table = |name: &str| {
+            documents
+                .tables
+                .iter()
+                .find(|(table_name, _)| *table_name == name)
+                .map_or(Value::Null, |(_, table)| table_document(table))
+        };
+        CompareDocuments {
+            b: b.into(),
+            tensors: table("tensors"),
+            layers: table("layers"),
+            summary: documents.summary.clone().unwrap_or(Value::Null),
+        }
+    }
+}
+
 /// Everything a page can show; a section whose documents are absent is not asked for.
 #[derive(Debug, Clone, Default)]
 pub struct ReportData {
@@ -81,6 +116,8 @@ pub struct ReportData {
     pub row_differences: Option<Vec<RowDifference>>,
     /// Why the head's rows were not compared, when they were not.
     pub head_note: Option<String>,
+    /// The comparison with `--compare B`.
+    pub compare: Option<CompareDocuments>,
 }
 
 /// The file names `--from DIR` reads, each the `--out` of one command.

@@ -1,10 +1,12 @@
 //! `aib report`: one self-contained HTML page of a model — overview, summary statistics, layer by
-//! layer, embedding and output — built from the documents `aib stats`, `aib layers` and
-//! `aib embed` write (JSON tables and summaries), whether they were just computed in memory or
-//! read from a folder; or, from a dataset of several revisions of one model, how its per-layer
-//! metrics evolved ([`evolution`]). Charts are inline SVG with their numbers beside them; nothing
-//! on the page refers to anything outside it.
+//! layer, embedding and output, and with `--compare` what changed from another checkpoint — built
+//! from the documents `aib stats`, `aib layers`, `aib embed` (and `aib diff`) write (JSON tables
+//! and summaries), whether they were just computed in memory or read from a folder; or, from a
+//! dataset of several revisions of one model, how its per-layer metrics evolved ([`evolution`]).
+//! Charts are inline SVG with their numbers beside them; nothing on the page refers to anything
+//! outside it.
 
+mod compare;
 mod data;
 mod embed;
 pub mod evolution;
@@ -16,7 +18,7 @@ mod overview;
 mod rows;
 mod stats;
 
-pub use data::{EmbedDocuments, LayersDocuments, ReportData, RunInfo, from_dir};
+pub use data::{CompareDocuments, EmbedDocuments, LayersDocuments, ReportData, RunInfo, from_dir};
 pub use evolution_page::render as render_evolution;
 pub use rows::{RowDifference, compare_rows};
 
@@ -40,10 +42,14 @@ pub enum Section {
     Layers,
     /// The token embedding and the output head (from `aib embed`).
     Embed,
+    /// What changed from this model to another (`--compare B`, from `aib diff`); not a value of
+    /// `--sections`: the flag adds it.
+    #[value(skip)]
+    Compare,
 }
 
 impl Section {
-    /// Every section, in page order.
+    /// Every section of a page without `--compare`, in page order.
     pub const ALL: [Section; 4] = [
         Section::Overview,
         Section::Stats,
@@ -58,6 +64,7 @@ impl Section {
             Section::Stats => "stats",
             Section::Layers => "layers",
             Section::Embed => "embed",
+            Section::Compare => "compare",
         }
     }
 
@@ -68,6 +75,7 @@ impl Section {
             Section::Stats => "Summary statistics",
             Section::Layers => "Layer by layer",
             Section::Embed => "Embedding and output",
+            Section::Compare => "Comparison",
         }
     }
 }
@@ -85,6 +93,7 @@ pub fn render(data: &ReportData, sections: &[Section]) -> Result<String> {
             Section::Stats => stats::render(&mut page, data)?,
             Section::Layers => layers::render(&mut page, data)?,
             Section::Embed => embed::render(&mut page, data)?,
+            Section::Compare => compare::render(&mut page, data)?,
         }
         page.close_section();
     }
