@@ -213,3 +213,123 @@ fn bad_input_gets_a_clear_error() {
         }
     }
 }
+
+/// Rows of `under_trained_model` left at their initialisation (besides the rows past the
+/// vocabulary): ids of normal tokens of `fixtures/tokenizers/byte-level-bpe.json` ('1', 'w', `he`).
+const UNTRAINED: [usize; 3] = [50, 120, 258];
+
+/// A model of 300 rows of 32 columns with the 264-token byte-level tokenizer of the fixtures:
+/// rows 264.. (past the vocabulary) and `UNTRAINED` are small noise plus a shared push, the
+/// others trained rows (unit noise and a large shared offset).
+fn under_trained_model(folder: &Path) {
+    let (rows, cols) = (300, 32);
+    let mut random = Lcg(11);
+    let pushed: Vec<f64> = (0..cols).map(|_| random.gaussian()).collect();
+    let offset: Vec<f64> = (0..cols).map(|_| random.gaussian()).collect();
+    let mut data = Vec::with_capacity(rows * cols * 4);
+    for row in 0..rows {
+        let untrained = row >= 264 || UNTRAINED.contains(&row);
+        let along = 2.0 * random.gaussian();
+        for c in 0..cols {
+            let value = if untrained {
+                0.1 * pushed[c] + 0.004 * random.gaussian()
+            } else {
+                along * offset[c] + random.gaussian()
+            };
+            data.extend_from_slice(&(value as f32).to_le_bytes());
+        }
+    }
+    write_f32_embedding(folder, rows, &data);
+    std::fs::copy(
+        common::fixtures().join("tokenizers/byte-level-bpe.json"),
+        folder.join("tokenizer.json"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn under_trained_tokens_by_score_and_category() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("untrained");
+    under_trained_model(&model);
+    let out = dir.path().join("out/e.csv");
+    run_embed(&model, &out, &["--k", "3"]);
+
+    let header = std::fs::read_to_string(&out).unwrap();
+    let header = header.lines().next().unwrap();
+    assert_eq!(
+        header,
+        "token_id,token,cluster,distance,norm,under_trained_score,category"
+    );
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.with_file_name("e.summary.json")).unwrap())
+            .unwrap();
+    let found = &summary["under_trained"];
+    assert_eq!(found["scored_tensor"], "model.embed_tokens.weight");
+    assert_eq!(found["reference_tokens"], 36);
+    assert_eq!(found["ranked_by"], "under_trained_score");
+    let counts: Vec<(String, u64)> = found["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["category"].as_str().unwrap().to_string(), c["count"].as_u64().unwrap()))
+        .collect();
+    let want = [
+        ("normal", 300 - 1 - 129 - 2 - 36),
+        ("special", 1),
+        ("partial_utf8", 129),
+        ("unreachable", 2),
+        ("unused", 36),
+    ];
+    assert_eq!(
+        counts,
+        want.map(|(c, n)| (c.to_string(), n as u64)).to_vec()
+    );
+    let normal = &found["categories"][0]["candidates"];
+    let mut top: Vec<u64> = (0..3).map(|i| normal[i]["token_id"].as_u64().unwrap()).collect();
+    top.sort_unstable();
+    assert_eq!(top, UNTRAINED.map(|id| id as u64));
+    let unreachable: Vec<u64> = found["categories"][3]["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["token_id"].as_u64().unwrap())
+        .collect();
+    let mut unreachable = unreachable;
+    unreachable.sort_unstable();
+    assert_eq!(unreachable, vec![260, 263]);
+    let svg = std::fs::read_to_string(out.with_file_name("e.under_trained.svg")).unwrap();
+    assert!(svg.starts_with("<svg"));
+}
+
+#[test]
+fn a_model_without_unused_tokens_gets_an_empty_score_and_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("llama.json");
+    run_embed(&common::fixtures().join("llama-tiny"), &out, &["--k", "4"]);
+    let table: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let rows = table["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 256);
+    assert!(rows.iter().all(|row| row["under_trained_score"].is_null()), "no score");
+    assert_eq!(rows[1]["category"], "special");
+    assert_eq!(rows[100]["category"], "normal");
+    let summary: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.with_file_name("llama.summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["under_trained"]["scored_tensor"], Value::Null);
+    assert_eq!(summary["under_trained"]["ranked_by"], "norm");
+    let notes: Vec<&str> = summary["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("no under_trained_score: no token is known to be unused")),
+        "{notes:?}"
+    );
+    assert!(!out.with_file_name("llama.under_trained.svg").exists());
+}

@@ -2,11 +2,11 @@
 //! principal components — as tables, a summary, plots, or a readable summary on the terminal.
 
 use super::args::{self, ClusterArgs, ModelArgs, OutputArgs, RunArgs};
-use crate::embed::choice::{ChosenMatrix, choose_matrix};
+use crate::embed::choice::{ChosenMatrix, choose_matrix, find_under_trained_in_model};
 use crate::embed::documents::{
     self, CLUSTER_COLUMNS, CLUSTER_TERMINAL_COLUMNS, Note, ROW_COLUMNS, notes, write_documents,
 };
-use crate::embed::{self, EmbedAnalysis, EmbedOptions, TokenValue};
+use crate::embed::{self, EmbedAnalysis, EmbedOptions, TokenValue, UnderTrained};
 use crate::error::Result;
 use crate::model::Model;
 use crate::observe::Observer;
@@ -89,9 +89,17 @@ fn cluster<'a>(
         "clustering {} ({} × {}, {})",
         chosen.name, chosen.view.rows, chosen.view.cols, chosen.storage
     ));
-    let analysis = args
-        .run
-        .in_pool(|| embed::analyse(&chosen.view, vocabulary.as_ref(), options, observer))??;
+    let analysis = args.run.in_pool(|| -> Result<EmbedAnalysis> {
+        let mut analysis = embed::analyse(&chosen.view, vocabulary.as_ref(), options, observer)?;
+        find_under_trained_in_model(
+            &mut analysis,
+            model,
+            &chosen,
+            vocabulary.as_ref(),
+            observer,
+        )?;
+        Ok(analysis)
+    })??;
     observer.finish();
     let notes = notes(&analysis, vocabulary.as_ref(), &chosen);
     for note in notes.iter().filter(|note| note.warn) {
@@ -181,6 +189,9 @@ fn print_summary(
             shares.join(" ")
         ));
     }
+    if let Some(found) = &analysis.under_trained {
+        under_trained_lines(&mut text, found);
+    }
     for note in notes {
         text.line(&format!("note: {}", note.text));
     }
@@ -188,4 +199,44 @@ fn print_summary(
     print!("{text}");
     let clusters = Table::from_records(&CLUSTER_COLUMNS, &analysis.clusters, provenance);
     output::write_table(&clusters, Format::Table, None, &CLUSTER_TERMINAL_COLUMNS)
+}
+
+/// The under-trained candidates of each category, as the summary lists them.
+fn under_trained_lines(text: &mut TerminalText, found: &UnderTrained) {
+    let ranking = match &found.scored {
+        Some(head) => format!(
+            "cosine of {head}'s rows to the mean of {} unused tokens, first principal component removed; largest first",
+            found.reference.len()
+        ),
+        None => "no score: smallest norm first".to_string(),
+    };
+    text.line(&format!(
+        "under-trained candidates (Land & Bartolo 2024; {ranking}):"
+    ));
+    for (category, count) in &found.counts {
+        let listed = found
+            .candidates
+            .iter()
+            .find(|(listed, _)| listed == category)
+            .map(|(_, values)| {
+                values
+                    .iter()
+                    .map(|t| {
+                        format!(
+                            "{:?}#{} {:.3}",
+                            t.token.as_deref().unwrap_or(""),
+                            t.token_id,
+                            t.value
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("  ")
+            });
+        match listed {
+            Some(listed) if !listed.is_empty() => {
+                text.line(&format!("  {} ({count}): {listed}", category.name()))
+            }
+            _ => text.line(&format!("  {} ({count})", category.name())),
+        }
+    }
 }
