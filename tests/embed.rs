@@ -261,9 +261,10 @@ fn under_trained_tokens_by_score_and_category() {
         header,
         "token_id,token,cluster,distance,norm,under_trained_score,category"
     );
-    let summary: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.with_file_name("e.summary.json")).unwrap())
-            .unwrap();
+    let summary: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.with_file_name("e.summary.json")).unwrap(),
+    )
+    .unwrap();
     let found = &summary["under_trained"];
     assert_eq!(found["scored_tensor"], "model.embed_tokens.weight");
     assert_eq!(found["reference_tokens"], 36);
@@ -272,7 +273,12 @@ fn under_trained_tokens_by_score_and_category() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["category"].as_str().unwrap().to_string(), c["count"].as_u64().unwrap()))
+        .map(|c| {
+            (
+                c["category"].as_str().unwrap().to_string(),
+                c["count"].as_u64().unwrap(),
+            )
+        })
         .collect();
     let want = [
         ("normal", 300 - 1 - 129 - 2 - 36),
@@ -286,7 +292,9 @@ fn under_trained_tokens_by_score_and_category() {
         want.map(|(c, n)| (c.to_string(), n as u64)).to_vec()
     );
     let normal = &found["categories"][0]["candidates"];
-    let mut top: Vec<u64> = (0..3).map(|i| normal[i]["token_id"].as_u64().unwrap()).collect();
+    let mut top: Vec<u64> = (0..3)
+        .map(|i| normal[i]["token_id"].as_u64().unwrap())
+        .collect();
     top.sort_unstable();
     assert_eq!(top, UNTRAINED.map(|id| id as u64));
     let unreachable: Vec<u64> = found["categories"][3]["candidates"]
@@ -310,7 +318,10 @@ fn a_model_without_unused_tokens_gets_an_empty_score_and_a_note() {
     let table: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     let rows = table["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 256);
-    assert!(rows.iter().all(|row| row["under_trained_score"].is_null()), "no score");
+    assert!(
+        rows.iter().all(|row| row["under_trained_score"].is_null()),
+        "no score"
+    );
     assert_eq!(rows[1]["category"], "special");
     assert_eq!(rows[100]["category"], "normal");
     let summary: Value = serde_json::from_str(

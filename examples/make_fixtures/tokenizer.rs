@@ -99,8 +99,9 @@ struct Pipeline {
 
 /// GPT-2's `bytes_to_unicode`: the character standing for each byte, by byte.
 fn byte_characters() -> Vec<char> {
-    let stands_for_itself =
-        |b: u32| (0x21..=0x7E).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b);
+    let stands_for_itself = |b: u32| {
+        (0x21..=0x7E).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b)
+    };
     let mut next = 0x100;
     (0..=0xFF_u32)
         .map(|b| {
@@ -139,7 +140,14 @@ fn write_byte_level_bpe(path: &Path) -> io::Result<()> {
     let mut tokens: Vec<String> = specials.iter().map(|s| s.to_string()).collect();
     tokens.extend(bytes.iter().map(char::to_string));
     let mut merges = Vec::new();
-    for (left, right) in [("Ġ", "t"), ("h", "e"), ("Ġt", "he"), ("a", "."), ("Ã", "©"), ("ä", "½")] {
+    for (left, right) in [
+        ("Ġ", "t"),
+        ("h", "e"),
+        ("Ġt", "he"),
+        ("a", "."),
+        ("Ã", "©"),
+        ("ä", "½"),
+    ] {
         merge(&mut tokens, &mut merges, left, right);
     }
     tokens.push("the".to_string());
@@ -180,7 +188,14 @@ fn write_sentencepiece_bpe(path: &Path) -> io::Result<()> {
     tokens.push("«".to_string());
     tokens.push(".".to_string());
     let mut merges = Vec::new();
-    for (left, right) in [("▁", "t"), ("h", "e"), ("▁t", "he"), ("▁", "«"), ("i", "n"), ("in", "g")] {
+    for (left, right) in [
+        ("▁", "t"),
+        ("h", "e"),
+        ("▁t", "he"),
+        ("▁", "«"),
+        ("i", "n"),
+        ("in", "g"),
+    ] {
         merge(&mut tokens, &mut merges, left, right);
     }
     tokens.push("the".to_string());
@@ -244,7 +259,7 @@ fn write_bert_wordpiece(path: &Path) -> io::Result<()> {
     let specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
     let mut tokens: Vec<String> = specials.iter().map(|s| s.to_string()).collect();
     tokens.extend(lowercase().map(String::from));
-    tokens.extend(["." , "the", "##s", "##ing", "The", "a.b"].map(String::from));
+    tokens.extend([".", "the", "##s", "##ing", "The", "a.b"].map(String::from));
     let normalizer = object(vec![
         ("clean_text", json!(true)),
         ("handle_chinese_chars", json!(true)),

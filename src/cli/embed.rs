@@ -91,13 +91,7 @@ fn cluster<'a>(
     ));
     let analysis = args.run.in_pool(|| -> Result<EmbedAnalysis> {
         let mut analysis = embed::analyse(&chosen.view, vocabulary.as_ref(), options, observer)?;
-        find_under_trained_in_model(
-            &mut analysis,
-            model,
-            &chosen,
-            vocabulary.as_ref(),
-            observer,
-        )?;
+        find_under_trained_in_model(&mut analysis, model, &chosen, vocabulary.as_ref(), observer)?;
         Ok(analysis)
     })??;
     observer.finish();

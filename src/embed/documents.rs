@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 use super::choice::ChosenMatrix;
 use super::plots;
-use super::{ClusterResult, EmbedAnalysis, RowResult, TokenCategory, TokenValue};
 use super::under_trained::UnderTrained;
+use super::{ClusterResult, EmbedAnalysis, RowResult, TokenCategory, TokenValue};
 use crate::cluster::SweepPoint;
 use crate::error::Result;
 use crate::model::vocab::Vocabulary;

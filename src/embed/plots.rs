@@ -58,7 +58,11 @@ pub fn write_plots(out: &Path, analysis: &EmbedAnalysis) -> Result<()> {
     };
     plot::write_chart(&norms, &output::sibling_stem(out, "norms"), PLOT_SIZE)?;
     if let Some(chart) = under_trained_histogram(analysis) {
-        plot::write_chart(&chart, &output::sibling_stem(out, "under_trained"), PLOT_SIZE)?;
+        plot::write_chart(
+            &chart,
+            &output::sibling_stem(out, "under_trained"),
+            PLOT_SIZE,
+        )?;
     }
     Ok(())
 }

@@ -271,8 +271,16 @@ fn rows_left_at_initialisation_score_first() {
     assert_eq!(listed, UNTRAINED);
     assert!(candidates.windows(2).all(|w| w[0].value >= w[1].value));
     // Categories from the vocabulary alone; unreachable tokens need a tokenizer.json.
-    assert!(analysis.rows[..480].iter().all(|r| r.category == Some(TokenCategory::Normal)));
-    assert!(analysis.rows[480..].iter().all(|r| r.category == Some(TokenCategory::Unused)));
+    assert!(
+        analysis.rows[..480]
+            .iter()
+            .all(|r| r.category == Some(TokenCategory::Normal))
+    );
+    assert!(
+        analysis.rows[480..]
+            .iter()
+            .all(|r| r.category == Some(TokenCategory::Unused))
+    );
     assert_eq!(
         found.counts,
         vec![
@@ -283,7 +291,12 @@ fn rows_left_at_initialisation_score_first() {
             (TokenCategory::Unused, 32)
         ]
     );
-    assert!(found.notes.iter().any(|n| n.contains("unreachable tokens not checked")));
+    assert!(
+        found
+            .notes
+            .iter()
+            .any(|n| n.contains("unreachable tokens not checked"))
+    );
 }
 
 #[test]
@@ -293,9 +306,17 @@ fn without_reference_tokens_the_score_is_empty_and_the_norms_remain() {
     let found = analysis.under_trained.as_ref().unwrap();
     assert_eq!(found.scored, None);
     assert!(found.reference.is_empty());
-    assert!(analysis.rows.iter().all(|r| r.under_trained_score.is_none()));
     assert!(
-        found.notes.iter().any(|n| n.starts_with("no under_trained_score: no token is known to be unused")),
+        analysis
+            .rows
+            .iter()
+            .all(|r| r.under_trained_score.is_none())
+    );
+    assert!(
+        found
+            .notes
+            .iter()
+            .any(|n| n.starts_with("no under_trained_score: no token is known to be unused")),
         "{:?}",
         found.notes
     );
@@ -305,6 +326,10 @@ fn without_reference_tokens_the_score_is_empty_and_the_norms_remain() {
     let mut smallest: Vec<usize> = candidates[..5].iter().map(|t| t.token_id).collect();
     smallest.sort_unstable();
     // Rows 480.. are tokens now, as small as the planted ones: the smallest five are among both.
-    assert!(smallest.iter().all(|id| UNTRAINED.contains(id) || *id >= 480));
+    assert!(
+        smallest
+            .iter()
+            .all(|id| UNTRAINED.contains(id) || *id >= 480)
+    );
     assert!(candidates.windows(2).all(|w| w[0].value <= w[1].value));
 }

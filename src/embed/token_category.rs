@@ -141,10 +141,12 @@ impl RoundTrip {
             .and_then(|&id| tokenizer.id_to_token(id))
             .is_some_and(|piece| piece.starts_with(['▁', 'Ġ', ' ']));
         let prefix = if adds_space {
-            let one_token = PREFIXES.iter().find_map(|&prefix| match encode(prefix)[..] {
-                [id] => Some((prefix, id)),
-                _ => None,
-            });
+            let one_token = PREFIXES
+                .iter()
+                .find_map(|&prefix| match encode(prefix)[..] {
+                    [id] => Some((prefix, id)),
+                    _ => None,
+                });
             Some(one_token.ok_or_else(|| {
                 Error::input(format!(
                     "{}: the tokenizer puts a space before the text and has no one-token prefix \
@@ -251,17 +253,24 @@ mod tests {
     fn bert_wordpiece() {
         let found = categorised("wordpiece.json");
         assert_eq!(ids_of(&found, TokenCategory::Special), vec![0, 1, 2, 3, 4]);
-        assert_eq!(ids_of(&found, TokenCategory::PartialUtf8), Vec::<usize>::new());
+        assert_eq!(
+            ids_of(&found, TokenCategory::PartialUtf8),
+            Vec::<usize>::new()
+        );
         // `##s` and `##ing` decode alone to "##…", split by the pre-tokeniser; `The` is
         // lowercased; `a.b` is split at the period.
-        assert_eq!(ids_of(&found, TokenCategory::Unreachable), vec![33, 34, 35, 36]);
+        assert_eq!(
+            ids_of(&found, TokenCategory::Unreachable),
+            vec![33, 34, 35, 36]
+        );
     }
 
     #[test]
     fn without_a_tokenizer_the_note_says_so() {
-        let vocabulary =
-            Vocabulary::parse_tokenizer_json(r#"{"model": {"type": "BPE", "vocab": {"a": 0, "<unused0>": 1}}}"#)
-                .unwrap();
+        let vocabulary = Vocabulary::parse_tokenizer_json(
+            r#"{"model": {"type": "BPE", "vocab": {"a": 0, "<unused0>": 1}}}"#,
+        )
+        .unwrap();
         let (categories, notes) = categories(Some(&vocabulary), None, 3, &Silent).unwrap();
         assert_eq!(
             categories.unwrap(),
@@ -271,11 +280,17 @@ mod tests {
                 TokenCategory::Unused
             ]
         );
-        assert!(notes[0].contains("unreachable tokens not checked"), "{notes:?}");
+        assert!(
+            notes[0].contains("unreachable tokens not checked"),
+            "{notes:?}"
+        );
         let broken = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(broken.path(), "{\"model\": {}}").unwrap();
         let (_, notes) = categories(Some(&vocabulary), Some(broken.path()), 2, &Silent).unwrap();
-        assert!(notes[0].contains("tokenizers library cannot use it"), "{notes:?}");
+        assert!(
+            notes[0].contains("tokenizers library cannot use it"),
+            "{notes:?}"
+        );
         let (none, notes) = categories(None, None, 2, &Silent).unwrap();
         assert!(none.is_none() && notes[0].contains("no vocabulary"));
     }

@@ -80,7 +80,10 @@ pub fn find_under_trained(
 ) -> Result<()> {
     let rows = analysis.rows.len();
     let mut notes = Vec::new();
-    let head_rows = inputs.head.as_ref().map_or(rows, |(_, head)| head.shape().0);
+    let head_rows = inputs
+        .head
+        .as_ref()
+        .map_or(rows, |(_, head)| head.shape().0);
     let reference = reference_tokens(inputs.vocabulary, head_rows);
     let (categories, category_notes) =
         token_category::categories(inputs.vocabulary, inputs.tokenizer, rows, observer)?;
@@ -288,9 +291,11 @@ fn first_principal_axis(head: &dyn MatrixRows, mean: &[f64]) -> Result<Vec<f64>>
         gram.unscale(scaled[(i, j)]) / n - mean[i] * mean[j]
     });
     drop(gram);
-    let eigen = covariance
-        .self_adjoint_eigen(Side::Lower)
-        .map_err(|e| Error::input(format!("eigendecomposition of the covariance failed: {e:?}")))?;
+    let eigen = covariance.self_adjoint_eigen(Side::Lower).map_err(|e| {
+        Error::input(format!(
+            "eigendecomposition of the covariance failed: {e:?}"
+        ))
+    })?;
     // Ascending from faer: the largest is last.
     Ok((0..cols).map(|i| eigen.U()[(i, cols - 1)]).collect())
 }
@@ -420,7 +425,13 @@ mod tests {
         for name in ["<|reserved_special_token_0|>", "<unused12>", "[unused3]"] {
             assert!(is_reserved_name(name), "{name}");
         }
-        for name in ["<|reserved_special_token_|>", "<unused>", "[unused3a]", "unused3", "<s>"] {
+        for name in [
+            "<|reserved_special_token_|>",
+            "<unused>",
+            "[unused3a]",
+            "unused3",
+            "<s>",
+        ] {
             assert!(!is_reserved_name(name), "{name}");
         }
     }

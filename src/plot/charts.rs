@@ -329,7 +329,10 @@ impl Histogram {
     pub fn counts(&self) -> Vec<(f64, f64, usize)> {
         let bins = Bins::over(&self.values, self.bins);
         let counts = bins.count(&self.values);
-        bins.edges().zip(counts).map(|((lo, hi), c)| (lo, hi, c)).collect()
+        bins.edges()
+            .zip(counts)
+            .map(|((lo, hi), c)| (lo, hi, c))
+            .collect()
     }
 }
 
@@ -433,7 +436,13 @@ pub struct MarkedHistogram {
 impl MarkedHistogram {
     /// (lower edge, upper edge, unmarked count, marked count) of each bin.
     pub fn counts(&self) -> Vec<(f64, f64, usize, usize)> {
-        let every: Vec<f64> = self.values.1.iter().chain(&self.marked.1).copied().collect();
+        let every: Vec<f64> = self
+            .values
+            .1
+            .iter()
+            .chain(&self.marked.1)
+            .copied()
+            .collect();
         let bins = Bins::over(&every, self.bins);
         let (values, marked) = (bins.count(&self.values.1), bins.count(&self.marked.1));
         bins.edges()

@@ -253,10 +253,7 @@ fn marked_values_stack_on_the_others_in_shared_bins() {
         bins: 2,
     };
     // The bins span both sets, [0, 1) and [1, 2]: 0 and 0.5 below, 1 with the marked above.
-    assert_eq!(
-        histogram.counts(),
-        vec![(0.0, 1.0, 2, 0), (1.0, 2.0, 1, 3)]
-    );
+    assert_eq!(histogram.counts(), vec![(0.0, 1.0, 2, 0), (1.0, 2.0, 1, 3)]);
 }
 
 #[test]

@@ -10,8 +10,8 @@ use super::figures;
 use super::html::{Cell, Figure, Page, Table, display_number};
 use super::rows::RowDifference;
 use super::{CHART_SIZE, MAX_SCATTER_POINTS};
-use crate::error::Result;
 use crate::embed::plots::score_histogram;
+use crate::error::Result;
 use crate::plot::{self, LineChart, Scatter};
 
 /// Bins of the norm and cosine histograms.
@@ -357,7 +357,9 @@ fn render_under_trained(page: &mut Page, docs: &EmbedDocuments) -> Result<()> {
             },
         ),
     ];
-    let categories = found["categories"].as_array().map_or(&[][..], Vec::as_slice);
+    let categories = found["categories"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice);
     for category in categories {
         facts.push((
             format!("{} tokens", text(category, "category")),
@@ -401,7 +403,9 @@ fn render_under_trained(page: &mut Page, docs: &EmbedDocuments) -> Result<()> {
         _ => "norm",
     };
     for category in categories {
-        let candidates = category["candidates"].as_array().map_or(&[][..], Vec::as_slice);
+        let candidates = category["candidates"]
+            .as_array()
+            .map_or(&[][..], Vec::as_slice);
         if candidates.is_empty() {
             continue;
         }
