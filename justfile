@@ -39,7 +39,9 @@ layers-reference model *flags:
 
 # WeightWatcher 0.7.7's own metrics, written once into benches/reference/ and committed:
 # tests/weightwatcher_reference.rs compares `aib layers` (and `aib stats` on the GGUF model) with
-# them. The venv (benches/reference/requirements.txt, pinned, from PyPI; no torch) is under target/.
+# them. The venv (benches/reference/requirements.txt, pinned, from PyPI; no torch) is under target/,
+# with a second one for xmin_peak and E_TPL (the same set but powerlaw==1.5), and mpmath's
+# incomplete gamma function for src/layers/incomplete_gamma.rs.
 weightwatcher-reference:
     test -x target/python-ww/bin/python || python3 -m venv target/python-ww
     target/python-ww/bin/python -m pip install --quiet --disable-pip-version-check -r benches/reference/requirements.txt
@@ -52,6 +54,17 @@ weightwatcher-reference:
     for model in llama-tiny gpt2-tiny; do \
         target/python-ww/bin/python benches/reference/weightwatcher_options.py fixtures/$model/model.safetensors $model > target/weightwatcher-options-$model.json && \
         mv target/weightwatcher-options-$model.json benches/reference/; \
+    done
+    target/python-ww/bin/python benches/reference/incomplete_gamma_mpmath.py > target/incomplete-gamma-mpmath.json
+    mv target/incomplete-gamma-mpmath.json benches/reference/
+    # xmin_peak and E_TPL fail with the pinned powerlaw 2.0 (see weightwatcher_options.py's
+    # `failed`): they run in a second venv, the same set but for powerlaw==1.5.
+    test -x target/python-ww-powerlaw15/bin/python || python3 -m venv target/python-ww-powerlaw15
+    target/python-ww-powerlaw15/bin/python -m pip install --quiet --disable-pip-version-check -r benches/reference/requirements.txt
+    target/python-ww-powerlaw15/bin/python -m pip install --quiet --disable-pip-version-check powerlaw==1.5
+    for model in llama-tiny gpt2-tiny; do \
+        target/python-ww-powerlaw15/bin/python benches/reference/weightwatcher_powerlaw.py fixtures/$model/model.safetensors $model > target/weightwatcher-powerlaw-$model.json && \
+        mv target/weightwatcher-powerlaw-$model.json benches/reference/; \
     done
 
 # scikit-learn's k-means sweep (k = 2..32 on 30,000 × 384 f32) beside aib's, on the same data.

@@ -9,12 +9,16 @@
 //! A front end that can cancel a run (the Python module, on Ctrl-C) gives its observer a
 //! [`Cancellation`]. The observer's own methods check it between matrices and tiles; inside one
 //! long decomposition the spectral code calls [`checkpoint`] between its blocks and panels, which
-//! checks the flag that [`cancellable`] set for the work on its thread.
+//! checks the flag that [`cancellable`] set for the work on its thread. A cancelled run puts no
+//! output in place: writers commit (rename a finished file into place) through [`commit`] or
+//! [`Cancellation::commit`], which a cancel waits for and which refuse once it is raised.
 
 use std::cell::RefCell;
 use std::panic;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::sync::lock;
 
 /// What a phase counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,17 +86,27 @@ pub trait Observer: Sync {
 /// with a [`Cancelled`] payload, which the front end that raised it catches where the run began.
 /// rayon carries the unwinding from its workers to the caller; the run's state is dropped.
 #[derive(Debug, Clone, Default)]
-pub struct Cancellation(Arc<AtomicBool>);
+pub struct Cancellation(Arc<CancellationState>);
+
+#[derive(Debug, Default)]
+struct CancellationState {
+    cancelled: AtomicBool,
+    /// Held while an output is put in place and while the flag is raised, so the two never
+    /// overlap.
+    commits: Mutex<()>,
+}
 
 impl Cancellation {
-    /// Asks the run to stop at its next check.
+    /// Asks the run to stop at its next check. Waits for an output being put in place: once this
+    /// returns, the run puts no more outputs in place (see [`Cancellation::commit`]).
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::Relaxed);
+        let _commits = lock(&self.0.commits);
+        self.0.cancelled.store(true, Ordering::Relaxed);
     }
 
     /// Whether the run was asked to stop.
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.0.cancelled.load(Ordering::Relaxed)
     }
 
     /// Unwinds with [`Cancelled`] when the run was asked to stop.
@@ -101,6 +115,14 @@ impl Cancellation {
             // `resume_unwind`, not `panic!`: no panic hook runs, so nothing is printed.
             panic::resume_unwind(Box::new(Cancelled));
         }
+    }
+
+    /// Runs `put_in_place` (the step that makes a finished output visible, such as the rename of
+    /// a complete temporary file) unless the run was asked to stop; `None` when it was, and then
+    /// nothing ran. A [`Cancellation::cancel`] waits for a commit under way.
+    pub fn commit<T>(&self, put_in_place: impl FnOnce() -> T) -> Option<T> {
+        let _commits = lock(&self.0.commits);
+        (!self.is_cancelled()).then(put_in_place)
     }
 }
 
@@ -139,6 +161,16 @@ pub fn checkpoint() {
             cancellation.check();
         }
     });
+}
+
+/// Runs `put_in_place` as [`Cancellation::commit`] does for the run [`cancellable`] set up on
+/// this thread; outside such a run, always.
+pub fn commit<T>(put_in_place: impl FnOnce() -> T) -> Option<T> {
+    let cancellation = CURRENT.with_borrow(Clone::clone);
+    match cancellation {
+        Some(cancellation) => cancellation.commit(put_in_place),
+        None => Some(put_in_place()),
+    }
 }
 
 /// An observer that ignores everything.

@@ -1,13 +1,18 @@
 //! `aib fetch` end to end against the Hub stand-in in `hub_server`: layouts, filters, resume,
-//! verification, tokens, errors, retries, offline mode and concurrent runs.
+//! verification, tokens, errors, retries, offline mode, concurrent runs and cancelled runs.
 
 mod common;
 mod hub_server;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
+use aib::hub::fetch::{Destination, FetchOptions, fetch};
+use aib::hub::glob::PathFilter;
+use aib::hub::http::RetryPolicy;
+use aib::observe::{Cancellation, Observer, Silent};
 use aib::sync::lock;
 use common::{EXIT_INPUT, EXIT_IO, EXIT_NETWORK, EXIT_OK, EXIT_USAGE, assert_exit, stderr, stdout};
 use hub_server::{Fixture, HubServer, Repo};
@@ -684,4 +689,198 @@ fn stats_finds_the_fetched_repo_by_id() {
     let stats = setup.run(&["stats", REPO]);
     assert_exit(&stats, EXIT_OK);
     assert!(stdout(&stats).contains(TENSOR), "{}", stdout(&stats));
+}
+
+/// The sharded fixture as a repo of the stand-in Hub, its shards as LFS files.
+fn sharded_repo() -> Repo {
+    let folder = common::fixtures().join("sharded-tiny");
+    let mut files: Vec<Fixture> = std::fs::read_dir(&folder)
+        .expect("sharded fixture")
+        .map(|entry| {
+            let path = entry.expect("entry").path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let lfs = name.ends_with(".safetensors");
+            Fixture::bytes(&name, std::fs::read(&path).expect("fixture file"), lfs)
+        })
+        .collect();
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Repo {
+        id: "acme/sharded".to_string(),
+        commit: COMMIT.to_string(),
+        refs: vec!["main".to_string()],
+        files,
+        token: None,
+    }
+}
+
+#[test]
+fn headers_alone_are_enough_to_plan_and_to_run_a_part_that_does_not_read_the_shard() {
+    let server = HubServer::start(vec![sharded_repo()]);
+    let setup = Setup::new(&server);
+    let snapshot = setup
+        .cache
+        .join("models--acme--sharded/snapshots")
+        .join(COMMIT);
+    let first = "model-00001-of-00003.safetensors";
+    let small = [
+        "config.json",
+        "tokenizer.json",
+        "model.safetensors.index.json",
+    ];
+    let mut args = vec!["fetch", "acme/sharded", "--quiet", "--headers"];
+    for file in small.iter().copied().chain([first]) {
+        args.extend(["--include", file]);
+    }
+    assert_exit(&setup.run(&args), EXIT_OK);
+
+    // The shards left out are there as their headers alone, and only those bytes crossed.
+    for repo in sharded_repo().files {
+        let path = snapshot.join(&repo.path);
+        if repo.path == first || small.contains(&repo.path.as_str()) {
+            assert_eq!(std::fs::read(&path).unwrap(), repo.in_memory_bytes());
+            continue;
+        }
+        assert!(!path.exists(), "{}", repo.path);
+        let bytes = repo.in_memory_bytes();
+        let length = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let header = std::fs::read(snapshot.join(format!("{}.header", repo.path))).unwrap();
+        assert_eq!(header.as_slice(), &bytes[..8 + length], "{}", repo.path);
+        assert_eq!(server.control.bytes_sent(&repo.path), 8 + length as u64);
+    }
+    // A second run transfers nothing more.
+    let sent = server.control.total_bytes_sent();
+    assert_exit(&setup.run(&args), EXIT_OK);
+    assert_eq!(server.control.total_bytes_sent(), sent);
+
+    // The plan is the plan of the whole model; a part reading only the first shard runs; a
+    // whole run needs every shard.
+    let plan = |model: &str| -> serde_json::Value {
+        let output = setup.run(&[
+            "stats", model, "--plan", "40", "--format", "json", "-j", "1",
+        ]);
+        assert_exit(&output, EXIT_OK);
+        serde_json::from_str::<serde_json::Value>(&stdout(&output)).unwrap()["parts"].clone()
+    };
+    let fixture = common::fixtures().join("sharded-tiny");
+    let parts = plan("acme/sharded");
+    assert_eq!(parts, plan(fixture.to_str().unwrap()));
+    let only_first = parts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|part| part["files"] == serde_json::json!([first]))
+        .expect("a part reading only the first shard");
+    let spec = format!("{}/40", only_first["index"]);
+    assert_exit(
+        &setup.run(&["stats", "acme/sharded", "--part", &spec, "-q"]),
+        EXIT_OK,
+    );
+    assert_exit(&setup.run(&["stats", "acme/sharded", "-q"]), EXIT_INPUT);
+}
+
+#[test]
+fn a_header_that_is_not_a_safetensors_header_fails_the_fetch() {
+    let mut repo = tiny_repo(None);
+    repo.files
+        .push(Fixture::bytes("broken.safetensors", noise(64, 3), true));
+    let server = HubServer::start(vec![repo]);
+    let setup = Setup::new(&server);
+    let args = ["fetch", REPO, "--include", "config.json", "--headers"];
+    let listed = setup.run(&[&args[..], &["--dry-run"]].concat());
+    assert_exit(&listed, EXIT_OK);
+    let listed = stdout(&listed);
+    assert!(listed.contains("?\tmodel.safetensors.header"), "{listed}");
+    assert!(listed.contains("?\tbroken.safetensors.header"), "{listed}");
+
+    let output = setup.run(&[&args[..], &["--quiet"]].concat());
+    assert_exit(&output, EXIT_NETWORK);
+    assert!(
+        stderr(&output).contains("broken.safetensors")
+            && stderr(&output).contains("not a safetensors file"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!setup.snapshot().join("broken.safetensors.header").exists());
+}
+
+/// An observer of a run that a front end can cancel, which it does once `after` bytes of the
+/// downloads have arrived: deterministic, where a timed Ctrl-C is not.
+struct CancelAfter {
+    cancellation: Cancellation,
+    received: AtomicU64,
+    after: u64,
+}
+
+impl Observer for CancelAfter {
+    fn part_advanced(&self, _name: &str, amount: u64) {
+        if self.received.fetch_add(amount, Ordering::SeqCst) + amount >= self.after {
+            self.cancellation.cancel();
+        }
+    }
+
+    fn cancellation(&self) -> Option<&Cancellation> {
+        Some(&self.cancellation)
+    }
+}
+
+/// `big.bin` into the setup's cache, in ranged chunks of `chunk_bytes` (one stream when the file
+/// is smaller than two of them).
+fn big_file_options(setup: &Setup, chunk_bytes: u64) -> FetchOptions {
+    FetchOptions {
+        repo_id: REPO.to_string(),
+        revision: None,
+        filter: PathFilter::new(&["big.bin".to_string()], &[]),
+        destination: Destination::HubCache(setup.cache.clone()),
+        endpoint: setup.endpoint.clone(),
+        token: None,
+        jobs: 2,
+        offline: false,
+        dry_run: false,
+        retry: RetryPolicy {
+            max_attempts: 2,
+            base_delay: Duration::from_millis(1),
+        },
+        chunk_bytes,
+        read_timeout: Duration::from_secs(5),
+        max_unknown_size: 1 << 30,
+        headers: false,
+    }
+}
+
+#[test]
+fn a_cancelled_fetch_puts_nothing_in_place_and_the_next_one_resumes_it() {
+    let big = &tiny_files()[5];
+    // Ranged chunks of 32 KiB, then one stream.
+    for chunk_bytes in [CHUNK_BYTES, 1 << 20] {
+        let server = HubServer::start(vec![tiny_repo(None)]);
+        let setup = Setup::new(&server);
+        // 4 KiB pieces 1 ms apart: the cancellation comes a third of the way in.
+        server.control.pace_micros.store(1_000, Ordering::Relaxed);
+        let observer = CancelAfter {
+            cancellation: Cancellation::default(),
+            received: AtomicU64::new(0),
+            after: 100_000,
+        };
+        let options = big_file_options(&setup, chunk_bytes);
+        let err = fetch(&options, &observer).expect_err("cancelled");
+        assert!(err.message().contains("cancelled"), "{err}");
+        // No blob, no link, no ref: only the partial file, a prefix of the file.
+        let blobs = setup.repo_folder().join("blobs");
+        let partial_name = format!("{}.incomplete", big.etag());
+        assert_eq!(files_under(&blobs), vec![partial_name.clone()]);
+        assert!(!setup.repo_folder().join("snapshots").exists());
+        assert!(!setup.repo_folder().join("refs").exists());
+        let partial = std::fs::read(blobs.join(&partial_name)).expect("partial kept");
+        assert!((partial.len() as u64) < big.size(), "{}", partial.len());
+        assert_eq!(partial[..], big.in_memory_bytes()[..partial.len()]);
+        if chunk_bytes > big.size() {
+            // One stream keeps every byte it received.
+            assert!(partial.len() >= 100_000, "{}", partial.len());
+        }
+
+        server.control.pace_micros.store(0, Ordering::Relaxed);
+        fetch(&options, &Silent).expect("resumed");
+        setup.assert_snapshot_holds(big);
+        assert!(!blobs.join(&partial_name).exists());
+    }
 }

@@ -13,26 +13,14 @@ const COMMIT_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 /// A Hub cache holding `Org/Tiny` at two commits: `main` → A (llama-tiny), `v2` → B (gpt2-tiny),
 /// with blobs and relative snapshot symlinks as the Hub client lays them out.
 fn make_cache(cache: &Path) {
-    let repo = cache.join("models--Org--Tiny");
-    std::fs::create_dir_all(repo.join("blobs")).unwrap();
-    std::fs::create_dir_all(repo.join("refs")).unwrap();
-    for (commit, fixture, branch) in [
-        (COMMIT_A, "llama-tiny", "main"),
-        (COMMIT_B, "gpt2-tiny", "v2"),
-    ] {
-        let snapshot = repo.join("snapshots").join(commit);
-        std::fs::create_dir_all(&snapshot).unwrap();
-        for file in ["model.safetensors", "config.json"] {
-            let blob = format!("{commit}-{file}");
-            std::fs::copy(
-                common::fixtures().join(fixture).join(file),
-                repo.join("blobs").join(&blob),
-            )
-            .unwrap();
-            std::os::unix::fs::symlink(format!("../../blobs/{blob}"), snapshot.join(file)).unwrap();
-        }
-        std::fs::write(repo.join("refs").join(branch), commit).unwrap();
-    }
+    common::hub_cache(
+        cache,
+        "Org/Tiny",
+        &[
+            (COMMIT_A, "llama-tiny", "main"),
+            (COMMIT_B, "gpt2-tiny", "v2"),
+        ],
+    );
 }
 
 fn stats_in_cache(cache: &Path, args: &[&str]) -> (Value, Vec<Value>) {

@@ -11,7 +11,7 @@ use aib::engine::{self, AnalysisOptions};
 use aib::layers::analysis::{LayersOptions, analyse_part};
 use aib::layers::documents::dataset_tables;
 use aib::model::Model;
-use aib::model::parts::{PartSpec, Selection, WorkUnit};
+use aib::model::parts::{Selection, WorkUnit, split};
 use aib::observe::Silent;
 use aib::output::{Provenance, Table};
 use aib::spectral::SpectralOptions;
@@ -62,10 +62,8 @@ fn assert_parts_give_the_whole(
     assert!(!whole.is_empty(), "{what}: no rows");
     for count in [1, 2, 3, units.len() + 2] {
         let mut together = Vec::new();
-        for index in 1..=count {
-            let part = PartSpec { index, count };
-            let selection = Selection::of_part(units.clone(), Some(part));
-            together.extend(rows(&run(&selection)));
+        for part in split(units.clone(), count) {
+            together.extend(rows(&run(&Selection::of(&part))));
         }
         together.sort();
         assert_eq!(together, whole, "{what}: {count} parts");

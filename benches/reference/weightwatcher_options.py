@@ -13,11 +13,19 @@ torch stand-in: every matrix takes WeightWatcher's NumPy path, SVD in float64):
   apart from the shuffle itself.
 - `analyze(fix_fingers='clip_xmax')`.
 
+The layers also carry the rest of the randomized Marchenko–Pastur columns (`num_traps`,
+`rand_sigma_mp`, `rand_mp_softrank`, `rand_bulk_min`, `rand_bulk_max`, `rand_W_scale`, `ww_softrank`,
+`ww_maxdist`) and `W_scale`. `failed` records what `fix_fingers='xmin_peak'` (default fitter and
+`pl_package='powerlaw'`) and `fit='E_TPL'` give with this pinned set: alpha = -1 on every row,
+with the warnings WeightWatcher logged (`weightwatcher_powerlaw.py` runs them where they work).
+
 Usage: python weightwatcher_options.py MODEL.safetensors NAME > reference.json
 """
 
 import hashlib
+import importlib.metadata
 import json
+import logging
 import sys
 import types
 
@@ -35,7 +43,9 @@ sys.modules["torch"] = torch
 
 MP_COLUMNS = ["num_spikes", "sigma_mp", "mp_softrank", "bulk_min", "bulk_max", "detX_num",
               "detX_val", "rank_loss", "weak_rank_loss", "sv_min", "num_evals", "xmax",
-              "warning", "rand_num_spikes", "max_rand_eval", "rand_distance", "alpha", "N", "M"]
+              "warning", "rand_num_spikes", "max_rand_eval", "rand_distance", "alpha", "N", "M",
+              "W_scale", "num_traps", "rand_sigma_mp", "rand_mp_softrank", "rand_bulk_min",
+              "rand_bulk_max", "rand_W_scale", "ww_softrank", "ww_maxdist"]
 CLIP_COLUMNS = ["alpha", "xmin", "xmax", "D", "sigma", "num_pl_spikes", "num_fingers",
                 "raw_alpha", "warning"]
 
@@ -47,6 +57,39 @@ def plain(value):
     if float(value).is_integer() and not isinstance(value, float):
         return int(value)
     return float(value)
+
+
+class WarningsSeen(logging.Handler):
+    """The distinct warnings WeightWatcher's logger emits while attached."""
+
+    def __init__(self):
+        super().__init__(level=logging.WARNING)
+        self.messages = []
+
+    def emit(self, record):
+        message = record.getMessage()
+        if message not in self.messages:
+            self.messages.append(message)
+
+
+def failed_runs(matrices):
+    """What `xmin_peak` and `E_TPL` give with this (pinned) set: every row's alpha and status, and
+    the warnings WeightWatcher logged (why the fit failed)."""
+    runs = {}
+    for label, options in [
+            ("analyze(fix_fingers='xmin_peak')", {"fix_fingers": "xmin_peak"}),
+            ("analyze(fix_fingers='xmin_peak', pl_package='powerlaw')",
+             {"fix_fingers": "xmin_peak", "pl_package": "powerlaw"}),
+            ("analyze(fit='E_TPL', pl_package='powerlaw')",
+             {"fit": "E_TPL", "pl_package": "powerlaw"})]:
+        seen = WarningsSeen()
+        logging.getLogger("weightwatcher").addHandler(seen)
+        frame = weightwatcher.WeightWatcher(model=matrices).analyze(**options)
+        logging.getLogger("weightwatcher").removeHandler(seen)
+        runs[label] = {"alpha": sorted({plain(alpha) for alpha in frame["alpha"]}),
+                       "status": sorted(set(frame["status"])),
+                       "warnings": seen.messages}
+    return runs
 
 
 def main():
@@ -83,6 +126,7 @@ def main():
         layer.update({key: plain(row[key]) for key in CLIP_COLUMNS})
         clip_layers.append(layer)
 
+    powerlaw_version = importlib.metadata.version("powerlaw")
     with open(path, "rb") as f:
         sha256 = hashlib.sha256(f.read()).hexdigest()
     json.dump({
@@ -94,6 +138,8 @@ def main():
                    "analyze(fix_fingers='clip_xmax')",
         "layers": layers,
         "clip_xmax": clip_layers,
+        "powerlaw": powerlaw_version,
+        "failed": failed_runs(matrices),
     }, sys.stdout, indent=1)
     print()
 

@@ -7,9 +7,17 @@ keyword arguments named as the command's flags (``--rank-rtol`` is ``rank_rtol``
 Commands with several outputs (:func:`layers`, :func:`embed`, :func:`diff`) return an object
 with one table per file the command writes, named as the file, and its ``summary.json`` as a dict.
 
-The engine runs with the GIL released; Ctrl-C (KeyboardInterrupt) stops a run; progress shows
-with ``tqdm.auto`` when it is installed (``progress=False`` turns it off). Errors raise
-:class:`Error` subclasses that follow the command's exit codes, with its one-line message.
+The engine runs with the GIL released; progress shows with ``tqdm.auto`` when it is installed
+(``progress=False`` turns it off). Errors raise :class:`Error` subclasses that follow the
+command's exit codes, with its one-line message.
+
+Ctrl-C (KeyboardInterrupt) stops every function within a second: the exception is raised at most
+about 0.4 s after the signal, and the run writes no file after it (:func:`report` no page,
+:func:`fetch` no file in the snapshot; a download keeps its partial file, and the next fetch
+resumes it). A step that cannot stop halfway goes on in the background until it ends, using the
+CPU meanwhile: one call into faer (the inertia count of ``rank="exact"``, tridiagonal
+eigenvalues, a dense SVD; a few seconds on a 4096-wide matrix) or a network read (at most the
+read timeout, 60 s). Its threads then stop by themselves.
 """
 
 from __future__ import annotations
@@ -347,6 +355,8 @@ def fetch(
     token: Optional[str] = None,
     endpoint: Optional[str] = None,
     jobs: Optional[int] = None,
+    headers: bool = False,
+    progress: bool = True,
 ) -> str:
     """Downloads a Hub repo as ``aib fetch MODEL_ID`` does and returns where it landed.
 
@@ -360,9 +370,16 @@ def fetch(
             $HF_HOME/token).
         endpoint: Hub URL or mirror (default: HF_ENDPOINT, else https://huggingface.co).
         jobs: parallel downloads.
+        headers: also fetch, for each ``.safetensors`` file the filters leave out, its header
+            alone into ``NAME.safetensors.header`` (two small ranged requests): what
+            ``--plan`` needs of a shard, and ``--part`` of a shard its part does not read.
+        progress: show the bytes downloaded with ``tqdm.auto`` when it is installed.
 
     Returns:
         The folder of the downloaded snapshot.
+
+    Ctrl-C stops the transfers at their next read; the partial files stay (as after any
+    interrupted download) and the next fetch resumes them.
     """
     argv = _command_line(
         "fetch",
@@ -374,9 +391,10 @@ def fetch(
         token=token,
         endpoint=endpoint,
         jobs=jobs,
+        headers=headers,
         quiet=True,
     )
-    return os.fspath(_aib.written_path(argv))
+    return os.fspath(_aib.written_path(argv, _reporter(progress)))
 
 
 def report(
@@ -388,6 +406,7 @@ def report(
     revision: Optional[str] = None,
     model_id: Optional[str] = None,
     threads: Optional[int] = None,
+    progress: bool = True,
 ) -> str:
     """Writes the self-contained HTML page of ``aib report MODEL`` and returns its path.
 
@@ -399,9 +418,12 @@ def report(
         revision: branch, tag or commit of a Hub-cached model.
         model_id: the model id shown and recorded.
         threads: worker threads (default: all cores).
+        progress: show progress with ``tqdm.auto`` when it is installed.
 
     Returns:
         The path of the page.
+
+    Ctrl-C stops the analyses; the page is then not written.
     """
     argv = _command_line(
         "report",
@@ -414,7 +436,7 @@ def report(
         threads=threads,
         quiet=True,
     )
-    return os.fspath(_aib.written_path(argv))
+    return os.fspath(_aib.written_path(argv, _reporter(progress)))
 
 
 def _documents(argv: list, progress: bool) -> Tuple[Dict[str, pyarrow.Table], Optional[Dict[str, Any]]]:

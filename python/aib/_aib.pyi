@@ -14,8 +14,13 @@ def documents(argv: List[str], reporter: Optional[Any]) -> Tuple[Dict[str, pyarr
     as JSON text (``None`` for ``stats``). ``reporter`` has ``progress(phase, total, done,
     counts_bytes)`` and ``warn(message)``."""
 
-def written_path(argv: List[str]) -> os.PathLike[str]:
-    """Runs an ``aib fetch`` or ``aib report`` command line; returns the path it wrote."""
+def written_path(argv: List[str], reporter: Optional[Any]) -> os.PathLike[str]:
+    """Runs an ``aib fetch`` or ``aib report`` command line; returns the path it wrote.
+    ``reporter`` as for :func:`documents`."""
+
+def _workers() -> int:
+    """Runs whose worker thread has not ended (a cancelled run may finish a step in the
+    background)."""
 
 def _export_probe(rows: int) -> Tuple[pyarrow.RecordBatch, int]:
     """A one-column table of ``rows`` rows and the address of its values on the Rust side."""

@@ -8,9 +8,14 @@ part, so Ray packs tasks by memory. A failed task is retried, then reported with
 other tasks go on. Progress goes to stderr, one line per finished task.
 
 MODELS are local paths (on every node: a shared file system) or Hub ids, ``org/name`` or
-``org/name@revision`` (a list of revisions of one repo is a training run); a task fetches a Hub
-model its node's Hub cache does not hold (``aib fetch``). For ``diff``, each model is compared with
-the next one in the list (consecutive checkpoints).
+``org/name@revision`` (a list of revisions of one repo is a training run). For a Hub model its
+Hub cache lacks, the driver fetches the small files (config, tokenizer, the shard index) and
+each shard's header alone (``aib fetch --headers``): enough for the plan. A task whose node's Hub
+cache lacks what its part reads fetches the small files and only the shards its part reads (the
+plan's ``files``, and for ``diff`` model B's ``files_b``, as ``--include`` patterns), with the
+other shards' headers. A model the plan cannot be made of from its headers (one
+``.safetensors`` file without an index, GGUF) is fetched whole. For ``diff``, each model is
+compared with the next one in the list (consecutive checkpoints).
 
 From the command line::
 
@@ -38,6 +43,9 @@ INPUT_ERROR = 3
 
 #: Memory asked for a part when no plan could be made (a Hub model not yet on the driver).
 DEFAULT_MEMORY_BYTES = 2 << 30
+
+#: The files beside the weights that aib reads: fetched whole with a part's shards.
+SMALL_FILES = ("config.json", "tokenizer.json", "vocab.txt", "model.safetensors.index.json")
 
 
 @dataclass
@@ -98,6 +106,20 @@ def default_aib() -> str:
     return found
 
 
+def fetch(aib: str, spec: ModelSpec, files: Optional[Sequence[str]] = None) -> None:
+    """Fetches the Hub model ``spec`` into the Hub cache: the small files, ``files`` (weight
+    files, as ``--include`` patterns) and every other shard's header alone; without ``files``,
+    the whole model."""
+    line = [aib, "fetch", *spec.arguments(), "-q"]
+    if files is not None:
+        line += ["--headers"]
+        for name in (*SMALL_FILES, *files):
+            line += ["--include", name]
+    done = subprocess.run(line, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"aib fetch {spec}: {done.stderr.strip()}")
+
+
 def plan(
     aib: str,
     command: str,
@@ -107,13 +129,23 @@ def plan(
     threads: int,
     args: Sequence[str],
 ) -> Optional[Dict[str, Any]]:
-    """The plan of ``model`` in ``parts`` parts, or ``None`` when it cannot be made here (a Hub
-    model not in the local cache)."""
+    """The plan of ``model`` (against ``other`` for ``diff``) in ``parts`` parts, or ``None`` when
+    it cannot be made here (a Hub model whose headers could not be fetched or do not make a
+    plan). Hub models the local Hub cache lacks are fetched as their small files and shard
+    headers, all a plan needs."""
     line = [aib, command, *model.arguments()]
     if other is not None:
         line += [other.name] + (["--revision-b", other.revision] if other.revision else [])
     line += ["--plan", str(parts), "--format", "json", "-j", str(threads), "-q", *args]
     done = subprocess.run(line, capture_output=True, text=True)
+    hub = [spec for spec in (model, other) if spec is not None and spec.hub]
+    if done.returncode == INPUT_ERROR and hub:
+        try:
+            for spec in hub:
+                fetch(aib, spec, files=[])
+        except RuntimeError:
+            return None
+        done = subprocess.run(line, capture_output=True, text=True)
     if done.returncode != 0:
         if model.hub or (other is not None and other.hub):
             return None
@@ -131,24 +163,24 @@ def _run_part(
     dataset: str,
     threads: int,
     args: Sequence[str],
+    files: Optional[Sequence[str]] = None,
+    files_b: Optional[Sequence[str]] = None,
 ) -> Tuple[str, float]:
     """One task: run its part into the dataset, fetching the Hub models it names into the node's
-    Hub cache first when they are not there; returns ("done" or "skipped", seconds). Raises with
-    aib's message when a command fails."""
+    Hub cache first when what the part reads is not there (``files``, ``files_b``: the weight
+    files of ``model`` and ``other`` the plan says the part reads; ``None``: the whole model);
+    returns ("done" or "skipped", seconds). Raises with aib's message when a command fails."""
     start = time.monotonic()
     line = [aib, command, *model.arguments()]
     if other is not None:
         line += [other.name] + (["--revision-b", other.revision] if other.revision else [])
     line += ["--part", f"{index}/{count}", "--dataset", dataset, "-j", str(threads), "-q", *args]
     done = subprocess.run(line, capture_output=True, text=True)
-    hub = [spec for spec in (model, other) if spec is not None and spec.hub]
+    hub = [(spec, wanted) for spec, wanted in ((model, files), (other, files_b))
+           if spec is not None and spec.hub]
     if done.returncode == INPUT_ERROR and hub:
-        for spec in hub:
-            fetch = subprocess.run(
-                [aib, "fetch", *spec.arguments(), "-q"], capture_output=True, text=True
-            )
-            if fetch.returncode != 0:
-                raise RuntimeError(f"aib fetch {spec}: {fetch.stderr.strip()}")
+        for spec, wanted in hub:
+            fetch(aib, spec, wanted)
         done = subprocess.run(line, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(
@@ -200,14 +232,21 @@ def run(
         found = plan(aib, command, model, other, parts, num_cpus, args)
         for index in range(1, parts + 1):
             memory = DEFAULT_MEMORY_BYTES
+            files = files_b = None
             if found is not None:
-                memory = int(found["parts"][index - 1]["memory_bytes"])
+                part = found["parts"][index - 1]
+                memory = int(part["memory_bytes"])
+                files = list(part["files"])
+                files_b = list(part.get("files_b", []))
             task = remote.options(
                 num_cpus=num_cpus,
                 memory=memory,
                 max_retries=max_retries,
                 retry_exceptions=True,
-            ).remote(aib, command, model, other, index, parts, dataset, num_cpus, list(args))
+            ).remote(
+                aib, command, model, other, index, parts, dataset, num_cpus, list(args), files,
+                files_b,
+            )
             pending[task] = (str(model), f"{index}/{parts}")
     result = RunResult()
     total = len(pending)

@@ -4,12 +4,13 @@
 //! keyword arguments into flags), so that options, checks, messages and the provenance recorded
 //! in a table are the CLI's own. The engine runs on a worker thread with the GIL released; the
 //! calling thread wakes every [`POLL`] to forward progress and warnings to Python and to check
-//! for Ctrl-C, which cancels the run (see [`Relay`]).
+//! for Ctrl-C, which cancels the run (see [`Relay`]) and is raised within [`GRACE`] of that,
+//! whether or not the worker has stopped (see [`run_cancellable`]).
 
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
@@ -26,6 +27,13 @@ use pyo3::types::PyDict;
 /// How often the calling thread looks at the run: progress, warnings, Ctrl-C.
 const POLL: Duration = Duration::from_millis(100);
 
+/// How long a cancelled run's worker is waited for before the exception is raised anyway.
+const GRACE: Duration = Duration::from_millis(300);
+
+/// Runs whose worker thread has not ended: those under way and cancelled ones finishing a step
+/// in the background.
+static WORKERS: AtomicUsize = AtomicUsize::new(0);
+
 /// Runs the CLI on `argv` (program name first) with the GIL released and returns its exit code:
 /// the `aib` console script.
 #[pyfunction]
@@ -34,11 +42,16 @@ fn main(py: Python<'_>, argv: Vec<OsString>) -> i32 {
 }
 
 /// Runs the `aib fetch` or `aib report` command line `argv` (program name first) with the GIL
-/// released and returns the path it wrote. Ctrl-C is seen when the command ends: these commands
-/// take no cancellation yet.
+/// released and returns the path it wrote. `reporter` as for [`documents`].
 #[pyfunction]
-fn written_path(py: Python<'_>, argv: Vec<OsString>) -> PyResult<std::path::PathBuf> {
-    run_cancellable(py, None, |_relay| aib::cli::written_path(argv))
+fn written_path<'py>(
+    py: Python<'py>,
+    argv: Vec<OsString>,
+    reporter: Option<Bound<'py, PyAny>>,
+) -> PyResult<std::path::PathBuf> {
+    run_cancellable(py, reporter.as_ref(), move |relay| {
+        aib::cli::written_path(argv, relay)
+    })
 }
 
 /// The documents of the `aib stats`, `layers`, `embed` or `diff` command line `argv` (program
@@ -52,7 +65,7 @@ fn documents<'py>(
     argv: Vec<OsString>,
     reporter: Option<Bound<'py, PyAny>>,
 ) -> PyResult<(Bound<'py, PyDict>, Option<String>)> {
-    let documents = run_cancellable(py, reporter.as_ref(), |relay| {
+    let documents = run_cancellable(py, reporter.as_ref(), move |relay| {
         aib::cli::documents(argv, relay)
     })?;
     let tables = PyDict::new(py);
@@ -61,6 +74,13 @@ fn documents<'py>(
     }
     let summary = documents.summary.as_ref().map(|summary| summary.to_string());
     Ok((tables, summary))
+}
+
+/// How many runs have a worker thread that has not ended: a cancelled run's worker may finish
+/// its current step in the background. Tests wait for 0 before they look at the files.
+#[pyfunction]
+fn _workers() -> usize {
+    WORKERS.load(Ordering::SeqCst)
 }
 
 /// A table of `rows` rows (one Int64 column counting from 0), through the same export as every
@@ -100,7 +120,8 @@ fn to_pyarrow<'py>(py: Python<'py>, table: &Table) -> PyResult<Bound<'py, PyAny>
 /// thread reads it every [`POLL`] with the GIL held. When the run is cancelled, the next call
 /// from the engine (each tile of the statistics pass, each matrix of the spectra) or the next
 /// checkpoint inside a decomposition unwinds its thread with [`aib::observe::Cancelled`]; rayon
-/// carries the unwinding to the run's caller, and the run's state is dropped.
+/// carries the unwinding to the run's caller, and the run's state is dropped. A download's
+/// threads look at the cancellation themselves and stop with an error instead.
 #[derive(Default)]
 struct Relay {
     cancellation: Cancellation,
@@ -142,6 +163,12 @@ impl Observer for Relay {
         self.done.fetch_add(amount, Ordering::Relaxed);
     }
 
+    /// Counts toward the phase without a check: the threads of a download must not unwind (the
+    /// others would wait for their chunks); they stop on the cancellation themselves.
+    fn part_advanced(&self, _name: &str, amount: u64) {
+        self.done.fetch_add(amount, Ordering::Relaxed);
+    }
+
     fn warn(&self, message: &str) {
         aib::sync::lock(&self.warnings).push(message.to_string());
     }
@@ -157,36 +184,59 @@ impl Observer for Relay {
 
 /// Runs `work` on a worker thread with the GIL released; this thread forwards progress to
 /// `reporter` and checks for signals every [`POLL`]. A KeyboardInterrupt (or an exception from
-/// `reporter`) cancels the run, waits for its threads to stop and is raised.
-fn run_cancellable<T: Send>(
+/// `reporter`) cancels the run, waits up to [`GRACE`] for the worker and is raised.
+///
+/// The worker is not joined: a step that does not look at the cancellation (one call into faer,
+/// a network read) runs to its end in the background, then the worker stops at its next check.
+/// It owns everything it uses, and a cancelled run puts no file in place (see
+/// [`aib::observe::Cancellation::commit`]), so nothing appears after the exception.
+fn run_cancellable<T: Send + 'static>(
     py: Python<'_>,
     reporter: Option<&Bound<'_, PyAny>>,
-    work: impl FnOnce(&Relay) -> aib::error::Result<T> + Send,
+    work: impl FnOnce(&Relay) -> aib::error::Result<T> + Send + 'static,
 ) -> PyResult<T> {
-    let relay = Relay::default();
-    let outcome = std::thread::scope(|scope| {
-        let (done_tx, done_rx) = mpsc::channel();
-        // Behind a mutex only to lend it to the GIL-free closure (a receiver is not `Sync`).
-        let done_rx = Mutex::new(done_rx);
-        let relay = &relay;
-        let worker = scope.spawn(move || {
-            let outcome = panic::catch_unwind(AssertUnwindSafe(|| work(relay)));
-            let _ = done_tx.send(());
-            outcome
+    let relay = Arc::new(Relay::default());
+    let (done_tx, done_rx) = mpsc::channel();
+    // Behind a mutex only to lend it to the GIL-free closures (a receiver is not `Sync`).
+    let done_rx = Mutex::new(done_rx);
+    let worker_relay = Arc::clone(&relay);
+    WORKERS.fetch_add(1, Ordering::SeqCst);
+    let spawned = std::thread::Builder::new()
+        .name("aib-run".to_string())
+        .spawn(move || {
+            let outcome = panic::catch_unwind(AssertUnwindSafe(|| work(worker_relay.as_ref())));
+            // The caller may be gone (a cancelled run): then the outcome is dropped here.
+            let _ = done_tx.send(outcome);
+            WORKERS.fetch_sub(1, Ordering::SeqCst);
         });
-        loop {
-            let finished = py.detach(|| aib::sync::lock(&done_rx).recv_timeout(POLL).is_ok());
-            let interrupted = relay.forward(reporter).and_then(|()| py.check_signals());
-            if let Err(err) = interrupted {
+    if let Err(err) = spawned {
+        WORKERS.fetch_sub(1, Ordering::SeqCst);
+        return Err(raise(
+            py,
+            &Error::new(ErrorKind::Io, format!("cannot start a thread: {err}")),
+        ));
+    }
+    let outcome = loop {
+        let received = py.detach(|| aib::sync::lock(&done_rx).recv_timeout(POLL));
+        let interrupted = relay.forward(reporter).and_then(|()| py.check_signals());
+        if let Err(err) = interrupted {
+            py.detach(|| {
                 relay.cancellation.cancel();
-                let _ = py.detach(|| worker.join());
-                return Err(err);
-            }
-            if finished {
-                return Ok(py.detach(|| worker.join()).unwrap_or_else(Err));
+                let _ = aib::sync::lock(&done_rx).recv_timeout(GRACE);
+            });
+            return Err(err);
+        }
+        match received {
+            Ok(outcome) => break outcome,
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            // The worker sends its outcome before it ends, whatever happens in the run.
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                    "aib's worker thread ended without an outcome",
+                ));
             }
         }
-    })?;
+    };
     match outcome {
         Ok(result) => result.map_err(|err| raise(py, &err)),
         // A panic of the engine (a bug): pyo3 turns it into a PanicException. `Cancelled` cannot
@@ -220,5 +270,6 @@ fn _aib(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(written_path, module)?)?;
     module.add_function(wrap_pyfunction!(documents, module)?)?;
     module.add_function(wrap_pyfunction!(_export_probe, module)?)?;
+    module.add_function(wrap_pyfunction!(_workers, module)?)?;
     Ok(())
 }

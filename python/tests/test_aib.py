@@ -324,27 +324,187 @@ def big_model(tmp_path_factory) -> Path:
     return folder
 
 
+# The issue asks that Ctrl-C stop a run within a second; the tests allow twice that, for a loaded
+# 2-core machine, and print what they measured.
+CTRL_C_BOUND_S = 2.0
+
+
+def stopped_by_ctrl_c(call, after: float = 1.0) -> float:
+    """Runs `call()`, sends this process SIGINT from a timer thread `after` seconds later, checks
+    that `call` raised KeyboardInterrupt, and returns the seconds from the signal to it."""
+    sent = []
+
+    def interrupt() -> None:
+        sent.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    timer = threading.Timer(after, interrupt)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            call()
+        raised = time.monotonic()
+    finally:
+        timer.cancel()
+    assert sent, "KeyboardInterrupt before the signal"
+    return raised - sent[0]
+
+
+def wait_for_background_work() -> float:
+    """Waits until no cancelled run's worker is still finishing a step in the background, and
+    returns how long that took."""
+    started = time.monotonic()
+    while aib._aib._workers() > 0:
+        assert time.monotonic() - started < 120, "a cancelled run's worker did not stop"
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
 @pytest.mark.parametrize("command", ["stats", "layers"])
 def test_keyboard_interrupt_stops_a_run(big_model: Path, command: str) -> None:
     recorder = Recorder()
-    interrupted_at = []
-
-    def interrupt() -> None:
-        interrupted_at.append(time.monotonic())
-        os.kill(os.getpid(), signal.SIGINT)
-
-    timer = threading.Timer(1.0, interrupt)
-    timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        aib._aib.documents(["aib", command, str(big_model)], recorder)
-    stopped = time.monotonic() - interrupted_at[0]
-    print(f"stopped {stopped:.3f} s after Ctrl-C, at {recorder.last}")
+    latency = stopped_by_ctrl_c(lambda: aib._aib.documents(["aib", command, str(big_model)], recorder))
+    background = wait_for_background_work()
+    print(f"aib.{command}: KeyboardInterrupt {latency:.3f} s after SIGINT, at {recorder.last}; "
+          f"the worker ended {background:.3f} s later")
+    assert latency < CTRL_C_BOUND_S
     # The run was cut short: the phase of one spectrum per matrix had not finished.
     phase, total, done = recorder.last
     assert phase in ("stats", "spectra", "matrices")
     assert not (phase in ("spectra", "matrices") and done == total)
     # And the engine is usable again right away.
     assert aib.stats(FIXTURES / "llama-tiny", progress=False).num_rows > 0
+
+
+def test_keyboard_interrupt_stops_a_report_and_no_page_appears(big_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "page.html"
+    latency = stopped_by_ctrl_c(lambda: aib.report(big_model, out=out, progress=False))
+    background = wait_for_background_work()
+    print(f"aib.report: KeyboardInterrupt {latency:.3f} s after SIGINT; the worker ended "
+          f"{background:.3f} s later")
+    assert latency < CTRL_C_BOUND_S
+    # Neither the page nor its temporary file, also once the background work has ended.
+    assert list(tmp_path.iterdir()) == []
+
+
+class SlowHub:
+    """A Hub on 127.0.0.1 with one repo, `org/name`, of one LFS file whose bytes are sent in
+    16 KiB pieces `delay` seconds apart; ranged requests are honoured. It records the Range
+    header of every download and sets `disconnected` when a client goes away mid-body."""
+
+    COMMIT = "0123456789abcdef0123456789abcdef01234567"
+    PATH = "model.safetensors"
+    PIECE = 16 << 10
+
+    def __init__(self, size: int, delay: float) -> None:
+        import hashlib
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.body = bytes(index % 251 for index in range(size))
+        self.sha256 = hashlib.sha256(self.body).hexdigest()
+        self.delay = delay
+        self.ranges = []
+        self.disconnected = threading.Event()
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                if self.path.startswith("/api/models/org/name/revision/"):
+                    return self.send_listing()
+                if self.path == f"/org/name/resolve/{hub.COMMIT}/{hub.PATH}":
+                    return self.send_body()
+                self.send_error(404)
+
+            def send_listing(self) -> None:
+                listing = {
+                    "sha": hub.COMMIT,
+                    "siblings": [
+                        {"rfilename": hub.PATH, "size": len(hub.body), "lfs": {"sha256": hub.sha256, "size": len(hub.body)}}
+                    ],
+                }
+                text = json.dumps(listing).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(text)))
+                self.end_headers()
+                self.wfile.write(text)
+
+            def send_body(self) -> None:
+                requested = self.headers.get("Range")
+                hub.ranges.append(requested)
+                start, end = 0, len(hub.body)
+                if requested:
+                    first, _, last = requested.removeprefix("bytes=").partition("-")
+                    start, end = int(first), int(last) + 1 if last else len(hub.body)
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(hub.body)}")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", str(end - start))
+                self.end_headers()
+                try:
+                    for offset in range(start, end, hub.PIECE):
+                        self.wfile.write(hub.body[offset : min(offset + hub.PIECE, end)])
+                        self.wfile.flush()
+                        time.sleep(hub.delay)
+                except (BrokenPipeError, ConnectionResetError):
+                    hub.disconnected.set()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("transfer", ["stream", "chunked"])
+def test_keyboard_interrupt_stops_a_fetch_and_it_resumes(tmp_path: Path, monkeypatch, transfer: str) -> None:
+    # 4 MiB at 16 KiB per 50 ms takes about 13 s. One stream, or (128 KiB chunks, each about 0.4 s:
+    # the first is appended before the signal at 1 s) ranged requests in parallel.
+    hub = SlowHub(size=4 << 20, delay=0.05)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("AIB_CHUNK_BYTES", str(16 << 20 if transfer == "stream" else 128 << 10))
+
+    def fetch() -> str:
+        return aib.fetch("org/name", endpoint=hub.endpoint, progress=False)
+
+    try:
+        latency = stopped_by_ctrl_c(fetch)
+        background = wait_for_background_work()
+        print(f"aib.fetch ({transfer}): KeyboardInterrupt {latency:.3f} s after SIGINT; the worker "
+              f"ended {background:.3f} s later")
+        assert latency < CTRL_C_BOUND_S
+        # The transfers stopped (the server saw its client go), and nothing was put in place:
+        # no blob, no snapshot link, no ref; the partial file holds a prefix of the file.
+        assert hub.disconnected.wait(timeout=30)
+        repo = cache / "models--org--name"
+        blobs = sorted(path.name for path in (repo / "blobs").iterdir())
+        assert blobs == [f"{hub.sha256}.incomplete"]
+        assert not (repo / "snapshots").exists()
+        assert not (repo / "refs").exists()
+        partial = (repo / "blobs" / blobs[0]).read_bytes()
+        assert 0 < len(partial) < len(hub.body)
+        assert partial == hub.body[: len(partial)]
+
+        # The next fetch resumes from the partial file: it asks for nothing before its end.
+        hub.delay = 0
+        ranges_before = len(hub.ranges)
+        snapshot = Path(fetch())
+        assert (snapshot / hub.PATH).read_bytes() == hub.body
+        starts = [int(requested.removeprefix("bytes=").partition("-")[0]) for requested in hub.ranges[ranges_before:]]
+        assert min(starts) == len(partial)
+        assert (repo / "refs" / "main").read_text() == hub.COMMIT
+    finally:
+        hub.close()
 
 
 def test_another_thread_runs_while_the_engine_works(big_model: Path) -> None:

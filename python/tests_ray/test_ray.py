@@ -6,10 +6,16 @@ module is skipped (shown as skipped, never as passed).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import subprocess
 import sys
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Dict
 
 import pytest
 
@@ -185,3 +191,111 @@ def test_the_command_line_runs_a_diff_of_consecutive_models(tmp_path: Path) -> N
         "hive_partitioning = true)"
     ).fetchall()
     assert {model for model, _ in rows} == {"diff/base", "diff/tuned"}
+
+
+SHARDED = FIXTURES / "sharded-tiny"
+COMMIT = "c0ffee00" * 5
+
+
+@pytest.fixture
+def hub(tmp_path: Path, monkeypatch):
+    """A Hub stand-in on loopback serving the sharded fixture as ``acme/sharded`` (listing,
+    resolve URLs, Range requests); yields the bytes sent per file. ``aib`` finds it through
+    ``HF_ENDPOINT`` and fetches into ``tmp_path/hub``."""
+    files = {path.name: path.read_bytes() for path in SHARDED.iterdir()}
+    sent: Dict[str, int] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            path = urllib.parse.unquote(self.path.split("?")[0])
+            if path == "/api/models/acme/sharded/revision/main":
+                siblings = [
+                    {"rfilename": name, "size": len(data),
+                     "blobId": hashlib.sha1(data).hexdigest()}
+                    for name, data in files.items()
+                ]
+                self.answer(200, json.dumps({"sha": COMMIT, "siblings": siblings}).encode(), {})
+                return
+            prefix = f"/acme/sharded/resolve/{COMMIT}/"
+            data = files.get(path[len(prefix):]) if path.startswith(prefix) else None
+            if data is None:
+                self.answer(404, b"", {})
+                return
+            name = path[len(prefix):]
+            start, end, status = 0, len(data), 200
+            headers = {"ETag": f'"{hashlib.sha1(data).hexdigest()}"', "Accept-Ranges": "bytes"}
+            requested = self.headers.get("Range")
+            if requested:
+                first, _, last = requested[len("bytes="):].partition("-")
+                start, end, status = int(first), int(last) + 1 if last else len(data), 206
+                headers["Content-Range"] = f"bytes {start}-{end - 1}/{len(data)}"
+            sent[name] = sent.get(name, 0) + end - start
+            self.answer(status, data[start:end], headers)
+
+        def answer(self, status: int, body: bytes, headers: Dict[str, str]) -> None:
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    for name in ("HF_HUB_OFFLINE", "HF_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    yield sent
+    server.shutdown()
+
+
+def test_a_hub_model_is_planned_from_its_headers_and_a_part_fetches_only_its_shards(
+    tmp_path: Path, hub: Dict[str, int]
+) -> None:
+    parts = 40
+    remote = aib.ray.ModelSpec.parse("acme/sharded")
+    local = aib.ray.ModelSpec(str(SHARDED))
+    snapshot = tmp_path / "hub" / "models--acme--sharded" / "snapshots" / COMMIT
+    shards = sorted(path.name for path in SHARDED.glob("*.safetensors"))
+    headers = {name: 8 + int.from_bytes((SHARDED / name).read_bytes()[:8], "little")
+               for name in shards}
+
+    # The driver's plan: the small files and every shard's header, no shard.
+    found = aib.ray.plan(AIB, "stats", remote, None, parts, 1, [])
+    assert found is not None
+    assert found["parts"] == aib.ray.plan(AIB, "stats", local, None, parts, 1, [])["parts"]
+    assert not any((snapshot / name).exists() for name in shards)
+    assert {name: hub.get(name) for name in shards} == headers
+    # The same headers through the Python API, into a plain folder.
+    plain = Path(aib.fetch("acme/sharded", include=["config.json"], headers=True,
+                           out=tmp_path / "plain"))
+    assert sorted(path.name for path in plain.glob("*.header")) == [f"{n}.header" for n in shards]
+    assert all((plain / f"{n}.header").read_bytes() == (snapshot / f"{n}.header").read_bytes()
+               for n in shards)
+
+    # A task of a part reading the first shard fetches it alone and writes the part's rows.
+    part = next(part for part in found["parts"] if part["files"] == [shards[0]])
+    task = (part["index"], parts)
+    status, _ = aib.ray._run_part(
+        AIB, "stats", remote, None, *task, str(tmp_path / "remote"), 1, [], part["files"]
+    )
+    assert status == "done"
+    assert (snapshot / shards[0]).is_file()
+    assert not any((snapshot / name).exists() for name in shards[1:])
+    # The other shards' headers crossed twice in all (the driver's cache and the plain folder):
+    # the task fetched none of them again, nor their data.
+    assert {name: hub.get(name) for name in shards[1:]} == {
+        name: 2 * headers[name] for name in shards[1:]
+    }
+    aib.ray._run_part(AIB, "stats", local, None, *task, str(tmp_path / "local"), 1, [])
+    order = "param_name, expert_index"
+    drop = ("model_id", "model_path", "revision", "created_at")
+    assert file_rows(list((tmp_path / "remote").rglob("*.parquet")), order, drop) == file_rows(
+        list((tmp_path / "local").rglob("*.parquet")), order, drop
+    )

@@ -11,7 +11,7 @@ use super::progress::{ProgressDisplay, Verbosity};
 use crate::cluster::{KMeansOptions, Metric, SweepOptions};
 use crate::embed::{EmbedOptions, KChoice};
 use crate::error::{Error, Result};
-use crate::model::Model;
+use crate::model::{Model, Shards};
 use crate::observe::Observer;
 use crate::output::{self, Format, Provenance};
 use crate::spectral::{RankMethod, SpectralOptions};
@@ -39,9 +39,10 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    /// Opens the model and tells `observer` which it is and how many shards it has.
-    pub fn open(&self, observer: &dyn Observer) -> Result<Model> {
-        let model = Model::open(self.spec(), self.revision.as_deref())?;
+    /// Opens the model, requiring the shards `shards` says, and tells `observer` which it is and
+    /// how many shards it has.
+    pub fn open(&self, observer: &dyn Observer, shards: Shards) -> Result<Model> {
+        let model = Model::open_with(self.spec(), self.revision.as_deref(), shards)?;
         observer.detail(&format!(
             "model {} ({} shard(s))",
             model.model_id,

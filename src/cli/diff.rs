@@ -142,7 +142,8 @@ fn compare(args: &DiffArgs, format: Format, observer: &dyn Observer) -> Result<O
     if let Some(spectral) = &options.spectral {
         spectral.validate()?;
     }
-    let a = Model::open(args.model.spec(), args.model.revision.as_deref())?;
+    let shards = args.parts.shards();
+    let a = Model::open_with(args.model.spec(), args.model.revision.as_deref(), shards)?;
     args.output.refuse_model_files(&a)?;
     let b_path = Path::new(&b_spec);
     let provenance = args::provenance("diff", &args.model, &a, parameters(args));
@@ -168,7 +169,7 @@ fn compare(args: &DiffArgs, format: Format, observer: &dyn Observer) -> Result<O
         });
         (rows, true, description)
     } else {
-        let b = Model::open(&b_spec, args.revision_b.as_deref())?;
+        let b = Model::open_with(&b_spec, args.revision_b.as_deref(), shards)?;
         if let Some(out) = args.output.path() {
             output::refuse_overwriting_inputs(out, &b.input_files())?;
         }
@@ -184,7 +185,7 @@ fn compare(args: &DiffArgs, format: Format, observer: &dyn Observer) -> Result<O
         }
         let selection = args
             .parts
-            .selection(|| diff::parts::work_units(&a, &b, &options))?;
+            .selection(&a, Some(&b), || diff::parts::work_units(&a, &b, &options))?;
         let rows = args
             .run
             .in_pool(|| diff::diff_models_part(&a, &b, &options, &selection, observer))??;

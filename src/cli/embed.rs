@@ -8,7 +8,7 @@ use crate::embed::documents::{
 };
 use crate::embed::{self, EmbedAnalysis, EmbedOptions, TokenValue, UnderTrained};
 use crate::error::Result;
-use crate::model::Model;
+use crate::model::{Model, Shards};
 use crate::observe::Observer;
 use crate::output::terminal::TerminalText;
 use crate::output::{self, Documents, Format, Provenance, Table};
@@ -35,7 +35,7 @@ pub fn run(args: EmbedArgs) -> Result<()> {
     let format = args.output.format()?;
     let options = args.clustering.embed_options()?;
     let display = args.run.progress_display();
-    let model = args.model.open(&display)?;
+    let model = args.model.open(&display, Shards::All)?;
     let Clustering {
         analysis,
         chosen,
@@ -56,7 +56,7 @@ pub fn run(args: EmbedArgs) -> Result<()> {
 /// to `observer`.
 pub fn documents(args: &EmbedArgs, observer: &dyn Observer) -> Result<Documents> {
     let options = args.clustering.embed_options()?;
-    let model = args.model.open(observer)?;
+    let model = args.model.open(observer, Shards::All)?;
     let clustering = cluster(args, &options, &model, observer)?;
     Ok(documents::documents(
         &clustering.analysis,

@@ -11,6 +11,7 @@ use crate::hub::cache::{cache_dir, hf_home, looks_like_repo_id, non_empty_env};
 use crate::hub::fetch::{Destination, FetchOptions, FetchReport, fetch};
 use crate::hub::glob::PathFilter;
 use crate::hub::http::RetryPolicy;
+use crate::observe::Observer;
 use crate::output::terminal::escape_controls;
 
 const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
@@ -57,6 +58,11 @@ pub struct FetchArgs {
     /// Parallel downloads: files at once, and ranged requests per large file.
     #[arg(long, value_name = "N", default_value_t = 8)]
     jobs: usize,
+    /// Also fetch, for each `.safetensors` file the filters leave out, its header alone (two
+    /// small ranged requests) into FILE.header beside where the file would be: what `--plan`
+    /// needs of it, and `--part` when the part does not read it.
+    #[arg(long)]
+    headers: bool,
     /// List the files and their sizes; download nothing.
     #[arg(long)]
     dry_run: bool,
@@ -94,12 +100,11 @@ pub fn run(args: FetchArgs) -> Result<()> {
     Ok(())
 }
 
-/// Downloads what `args` asks for, with warnings on stderr and no progress bars, and returns
+/// Downloads what `args` asks for, reporting to `observer` (which may cancel it), and returns
 /// where the files are: `aib fetch` for callers that are not a terminal.
-pub fn location(args: FetchArgs) -> Result<PathBuf> {
+pub fn location(args: FetchArgs, observer: &dyn Observer) -> Result<PathBuf> {
     let options = options_from(args)?;
-    let display = ProgressDisplay::new(Verbosity::Quiet, false);
-    Ok(fetch(&options, &display)?.location)
+    Ok(fetch(&options, observer)?.location)
 }
 
 fn options_from(args: FetchArgs) -> Result<FetchOptions> {
@@ -140,6 +145,7 @@ fn options_from(args: FetchArgs) -> Result<FetchOptions> {
         jobs: args.jobs,
         offline: is_truthy(non_empty_env("HF_HUB_OFFLINE").as_deref()),
         dry_run: args.dry_run,
+        headers: args.headers,
         retry: retry_policy()?,
         chunk_bytes: env_number("AIB_CHUNK_BYTES")?.unwrap_or(DEFAULT_CHUNK_BYTES),
         read_timeout: Duration::from_millis(env_number("AIB_READ_TIMEOUT_MS")?.unwrap_or(60_000)),

@@ -12,7 +12,7 @@ use crate::layers::documents::{
     self, DATASET_TABLES, MATRIX_COLUMNS, RULE, TERMINAL_COLUMNS, dataset_tables, write_documents,
     write_tables,
 };
-use crate::layers::metrics::{FixFingers, MetricOptions};
+use crate::layers::metrics::{FixFingers, MetricOptions, TailFit};
 use crate::layers::parts::work_units;
 use crate::model::Model;
 use crate::model::classify::BlockType;
@@ -45,10 +45,18 @@ pub struct LayersArgs {
     /// Seed of the --randomize shuffles.
     #[arg(long, default_value_t = 0, value_name = "N")]
     seed: u64,
-    /// WeightWatcher's remedy for spuriously large alphas: clip_xmax refits without up to 9 of
-    /// the largest eigenvalues (num_fingers, raw_alpha).
+    /// WeightWatcher's remedies for spuriously large alphas: clip_xmax refits without up to 9 of
+    /// the largest eigenvalues (num_fingers, raw_alpha); xmin_peak searches xmin only up to 1.5×
+    /// the peak of the histogram of log10 eigenvalues (as WeightWatcher 0.7.7 computes it with
+    /// the powerlaw package, version 1.5).
     #[arg(long, value_enum, value_name = "HOW")]
     fix_fingers: Option<FixFingersArg>,
+    /// The law fitted to the eigenvalue tail: pl, the power law (default), or e_tpl,
+    /// WeightWatcher's truncated power law x^-alpha exp(-Lambda x) by the powerlaw package's
+    /// likelihood, xmin searched as xmin_peak does (adds the Lambda column; alpha_sigma is
+    /// empty). e_tpl fits two parameters at every xmin candidate: much slower than pl.
+    #[arg(long, value_enum, value_name = "LAW", default_value = "pl")]
+    fit: FitArg,
     #[command(flatten)]
     parts: PartArgs,
     #[command(flatten)]
@@ -61,12 +69,45 @@ enum FixFingersArg {
     /// Refit without the largest eigenvalues (`fix_fingers='clip_xmax'`).
     #[value(name = "clip_xmax")]
     ClipXmax,
+    /// Search xmin up to just past the histogram peak (`fix_fingers='xmin_peak'`).
+    #[value(name = "xmin_peak")]
+    XminPeak,
+}
+
+impl FixFingersArg {
+    /// The library's remedy.
+    fn remedy(self) -> FixFingers {
+        match self {
+            FixFingersArg::ClipXmax => FixFingers::ClipXmax,
+            FixFingersArg::XminPeak => FixFingers::XminPeak,
+        }
+    }
+
+    /// WeightWatcher's name of the remedy.
+    fn name(self) -> &'static str {
+        match self {
+            FixFingersArg::ClipXmax => "clip_xmax",
+            FixFingersArg::XminPeak => "xmin_peak",
+        }
+    }
+}
+
+/// `--fit` values, under WeightWatcher's names (lower case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum FitArg {
+    /// The power law (`fit='PL'`).
+    #[value(name = "pl")]
+    PowerLaw,
+    /// The truncated power law with xmin_peak's xmin search (`fit='E_TPL'`).
+    #[value(name = "e_tpl")]
+    TruncatedPowerLaw,
 }
 
 /// Runs `aib layers`: open the model, analyse every matrix, then write the tables, the summary
 /// and the plots (or a readable summary on the terminal).
 pub fn run(args: LayersArgs) -> Result<()> {
     let format = args.output.format()?;
+    metric_options(&args)?;
     args.parts.check_outputs(args.output.path())?;
     let one_part = args.parts.part.is_some() || args.parts.dataset.is_some();
     if args.esd.is_some() && (one_part || args.parts.plans()) {
@@ -75,9 +116,7 @@ pub fn run(args: LayersArgs) -> Result<()> {
         ));
     }
     let display = args.run.progress_display();
-    let model = args.model.open(&display)?;
-    args.output.refuse_model_files(&model)?;
-    let provenance = provenance(&args, &model);
+    let (model, provenance) = open(&args, &display)?;
     if args.parts.plans() {
         let threads = args.run.in_pool(rayon::current_num_threads)?;
         return args
@@ -119,11 +158,18 @@ pub fn run(args: LayersArgs) -> Result<()> {
 /// The documents `aib layers --out` writes for `args` (without the plots), with progress
 /// reported to `observer`.
 pub fn documents(args: &LayersArgs, observer: &dyn Observer) -> Result<Documents> {
-    let model = args.model.open(observer)?;
-    args.output.refuse_model_files(&model)?;
-    let provenance = provenance(args, &model);
+    metric_options(args)?;
+    let (model, provenance) = open(args, observer)?;
     let analysis = analyse(args, &model, observer)?;
     Ok(documents::documents(&analysis, &model, &provenance))
+}
+
+/// Opens the model, refuses an `--out` that is one of its files, and gives the run's provenance.
+fn open(args: &LayersArgs, observer: &dyn Observer) -> Result<(Model, Provenance)> {
+    let model = args.model.open(observer, args.parts.shards())?;
+    args.output.refuse_model_files(&model)?;
+    let provenance = provenance(args, &model);
+    Ok((model, provenance))
 }
 
 /// The run's provenance, with the flags that change its numbers among the parameters.
@@ -139,26 +185,44 @@ fn provenance(args: &LayersArgs, model: &Model) -> Provenance {
         parameters.insert("randomize".to_string(), "true".to_string());
         parameters.insert("seed".to_string(), args.seed.to_string());
     }
-    if args.fix_fingers.is_some() {
-        parameters.insert("fix_fingers".to_string(), "clip_xmax".to_string());
+    if let Some(how) = args.fix_fingers {
+        parameters.insert("fix_fingers".to_string(), how.name().to_string());
+    }
+    if args.fit == FitArg::TruncatedPowerLaw {
+        parameters.insert("fit".to_string(), "e_tpl".to_string());
     }
     args.parts.record(&mut parameters);
     args::provenance("layers", &args.model, model, parameters)
+}
+
+/// The optional metrics the flags ask for; a usage error for the one combination WeightWatcher
+/// refuses too (`fit='E_TPL'` with `fix_fingers='clip_xmax'`).
+fn metric_options(args: &LayersArgs) -> Result<MetricOptions> {
+    let fit = match args.fit {
+        FitArg::PowerLaw => TailFit::PowerLaw,
+        FitArg::TruncatedPowerLaw => TailFit::TruncatedPowerLaw,
+    };
+    let fix_fingers = args.fix_fingers.map(FixFingersArg::remedy);
+    if fit == TailFit::TruncatedPowerLaw && fix_fingers == Some(FixFingers::ClipXmax) {
+        return Err(Error::usage(
+            "--fit e_tpl searches xmin as xmin_peak does: not with --fix-fingers clip_xmax",
+        ));
+    }
+    Ok(MetricOptions {
+        mp_fit: args.mp_fit,
+        fix_fingers,
+        fit,
+    })
 }
 
 /// Analyses the matrices of `model` (those of `--part`, or all of them).
 fn analyse(args: &LayersArgs, model: &Model, observer: &dyn Observer) -> Result<LayersAnalysis> {
     let options = LayersOptions {
         keep_spectrum_of: args.esd.clone(),
-        metrics: MetricOptions {
-            mp_fit: args.mp_fit,
-            fix_fingers: args
-                .fix_fingers
-                .map(|FixFingersArg::ClipXmax| FixFingers::ClipXmax),
-        },
+        metrics: metric_options(args)?,
         randomize: args.randomize.then_some(args.seed),
     };
-    let selection = args.parts.selection(|| work_units(model))?;
+    let selection = args.parts.selection(model, None, || work_units(model))?;
     args.run
         .in_pool(|| analysis::analyse_part(model, &options, &selection, observer))?
 }

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::error::{Error, Result};
-use crate::observe::Observer;
+use crate::observe::{self, Observer};
 use crate::output::Documents;
 use crate::output::terminal::escape_controls;
 
@@ -88,16 +88,22 @@ fn dispatch(command: Command) -> Result<()> {
 }
 
 /// Parses `args` (program name first) as an `aib fetch` or `aib report` command line, runs it
-/// without progress bars and returns the path it wrote (the snapshot folder, the page). A clap
-/// error becomes a usage error with clap's first line.
-pub fn written_path(args: impl IntoIterator<Item = OsString>) -> Result<PathBuf> {
-    match parse(args)? {
-        Command::Fetch(args) => fetch::location(args),
-        Command::Report(args) => report::write(args),
+/// without progress bars, reporting to `observer`, and returns the path it wrote (the snapshot
+/// folder, the page). A clap error becomes a usage error with clap's first line. When
+/// `observer`'s run is cancelled, the run stops and puts no more files in place: a download
+/// keeps its partial file to resume, as an interrupted one does.
+pub fn written_path(
+    args: impl IntoIterator<Item = OsString>,
+    observer: &dyn Observer,
+) -> Result<PathBuf> {
+    let command = parse(args)?;
+    observe::cancellable(observer, || match command {
+        Command::Fetch(args) => fetch::location(args, observer),
+        Command::Report(args) => report::write(args, observer),
         _ => Err(Error::usage(
             "expected an `aib fetch` or `aib report` command line",
         )),
-    }
+    })
 }
 
 /// Parses `args` (program name first) as an `aib stats`, `layers`, `embed` or `diff` command
@@ -108,7 +114,8 @@ pub fn documents(
     args: impl IntoIterator<Item = OsString>,
     observer: &dyn Observer,
 ) -> Result<Documents> {
-    match parse(args)? {
+    let command = parse(args)?;
+    observe::cancellable(observer, || match command {
         Command::Stats(args) => Ok(Documents::single("stats", stats::table(&args, observer)?)),
         Command::Layers(args) => layers::documents(&args, observer),
         Command::Embed(args) => embed::documents(&args, observer),
@@ -116,7 +123,7 @@ pub fn documents(
         _ => Err(Error::usage(
             "expected an `aib stats`, `aib layers`, `aib embed` or `aib diff` command line",
         )),
-    }
+    })
 }
 
 fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command> {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::model::parts::{self, PartSpec, Selection, WorkUnit};
+use crate::model::{Model, Shards};
 use crate::output::dataset::{self, DatasetTable};
 use crate::output::{Format, Provenance};
 
@@ -29,15 +30,38 @@ pub struct PartArgs {
 }
 
 impl PartArgs {
-    /// The units this run does: the part asked for, computed from `units`, or all of them.
-    pub fn selection(&self, units: impl FnOnce() -> Result<Vec<WorkUnit>>) -> Result<Selection> {
+    /// The units this run does: the part asked for, computed from `units` (the work units of
+    /// `model`, and for `diff` of `model_b`), or all of them. An input error names a shard the
+    /// part reads that is missing.
+    pub fn selection(
+        &self,
+        model: &Model,
+        model_b: Option<&Model>,
+        units: impl FnOnce() -> Result<Vec<WorkUnit>>,
+    ) -> Result<Selection> {
         match self.part {
             None => Ok(Selection::All),
             Some(part) => {
                 let units = units()?;
                 parts::check_unique_keys(&units)?;
-                Ok(Selection::of_part(units, Some(part)))
+                let this = parts::split(units, part.count).swap_remove(part.index - 1);
+                let reader = format!("part {part}");
+                model.check_present(this.files(), &reader)?;
+                if let Some(model_b) = model_b {
+                    model_b.check_present(this.files_b(), &reader)?;
+                }
+                Ok(Selection::of(&this))
             }
+        }
+    }
+
+    /// The shards the run needs: a part or a plan can do with a missing shard's header alone
+    /// (the part must not read it); a whole run needs every shard.
+    pub fn shards(&self) -> Shards {
+        if self.part.is_some() || self.plans() {
+            Shards::HeadersSuffice
+        } else {
+            Shards::All
         }
     }
 

@@ -1,24 +1,25 @@
 //! `aib report`: one self-contained HTML page of a model, from its weights (the analyses of
-//! `stats`, `layers` and `embed` run here, on one opened model) or from their outputs (`--from`).
+//! `stats`, `layers` and `embed` run here, on one opened model) or from their outputs (`--from`);
+//! or, `--from` a dataset of several revisions of one model, how its metrics evolved.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::args::{self, ClusterArgs, ModelArgs, RankMode, RunArgs};
-use super::progress::ProgressDisplay;
 use crate::embed::choice::{ChosenMatrix, choose_matrix, find_under_trained_in_model};
 use crate::embed::{self, EmbedAnalysis, EmbedOptions, KChoice, documents as embed_documents};
 use crate::engine::reduce::ReduceOptions;
 use crate::engine::table::stats_table;
 use crate::engine::{self, AnalysisOptions};
-use crate::error::{ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::layers::analysis::{self as layers_analysis, KnownEigenvalues, LayersOptions};
 use crate::layers::documents as layers_documents;
-use crate::model::Model;
 use crate::model::vocab::Vocabulary;
-use crate::observe::Observer;
+use crate::model::{Model, Shards};
+use crate::observe::{self, Observer};
 use crate::output::{self, Provenance, table_document};
+use crate::report::evolution::{self, EvolutionOptions};
 use crate::report::{self, EmbedDocuments, LayersDocuments, ReportData, RunInfo, Section};
 use crate::spectral::SpectralOptions;
 
@@ -32,9 +33,17 @@ pub struct ReportArgs {
     #[arg(long, short = 'o', value_name = "FILE.html")]
     out: Option<PathBuf>,
     /// Build the page from the outputs of aib stats, layers and embed in DIR instead of the weights
-    /// (stats.json, layers.json, embed.json and their siblings; see the README).
+    /// (stats.json, layers.json, embed.json and their siblings; see the README); from a dataset
+    /// of several revisions (`--dataset DIR`), the page of how the metrics evolved.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "model_path"])]
     from: Option<PathBuf>,
+    /// With --from a dataset holding several models: the model to draw.
+    #[arg(long = "model", value_name = "ID")]
+    dataset_model: Option<String>,
+    /// With --from a dataset: the revisions to draw, in this order [default: every revision, in
+    /// the order of the training step in its name].
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    revisions: Vec<String>,
     /// The sections, comma-separated [default: all].
     #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST")]
     sections: Vec<Section>,
@@ -50,13 +59,28 @@ pub struct ReportArgs {
 /// Runs `aib report`: gather the documents (analysing the model, or reading `--from`), render the
 /// page and write it atomically; prints its path.
 pub fn run(args: ReportArgs) -> Result<()> {
-    let out = write(args)?;
+    let display = args.run.progress_display();
+    let out = write(args, &display)?;
     println!("{}", out.display());
     Ok(())
 }
 
-/// Analyses the model (or reads `--from`), writes the page and returns its path.
-pub fn write(args: ReportArgs) -> Result<PathBuf> {
+/// Analyses the model (or reads `--from`), reporting to `observer`, writes the page and returns
+/// its path. A cancelled run stops at the next phase of its passes or before the page is
+/// rendered, and its page is never put in place.
+pub fn write(args: ReportArgs, observer: &dyn Observer) -> Result<PathBuf> {
+    if args.from.is_none() && (args.dataset_model.is_some() || !args.revisions.is_empty()) {
+        return Err(Error::usage(
+            "--model and --revisions pick from a dataset: they go with --from DIR",
+        ));
+    }
+    if let Some(dir) = &args.from
+        && (evolution::is_dataset(dir)
+            || args.dataset_model.is_some()
+            || !args.revisions.is_empty())
+    {
+        return write_evolution(&args, dir);
+    }
     let sections = if args.sections.is_empty() {
         Section::ALL.to_vec()
     } else {
@@ -64,13 +88,41 @@ pub fn write(args: ReportArgs) -> Result<PathBuf> {
     };
     let data = match &args.from {
         Some(dir) => report::from_dir(dir, &sections)?,
-        None => analyse(&args, &sections)?,
+        None => analyse(&args, &sections, observer)?,
     };
+    observe::checkpoint();
     let page = report::render(&data, &sections)?;
+    observe::checkpoint();
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| default_out(&data.run.model_id));
+    output::atomic::write_atomically(&out, |writer| writer.write_all(page.as_bytes()))?;
+    Ok(out)
+}
+
+/// The page of a dataset of several revisions of one model: reads it, says on stderr (even with
+/// `--quiet`: it is what the page lacks) which revisions are left out, writes the page.
+fn write_evolution(args: &ReportArgs, dir: &Path) -> Result<PathBuf> {
+    if !args.sections.is_empty() {
+        return Err(Error::usage(
+            "--sections picks the sections of one model's page; the page of a dataset has its own",
+        ));
+    }
+    let options = EvolutionOptions {
+        model: args.dataset_model.clone(),
+        revisions: args.revisions.clone(),
+    };
+    let evolution = evolution::read(dir, &options)?;
+    for missing in &evolution.missing {
+        eprintln!("aib: {missing}");
+    }
+    let page = report::render_evolution(&evolution)?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out(&evolution.model_id));
+    output::refuse_overwriting_inputs(&out, &evolution.files)?;
     output::atomic::write_atomically(&out, |writer| writer.write_all(page.as_bytes()))?;
     Ok(out)
 }
@@ -86,7 +138,7 @@ fn default_out(model_id: &str) -> PathBuf {
 
 /// Opens the model once and runs the analyses the sections need, on one thread pool; the stats
 /// pass reads every tensor once, the layers pass every matrix once, embed its one or two matrices.
-fn analyse(args: &ReportArgs, sections: &[Section]) -> Result<ReportData> {
+fn analyse(args: &ReportArgs, sections: &[Section], observer: &dyn Observer) -> Result<ReportData> {
     let wants = |section: Section| sections.contains(&section);
     let embed_options = args.clustering.embed_options()?;
     let stats_options = AnalysisOptions {
@@ -98,13 +150,13 @@ fn analyse(args: &ReportArgs, sections: &[Section]) -> Result<ReportData> {
             None
         },
     };
-    let display = args.run.progress_display();
-    let model = args.model.open(&display)?;
+    let model = args.model.open(observer, Shards::All)?;
     if let Some(out) = &args.out {
         output::refuse_overwriting_inputs(out, &model.input_files())?;
     }
     let provenance = args::provenance("report", &args.model, &model, parameters(args, sections));
     let started = Instant::now();
+    // Each pass starts a phase of `observer`, where a cancelled run stops.
     let mut data = args.run.in_pool(|| -> Result<ReportData> {
         let mut data = ReportData::default();
         // With both sections, the stats pass's whole spectra serve the layers section too: each
@@ -112,9 +164,9 @@ fn analyse(args: &ReportArgs, sections: &[Section]) -> Result<ReportData> {
         let mut known = KnownEigenvalues::default();
         if wants(Section::Overview) || wants(Section::Stats) {
             let mut reports = if wants(Section::Layers) {
-                engine::analyse_keeping_eigenvalues(&model, &stats_options, &display)?
+                engine::analyse_keeping_eigenvalues(&model, &stats_options, observer)?
             } else {
-                engine::analyse(&model, &stats_options, &display)?
+                engine::analyse(&model, &stats_options, observer)?
             };
             known = KnownEigenvalues::take_from(&mut reports);
             data.stats = Some(table_document(&stats_table(&reports, provenance.clone())));
@@ -124,7 +176,7 @@ fn analyse(args: &ReportArgs, sections: &[Section]) -> Result<ReportData> {
                 &model,
                 &LayersOptions::default(),
                 &known,
-                &display,
+                observer,
             )?;
             let tables = layers_documents::tables(&analysis, &provenance);
             data.layers = Some(LayersDocuments {
@@ -135,11 +187,11 @@ fn analyse(args: &ReportArgs, sections: &[Section]) -> Result<ReportData> {
             });
         }
         if wants(Section::Embed) {
-            analyse_embedding(&model, &embed_options, &display, &provenance, &mut data)?;
+            analyse_embedding(&model, &embed_options, observer, &provenance, &mut data)?;
         }
         Ok(data)
     })??;
-    display.finish();
+    observer.finish();
     data.run = RunInfo {
         tool: provenance.tool.clone(),
         model_id: provenance.model_id.clone(),
@@ -160,7 +212,7 @@ fn analyse(args: &ReportArgs, sections: &[Section]) -> Result<ReportData> {
 fn analyse_embedding(
     model: &Model,
     options: &EmbedOptions,
-    display: &ProgressDisplay,
+    observer: &dyn Observer,
     provenance: &Provenance,
     data: &mut ReportData,
 ) -> Result<()> {
@@ -172,13 +224,13 @@ fn analyse_embedding(
         }
     };
     let run = |chosen: &ChosenMatrix, options: &EmbedOptions| -> Result<EmbedAnalysis> {
-        display.detail(&format!("clustering {}", chosen.name));
-        embed::analyse(&chosen.view, vocabulary.as_ref(), options, display)
+        observer.detail(&format!("clustering {}", chosen.name));
+        embed::analyse(&chosen.view, vocabulary.as_ref(), options, observer)
     };
     let embedding = choose_matrix(model, None).and_then(|chosen| {
         let mut analysis = run(&chosen, options).map_err(|err| err.context(&chosen.name))?;
         // Scored once, here: the score is the head's whichever matrix is clustered.
-        find_under_trained_in_model(&mut analysis, model, &chosen, vocabulary.as_ref(), display)?;
+        find_under_trained_in_model(&mut analysis, model, &chosen, vocabulary.as_ref(), observer)?;
         Ok((chosen, analysis))
     });
     let (chosen, analysis) = match unless_io(embedding)? {

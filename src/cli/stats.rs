@@ -7,14 +7,14 @@ use super::parts::PartArgs;
 
 use crate::engine::diagnostics::{self, DiagnosticOptions, Scope};
 use crate::engine::reduce::ReduceOptions;
-use crate::engine::table::{TERMINAL_COLUMNS, stats_table};
+use crate::engine::table::{DATASET_TABLE, TERMINAL_COLUMNS, stats_table};
 use crate::engine::{self, AnalysisOptions, TensorReport};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::observe::Observer;
-use crate::output;
 use crate::output::dataset::DatasetTable;
 use crate::output::table::Table;
+use crate::output::{self, Provenance};
 use crate::spectral::SpectralOptions;
 
 /// Flags of `aib stats`.
@@ -53,9 +53,6 @@ pub struct StatsArgs {
     run: RunArgs,
 }
 
-/// The dataset's name for the table of `aib stats`.
-const DATASET_TABLE: &str = "stats";
-
 /// Runs `aib stats`: check every option, locate the model, analyse every tensor (of the part asked
 /// for) in parallel, write the table, then one line per diagnostic rule on stderr; or print the
 /// plan of the parts.
@@ -65,9 +62,7 @@ pub fn run(args: StatsArgs) -> Result<()> {
     let progress = args.run.progress_display();
     let options = analysis_options(&args)?;
     let diagnostic_options = diagnostic_options(&args)?;
-    let model = args.model.open(&progress)?;
-    args.output.refuse_model_files(&model)?;
-    let provenance = args::provenance("stats", &args.model, &model, parameters(&args));
+    let (model, provenance) = open(&args, &progress)?;
     if args.parts.plans() {
         let units = engine::parts::work_units(&model, &options)?;
         let threads = args.run.in_pool(rayon::current_num_threads)?;
@@ -98,11 +93,17 @@ pub fn run(args: StatsArgs) -> Result<()> {
 pub fn table(args: &StatsArgs, observer: &dyn Observer) -> Result<Table> {
     let options = analysis_options(args)?;
     let diagnostic_options = diagnostic_options(args)?;
-    let model = args.model.open(observer)?;
-    args.output.refuse_model_files(&model)?;
-    let provenance = args::provenance("stats", &args.model, &model, parameters(args));
+    let (model, provenance) = open(args, observer)?;
     let reports = analyse(args, &model, &options, &diagnostic_options, observer)?;
     Ok(stats_table(&reports, provenance))
+}
+
+/// Opens the model, refuses an `--out` that is one of its files, and gives the run's provenance.
+fn open(args: &StatsArgs, observer: &dyn Observer) -> Result<(Model, Provenance)> {
+    let model = args.model.open(observer, args.parts.shards())?;
+    args.output.refuse_model_files(&model)?;
+    let provenance = args::provenance("stats", &args.model, &model, parameters(args));
+    Ok((model, provenance))
 }
 
 /// The reports of `model`'s tensors (of `--part`'s part) analysed with `options`, flagged by the
@@ -116,7 +117,7 @@ fn analyse(
 ) -> Result<Vec<TensorReport>> {
     let selection = args
         .parts
-        .selection(|| engine::parts::work_units(model, options))?;
+        .selection(model, None, || engine::parts::work_units(model, options))?;
     let mut reports = args
         .run
         .in_pool(|| engine::analyse_part(model, options, &selection, observer))??;

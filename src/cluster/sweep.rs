@@ -159,6 +159,7 @@ pub fn sweep(
             .par_chunks_mut(SAMPLE_READ_ROWS * cols.max(1))
             .zip(chosen.par_chunks(SAMPLE_READ_ROWS))
             .for_each(|(out, rows)| matrix.read_selected_rows(rows, out));
+        matrix.release_resident();
         sample = DenseRows::new(chosen.len(), cols, values)?;
         &sample
     };

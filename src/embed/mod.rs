@@ -321,6 +321,8 @@ pub fn analyse(
         .collect();
     let (anisotropy, anisotropy_pairs) =
         mean_pair_cosine(matrix, &directed, &norms, options.anisotropy_pairs, seed);
+    // The scatter's and the pairs' rows were sampled: their pages are not needed any more.
+    matrix.release_resident();
 
     let summary = Summary {
         k,

@@ -108,7 +108,13 @@ impl Pca {
                     }
                 });
         });
-        let covariance = Mat::from_fn(cols, cols, |i, j| covariance[j * cols + i] / n);
+        // The sample's pages are read no more, and the sums are dropped once copied: neither stays
+        // resident beside the eigendecomposition's own arrays.
+        matrix.release_resident();
+        let covariance = {
+            let sums = covariance;
+            Mat::from_fn(cols, cols, |i, j| sums[j * cols + i] / n)
+        };
         let total_variance: f64 = (0..cols).map(|i| covariance[(i, i)]).sum();
         let eigen = covariance.self_adjoint_eigen(Side::Lower).map_err(|e| {
             Error::input(format!(

@@ -1,7 +1,7 @@
 //! The work units of `aib stats` for `--part` and `--plan` (see [`crate::model::parts`]): one per
 //! tensor, keyed by its name, the experts of a stacked tensor together.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::AnalysisOptions;
 use super::schedule::spectral_cost;
@@ -34,20 +34,12 @@ pub(crate) fn unit_of_tensor(key: String, unit: &Unit) -> WorkUnit {
     WorkUnit {
         key,
         tensors: vec![unit.tensor.name.clone()],
-        files: [file_name(unit)].into(),
+        files: unit.file_names().collect(),
+        files_b: BTreeSet::new(),
         bytes: 0,
         flops: 0.0,
         memory: 0,
     }
-}
-
-/// The file name of the weight file holding `unit`.
-pub(crate) fn file_name(unit: &Unit) -> String {
-    unit.file
-        .path()
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default()
 }
 
 /// Bytes of the f64 Gram matrix of a `rows × cols` matrix (its smaller side squared).

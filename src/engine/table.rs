@@ -27,6 +27,9 @@ fn abs_quantile(report: &TensorReport, level: usize) -> Cell {
     )
 }
 
+/// The dataset's name for the table (its folder under `--dataset DIR`).
+pub const DATASET_TABLE: &str = "stats";
+
 /// Every column of the table, in output order: the original Python toolkit's 16, then aib's.
 pub const COLUMNS: [Column<TensorReport>; 39] = [
     Column::new("model_path", Text, |_, p| Cell::Text(p.model_path.clone())),

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
+use std::io::Read;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -83,6 +84,47 @@ impl SafetensorsFile {
     /// The whole mapping (for page-release advice).
     pub fn map(&self) -> &Mmap {
         &self.map
+    }
+}
+
+/// The suffix of a file holding a shard's header alone (its first `8 + n` bytes), which stands in
+/// for the shard where only the tensors' names, types and shapes are needed (planning parts):
+/// `model-00002-of-00003.safetensors.header`.
+pub const HEADER_ALONE_SUFFIX: &str = ".header";
+
+/// A shard's header without its data: the tensors a shard holds, read from its header file (see
+/// [`HEADER_ALONE_SUFFIX`]), validated as far as a header alone can be.
+#[derive(Debug)]
+pub struct SafetensorsHeader {
+    path: PathBuf,
+    tensors: Vec<TensorInfo>,
+}
+
+impl SafetensorsHeader {
+    /// Reads and validates the header file `path` (at most the 8-byte length and
+    /// [`MAX_HEADER_LEN`] bytes of it are read).
+    pub fn open(path: &Path) -> Result<SafetensorsHeader> {
+        let file = File::open(path).map_err(|err| Error::io("opening", path, err))?;
+        let mut prefix = Vec::new();
+        file.take(8 + MAX_HEADER_LEN)
+            .read_to_end(&mut prefix)
+            .map_err(|err| Error::io("reading", path, err))?;
+        let (tensors, _metadata) = parse_header_alone(&prefix)
+            .map_err(|err| Error::input(format!("{}: {err}", path.display())).with_source(err))?;
+        Ok(SafetensorsHeader {
+            path: path.to_path_buf(),
+            tensors,
+        })
+    }
+
+    /// The header file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Tensors in the order of their data in the shard.
+    pub fn tensors(&self) -> &[TensorInfo] {
+        &self.tensors
     }
 }
 
@@ -322,6 +364,19 @@ type Header = (Vec<TensorInfo>, BTreeMap<String, String>);
 
 /// Parses and validates a whole file image.
 pub fn parse_header(file: &[u8]) -> Result<Header, SafetensorsError> {
+    parse(file, Some(file.len()))
+}
+
+/// Parses and validates the header at the start of `prefix`, the first bytes of a file that is
+/// not at hand (a shard's header fetched alone): everything is checked as for a whole file but
+/// the file's length, which is taken to end where the last tensor's data does.
+pub fn parse_header_alone(prefix: &[u8]) -> Result<Header, SafetensorsError> {
+    parse(prefix, None)
+}
+
+/// Parses the header of `file` and checks its tensors tile the data region up to `file_len`
+/// (`None`: up to the end of the last tensor's data).
+fn parse(file: &[u8], file_len: Option<usize>) -> Result<Header, SafetensorsError> {
     let Some(length_bytes) = file.get(..8) else {
         return Err(SafetensorsError::TooShort {
             file_len: file.len(),
@@ -354,7 +409,11 @@ pub fn parse_header(file: &[u8]) -> Result<Header, SafetensorsError> {
         }
         tensors.push(parse_entry(&name, &entry, data_start)?);
     }
-    check_tiling(&mut tensors, data_start, file.len())?;
+    let file_len = file_len.unwrap_or_else(|| {
+        let ends = tensors.iter().map(|tensor| tensor.bytes.end);
+        ends.max().unwrap_or(data_start)
+    });
+    check_tiling(&mut tensors, data_start, file_len)?;
     Ok((tensors, metadata))
 }
 
@@ -578,6 +637,23 @@ mod tests {
             let err = parse_header(&image(header, data_len)).unwrap_err();
             assert!(err.to_string().contains(expected), "{header}: {err}");
         }
+    }
+
+    #[test]
+    fn a_header_alone_gives_the_tensors_of_the_whole_file() {
+        let header = r#"{"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#;
+        let whole = safetensors_image(header, &[0; 12]);
+        let prefix = &whole[..8 + header.len()];
+        let (alone, _) = parse_header_alone(prefix).unwrap();
+        let (from_whole, _) = parse_header(&whole).unwrap();
+        assert_eq!(alone, from_whole);
+        // Everything but the file's length is still checked: a gap stays an error.
+        let gap = r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#;
+        let image = safetensors_image(gap, &[]);
+        assert!(matches!(
+            parse_header_alone(&image),
+            Err(SafetensorsError::Gap { .. })
+        ));
     }
 
     #[test]

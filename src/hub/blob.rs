@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use super::chunked::ChunkedDownload;
 use super::http::{ByteSink, HubHttp};
 use crate::error::{Error, Result};
+use crate::observe::Cancellation;
 
 /// Read size of single-stream downloads: large enough that per-call overhead vanishes at GB/s.
 const STREAM_BUFFER_BYTES: usize = 1 << 20;
@@ -50,6 +51,9 @@ pub struct BlobDownload<'a> {
     pub size: Option<u64>,
     /// Expected sha256 (LFS files), lowercase hex.
     pub sha256: Option<&'a str>,
+    /// The run's cancellation: once raised, no more bytes are taken and the file is not put in
+    /// place; the partial file keeps what arrived, to resume.
+    pub cancellation: &'a Cancellation,
 }
 
 /// Downloads `blob`, resuming its `.incomplete` file, verifying size and sha256, and renaming it
@@ -107,6 +111,7 @@ pub fn download_blob(
                 plan.chunk_bytes,
                 plan.connections,
                 on_bytes,
+                blob.cancellation,
             );
             chunks.run(&mut |bytes| file.append(bytes), hasher.as_mut())?
         }
@@ -150,6 +155,9 @@ impl ByteSink for StreamSink<'_, '_> {
         // limit resumes.
         self.writer.append(&self.buffer[..kept])?;
         (self.on_bytes)(kept as u64);
+        if self.blob.cancellation.is_cancelled() {
+            return Err(cancelled(self.blob));
+        }
         match self.limit {
             Some(limit) if kept < count => Err(too_long(self.blob, limit)),
             _ => Ok(()),
@@ -163,6 +171,15 @@ fn too_long(blob: &BlobDownload<'_>, limit: u64) -> Error {
         "{}: the server gave no size for this file and sent more than {limit} bytes, the most \
          taken of a file of unknown size; stopped there ({} keeps them, and a run with a higher \
          --max-unknown-size resumes from it)",
+        blob.url,
+        blob.partial.display()
+    ))
+}
+
+/// A download stopped because its run was cancelled.
+fn cancelled(blob: &BlobDownload<'_>) -> Error {
+    Error::network(format!(
+        "{}: download cancelled ({} keeps the bytes received, to resume)",
         blob.url,
         blob.partial.display()
     ))
@@ -227,8 +244,15 @@ impl PrefixWriter<'_> {
             }
         }
         drop(self.file);
-        std::fs::rename(path, blob.destination)
-            .map_err(|err| Error::io("renaming into", blob.destination, err))
+        match blob
+            .cancellation
+            .commit(|| std::fs::rename(path, blob.destination))
+        {
+            Some(renamed) => {
+                renamed.map_err(|err| Error::io("renaming into", blob.destination, err))
+            }
+            None => Err(cancelled(blob)),
+        }
     }
 }
 

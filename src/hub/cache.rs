@@ -7,6 +7,7 @@
 //!     snapshots/{commit}/{path}         relative symlinks into blobs/
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -158,9 +159,54 @@ pub fn resolve_snapshot(
     Ok((snapshot, commit))
 }
 
+/// The branches and tags (`refs/{name}` files, those directly under `refs/`) of `repo_id` in
+/// `cache`, by the commit each points at, names sorted; empty when the cache does not hold the
+/// repo. The Hub cache is a convenience here: what cannot be read is simply not listed.
+pub fn refs_by_commit(cache: &Path, repo_id: &str) -> BTreeMap<String, Vec<String>> {
+    let mut refs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(repo_folder(cache, repo_id).join("refs")) else {
+        return refs;
+    };
+    for entry in entries.flatten() {
+        let (Ok(name), path) = (entry.file_name().into_string(), entry.path()) else {
+            continue;
+        };
+        if let Ok(commit) = std::fs::read_to_string(&path) {
+            refs.entry(commit.trim().to_string())
+                .or_default()
+                .push(name);
+        }
+    }
+    for names in refs.values_mut() {
+        names.sort();
+    }
+    refs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refs_are_listed_by_their_commit() {
+        let cache = tempfile::tempdir().unwrap();
+        let refs = repo_folder(cache.path(), "Org/Run").join("refs");
+        std::fs::create_dir_all(refs.join("pr")).unwrap();
+        for (name, commit) in [("main", "c2"), ("step2", "c2"), ("step1", "c1\n")] {
+            std::fs::write(refs.join(name), commit).unwrap();
+        }
+        std::fs::write(refs.join("pr/1"), "c3").unwrap();
+        let found = refs_by_commit(cache.path(), "Org/Run");
+        let want = BTreeMap::from([
+            ("c1".to_string(), vec!["step1".to_string()]),
+            (
+                "c2".to_string(),
+                vec!["main".to_string(), "step2".to_string()],
+            ),
+        ]);
+        assert_eq!(found, want);
+        assert!(refs_by_commit(cache.path(), "Org/None").is_empty());
+    }
 
     #[test]
     fn repo_ids_are_recognised() {

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::http::{ByteSink, HubHttp};
 use crate::error::{Error, Result};
+use crate::observe::Cancellation;
 use crate::sync::{into_inner, lock, wait};
 
 /// Work on a chunk's bytes by one consumer; an error stops the download.
@@ -34,11 +35,14 @@ pub struct ChunkedDownload<'a> {
     changed: Condvar,
     /// Set by the first failure, so that chunks in flight stop receiving.
     stop: AtomicBool,
+    /// The run's cancellation: once raised, chunks in flight stop receiving too.
+    cancellation: &'a Cancellation,
 }
 
 impl<'a> ChunkedDownload<'a> {
     /// A download of bytes `range` of `url` in ranged requests of `chunk_bytes`, up to
-    /// `connections` at once; `on_bytes` hears every piece received.
+    /// `connections` at once; `on_bytes` hears every piece received. A raised `cancellation`
+    /// stops it as a failure does.
     pub fn new(
         http: &'a HubHttp,
         url: &'a str,
@@ -46,6 +50,7 @@ impl<'a> ChunkedDownload<'a> {
         chunk_bytes: u64,
         connections: usize,
         on_bytes: &'a (dyn Fn(u64) + Sync),
+        cancellation: &'a Cancellation,
     ) -> ChunkedDownload<'a> {
         let chunk_bytes = chunk_bytes.max(1);
         let chunk_count = (range.end - range.start).div_ceil(chunk_bytes) as usize;
@@ -67,6 +72,7 @@ impl<'a> ChunkedDownload<'a> {
             }),
             changed: Condvar::new(),
             stop: AtomicBool::new(false),
+            cancellation,
         }
     }
 
@@ -143,6 +149,7 @@ impl<'a> ChunkedDownload<'a> {
             bytes: &mut bytes,
             length: 0,
             stop: &self.stop,
+            cancellation: self.cancellation,
             url: self.url,
             on_bytes: self.on_bytes,
         };
@@ -249,6 +256,7 @@ struct ChunkSink<'a> {
     bytes: &'a mut [u8],
     length: usize,
     stop: &'a AtomicBool,
+    cancellation: &'a Cancellation,
     url: &'a str,
     on_bytes: &'a (dyn Fn(u64) + Sync),
 }
@@ -259,8 +267,9 @@ impl ByteSink for ChunkSink<'_> {
     }
 
     fn filled(&mut self, count: usize) -> Result<()> {
-        // Another chunk failed: stop instead of fetching bytes nobody will write.
-        if self.stop.load(Ordering::Relaxed) {
+        // Another chunk failed, or the run was cancelled: stop instead of fetching bytes nobody
+        // will write.
+        if self.stop.load(Ordering::Relaxed) || self.cancellation.is_cancelled() {
             return Err(Error::network(format!("{}: download cancelled", self.url)));
         }
         self.length += count;

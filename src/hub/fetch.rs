@@ -6,6 +6,7 @@
 //! bounds both connections (`2 × jobs`) and memory (`2 × jobs` chunks).
 
 use std::fs::File;
+use std::panic;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -17,7 +18,9 @@ use super::cache::{check_revision, is_commit_hash, repo_folder, resolve_snapshot
 use super::glob::PathFilter;
 use super::http::{HubHttp, RetryPolicy};
 use crate::error::{Error, ErrorKind, Result};
-use crate::observe::{Observer, Quantity};
+use crate::formats::safetensors::{HEADER_ALONE_SUFFIX, MAX_HEADER_LEN, parse_header_alone};
+use crate::observe::{Cancellation, Observer, Quantity};
+use crate::output::atomic::write_atomically;
 use crate::sync::{into_inner, lock};
 
 /// Where fetched files land.
@@ -58,6 +61,9 @@ pub struct FetchOptions {
     pub read_timeout: Duration,
     /// Most bytes taken of a file whose size neither the listing nor a HEAD gives.
     pub max_unknown_size: u64,
+    /// For each `.safetensors` file the filter leaves out, fetch its header alone into
+    /// `{path}.header` (see [`HEADER_ALONE_SUFFIX`]): what planning parts needs of it.
+    pub headers: bool,
 }
 
 /// One file of the fetch and what happened to it.
@@ -83,6 +89,10 @@ pub struct FetchReport {
 }
 
 /// Runs one fetch as `options` say, telling `observer` how the downloads progress.
+///
+/// When `observer`'s run is cancelled, transfers stop at their next read and nothing more is put
+/// in place (no blob, link, metadata or ref): each partial file keeps the bytes received, and a
+/// later fetch resumes from it as from any interrupted download.
 pub fn fetch(options: &FetchOptions, observer: &dyn Observer) -> Result<FetchReport> {
     if let Some(revision) = &options.revision {
         check_revision(revision)?;
@@ -103,16 +113,20 @@ pub fn fetch(options: &FetchOptions, observer: &dyn Observer) -> Result<FetchRep
         .filter(|file| !is_reserved(&options.destination, &file.path, observer))
         .cloned()
         .collect();
+    let headers = headers_wanted(&listing, options, observer);
     let layout = Layout::new(options, &listing.commit);
     if options.dry_run {
-        let files = selected
-            .iter()
-            .map(|file| FetchedFile {
-                path: file.path.clone(),
-                size: file.size,
-                transferred: 0,
-            })
-            .collect();
+        let whole = selected.iter().map(|file| FetchedFile {
+            path: file.path.clone(),
+            size: file.size,
+            transferred: 0,
+        });
+        let headers = headers.iter().map(|file| FetchedFile {
+            path: header_path(file),
+            size: None,
+            transferred: 0,
+        });
+        let files = whole.chain(headers).collect();
         return Ok(FetchReport {
             location: layout.location(),
             commit: Some(listing.commit),
@@ -136,16 +150,41 @@ pub fn fetch(options: &FetchOptions, observer: &dyn Observer) -> Result<FetchRep
             max_unknown_size: options.max_unknown_size,
         },
         observer,
+        cancellation: observer.cancellation().cloned().unwrap_or_default(),
     };
     let files = job.run(&selected, options.jobs.max(1));
     observer.finish();
-    let files = files?;
-    job.layout.record_revision(revision)?;
+    let mut files = files?;
+    files.extend(job.fetch_headers(&headers, options.jobs.max(1))?);
+    job.put_in_place(|| job.layout.record_revision(revision))?;
     Ok(FetchReport {
         location: job.layout.location(),
         commit: Some(listing.commit),
         files,
     })
+}
+
+/// With `--headers`, the `.safetensors` files of `listing` the filter leaves out: their headers
+/// are fetched alone.
+fn headers_wanted<'l>(
+    listing: &'l RepoListing,
+    options: &FetchOptions,
+    observer: &dyn Observer,
+) -> Vec<&'l RemoteFile> {
+    if !options.headers {
+        return Vec::new();
+    }
+    listing
+        .files
+        .iter()
+        .filter(|file| file.path.ends_with(".safetensors") && !options.filter.keeps(&file.path))
+        .filter(|file| !is_reserved(&options.destination, &header_path(file), observer))
+        .collect()
+}
+
+/// Where the header alone of `file` goes, relative to the snapshot or folder.
+fn header_path(file: &RemoteFile) -> String {
+    format!("{}{HEADER_ALONE_SUFFIX}", file.path)
 }
 
 /// The folder of a plain-folder download's own bookkeeping, `{out}/{repo_id}/.cache/huggingface`.
@@ -243,11 +282,15 @@ struct FetchJob<'a> {
     layout: Layout,
     plan: TransferPlan,
     observer: &'a dyn Observer,
+    /// The observer's cancellation, or one never raised.
+    cancellation: Cancellation,
 }
 
 impl FetchJob<'_> {
     /// Fetches `files`: large ones in sequence (each chunked), small ones on `jobs` threads.
-    /// The first failure stops new files from starting and is returned.
+    /// The first failure, or a cancellation, stops new files from starting; the failure is
+    /// returned. A thread unwinding (the observer's cancellation) unwinds the caller once every
+    /// thread has stopped.
     fn run(&self, files: &[RemoteFile], jobs: usize) -> Result<Vec<FetchedFile>> {
         let is_large = |file: &RemoteFile| file.size.unwrap_or(0) >= 2 * self.plan.chunk_bytes;
         let large: Vec<&RemoteFile> = files.iter().filter(|f| is_large(f)).collect();
@@ -261,23 +304,52 @@ impl FetchJob<'_> {
             }
             lock(&results).push(result);
         };
+        let stopped = || failed.load(Ordering::Relaxed) || self.cancellation.is_cancelled();
         std::thread::scope(|scope| {
-            scope.spawn(|| {
+            let mut threads = vec![scope.spawn(|| {
                 for file in &large {
-                    if failed.load(Ordering::Relaxed) {
+                    if stopped() {
                         return;
                     }
                     record(self.fetch_file(file));
                 }
-            });
+            })];
             for _ in 0..jobs.min(small.len()) {
-                scope.spawn(|| {
+                threads.push(scope.spawn(|| {
                     loop {
                         let index = next_small.fetch_add(1, Ordering::Relaxed);
-                        if index >= small.len() || failed.load(Ordering::Relaxed) {
+                        if index >= small.len() || stopped() {
                             return;
                         }
                         record(self.fetch_file(small[index]));
+                    }
+                }));
+            }
+            // Joined here, not by the scope, so that an unwinding thread's own payload goes on
+            // (the scope would replace it with a panic of its own).
+            let unwound: Vec<_> = threads.into_iter().filter_map(|t| t.join().err()).collect();
+            if let Some(payload) = unwound.into_iter().next() {
+                panic::resume_unwind(payload);
+            }
+        });
+        let mut fetched: Vec<FetchedFile> =
+            into_inner(results).into_iter().collect::<Result<_>>()?;
+        fetched.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(fetched)
+    }
+
+    /// Fetches the headers alone of `files` on `jobs` threads (see [`FetchOptions::headers`]).
+    fn fetch_headers(&self, files: &[&RemoteFile], jobs: usize) -> Result<Vec<FetchedFile>> {
+        let next = AtomicUsize::new(0);
+        let results = Mutex::new(Vec::with_capacity(files.len()));
+        std::thread::scope(|scope| {
+            for _ in 0..jobs.min(files.len()) {
+                scope.spawn(|| {
+                    while let Some(file) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let result = self.fetch_header(file).map_err(|err| {
+                            err.context(format!("{}: {} (its header)", self.repo_id, file.path))
+                        });
+                        lock(&results).push(result);
                     }
                 });
             }
@@ -286,6 +358,65 @@ impl FetchJob<'_> {
             into_inner(results).into_iter().collect::<Result<_>>()?;
         fetched.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(fetched)
+    }
+
+    /// Fetches the header of the safetensors file `file` (its 8-byte length, then the JSON: two
+    /// ranged requests), checks it describes a file of the listed size, and writes it
+    /// atomically; nothing when the header or the whole file is there already.
+    fn fetch_header(&self, file: &RemoteFile) -> Result<FetchedFile> {
+        let path = header_path(file);
+        let destination = self.layout.location().join(&path);
+        let present = |path: &Path| std::fs::metadata(path).ok().filter(|meta| meta.is_file());
+        if let Some(meta) = present(&destination) {
+            return Ok(FetchedFile {
+                path,
+                size: Some(meta.len()),
+                transferred: 0,
+            });
+        }
+        if present(&self.layout.location().join(&file.path)).is_some() {
+            return Ok(FetchedFile {
+                path,
+                size: None,
+                transferred: 0,
+            });
+        }
+        // What the server sends is judged as a listing is: a bad answer fails the fetch (exit 4).
+        let not_safetensors =
+            |why: String| Error::network(format!("not a safetensors file: {why}"));
+        if file.size.is_some_and(|size| size < 8) {
+            return Err(not_safetensors("shorter than 8 bytes".to_string()));
+        }
+        let url = self.repo.resolve_url(&self.listing.commit, &file.path);
+        let mut header = self.http.get_range(&url, 0, 8)?;
+        let length_bytes: [u8; 8] = header[..]
+            .try_into()
+            .map_err(|_| not_safetensors("shorter than 8 bytes".to_string()))?;
+        let header_len = u64::from_le_bytes(length_bytes);
+        let past_end = file
+            .size
+            .is_some_and(|size| header_len.saturating_add(8) > size);
+        if header_len > MAX_HEADER_LEN || past_end {
+            return Err(not_safetensors(format!(
+                "a header length of {header_len} bytes"
+            )));
+        }
+        header.extend(self.http.get_range(&url, 8, 8 + header_len)?);
+        let (tensors, _metadata) = parse_header_alone(&header)
+            .map_err(|err| Error::network(err.to_string()).with_source(err))?;
+        let data_end = tensors.iter().map(|tensor| tensor.bytes.end as u64).max();
+        let file_end = data_end.unwrap_or(header.len() as u64);
+        if let Some(size) = file.size.filter(|&size| size != file_end) {
+            return Err(Error::network(format!(
+                "its header describes {file_end} bytes, but the file has {size}"
+            )));
+        }
+        write_atomically(&destination, |out| out.write_all(&header))?;
+        Ok(FetchedFile {
+            path,
+            size: Some(header.len() as u64),
+            transferred: header.len() as u64,
+        })
     }
 
     fn fetch_file(&self, file: &RemoteFile) -> Result<FetchedFile> {
@@ -324,7 +455,7 @@ impl FetchJob<'_> {
                 self.download(file, &blob, size)?
             }
         };
-        link_pointer(&pointer, &etag, &file.path)?;
+        self.put_in_place(|| link_pointer(&pointer, &etag, &file.path))?;
         Ok(FetchedFile {
             path: file.path.clone(),
             size,
@@ -367,12 +498,25 @@ impl FetchJob<'_> {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
-        std::fs::write(&metadata, format!("{commit}\n{etag}\n{timestamp}\n"))
-            .map_err(|err| Error::io("writing", &metadata, err))?;
+        self.put_in_place(|| {
+            std::fs::write(&metadata, format!("{commit}\n{etag}\n{timestamp}\n"))
+                .map_err(|err| Error::io("writing", &metadata, err))
+        })?;
         Ok(FetchedFile {
             path: file.path.clone(),
             size,
             transferred,
+        })
+    }
+
+    /// Runs `put` (a link, metadata or ref that makes fetched files visible) unless the fetch
+    /// was cancelled.
+    fn put_in_place(&self, put: impl FnOnce() -> Result<()>) -> Result<()> {
+        self.cancellation.commit(put).unwrap_or_else(|| {
+            Err(Error::network(format!(
+                "{}: the fetch was cancelled",
+                self.repo_id
+            )))
         })
     }
 
@@ -419,6 +563,7 @@ impl FetchJob<'_> {
                 destination,
                 size,
                 sha256: file.lfs_sha256.as_deref(),
+                cancellation: &self.cancellation,
             },
             self.plan,
             &|bytes| self.observer.part_advanced(&file.path, bytes),

@@ -170,6 +170,18 @@ impl HubHttp {
         }
     }
 
+    /// Bytes `start..end` of `url` in memory (a file's header), with retries.
+    pub fn get_range(&self, url: &str, start: u64, end: u64) -> Result<Vec<u8>> {
+        let length = end.saturating_sub(start) as usize;
+        let mut sink = BufferSink {
+            bytes: vec![0; length],
+            filled: 0,
+        };
+        self.download(url, start, Some(end), &mut sink)?;
+        sink.bytes.truncate(sink.filled);
+        Ok(sink.bytes)
+    }
+
     fn download_once(
         &self,
         url: &str,
@@ -307,6 +319,23 @@ pub trait ByteSink {
     /// The first `count` bytes of the last [`ByteSink::space`] now hold data; an error stops
     /// the download for good (a full disk, a cancelled transfer).
     fn filled(&mut self, count: usize) -> Result<()>;
+}
+
+/// A buffer of a fixed length that a download fills.
+struct BufferSink {
+    bytes: Vec<u8>,
+    filled: usize,
+}
+
+impl ByteSink for BufferSink {
+    fn space(&mut self) -> &mut [u8] {
+        &mut self.bytes[self.filled..]
+    }
+
+    fn filled(&mut self, count: usize) -> Result<()> {
+        self.filled += count;
+        Ok(())
+    }
 }
 
 fn broken(url: &str, err: std::io::Error) -> Failure {

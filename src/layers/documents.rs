@@ -35,7 +35,7 @@ impl MatrixResult {
 }
 
 /// One row per matrix.
-pub const MATRIX_COLUMNS: [Column<MatrixResult>; 40] = [
+pub const MATRIX_COLUMNS: [Column<MatrixResult>; 50] = [
     Column::new("param_name", Text, |r, _| Cell::Text(r.param_name.clone())),
     Column::new("layer_index", Int, |r, _| Cell::from_count(r.layer_index)),
     Column::new("block_type", Text, |r, _| {
@@ -72,7 +72,11 @@ pub const MATRIX_COLUMNS: [Column<MatrixResult>; 40] = [
         Cell::from_float(r.fit_value(|f| f.ks_distance))
     }),
     Column::new("alpha_sigma", Float, |r, _| {
-        Cell::from_float(r.fit_value(|f| f.sigma))
+        // The truncated power law has no σ (WeightWatcher's is NaN).
+        Cell::from_float(r.metric(|m| {
+            let sigma = m.power_law?.sigma;
+            m.truncated.is_none().then_some(sigma)
+        }))
     }),
     Column::new("alpha_tail_count", Int, |r, _| {
         Cell::from_count(r.metric(|m| m.power_law.map(|f| f.tail_count)))
@@ -112,6 +116,9 @@ pub const MATRIX_COLUMNS: [Column<MatrixResult>; 40] = [
     Column::new("raw_alpha", Float, |r, _| {
         Cell::from_float(r.metric(|m| m.raw_alpha))
     }),
+    Column::new("Lambda", Float, |r, _| {
+        Cell::from_float(r.metric(|m| m.truncated.map(|fit| fit.lambda)))
+    }),
     Column::new("sigma_mp", Float, |r, _| {
         Cell::from_float(r.metric(|m| m.mp_fit.map(|fit| fit.sigma_mp)))
     }),
@@ -120,6 +127,9 @@ pub const MATRIX_COLUMNS: [Column<MatrixResult>; 40] = [
     }),
     Column::new("bulk_max", Float, |r, _| {
         Cell::from_float(r.metric(|m| m.mp_fit.map(|fit| fit.bulk_max)))
+    }),
+    Column::new("W_scale", Float, |r, _| {
+        Cell::from_float(r.metric(|m| m.mp_fit.map(|fit| fit.w_scale)))
     }),
     Column::new("detX_num", Int, |r, _| {
         Cell::from_count(r.metric(|m| m.detx.map(|d| d.count)))
@@ -135,6 +145,30 @@ pub const MATRIX_COLUMNS: [Column<MatrixResult>; 40] = [
     }),
     Column::new("rand_distance", Float, |r, _| {
         Cell::from_float(r.metric(|m| m.randomized.map(|x| x.rand_distance)))
+    }),
+    Column::new("num_traps", Int, |r, _| {
+        Cell::from_count(r.metric(|m| m.randomized.map(|x| x.rand_num_spikes)))
+    }),
+    Column::new("rand_sigma_mp", Float, |r, _| {
+        Cell::from_float(r.metric(|m| m.randomized.map(|x| x.fit.sigma_mp)))
+    }),
+    Column::new("rand_mp_softrank", Float, |r, _| {
+        Cell::from_float(r.metric(|m| m.randomized.map(|x| x.fit.mp_softrank)))
+    }),
+    Column::new("rand_bulk_min", Float, |r, _| {
+        Cell::from_float(r.metric(|m| m.randomized.map(|x| x.fit.bulk_min)))
+    }),
+    Column::new("rand_bulk_max", Float, |r, _| {
+        Cell::from_float(r.metric(|m| m.randomized.map(|x| x.fit.bulk_max)))
+    }),
+    Column::new("rand_W_scale", Float, |r, _| {
+        Cell::from_float(r.metric(|m| m.randomized.map(|x| x.fit.w_scale)))
+    }),
+    Column::new("ww_softrank", Float, |r, _| {
+        Cell::from_float(r.metric(|m| m.randomized.map(|x| x.ww_softrank)))
+    }),
+    Column::new("ww_maxdist", Float, |r, _| {
+        Cell::from_float(r.metric(|m| m.randomized.map(|x| x.ww_maxdist)))
     }),
     Column::new("warning", Text, |r, _| {
         Cell::from_text(r.metric(|m| m.warning()).as_deref())

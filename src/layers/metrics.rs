@@ -22,11 +22,18 @@
 //!   `xmax` the largest eigenvalue the power-law fit saw, `warning` from α as in the source's
 //!   `fit_powerlaw` (`over-trained` below 2, `under-trained` above 6; empty without a fit, where
 //!   the source's failed fit α = −1 would read `over-trained`).
+//! - The tail's law ([`MetricOptions::fix_fingers`], [`MetricOptions::fit`]): by default
+//!   WeightWatcher's power law ([`super::power_law`]); with `clip_xmax` refitted without the
+//!   largest values, with `xmin_peak` ([`super::xmin_peak`]) xmin searched only up to just past
+//!   the histogram peak; with `E_TPL` the truncated power law ([`super::truncated_power_law`]),
+//!   whose α, xmin, D and tail count take the power law's columns (it has no σ) and Λ its own.
 
 use super::detx::{DetX, detx};
 use super::mp_fit::{MarchenkoPasturFit, fit_marchenko_pastur};
 use super::power_law::{PowerLawFit, fit_clipped_power_law, fit_power_law};
 use super::randomize::RandomizedMetrics;
+use super::truncated_power_law::{TruncatedPowerLawFit, fit_truncated_power_law};
+use super::xmin_peak::fit_power_law_at_peak;
 use crate::error::{Error, Result};
 
 /// WeightWatcher's `WEAK_RANK_LOSS_TOLERANCE`: eigenvalues below it count in `weak_rank_loss`.
@@ -43,6 +50,18 @@ pub const CORRELATION_TRAP: &str = "correlation trap";
 pub enum FixFingers {
     /// `clip_xmax`: refit without up to 9 of the largest eigenvalues.
     ClipXmax,
+    /// `xmin_peak`: search xmin only up to 1.5 × the peak of the histogram of log10 λ.
+    XminPeak,
+}
+
+/// The law fitted to the tail (WeightWatcher's `fit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TailFit {
+    /// The power law (`fit='PL'`, the default).
+    #[default]
+    PowerLaw,
+    /// The truncated power law λ^(−α) e^(−Λλ), xmin searched as `xmin_peak` does (`fit='E_TPL'`).
+    TruncatedPowerLaw,
 }
 
 /// What [`spectral_metrics_with`] computes beyond the defaults.
@@ -52,6 +71,8 @@ pub struct MetricOptions {
     pub mp_fit: bool,
     /// A remedy for spuriously large α.
     pub fix_fingers: Option<FixFingers>,
+    /// The law fitted to the tail; the truncated power law cannot be clipped (`clip_xmax`).
+    pub fit: TailFit,
 }
 
 /// A negative eigenvalue of WᵀW larger than this fraction of λ_max is an error, not rounding.
@@ -100,6 +121,9 @@ pub struct SpectralMetrics {
     pub num_fingers: Option<usize>,
     /// α before `fix_fingers='clip_xmax'` clipped (`raw_alpha`).
     pub raw_alpha: Option<f64>,
+    /// The truncated power law (with [`TailFit::TruncatedPowerLaw`]); when present, `power_law`
+    /// holds its α, xmin, D and tail count (and a σ the columns leave out: it has none).
+    pub truncated: Option<TruncatedPowerLawFit>,
     /// The detX tail (`detX_num`, `detX_val`).
     pub detx: Option<DetX>,
     /// Correlation traps, set by the analysis with `--randomize`.
@@ -220,12 +244,33 @@ pub fn spectral_metrics_with(
     }
     metrics.detx = detx(&values);
 
-    let fitted = match options.fix_fingers {
-        None => fit_power_law(&values).map(|fit| (fit, lambda_max)),
-        Some(FixFingers::ClipXmax) => fit_clipped_power_law(&values).map(|clipped| {
-            metrics.num_fingers = Some(clipped.num_fingers);
-            metrics.raw_alpha = Some(clipped.raw_alpha);
-            (clipped.fit, clipped.xmax)
+    let fitted = match (options.fit, options.fix_fingers) {
+        (TailFit::PowerLaw, None) => fit_power_law(&values).map(|fit| (fit, lambda_max)),
+        (TailFit::PowerLaw, Some(FixFingers::ClipXmax)) => {
+            fit_clipped_power_law(&values).map(|clipped| {
+                metrics.num_fingers = Some(clipped.num_fingers);
+                metrics.raw_alpha = Some(clipped.raw_alpha);
+                (clipped.fit, clipped.xmax)
+            })
+        }
+        (TailFit::PowerLaw, Some(FixFingers::XminPeak)) => {
+            fit_power_law_at_peak(&values).map(|fit| (fit, lambda_max))
+        }
+        (TailFit::TruncatedPowerLaw, Some(FixFingers::ClipXmax)) => {
+            return Err(Error::usage(
+                "the truncated power law cannot be clipped: fit e_tpl with fix_fingers clip_xmax",
+            ));
+        }
+        (TailFit::TruncatedPowerLaw, _) => fit_truncated_power_law(&values).map(|truncated| {
+            metrics.truncated = Some(truncated);
+            let fit = PowerLawFit {
+                alpha: truncated.alpha,
+                xmin: truncated.xmin,
+                ks_distance: truncated.ks_distance,
+                sigma: f64::NAN,
+                tail_count: truncated.tail_count,
+            };
+            (fit, lambda_max)
         }),
     };
     match fitted {

@@ -41,6 +41,9 @@ pub struct MarchenkoPasturFit {
     pub bulk_min: f64,
     /// The fitted upper bulk edge, in the matrix's units (`bulk_max`).
     pub bulk_max: f64,
+    /// The rescaling s = √(number of eigenvalues) / √Σλ that gives the spectrum unit mean
+    /// (`W_scale`).
+    pub w_scale: f64,
 }
 
 /// Fits the bulk of the `eigenvalues` (any order, ≥ 0) of a matrix whose larger side is `large`
@@ -93,6 +96,7 @@ pub fn fit_marchenko_pastur(
         mp_softrank: upper / lambda_max,
         bulk_min: lower / scale_sq,
         bulk_max: upper / scale_sq,
+        w_scale: scale,
     })
 }
 

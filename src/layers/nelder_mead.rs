@@ -1,13 +1,14 @@
 //! SciPy's `optimize.brute` over a 1-D grid, polished by its `optimize.fmin` (Nelder–Mead) with its
 //! defaults, step for step: the minimiser WeightWatcher's Marchenko–Pastur fit uses
-//! (`RMT_Util.fit_density_with_range`), so that aib lands on the same σ.
+//! (`RMT_Util.fit_density_with_range`), so that aib lands on the same σ; and `fmin` in several
+//! variables, which the `powerlaw` package's likelihood fit of the truncated power law uses.
 //!
-//! What is reproduced from SciPy 1.17 (`_optimize.py`): the grid is `np.arange(start, stop,
-//! step)` (values start + i · ((start + step) − start)); the first grid point with the smallest
-//! value starts the simplex {x₀, 1.05 x₀} (0.00025 when x₀ = 0); reflection 1, expansion 2,
-//! contraction ½, shrink ½; it stops when both |x₁ − x₀| and |f₁ − f₀| are ≤ 1e-4 or after 200
-//! evaluations or iterations. Ties in the ordering keep the earlier vertex (NumPy's `argsort` of
-//! two values).
+//! What is reproduced from SciPy 1.17 (`_optimize.py`, `_minimize_neldermead`): the grid is
+//! `np.arange(start, stop, step)` (values start + i · ((start + step) − start)); the simplex starts
+//! at x₀ and, per variable, x₀ with that variable times 1.05 (0.00025 when it is 0); reflection 1,
+//! expansion 2, contraction ½, shrink ½, in SciPy's order of comparisons; it stops when every
+//! |xᵢ − x₀| and |fᵢ − f₀| is ≤ 1e-4 or after 200 N evaluations or iterations (N variables). Ties in
+//! the ordering keep the earlier vertex (NumPy's `argsort` of so few values is stable).
 
 /// SciPy's `xatol` and `fatol` defaults.
 const TOLERANCE: f64 = 1e-4;
@@ -38,92 +39,142 @@ pub fn brute_then_fmin(f: impl Fn(f64) -> f64, start: f64, stop: f64, step: f64)
 
 /// SciPy's `fmin(f, x0)` in one variable, its defaults: the best vertex when it stops.
 pub fn fmin(f: &impl Fn(f64) -> f64, x0: f64) -> f64 {
+    fmin_n(&|x: &[f64]| f(x[0]), &[x0])[0]
+}
+
+/// SciPy's `fmin(f, x0)` in `x0.len()` variables, its defaults (`maxiter` = `maxfun` = 200 N):
+/// the best vertex when it stops. The first simplex is x₀ and, per variable, x₀ with that variable
+/// times 1.05 (0.00025 where it is 0); reflection 1, expansion 2, contraction ½, shrink ½, as
+/// SciPy's `_minimize_neldermead` orders its comparisons.
+pub fn fmin_n(f: &impl Fn(&[f64]) -> f64, x0: &[f64]) -> Vec<f64> {
+    let n = x0.len();
+    let max_steps = MAX_STEPS * n;
     let calls = std::cell::Cell::new(0);
-    let mut evaluate = |x: f64| -> Option<f64> {
-        if calls.get() >= MAX_STEPS {
+    let evaluate = |x: &[f64]| -> Option<f64> {
+        if calls.get() >= max_steps {
             return None;
         }
         calls.set(calls.get() + 1);
         Some(f(x))
     };
-    let second = if x0 != 0.0 { 1.05 * x0 } else { 0.00025 };
-    let mut simplex = [x0, second];
-    let mut values = [f64::INFINITY; 2];
-    for (value, &x) in values.iter_mut().zip(&simplex) {
-        match evaluate(x) {
+    let mut simplex: Vec<Vec<f64>> = vec![x0.to_vec()];
+    for k in 0..n {
+        let mut vertex = x0.to_vec();
+        vertex[k] = if vertex[k] != 0.0 {
+            (1.0 + 0.05) * vertex[k]
+        } else {
+            0.00025
+        };
+        simplex.push(vertex);
+    }
+    let mut values = vec![f64::INFINITY; n + 1];
+    for (value, vertex) in values.iter_mut().zip(&simplex) {
+        match evaluate(vertex) {
             Some(v) => *value = v,
             None => break,
         }
     }
     order(&mut simplex, &mut values);
     let mut iterations = 1;
-    while calls.get() < MAX_STEPS && iterations < MAX_STEPS {
-        if (simplex[1] - simplex[0]).abs() <= TOLERANCE
-            && (values[0] - values[1]).abs() <= TOLERANCE
-        {
+    while calls.get() < max_steps && iterations < max_steps {
+        let converged = simplex[1..].iter().all(|vertex| {
+            vertex
+                .iter()
+                .zip(&simplex[0])
+                .all(|(a, b)| (a - b).abs() <= TOLERANCE)
+        }) && values[1..]
+            .iter()
+            .all(|value| (values[0] - value).abs() <= TOLERANCE);
+        if converged {
             break;
         }
-        if step(&mut simplex, &mut values, &mut evaluate).is_some() {
+        if step(&mut simplex, &mut values, &evaluate).is_some() {
             iterations += 1;
         }
         order(&mut simplex, &mut values);
     }
-    simplex[0]
+    simplex.swap_remove(0)
+}
+
+/// `a · x + b · y`, element by element.
+fn combine(a: f64, x: &[f64], b: f64, y: &[f64]) -> Vec<f64> {
+    x.iter().zip(y).map(|(x, y)| a * x + b * y).collect()
 }
 
 /// One Nelder–Mead step on the ordered simplex; `None` when the evaluations ran out mid-step.
 fn step(
-    simplex: &mut [f64; 2],
-    values: &mut [f64; 2],
-    evaluate: &mut impl FnMut(f64) -> Option<f64>,
+    simplex: &mut [Vec<f64>],
+    values: &mut [f64],
+    evaluate: &impl Fn(&[f64]) -> Option<f64>,
 ) -> Option<()> {
-    let centroid = simplex[0];
-    let worst = simplex[1];
-    let reflected = 2.0 * centroid - worst;
-    let f_reflected = evaluate(reflected)?;
+    let n = simplex.len() - 1;
+    // NumPy's add.reduce over the vertices but the worst, in order, then / N.
+    let mut centroid = simplex[0].clone();
+    for vertex in &simplex[1..n] {
+        centroid.iter_mut().zip(vertex).for_each(|(c, v)| *c += v);
+    }
+    centroid.iter_mut().for_each(|c| *c /= n as f64);
+    let worst = simplex[n].clone();
+    let reflected = combine(2.0, &centroid, -1.0, &worst);
+    let f_reflected = evaluate(&reflected)?;
     if f_reflected < values[0] {
-        let expanded = 3.0 * centroid - 2.0 * worst;
-        let f_expanded = evaluate(expanded)?;
+        let expanded = combine(3.0, &centroid, -2.0, &worst);
+        let f_expanded = evaluate(&expanded)?;
         if f_expanded < f_reflected {
-            (simplex[1], values[1]) = (expanded, f_expanded);
+            (simplex[n], values[n]) = (expanded, f_expanded);
         } else {
-            (simplex[1], values[1]) = (reflected, f_reflected);
+            (simplex[n], values[n]) = (reflected, f_reflected);
         }
         return Some(());
     }
-    // With one variable fsim[-2] is fsim[0]: a reflection that is not better is contracted.
-    let shrink = if f_reflected < values[1] {
-        let contracted = 1.5 * centroid - 0.5 * worst;
-        let f_contracted = evaluate(contracted)?;
+    if f_reflected < values[n - 1] {
+        (simplex[n], values[n]) = (reflected, f_reflected);
+        return Some(());
+    }
+    let shrink = if f_reflected < values[n] {
+        let contracted = combine(1.5, &centroid, -0.5, &worst);
+        let f_contracted = evaluate(&contracted)?;
         if f_contracted <= f_reflected {
-            (simplex[1], values[1]) = (contracted, f_contracted);
+            (simplex[n], values[n]) = (contracted, f_contracted);
             false
         } else {
             true
         }
     } else {
-        let contracted = 0.5 * centroid + 0.5 * worst;
-        let f_contracted = evaluate(contracted)?;
-        if f_contracted < values[1] {
-            (simplex[1], values[1]) = (contracted, f_contracted);
+        let contracted = combine(0.5, &centroid, 0.5, &worst);
+        let f_contracted = evaluate(&contracted)?;
+        if f_contracted < values[n] {
+            (simplex[n], values[n]) = (contracted, f_contracted);
             false
         } else {
             true
         }
     };
     if shrink {
-        simplex[1] = simplex[0] + 0.5 * (simplex[1] - simplex[0]);
-        values[1] = evaluate(simplex[1])?;
+        for j in 1..=n {
+            simplex[j] = simplex[0]
+                .iter()
+                .zip(&simplex[j])
+                .map(|(best, v)| best + 0.5 * (v - best))
+                .collect();
+            values[j] = evaluate(&simplex[j])?;
+        }
     }
     Some(())
 }
 
-/// Best vertex first; equal values keep their order (NumPy's argsort of two values).
-fn order(simplex: &mut [f64; 2], values: &mut [f64; 2]) {
-    if values[1] < values[0] || (values[0].is_nan() && !values[1].is_nan()) {
-        simplex.swap(0, 1);
-        values.swap(0, 1);
-    }
+/// Best vertex first: NumPy's `argsort` of the values (stable for a simplex this small, NaN last).
+fn order(simplex: &mut [Vec<f64>], values: &mut [f64]) {
+    let mut indices: Vec<usize> = (0..values.len()).collect();
+    indices.sort_by(|&a, &b| {
+        let (a, b) = (values[a], values[b]);
+        a.partial_cmp(&b)
+            .unwrap_or_else(|| a.is_nan().cmp(&b.is_nan()))
+    });
+    let vertices: Vec<Vec<f64>> = indices.iter().map(|&i| simplex[i].clone()).collect();
+    let sorted: Vec<f64> = indices.iter().map(|&i| values[i]).collect();
+    simplex.clone_from_slice(&vertices);
+    values.copy_from_slice(&sorted);
 }
 
 #[cfg(test)]

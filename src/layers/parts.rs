@@ -2,13 +2,13 @@
 //! analysed matrix with its heads (a stacked expert tensor whole), each drift pair of consecutive
 //! layers, each group of experts compared with their mean.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::analysis::{
     drift_key, drift_pairs, expert_groups, experts_key, is_analysed, matrix_key,
 };
 use super::drift::TILE_BUDGET_BYTES;
-use crate::engine::parts::{file_name, gram_bytes, unit_of_tensor};
+use crate::engine::parts::{gram_bytes, unit_of_tensor};
 use crate::engine::schedule::spectral_cost;
 use crate::error::Result;
 use crate::model::Model;
@@ -49,7 +49,8 @@ fn comparison(key: String, members: &[&Unit]) -> WorkUnit {
     WorkUnit {
         key,
         tensors,
-        files: members.iter().map(|unit| file_name(unit)).collect(),
+        files: members.iter().flat_map(|unit| unit.file_names()).collect(),
+        files_b: BTreeSet::new(),
         bytes: members
             .iter()
             .map(|unit| unit.view.bytes.len() as u64)

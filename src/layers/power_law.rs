@@ -55,6 +55,13 @@ pub struct PowerLawFit {
 /// Fits WeightWatcher's power law to `eigenvalues` (any order, finite); an error says why no law
 /// can be fitted (fewer than two values above [`FIT_THRESHOLD`], or all of them equal).
 pub fn fit_power_law(eigenvalues: &[f64]) -> Result<PowerLawFit> {
+    let data = fit_data(eigenvalues)?;
+    let candidates: Vec<usize> = (0..data.len() - 1).collect();
+    fit_power_law_over(&data, &candidates)
+}
+
+/// The eigenvalues above [`FIT_THRESHOLD`], ascending; an error when fewer than two.
+pub(crate) fn fit_data(eigenvalues: &[f64]) -> Result<Vec<f64>> {
     let mut data: Vec<f64> = eigenvalues
         .iter()
         .copied()
@@ -67,12 +74,21 @@ pub fn fit_power_law(eigenvalues: &[f64]) -> Result<PowerLawFit> {
         )));
     }
     data.sort_by(f64::total_cmp);
+    Ok(data)
+}
+
+/// The power law of the ascending fit `data` whose xmin is the best of `candidates` (indices into
+/// `data`, ascending, each below the last index): the first with the smallest distance.
+pub(crate) fn fit_power_law_over(data: &[f64], candidates: &[usize]) -> Result<PowerLawFit> {
     let count = data.len();
+    if candidates.is_empty() {
+        return Err(Error::input("no eigenvalue to try as xmin"));
+    }
     let largest = data[count - 1];
-    let suffix_log_sums = suffix_log_sums(&data);
+    let suffix_log_sums = suffix_sums(data.iter().map(|value| value.ln()));
 
     let mut best: Option<(usize, f64, f64)> = None; // (index, alpha, distance)
-    for index in (0..count - 1).rev() {
+    for &index in candidates.iter().rev() {
         let xmin = data[index];
         let n = (count - index) as f64;
         let denominator = (suffix_log_sums[index] - n * xmin.ln()).max((largest / xmin).ln());
@@ -136,12 +152,7 @@ pub struct ClippedFit {
 /// α is kept (with k − 1 fingers, as the source counts them), the search stopping at a clipped
 /// α ≤ 2 or at a clipped set too small to fit. Without such a fit, the unclipped one is kept.
 pub fn fit_clipped_power_law(eigenvalues: &[f64]) -> Result<ClippedFit> {
-    let mut data: Vec<f64> = eigenvalues
-        .iter()
-        .copied()
-        .filter(|&value| value > FIT_THRESHOLD)
-        .collect();
-    data.sort_by(f64::total_cmp);
+    let data = fit_data(eigenvalues)?;
     let first = fit_power_law(&data)?;
     let mut kept = (first, data.len(), 0);
     for clipped in 2..=MAX_CLIPPED.min(data.len()) {
@@ -169,13 +180,14 @@ pub fn fit_clipped_power_law(eigenvalues: &[f64]) -> Result<ClippedFit> {
     })
 }
 
-/// Σ_{j≥i} ln data[j] for every i, with Neumaier's compensation so that the sums of the long
-/// tails carry no more rounding than a direct sum would.
-fn suffix_log_sums(data: &[f64]) -> Vec<f64> {
-    let mut sums = vec![0.0; data.len()];
+/// Σ_{j≥i} terms[j] for every i, with Neumaier's compensation so that the sums of the long tails
+/// carry no more rounding than a direct sum would.
+pub(crate) fn suffix_sums(
+    terms: impl DoubleEndedIterator<Item = f64> + ExactSizeIterator,
+) -> Vec<f64> {
+    let mut sums = vec![0.0; terms.len()];
     let (mut sum, mut compensation) = (0.0_f64, 0.0_f64);
-    for (index, value) in data.iter().enumerate().rev() {
-        let term = value.ln();
+    for (index, term) in terms.enumerate().rev() {
         let total = sum + term;
         compensation += if sum.abs() >= term.abs() {
             (sum - total) + term

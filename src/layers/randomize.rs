@@ -11,15 +11,20 @@
 //!   ([`super::mp_fit`], with W's N and M) — eigenvalues a random matrix should not have: a trap,
 //!   a few large elements whose position does not matter;
 //! - `rand_distance`: the Jensen–Shannon distance between the sorted spectrum of W and that of one
-//!   shuffle, each read as a probability vector (λ / Σλ, position by position), natural logarithm.
+//!   shuffle, each read as a probability vector (λ / Σλ, position by position), natural logarithm;
+//! - the rest of that Marchenko–Pastur fit under WeightWatcher's names: `num_traps` (the same
+//!   number as `rand_num_spikes`), `rand_sigma_mp`, `rand_mp_softrank`, `rand_bulk_min`,
+//!   `rand_bulk_max`, `rand_W_scale`;
+//! - `ww_softrank` = the largest eigenvalue of one shuffle / W's largest, and `ww_maxdist` = W's
+//!   largest − that shuffle's largest.
 //!
 //! Differences by design: the shuffles come from aib's seeded generator ([`GaussianStream`],
 //! stream keyed by the matrix's name), not NumPy's global one, so the randomized columns equal
-//! WeightWatcher's in distribution, not number for number; and `rand_distance` uses the first of
-//! the pooled shuffles, where WeightWatcher draws one more (the same distribution, one spectrum
-//! less to compute).
+//! WeightWatcher's in distribution, not number for number; and `rand_distance`, `ww_softrank` and
+//! `ww_maxdist` use the first of the pooled shuffles, where WeightWatcher draws one more (the same
+//! distribution, one spectrum less to compute).
 
-use super::mp_fit::fit_marchenko_pastur;
+use super::mp_fit::{MarchenkoPasturFit, fit_marchenko_pastur};
 use crate::error::Result;
 use crate::matrix::{DenseRows, MatrixRows};
 use crate::random::GaussianStream;
@@ -43,12 +48,20 @@ pub struct ShuffledSpectra {
 /// The correlation-trap columns of one matrix.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RandomizedMetrics {
-    /// Pooled shuffled eigenvalues above their fitted Marchenko–Pastur edge (`rand_num_spikes`).
+    /// Pooled shuffled eigenvalues above their fitted Marchenko–Pastur edge (`rand_num_spikes`,
+    /// and again `num_traps`).
     pub rand_num_spikes: usize,
     /// The largest pooled shuffled eigenvalue (`max_rand_eval`).
     pub max_rand_eval: f64,
     /// Jensen–Shannon distance of the sorted spectra of W and of one shuffle (`rand_distance`).
     pub rand_distance: f64,
+    /// The Marchenko–Pastur fit of the pooled shuffled spectrum (`rand_sigma_mp`,
+    /// `rand_mp_softrank`, `rand_bulk_min`, `rand_bulk_max`, `rand_W_scale`).
+    pub fit: MarchenkoPasturFit,
+    /// The largest eigenvalue of one shuffle over W's largest (`ww_softrank`).
+    pub ww_softrank: f64,
+    /// W's largest eigenvalue minus that of one shuffle (`ww_maxdist`).
+    pub ww_maxdist: f64,
 }
 
 /// The stream of shuffle `shuffle` of the matrix `name`: FNV-1a of the name, so that a matrix's
@@ -102,10 +115,15 @@ pub fn randomized_metrics(
     let fit = fit_marchenko_pastur(&shuffled.pooled, large, small)?;
     let mut sorted = eigenvalues.to_vec();
     sorted.sort_by(f64::total_cmp);
+    let largest = sorted.last().copied().unwrap_or(0.0);
+    let largest_shuffled = shuffled.first.iter().copied().fold(0.0, f64::max);
     Ok(RandomizedMetrics {
         rand_num_spikes: fit.num_spikes,
         max_rand_eval: shuffled.pooled.iter().copied().fold(0.0, f64::max),
         rand_distance: jensen_shannon_distance(&sorted, &shuffled.first),
+        fit,
+        ww_softrank: largest_shuffled / largest,
+        ww_maxdist: largest - largest_shuffled,
     })
 }
 

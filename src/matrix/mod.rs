@@ -31,6 +31,11 @@ pub trait MatrixRows: Sync {
             self.read_rows(row, out);
         }
     }
+
+    /// Drops what earlier reads left resident in this process (the memory map's pages that
+    /// [`MatrixRows::read_selected_rows`] keeps): for a caller done with a sample. Later reads give
+    /// the same values. Nothing is kept by default.
+    fn release_resident(&self) {}
 }
 
 /// An in-memory row-major f32 matrix (tests, small matrices).

@@ -28,6 +28,10 @@ pub(super) struct Location {
     pub format: WeightFormat,
     /// The index's tensor → shard file map, when the model is sharded with an index.
     pub weight_map: Option<BTreeMap<String, String>>,
+    /// The index file, when the model has one.
+    pub index: Option<PathBuf>,
+    /// Shards the index names that are not in the folder, sorted by name.
+    pub missing: Vec<PathBuf>,
 }
 
 /// Finds the model named by `spec` (see the module doc); `revision` picks a Hub snapshot.
@@ -63,6 +67,8 @@ pub(super) fn locate(spec: &str, revision: Option<&str>) -> Result<Location> {
         shards: files.shards,
         format: files.format,
         weight_map: files.weight_map,
+        index: files.index,
+        missing: files.missing,
     })
 }
 
@@ -72,6 +78,8 @@ struct Files {
     shards: Vec<PathBuf>,
     format: WeightFormat,
     weight_map: Option<BTreeMap<String, String>>,
+    index: Option<PathBuf>,
+    missing: Vec<PathBuf>,
 }
 
 impl Files {
@@ -81,6 +89,8 @@ impl Files {
             shards,
             format: WeightFormat::Safetensors,
             weight_map: None,
+            index: None,
+            missing: Vec::new(),
         }
     }
 
@@ -91,6 +101,8 @@ impl Files {
             shards: split::split_paths(path)?,
             format: WeightFormat::Gguf,
             weight_map: None,
+            index: None,
+            missing: Vec::new(),
         })
     }
 }
@@ -205,7 +217,7 @@ struct IndexFile {
     weight_map: BTreeMap<String, String>,
 }
 
-/// Reads an index file and checks that every shard it names exists.
+/// Reads an index file and sorts the shards it names into those in its folder and those missing.
 fn files_of_index(index: &Path) -> Result<Files> {
     let text = std::fs::read_to_string(index).map_err(|err| Error::reading_text(index, err))?;
     let parsed: IndexFile = serde_json::from_str(&text).map_err(|err| {
@@ -241,19 +253,13 @@ fn files_of_index(index: &Path) -> Result<Files> {
         if shard.is_file() {
             shards.push(shard);
         } else {
-            missing.push(name.as_str());
+            missing.push(shard);
         }
-    }
-    if !missing.is_empty() {
-        return Err(Error::input(format!(
-            "{}: {} shard(s) listed in the index are missing: {}",
-            index.display(),
-            missing.len(),
-            missing.join(", ")
-        )));
     }
     Ok(Files {
         weight_map: Some(parsed.weight_map),
+        index: Some(index.to_path_buf()),
+        missing,
         ..Files::safetensors(folder, shards)
     })
 }

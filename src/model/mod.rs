@@ -1,8 +1,9 @@
 //! A model: located (a folder, one `.safetensors` file, an index file, a `.gguf` file or split,
-//! or a Hub id in the local cache), every weight file mapped and checked against the others and
-//! the index, with what the commands use beside the weights: `config.json` and `tokenizer.json`
-//! or `vocab.txt` for safetensors; for GGUF, the same facts from the file's metadata
-//! (`{arch}.*` keys and `tokenizer.ggml.tokens`).
+//! or a Hub id in the local cache), every weight file mapped (or, for a run of one part, a missing
+//! shard's header alone read) and checked against the others and the index, with what the
+//! commands use beside the weights: `config.json` and `tokenizer.json` or `vocab.txt` for
+//! safetensors; for GGUF, the same facts from the file's metadata (`{arch}.*` keys and
+//! `tokenizer.ggml.tokens`).
 
 pub mod classify;
 pub mod config;
@@ -12,14 +13,16 @@ pub mod plan;
 pub mod vocab;
 mod weights;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 use crate::formats::dtype::Dtype;
 use crate::formats::gguf::split;
-use crate::formats::safetensors::{SafetensorsFile, TensorInfo};
+pub use crate::formats::safetensors::HEADER_ALONE_SUFFIX;
+use crate::formats::safetensors::{SafetensorsFile, SafetensorsHeader, TensorInfo};
 use crate::formats::storage::StorageType;
+use crate::hub::blob::with_suffix;
 use crate::matrix::view::{BlockScale, MatrixView};
 use crate::model::vocab::Vocabulary;
 use config::ModelConfig;
@@ -42,8 +45,9 @@ pub struct Model {
     pub folder: PathBuf,
     /// The format of the weight files.
     pub format: WeightFormat,
-    /// The weight files, mapped and validated: safetensors shards sorted by file name, or the
-    /// parts of a GGUF model in order.
+    /// The weight files, mapped and validated: safetensors shards sorted by file name (a missing
+    /// one as its header alone when opened with [`Shards::HeadersSuffice`]), or the parts of a
+    /// GGUF model in order.
     pub files: Vec<WeightFile>,
     /// The architecture: `config.json` when present; for GGUF, from the metadata
     /// ([`config::from_gguf`]).
@@ -66,14 +70,36 @@ pub struct TensorMatrix<'a> {
     pub note: Option<String>,
     /// Stored bits per value, a block scale's share included (fp8 with a `weight_scale_inv`).
     pub bits_per_weight: f64,
+    /// The name of the weight file holding its block scale, when it has one (reading the matrix
+    /// reads that file too).
+    pub scale_file: Option<String>,
+}
+
+/// Which of the shards an index names opening a model requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shards {
+    /// Every shard: a whole run reads every tensor.
+    All,
+    /// A missing shard may stand as its header alone (`NAME.safetensors.header` beside the
+    /// index, see [`HEADER_ALONE_SUFFIX`]): enough to plan parts, and to run a part that does not
+    /// read it. Its tensors hold no data: a caller must check with [`Model::check_present`] that
+    /// what it reads is there.
+    HeadersSuffice,
 }
 
 impl Model {
     /// Locates the model named by `spec` (`revision` picks a Hub snapshot), maps every shard and
     /// checks that tensor names are unique and agree with the index.
     pub fn open(spec: &str, revision: Option<&str>) -> Result<Model> {
+        Model::open_with(spec, revision, Shards::All)
+    }
+
+    /// [`Model::open`], requiring of the shards the index names what `shards` says: a missing
+    /// shard is an input error naming it, unless `shards` lets its header stand in for it.
+    pub fn open_with(spec: &str, revision: Option<&str>, shards: Shards) -> Result<Model> {
         let location = locate::locate(spec, revision)?;
-        let files = match location.format {
+        let missing = headers_of_missing(&location, shards)?;
+        let mut files = match location.format {
             WeightFormat::Safetensors => location
                 .shards
                 .iter()
@@ -85,6 +111,10 @@ impl Model {
                 .map(WeightFile::from_gguf)
                 .collect(),
         };
+        if !missing.is_empty() {
+            files.extend(missing);
+            files.sort_by(|a, b| a.path().cmp(b.path()));
+        }
         let index = index_tensors(&files)?;
         if let Some(weight_map) = &location.weight_map {
             check_index(weight_map, &files, &index)?;
@@ -163,6 +193,29 @@ impl Model {
         inputs
     }
 
+    /// An input error naming the first of `file_names` (weight files of this model, by name) that
+    /// is missing, its header alone at hand: what `reader` (e.g. `part 2/3`) would read cannot be
+    /// read.
+    pub fn check_present<'n>(
+        &self,
+        file_names: impl IntoIterator<Item = &'n str>,
+        reader: &str,
+    ) -> Result<()> {
+        let missing: BTreeSet<String> = self
+            .files
+            .iter()
+            .filter(|file| file.is_missing())
+            .map(WeightFile::file_name)
+            .collect();
+        match file_names.into_iter().find(|name| missing.contains(*name)) {
+            Some(name) => Err(Error::input(format!(
+                "{}: {reader} reads this shard, which is missing (only its header is here)",
+                self.folder.join(name).display()
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// The file and entry of the tensor called `name`.
     pub fn find(&self, name: &str) -> Option<(&WeightFile, &StoredTensor)> {
         let &(file, tensor) = self.index.get(name)?;
@@ -185,6 +238,7 @@ impl Model {
             view: view.clone(),
             note: None,
             bits_per_weight: tensor.storage.bits_per_weight(),
+            scale_file: None,
         };
         let dtype = match tensor.storage {
             StorageType::Quantized(ggml_type) if !ggml_type.can_dequantize() => {
@@ -230,19 +284,75 @@ impl Model {
                 plain.bits_per_weight,
             ),
         };
+        let scale_file = view.scale.is_some().then(|| scale_file.file_name());
         Ok(TensorMatrix {
             view,
             note: Some(note),
             bits_per_weight,
+            scale_file,
         })
     }
 
-    /// The safetensors file and entry of the tensor called `name`, when it is in one.
-    fn find_safetensors(&self, name: &str) -> Option<(&SafetensorsFile, &TensorInfo)> {
+    /// The safetensors shard and entry of the tensor called `name`, when it is in one.
+    fn find_safetensors(&self, name: &str) -> Option<(&WeightFile, &TensorInfo)> {
         let &(file, tensor) = self.index.get(name)?;
-        let file = self.files[file].safetensors()?;
-        Some((file, &file.tensors()[tensor]))
+        let file = &self.files[file];
+        Some((file, &file.safetensors_entries()?[tensor]))
     }
+}
+
+/// The missing shards of `location` (none, mostly) as their headers alone, when `shards` allows
+/// and every one has its header file; else an input error naming the missing shards.
+fn headers_of_missing(location: &locate::Location, shards: Shards) -> Result<Vec<WeightFile>> {
+    if location.missing.is_empty() {
+        return Ok(Vec::new());
+    }
+    let index = location
+        .index
+        .as_deref()
+        .unwrap_or(location.folder.as_path());
+    let names = |paths: &[&PathBuf]| -> String {
+        let names: Vec<String> = paths
+            .iter()
+            .map(|path| {
+                path.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        names.join(", ")
+    };
+    let missing: Vec<&PathBuf> = location.missing.iter().collect();
+    if shards == Shards::All {
+        return Err(Error::input(format!(
+            "{}: {} shard(s) listed in the index are missing: {}",
+            index.display(),
+            missing.len(),
+            names(&missing)
+        )));
+    }
+    let without_header: Vec<&PathBuf> = missing
+        .iter()
+        .copied()
+        .filter(|shard| !with_suffix(shard, HEADER_ALONE_SUFFIX).is_file())
+        .collect();
+    if !without_header.is_empty() {
+        return Err(Error::input(format!(
+            "{}: {} shard(s) listed in the index are missing, without their header (NAME{HEADER_ALONE_SUFFIX}, \
+             which `aib fetch --headers` writes) either: {}",
+            index.display(),
+            without_header.len(),
+            names(&without_header)
+        )));
+    }
+    missing
+        .into_iter()
+        .map(|shard| {
+            let header = SafetensorsHeader::open(&with_suffix(shard, HEADER_ALONE_SUFFIX))?;
+            WeightFile::from_header_alone(shard.clone(), header)
+        })
+        .collect()
 }
 
 /// rows × cols as the README defines them: `[n]` → n × 1, N-D → shape[0] × the rest, scalar → 1 × 1.

@@ -3,11 +3,12 @@
 //!
 //! Each command lists its work as [`WorkUnit`]s: the smallest pieces whose rows do not depend on
 //! any other piece (a whole tensor, never a slice of one; a pair of tensors compared together; a
-//! group of experts compared with their mean). [`split`] assigns them to parts, the costliest first
-//! to the part with the least estimated cost so far (ties: the lower part), after sorting them by
-//! key, so the same model and options always give the same parts, whatever the order the units
-//! were listed in. A part then runs only its units ([`Selection`]); the n parts' rows together are
-//! the rows of one run.
+//! group of experts compared with their mean). [`split`] sorts them by the weight file they read,
+//! then by key, and cuts them into runs of about equal estimated cost, so the same model and options
+//! always give the same parts, whatever the order the units were listed in, and a part reads a run
+//! of consecutive shards rather than a little of every one (a task fetching a part of a 700 GB
+//! model fetches about its share of the shards). A part then runs only its units ([`Selection`]);
+//! the n parts' rows together are the rows of one run.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -34,8 +35,10 @@ pub struct WorkUnit {
     pub key: String,
     /// The tensors it reads.
     pub tensors: Vec<String>,
-    /// The weight files (file names) it reads.
+    /// The weight files (file names) it reads; for `diff`, those of model A.
     pub files: BTreeSet<String>,
+    /// For `diff`, the weight files of model B it reads; empty for the other commands.
+    pub files_b: BTreeSet<String>,
     /// Stored bytes it reads.
     pub bytes: u64,
     /// Floating-point operations of its spectral work (0 when it has none).
@@ -103,20 +106,9 @@ impl Selection {
         }
     }
 
-    /// The units of `part` of `units` split into `part.count` parts; every unit without a part.
-    pub fn of_part(units: Vec<WorkUnit>, part: Option<PartSpec>) -> Selection {
-        match part {
-            None => Selection::All,
-            Some(part) => {
-                let parts = split(units, part.count);
-                let keys = parts[part.index - 1]
-                    .units
-                    .iter()
-                    .map(|unit| unit.key.clone())
-                    .collect();
-                Selection::Keys(keys)
-            }
-        }
+    /// The units of `part`.
+    pub fn of(part: &Part) -> Selection {
+        Selection::Keys(part.units.iter().map(|unit| unit.key.clone()).collect())
     }
 }
 
@@ -138,11 +130,19 @@ impl Part {
             .collect()
     }
 
-    /// Distinct weight files its units read.
+    /// Distinct weight files its units read (for `diff`, of model A).
     pub fn files(&self) -> BTreeSet<&str> {
         self.units
             .iter()
             .flat_map(|unit| unit.files.iter().map(String::as_str))
+            .collect()
+    }
+
+    /// For `diff`, the distinct weight files of model B its units read.
+    pub fn files_b(&self) -> BTreeSet<&str> {
+        self.units
+            .iter()
+            .flat_map(|unit| unit.files_b.iter().map(String::as_str))
             .collect()
     }
 
@@ -166,37 +166,40 @@ impl Part {
 }
 
 /// Splits `units` into `count` parts (some empty when there are fewer units than parts): sorted by
-/// key, then taken costliest first (ties in key order), each to the part with the least estimated
-/// cost so far (ties: the lower index). Each part's units come back in key order.
+/// the first weight file each reads (for `diff`, A's, else B's), then by key, and cut into `count`
+/// runs of about equal estimated cost, each unit going to the part whose share of the total cost
+/// holds the middle of its own. A part's cost is thus within about one unit's of the share, and a
+/// part reads a run of consecutive files: over all parts, at most `files + count - 1` reads of a
+/// file. Units that cost nothing (all of them) count alike. Each part's units come back in key
+/// order.
 pub fn split(mut units: Vec<WorkUnit>, count: usize) -> Vec<Part> {
     let count = count.max(1);
-    units.sort_by(|a, b| a.key.cmp(&b.key));
-    let mut order: Vec<usize> = (0..units.len()).collect();
-    order.sort_by(|&a, &b| {
-        let (cost_a, cost_b) = (units[a].estimated_seconds(), units[b].estimated_seconds());
-        cost_b.total_cmp(&cost_a).then(a.cmp(&b))
-    });
-    let mut load = vec![0.0_f64; count];
-    let mut members: Vec<Vec<usize>> = vec![Vec::new(); count];
-    for index in order {
-        let lightest = (0..count)
-            .min_by(|&a, &b| load[a].total_cmp(&load[b]).then(a.cmp(&b)))
-            .expect("at least one part");
-        load[lightest] += units[index].estimated_seconds();
-        members[lightest].push(index);
+    let first_file = |unit: &WorkUnit| unit.files.first().or(unit.files_b.first()).cloned();
+    units.sort_by_cached_key(|unit| (first_file(unit), unit.key.clone()));
+    let mut costs: Vec<f64> = units.iter().map(WorkUnit::estimated_seconds).collect();
+    let mut total: f64 = costs.iter().sum();
+    if total <= 0.0 {
+        costs = vec![1.0; units.len()];
+        total = units.len() as f64;
     }
-    let mut slots: Vec<Option<WorkUnit>> = units.into_iter().map(Some).collect();
+    let share = total / count as f64;
+    let mut members: Vec<Vec<WorkUnit>> = (0..count).map(|_| Vec::new()).collect();
+    let mut before = 0.0;
+    for (unit, cost) in units.into_iter().zip(costs) {
+        let middle = before + cost / 2.0;
+        before += cost;
+        // `as` saturates: a non-finite quotient lands in the first or the last part.
+        let part = ((middle / share) as usize).min(count - 1);
+        members[part].push(unit);
+    }
     members
         .into_iter()
         .enumerate()
-        .map(|(position, mut indices)| {
-            indices.sort_unstable();
+        .map(|(position, mut units)| {
+            units.sort_by(|a, b| a.key.cmp(&b.key));
             Part {
                 index: position + 1,
-                units: indices
-                    .into_iter()
-                    .filter_map(|index| slots[index].take())
-                    .collect(),
+                units,
             }
         })
         .collect()
@@ -214,13 +217,15 @@ pub fn check_unique_keys(units: &[WorkUnit]) -> Result<()> {
     }
 }
 
-/// The plan of `parts` as a JSON document: per part its units, tensors, files, bytes, estimated
-/// seconds and memory for `threads` threads (what a scheduler such as Ray requests).
+/// The plan of `parts` as a JSON document: per part its units, tensors, files (with a `diff`'s
+/// model B files as `files_b`), bytes, estimated seconds and memory for `threads` threads (what a
+/// scheduler such as Ray requests).
 pub fn plan_document(parts: &[Part], threads: usize, header: Value) -> Value {
+    let reads_b = parts.iter().any(|part| !part.files_b().is_empty());
     let parts: Vec<Value> = parts
         .iter()
         .map(|part| {
-            json!({
+            let mut entry = json!({
                 "index": part.index,
                 "count": parts.len(),
                 "units": part.units.iter().map(|unit| unit.key.as_str()).collect::<Vec<_>>(),
@@ -229,7 +234,11 @@ pub fn plan_document(parts: &[Part], threads: usize, header: Value) -> Value {
                 "bytes": part.bytes(),
                 "estimated_seconds": part.estimated_seconds(),
                 "memory_bytes": part.memory(threads),
-            })
+            });
+            if reads_b {
+                entry["files_b"] = json!(part.files_b());
+            }
+            entry
         })
         .collect();
     json!({ "run": header, "threads": threads, "parts": parts })
@@ -264,6 +273,7 @@ mod tests {
             key: key.to_string(),
             tensors: vec![key.to_string()],
             files: BTreeSet::from(["model.safetensors".to_string()]),
+            files_b: BTreeSet::new(),
             bytes,
             flops: 0.0,
             memory: bytes / 10,
@@ -309,7 +319,7 @@ mod tests {
     }
 
     #[test]
-    fn costs_are_balanced_largest_first() {
+    fn costs_are_cut_into_runs_of_equal_shares() {
         let units: Vec<WorkUnit> = [8, 7, 6, 5, 4]
             .iter()
             .enumerate()
@@ -322,21 +332,59 @@ mod tests {
                 .map(|unit| unit.key.clone())
                 .collect::<Vec<_>>()
         };
-        // 8→1; 7→2; 6→2 (7 < 8); 5→1 (8 < 13); 4→1 (13 = 13, the lower part).
-        assert_eq!(keys(&parts[0]), ["u0", "u3", "u4"]);
-        assert_eq!(keys(&parts[1]), ["u1", "u2"]);
-        assert_eq!(parts[0].estimated_seconds(), 17.0);
-        assert_eq!(parts[1].estimated_seconds(), 13.0);
+        // Shares of 15: the middles 4 and 11.5 lie in the first, 18, 23.5 and 28 in the second.
+        assert_eq!(keys(&parts[0]), ["u0", "u1"]);
+        assert_eq!(keys(&parts[1]), ["u2", "u3", "u4"]);
+        assert_eq!(parts[0].estimated_seconds(), 15.0);
+        assert_eq!(parts[1].estimated_seconds(), 15.0);
+    }
+
+    #[test]
+    fn a_part_reads_a_run_of_consecutive_files() {
+        // 6 files of 5 units each, keyed so that key order would interleave the files.
+        let units: Vec<WorkUnit> = (0..30)
+            .map(|i| WorkUnit {
+                files: BTreeSet::from([format!("shard-{}", i % 6)]),
+                ..unit(&format!("t{i:02}"), 1_000_000 + (i * 7919 % 13) as u64)
+            })
+            .collect();
+        let total: f64 = units.iter().map(WorkUnit::estimated_seconds).sum();
+        let largest = units
+            .iter()
+            .map(WorkUnit::estimated_seconds)
+            .fold(0.0, f64::max);
+        for count in [1, 2, 4, 7] {
+            let parts = split(units.clone(), count);
+            let reads: usize = parts.iter().map(|part| part.files().len()).sum();
+            assert!(reads < 6 + count, "{count} parts read {reads} files");
+            for part in &parts {
+                let off = (part.estimated_seconds() - total / count as f64).abs();
+                assert!(
+                    off <= largest,
+                    "{count} parts: part {} is off by {off}",
+                    part.index
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn units_that_cost_nothing_still_spread_over_the_parts() {
+        let units: Vec<WorkUnit> = (0..6).map(|i| unit(&format!("t{i}"), 0)).collect();
+        let sizes: Vec<usize> = split(units, 3)
+            .iter()
+            .map(|part| part.units.len())
+            .collect();
+        assert_eq!(sizes, [2, 2, 2]);
     }
 
     #[test]
     fn selections_hold_their_part_only() {
         let units: Vec<WorkUnit> = (0..4).map(|i| unit(&format!("t{i}"), 10 + i)).collect();
-        let all = Selection::of_part(units.clone(), None);
-        assert!(all.contains("anything"));
+        assert!(Selection::All.contains("anything"));
         let mut seen = 0;
-        for index in 1..=3 {
-            let selection = Selection::of_part(units.clone(), Some(PartSpec { index, count: 3 }));
+        for part in split(units.clone(), 3) {
+            let selection = Selection::of(&part);
             seen += units
                 .iter()
                 .filter(|unit| selection.contains(&unit.key))

@@ -24,6 +24,15 @@ pub struct Unit<'a> {
     pub is_matrix: bool,
     /// Remarks for the `note` column.
     pub notes: Vec<String>,
+    /// The name of the weight file holding its block scale, when it has one.
+    pub scale_file: Option<String>,
+}
+
+impl Unit<'_> {
+    /// The names of the weight files reading it reads: its own, and its block scale's.
+    pub fn file_names(&self) -> impl Iterator<Item = String> + '_ {
+        std::iter::once(self.file.file_name()).chain(self.scale_file.clone())
+    }
 }
 
 /// The units of every tensor of `model`, in file and offset order; an input error names the
@@ -48,6 +57,7 @@ pub fn plan_units(model: &Model) -> Result<Vec<Unit<'_>>> {
             }
             let matrix = model.matrix(file, tensor)?;
             notes.extend(matrix.note);
+            let scale_file = matrix.scale_file;
             let unit = Unit {
                 tensor,
                 file,
@@ -56,6 +66,7 @@ pub fn plan_units(model: &Model) -> Result<Vec<Unit<'_>>> {
                 bits_per_weight: matrix.bits_per_weight,
                 is_matrix: tensor.shape.len() >= 2,
                 notes,
+                scale_file,
             };
             if role.stacked_experts && tensor.shape.len() == 3 {
                 units.extend(expert_units(&unit));

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 
 use super::atomic::write_atomically;
+use super::dataset_reader::provenance_pairs;
 use super::parquet::write_parquet;
 use super::table::{Provenance, Table};
 use crate::error::{Error, Result};
@@ -211,7 +212,7 @@ fn parquet_files(folder: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// The key-value metadata of a Parquet file.
+/// The provenance a Parquet file records.
 fn file_metadata(path: &Path) -> Result<Vec<(String, String)>> {
     let file = File::open(path).map_err(|err| Error::io("opening", path, err))?;
     let reader = SerializedFileReader::new(file).map_err(|err| {
@@ -220,17 +221,7 @@ fn file_metadata(path: &Path) -> Result<Vec<(String, String)>> {
             path.display()
         ))
     })?;
-    Ok(reader
-        .metadata()
-        .file_metadata()
-        .key_value_metadata()
-        .map(|pairs| {
-            pairs
-                .iter()
-                .map(|pair| (pair.key.clone(), pair.value.clone().unwrap_or_default()))
-                .collect()
-        })
-        .unwrap_or_default())
+    Ok(provenance_pairs(reader.metadata().file_metadata()))
 }
 
 #[cfg(test)]

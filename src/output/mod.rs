@@ -3,6 +3,7 @@
 pub(crate) mod atomic;
 pub mod csv;
 pub mod dataset;
+pub mod dataset_reader;
 mod documents;
 mod guard;
 mod json;

@@ -200,6 +200,13 @@ pub struct Page {
 impl Page {
     /// The head of the page and its title block, with a table of contents of `sections`.
     pub fn new(run: &RunInfo, sections: &[Section]) -> Page {
+        let contents: Vec<(&str, &str)> = sections.iter().map(|s| (s.id(), s.title())).collect();
+        Page::with_contents(run, &contents)
+    }
+
+    /// The head of the page and its title block, with a table of contents of `contents`, each
+    /// part's element id and heading.
+    pub fn with_contents(run: &RunInfo, contents: &[(&str, &str)]) -> Page {
         let mut out = String::with_capacity(1 << 20);
         let title = format!("aib report: {}", run.model_id);
         let _ = write!(
@@ -219,12 +226,12 @@ impl Page {
             escape(&run.tool),
             escape(&run.created_at),
         );
-        for section in sections {
+        for (id, title) in contents {
             let _ = write!(
                 out,
                 "<li><a href=\"#{}\">{}</a></li>",
-                section.id(),
-                section.title()
+                escape(id),
+                escape(title)
             );
         }
         out.push_str("</ul></nav>\n</header>\n<main>\n");
@@ -233,11 +240,16 @@ impl Page {
 
     /// Starts `section`'s element and heading.
     pub fn open_section(&mut self, section: Section) {
+        self.open_part(section.id(), section.title());
+    }
+
+    /// Starts a part of the page: a section element with `id` and its heading `title`.
+    pub fn open_part(&mut self, id: &str, title: &str) {
         let _ = write!(
             self.out,
             "<section id=\"{}\">\n<h2>{}</h2>\n",
-            section.id(),
-            section.title()
+            escape(id),
+            escape(title)
         );
     }
 

@@ -42,7 +42,7 @@ const HEAD: &str = head("head");
 const FRO_NORM: &str = head("fro_norm");
 
 /// The metrics drawn against depth, as the matrices table names them.
-const METRICS: [(&str, &str); 5] = [
+pub(super) const METRICS: [(&str, &str); 5] = [
     (
         ALPHA,
         "the power-law exponent of the eigenvalue tail of WᵀW (2–6 is typical of well-trained layers)",

@@ -1,11 +1,14 @@
 //! `aib report`: one self-contained HTML page of a model — overview, summary statistics, layer by
 //! layer, embedding and output — built from the documents `aib stats`, `aib layers` and
 //! `aib embed` write (JSON tables and summaries), whether they were just computed in memory or
-//! read from a folder. Charts are inline SVG with their numbers beside them; nothing on the page
-//! refers to anything outside it.
+//! read from a folder; or, from a dataset of several revisions of one model, how its per-layer
+//! metrics evolved ([`evolution`]). Charts are inline SVG with their numbers beside them; nothing
+//! on the page refers to anything outside it.
 
 mod data;
 mod embed;
+pub mod evolution;
+mod evolution_page;
 mod figures;
 mod html;
 mod layers;
@@ -14,6 +17,7 @@ mod rows;
 mod stats;
 
 pub use data::{EmbedDocuments, LayersDocuments, ReportData, RunInfo, from_dir};
+pub use evolution_page::render as render_evolution;
 pub use rows::{RowDifference, compare_rows};
 
 use crate::error::Result;

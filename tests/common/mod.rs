@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod page;
 mod safetensors_image;
 
 use std::path::{Path, PathBuf};
@@ -148,6 +149,29 @@ pub fn assert_close(got: &Value, want: Option<f64>, scale: f64, what: &str) {
                 "{what}: got {got}, want {want}"
             );
         }
+    }
+}
+
+/// Lays out `repo_id` in the Hub cache `cache` as the Hub's client does (blobs, relative snapshot
+/// symlinks, refs): for each `(commit, fixture, branch)`, the fixture folder's `model.safetensors`
+/// and `config.json` in the snapshot of `commit`, and the branch pointing at it.
+pub fn hub_cache(cache: &Path, repo_id: &str, snapshots: &[(&str, &str, &str)]) {
+    let repo = cache.join(format!("models--{}", repo_id.replace('/', "--")));
+    std::fs::create_dir_all(repo.join("blobs")).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    for (commit, fixture, branch) in snapshots {
+        let snapshot = repo.join("snapshots").join(commit);
+        std::fs::create_dir_all(&snapshot).unwrap();
+        for file in ["model.safetensors", "config.json"] {
+            let blob = format!("{commit}-{file}");
+            std::fs::copy(
+                fixtures().join(fixture).join(file),
+                repo.join("blobs").join(&blob),
+            )
+            .unwrap();
+            std::os::unix::fs::symlink(format!("../../blobs/{blob}"), snapshot.join(file)).unwrap();
+        }
+        std::fs::write(repo.join("refs").join(branch), commit).unwrap();
     }
 }
 
