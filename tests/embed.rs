@@ -5,30 +5,15 @@ mod common;
 
 use std::path::Path;
 
-use common::{EXIT_INPUT, EXIT_USAGE, aib, assert_exit, stderr, write_f32_embedding};
+use common::{
+    EXIT_INPUT, EXIT_USAGE, Lcg, UNTRAINED_TOKENS, aib, assert_exit, stderr, write_f32_embedding,
+    write_under_trained_model,
+};
 use serde_json::Value;
 
 const BLOBS: usize = 7;
 const PER_BLOB: usize = 300;
 const DIM: usize = 64;
-
-/// A deterministic uniform stream in [0, 1) (64-bit LCG, top 53 bits).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn gaussian(&mut self) -> f64 {
-        let (u, v) = (self.next().max(1e-300), self.next());
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-    }
-}
 
 /// Writes a model whose token embedding holds 7 well-separated Gaussian blobs in 64-D (row i
 /// belongs to blob i % 7), and returns the planted labels.
@@ -214,44 +199,11 @@ fn bad_input_gets_a_clear_error() {
     }
 }
 
-/// Rows of `under_trained_model` left at their initialisation (besides the rows past the
-/// vocabulary): ids of normal tokens of `fixtures/tokenizers/byte-level-bpe.json` ('1', 'w', `he`).
-const UNTRAINED: [usize; 3] = [50, 120, 258];
-
-/// A model of 300 rows of 32 columns with the 264-token byte-level tokenizer of the fixtures:
-/// rows 264.. (past the vocabulary) and `UNTRAINED` are small noise plus a shared push, the
-/// others trained rows (unit noise and a large shared offset).
-fn under_trained_model(folder: &Path) {
-    let (rows, cols) = (300, 32);
-    let mut random = Lcg(11);
-    let pushed: Vec<f64> = (0..cols).map(|_| random.gaussian()).collect();
-    let offset: Vec<f64> = (0..cols).map(|_| random.gaussian()).collect();
-    let mut data = Vec::with_capacity(rows * cols * 4);
-    for row in 0..rows {
-        let untrained = row >= 264 || UNTRAINED.contains(&row);
-        let along = 2.0 * random.gaussian();
-        for c in 0..cols {
-            let value = if untrained {
-                0.1 * pushed[c] + 0.004 * random.gaussian()
-            } else {
-                along * offset[c] + random.gaussian()
-            };
-            data.extend_from_slice(&(value as f32).to_le_bytes());
-        }
-    }
-    write_f32_embedding(folder, rows, &data);
-    std::fs::copy(
-        common::fixtures().join("tokenizers/byte-level-bpe.json"),
-        folder.join("tokenizer.json"),
-    )
-    .unwrap();
-}
-
 #[test]
 fn under_trained_tokens_by_score_and_category() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("untrained");
-    under_trained_model(&model);
+    write_under_trained_model(&model);
     let out = dir.path().join("out/e.csv");
     run_embed(&model, &out, &["--k", "3"]);
 
@@ -296,7 +248,7 @@ fn under_trained_tokens_by_score_and_category() {
         .map(|i| normal[i]["token_id"].as_u64().unwrap())
         .collect();
     top.sort_unstable();
-    assert_eq!(top, UNTRAINED.map(|id| id as u64));
+    assert_eq!(top, UNTRAINED_TOKENS.map(|id| id as u64));
     let unreachable: Vec<u64> = found["categories"][3]["candidates"]
         .as_array()
         .unwrap()

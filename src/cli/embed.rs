@@ -195,11 +195,17 @@ fn print_summary(
     output::write_table(&clusters, Format::Table, None, &CLUSTER_TERMINAL_COLUMNS)
 }
 
-/// The under-trained candidates of each category, as the summary lists them.
+/// Width of the lines listing the under-trained candidates on the terminal.
+const CANDIDATE_LINE_WIDTH: usize = 100;
+
+/// The under-trained candidates of each category, as the summary lists them: a heading line per
+/// category with its count, then its candidates (`"token"#id value`) wrapped to
+/// [`CANDIDATE_LINE_WIDTH`].
 fn under_trained_lines(text: &mut TerminalText, found: &UnderTrained) {
     let ranking = match &found.scored {
         Some(head) => format!(
-            "cosine of {head}'s rows to the mean of {} unused tokens, first principal component removed; largest first",
+            "cosine of {head}'s rows to the mean of the {} unused tokens' rows, first principal \
+             component removed; largest first",
             found.reference.len()
         ),
         None => "no score: smallest norm first".to_string(),
@@ -212,25 +218,37 @@ fn under_trained_lines(text: &mut TerminalText, found: &UnderTrained) {
             .candidates
             .iter()
             .find(|(listed, _)| listed == category)
-            .map(|(_, values)| {
-                values
-                    .iter()
-                    .map(|t| {
-                        format!(
-                            "{:?}#{} {:.3}",
-                            t.token.as_deref().unwrap_or(""),
-                            t.token_id,
-                            t.value
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("  ")
-            });
-        match listed {
-            Some(listed) if !listed.is_empty() => {
-                text.line(&format!("  {} ({count}): {listed}", category.name()))
+            .map_or(&[][..], |(_, values)| values.as_slice());
+        let shown = if listed.is_empty() {
+            String::new()
+        } else {
+            format!(", the best {}", listed.len())
+        };
+        text.line(&format!("  {} ({count} tokens{shown})", category.name()));
+        let items: Vec<String> = listed
+            .iter()
+            .map(|t| {
+                format!(
+                    "{:?}#{} {:.4}",
+                    t.token.as_deref().unwrap_or(""),
+                    t.token_id,
+                    t.value
+                )
+            })
+            .collect();
+        let mut line = String::new();
+        for item in items {
+            if !line.is_empty() && line.len() + 2 + item.len() > CANDIDATE_LINE_WIDTH {
+                text.line(&format!("    {line}"));
+                line.clear();
             }
-            _ => text.line(&format!("  {} ({count})", category.name())),
+            if !line.is_empty() {
+                line.push_str("  ");
+            }
+            line.push_str(&item);
+        }
+        if !line.is_empty() {
+            text.line(&format!("    {line}"));
         }
     }
 }

@@ -271,9 +271,9 @@ mod tests {
             r#"{"model": {"type": "BPE", "vocab": {"a": 0, "<unused0>": 1}}}"#,
         )
         .unwrap();
-        let (categories, notes) = categories(Some(&vocabulary), None, 3, &Silent).unwrap();
+        let (found, notes) = categories(Some(&vocabulary), None, 3, &Silent).unwrap();
         assert_eq!(
-            categories.unwrap(),
+            found.unwrap(),
             vec![
                 TokenCategory::Normal,
                 TokenCategory::Unused,

@@ -257,6 +257,8 @@ pub fn score_rows(head: &dyn MatrixRows, reference: &[usize]) -> Result<Vec<Opti
             .collect();
         scores.extend(tile_scores);
     });
+    // The head is read no more: its pages need not stay resident beside what follows.
+    head.release_resident();
     Ok(scores)
 }
 
