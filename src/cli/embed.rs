@@ -224,7 +224,8 @@ fn under_trained_lines(text: &mut TerminalText, found: &UnderTrained) {
         } else {
             format!(", the best {}", listed.len())
         };
-        text.line(&format!("  {} ({count} tokens{shown})", category.name()));
+        let tokens = if *count == 1 { "token" } else { "tokens" };
+        text.line(&format!("  {} ({count} {tokens}{shown})", category.name()));
         let items: Vec<String> = listed
             .iter()
             .map(|t| {
