@@ -5,30 +5,15 @@ mod common;
 
 use std::path::Path;
 
-use common::{EXIT_INPUT, EXIT_USAGE, aib, assert_exit, stderr, write_f32_embedding};
+use common::{
+    EXIT_INPUT, EXIT_USAGE, Lcg, UNTRAINED_TOKENS, aib, assert_exit, stderr, write_f32_embedding,
+    write_under_trained_model,
+};
 use serde_json::Value;
 
 const BLOBS: usize = 7;
 const PER_BLOB: usize = 300;
 const DIM: usize = 64;
-
-/// A deterministic uniform stream in [0, 1) (64-bit LCG, top 53 bits).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn gaussian(&mut self) -> f64 {
-        let (u, v) = (self.next().max(1e-300), self.next());
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-    }
-}
 
 /// Writes a model whose token embedding holds 7 well-separated Gaussian blobs in 64-D (row i
 /// belongs to blob i % 7), and returns the planted labels.
@@ -212,4 +197,102 @@ fn bad_input_gets_a_clear_error() {
             assert_eq!(message.lines().count(), 1, "{args:?}: {message}");
         }
     }
+}
+
+#[test]
+fn under_trained_tokens_by_score_and_category() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("untrained");
+    write_under_trained_model(&model);
+    let out = dir.path().join("out/e.csv");
+    run_embed(&model, &out, &["--k", "3"]);
+
+    let header = std::fs::read_to_string(&out).unwrap();
+    let header = header.lines().next().unwrap();
+    assert_eq!(
+        header,
+        "token_id,token,cluster,distance,norm,under_trained_score,category"
+    );
+    let summary: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.with_file_name("e.summary.json")).unwrap(),
+    )
+    .unwrap();
+    let found = &summary["under_trained"];
+    assert_eq!(found["scored_tensor"], "model.embed_tokens.weight");
+    assert_eq!(found["reference_tokens"], 36);
+    assert_eq!(found["ranked_by"], "under_trained_score");
+    let counts: Vec<(String, u64)> = found["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["category"].as_str().unwrap().to_string(),
+                c["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let want = [
+        ("normal", 300 - 1 - 129 - 2 - 36),
+        ("special", 1),
+        ("partial_utf8", 129),
+        ("unreachable", 2),
+        ("unused", 36),
+    ];
+    assert_eq!(
+        counts,
+        want.map(|(c, n)| (c.to_string(), n as u64)).to_vec()
+    );
+    let normal = &found["categories"][0]["candidates"];
+    let mut top: Vec<u64> = (0..3)
+        .map(|i| normal[i]["token_id"].as_u64().unwrap())
+        .collect();
+    top.sort_unstable();
+    assert_eq!(top, UNTRAINED_TOKENS.map(|id| id as u64));
+    let unreachable: Vec<u64> = found["categories"][3]["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["token_id"].as_u64().unwrap())
+        .collect();
+    let mut unreachable = unreachable;
+    unreachable.sort_unstable();
+    assert_eq!(unreachable, vec![260, 263]);
+    let svg = std::fs::read_to_string(out.with_file_name("e.under_trained.svg")).unwrap();
+    assert!(svg.starts_with("<svg"));
+}
+
+#[test]
+fn a_model_without_unused_tokens_gets_an_empty_score_and_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("llama.json");
+    run_embed(&common::fixtures().join("llama-tiny"), &out, &["--k", "4"]);
+    let table: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let rows = table["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 256);
+    assert!(
+        rows.iter().all(|row| row["under_trained_score"].is_null()),
+        "no score"
+    );
+    assert_eq!(rows[1]["category"], "special");
+    assert_eq!(rows[100]["category"], "normal");
+    let summary: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.with_file_name("llama.summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["under_trained"]["scored_tensor"], Value::Null);
+    assert_eq!(summary["under_trained"]["ranked_by"], "norm");
+    let notes: Vec<&str> = summary["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("no under_trained_score: no token is known to be unused")),
+        "{notes:?}"
+    );
+    assert!(!out.with_file_name("llama.under_trained.svg").exists());
 }

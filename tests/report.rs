@@ -11,7 +11,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use common::page::{Page, PageCell, PageTable, parse_page};
-use common::{EXIT_INPUT, EXIT_USAGE, aib, assert_exit, fixtures, stderr, write_f32_embedding};
+use common::{
+    EXIT_INPUT, EXIT_USAGE, UNTRAINED_TOKENS, aib, assert_exit, fixtures, stderr,
+    write_f32_embedding, write_under_trained_model,
+};
 use serde_json::Value;
 
 /// The k-means flags every run here shares (a small sweep keeps the tests quick).
@@ -438,6 +441,84 @@ fn an_untied_head_is_compared_row_by_row_with_the_embedding() {
             "token {id}"
         );
     }
+}
+
+#[test]
+fn the_under_trained_section_holds_the_scores_and_candidates_of_embed() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("untrained");
+    write_under_trained_model(&model);
+    let mut embed = vec![
+        "embed",
+        path_str(&model),
+        "-o",
+        path_str(&dir.path().join("embed.json")).to_owned().leak(),
+        "--quiet",
+    ];
+    embed.extend(CLUSTERING);
+    run_ok(&embed);
+    let out = dir.path().join("untrained.html");
+    report(&model, &out, &["--sections", "embed"]);
+    let page = parse_page(&out);
+
+    // The histogram's bins, counted here from embed's rows: 100 equal bins over every score,
+    // the unused (reference) tokens apart.
+    let embedded = read_json(&dir.path().join("embed.json"));
+    let scored: Vec<(f64, bool)> = rows(&embedded)
+        .iter()
+        .filter_map(|row| {
+            let unused = row["category"] == "unused";
+            row["under_trained_score"].as_f64().map(|s| (s, unused))
+        })
+        .collect();
+    assert_eq!(scored.len(), 300, "every row is scored");
+    let low = scored.iter().map(|s| s.0).fold(f64::INFINITY, f64::min);
+    let high = scored.iter().map(|s| s.0).fold(f64::NEG_INFINITY, f64::max);
+    let (mut tokens, mut unused) = (vec![0.0; 100], vec![0.0; 100]);
+    for &(score, is_unused) in &scored {
+        let bin = (((score - low) / ((high - low) / 100.0)) as usize).min(99);
+        if is_unused {
+            unused[bin] += 1.0;
+        } else {
+            tokens[bin] += 1.0;
+        }
+    }
+    let table = &page.tables["under-trained-score-numbers"];
+    let counts = |column: &str| -> Vec<f64> {
+        table
+            .numbers(column)
+            .into_iter()
+            .map(Option::unwrap)
+            .collect()
+    };
+    assert_eq!(counts("tokens"), tokens);
+    assert_eq!(counts("unused tokens"), unused);
+    assert_eq!(unused.iter().sum::<f64>(), 36.0);
+
+    // Each category's candidates are the summary's, the planted rows first among the normal.
+    let summary = read_json(&dir.path().join("embed.summary.json"));
+    for category in summary["under_trained"]["categories"].as_array().unwrap() {
+        let name = category["category"].as_str().unwrap();
+        let candidates = category["candidates"].as_array().unwrap();
+        let id = format!("under-trained-{name}");
+        if candidates.is_empty() {
+            assert!(!page.tables.contains_key(&id), "{id}");
+            continue;
+        }
+        let table = &page.tables[&id];
+        let want: Vec<Option<f64>> = candidates.iter().map(|t| t["value"].as_f64()).collect();
+        assert_eq!(table.numbers("under_trained_score"), want, "{id}");
+        let want: Vec<Option<f64>> = candidates.iter().map(|t| t["token_id"].as_f64()).collect();
+        assert_eq!(table.numbers("token_id"), want, "{id}");
+    }
+    let mut first: Vec<usize> = page.tables["under-trained-normal"].numbers("token_id")[..3]
+        .iter()
+        .map(|id| id.unwrap() as usize)
+        .collect();
+    first.sort_unstable();
+    assert_eq!(first, UNTRAINED_TOKENS);
+    let unreachable = page.tables["under-trained-unreachable"].numbers("token_id");
+    assert_eq!(unreachable.len(), 2);
 }
 
 /// A model of 6 tokens whose vocab.txt holds markup, quotes, entities and control characters.

@@ -92,6 +92,9 @@ pub fn write_all(fixtures: &Path) -> io::Result<()> {
     planted::write_planted(fixtures, dequantised)?;
     gguf::write_all(&fixtures.join("llama-tiny"), &fixtures.join("gguf"))?;
     diff::write_diff(&fixtures.join("diff"))?;
+    let tokenizers = fixtures.join("tokenizers");
+    std::fs::create_dir_all(&tokenizers)?;
+    tokenizer::write_round_trip_tokenizers(&tokenizers)?;
     std::fs::write(fixtures.join("README.md"), readme())
 }
 
@@ -126,6 +129,21 @@ fn readme() -> String {
          `mlp.down_proj`, 4 rows added to `embed_tokens` and `lm_head`, `model.norm` renamed \
          `model.final_norm`, layer 1 `post_attention_layernorm` removed); `tuned-f32/` (the same, \
          unrounded, f32); `adapter/` (PEFT LoRA, r = 4, α = 8, both layers' `v_proj`).\n",
+    );
+    text.push_str(
+        "- `tokenizers/`: three `tokenizer.json` files with the whole pipeline of their family and \
+         planted unreachable tokens (encoding the token's decoded text does not give it back). \
+         `byte-level-bpe.json` (GPT-2: ByteLevel split and decoder): `<|endoftext|>` 0, the 256 \
+         byte characters 1–256, merges `Ġt` 257, `he` 258, `Ġthe` 259, `a.` 260, `Ã©` 261, `ä½` \
+         262 (partial UTF-8), and `the` 263 without a merge; unreachable: 260, 263. \
+         `sentencepiece-bpe.json` (Llama 2: prepend `▁`, byte fallback, decoder strips the leading \
+         space): `<unk>` `<s>` `</s>` 0–2, `<0x00>`–`<0xFF>` 3–258 (3 + byte), `▁` 259, `a`–`z` \
+         260–285, `«` 286, `.` 287, merges `▁t` 288, `he` 289, `▁the` 290, `▁«` 291, `in` 292, \
+         `ing` 293, and `the` 294 without a merge; unreachable: 294 and the byte tokens of the \
+         space, `.` and `a`–`z` (3 + 0x20, 3 + 0x2E, 3 + 0x61 … 3 + 0x7A). `wordpiece.json` (BERT: \
+         lowercasing, split at whitespace and punctuation): `[PAD]` `[UNK]` `[CLS]` `[SEP]` \
+         `[MASK]` 0–4, `a`–`z` 5–30, `.` 31, `the` 32, `##s` 33, `##ing` 34, `The` 35, `a.b` 36; \
+         unreachable: 33–36.\n",
     );
     text
 }

@@ -189,7 +189,12 @@ fn compare(args: &DiffArgs, format: Format, observer: &dyn Observer) -> Result<O
         let rows = args
             .run
             .in_pool(|| diff::adapter::diff_adapter(&a, &lora, &options, observer))??;
-        (rows, true, documents::adapter_description(&b_spec, &lora), None)
+        (
+            rows,
+            true,
+            documents::adapter_description(&b_spec, &lora),
+            None,
+        )
     } else {
         let b = Model::open_with(&b_spec, args.revision_b.as_deref(), shards)?;
         if let Some(out) = args.output.path() {
@@ -219,7 +224,12 @@ fn compare(args: &DiffArgs, format: Format, observer: &dyn Observer) -> Result<O
             Some(pair) => Some(args.run.in_pool(|| esd::spectra(&a, &b, pair))??),
             None => None,
         };
-        (rows, a.format == b.format, documents::model_description(&b), spectra)
+        (
+            rows,
+            a.format == b.format,
+            documents::model_description(&b),
+            spectra,
+        )
     };
     Ok(Some(Comparison {
         rows,

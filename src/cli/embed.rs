@@ -2,11 +2,11 @@
 //! principal components — as tables, a summary, plots, or a readable summary on the terminal.
 
 use super::args::{self, ClusterArgs, ModelArgs, OutputArgs, RunArgs};
-use crate::embed::choice::{ChosenMatrix, choose_matrix};
+use crate::embed::choice::{ChosenMatrix, choose_matrix, find_under_trained_in_model};
 use crate::embed::documents::{
     self, CLUSTER_COLUMNS, CLUSTER_TERMINAL_COLUMNS, Note, ROW_COLUMNS, notes, write_documents,
 };
-use crate::embed::{self, EmbedAnalysis, EmbedOptions, TokenValue};
+use crate::embed::{self, EmbedAnalysis, EmbedOptions, TokenValue, UnderTrained};
 use crate::error::Result;
 use crate::model::{Model, Shards};
 use crate::observe::Observer;
@@ -89,9 +89,11 @@ fn cluster<'a>(
         "clustering {} ({} × {}, {})",
         chosen.name, chosen.view.rows, chosen.view.cols, chosen.storage
     ));
-    let analysis = args
-        .run
-        .in_pool(|| embed::analyse(&chosen.view, vocabulary.as_ref(), options, observer))??;
+    let analysis = args.run.in_pool(|| -> Result<EmbedAnalysis> {
+        let mut analysis = embed::analyse(&chosen.view, vocabulary.as_ref(), options, observer)?;
+        find_under_trained_in_model(&mut analysis, model, &chosen, vocabulary.as_ref(), observer)?;
+        Ok(analysis)
+    })??;
     observer.finish();
     let notes = notes(&analysis, vocabulary.as_ref(), &chosen);
     for note in notes.iter().filter(|note| note.warn) {
@@ -181,6 +183,9 @@ fn print_summary(
             shares.join(" ")
         ));
     }
+    if let Some(found) = &analysis.under_trained {
+        under_trained_lines(&mut text, found);
+    }
     for note in notes {
         text.line(&format!("note: {}", note.text));
     }
@@ -188,4 +193,63 @@ fn print_summary(
     print!("{text}");
     let clusters = Table::from_records(&CLUSTER_COLUMNS, &analysis.clusters, provenance);
     output::write_table(&clusters, Format::Table, None, &CLUSTER_TERMINAL_COLUMNS)
+}
+
+/// Width of the lines listing the under-trained candidates on the terminal.
+const CANDIDATE_LINE_WIDTH: usize = 100;
+
+/// The under-trained candidates of each category, as the summary lists them: a heading line per
+/// category with its count, then its candidates (`"token"#id value`) wrapped to
+/// [`CANDIDATE_LINE_WIDTH`].
+fn under_trained_lines(text: &mut TerminalText, found: &UnderTrained) {
+    let ranking = match &found.scored {
+        Some(head) => format!(
+            "cosine of {head}'s rows to the mean of the {} unused tokens' rows, first principal \
+             component removed; largest first",
+            found.reference.len()
+        ),
+        None => "no score: smallest norm first".to_string(),
+    };
+    text.line(&format!(
+        "under-trained candidates (Land & Bartolo 2024; {ranking}):"
+    ));
+    for (category, count) in &found.counts {
+        let listed = found
+            .candidates
+            .iter()
+            .find(|(listed, _)| listed == category)
+            .map_or(&[][..], |(_, values)| values.as_slice());
+        let shown = if listed.is_empty() {
+            String::new()
+        } else {
+            format!(", the best {}", listed.len())
+        };
+        let tokens = if *count == 1 { "token" } else { "tokens" };
+        text.line(&format!("  {} ({count} {tokens}{shown})", category.name()));
+        let items: Vec<String> = listed
+            .iter()
+            .map(|t| {
+                format!(
+                    "{:?}#{} {:.4}",
+                    t.token.as_deref().unwrap_or(""),
+                    t.token_id,
+                    t.value
+                )
+            })
+            .collect();
+        let mut line = String::new();
+        for item in items {
+            if !line.is_empty() && line.len() + 2 + item.len() > CANDIDATE_LINE_WIDTH {
+                text.line(&format!("    {line}"));
+                line.clear();
+            }
+            if !line.is_empty() {
+                line.push_str("  ");
+            }
+            line.push_str(&item);
+        }
+        if !line.is_empty() {
+            text.line(&format!("    {line}"));
+        }
+    }
 }

@@ -11,7 +11,7 @@ use super::args::{self, ClusterArgs, ModelArgs, RankMode, RunArgs};
 use crate::diff::adapter::{self, Adapter};
 use crate::diff::documents as diff_documents;
 use crate::diff::{self, DiffOptions};
-use crate::embed::choice::{ChosenMatrix, choose_matrix};
+use crate::embed::choice::{ChosenMatrix, choose_matrix, find_under_trained_in_model};
 use crate::embed::{self, EmbedAnalysis, EmbedOptions, KChoice, documents as embed_documents};
 use crate::engine::reduce::ReduceOptions;
 use crate::engine::table::stats_table;
@@ -309,7 +309,9 @@ fn analyse_embedding(
         embed::analyse(&chosen.view, vocabulary.as_ref(), options, observer)
     };
     let embedding = choose_matrix(model, None).and_then(|chosen| {
-        let analysis = run(&chosen, options).map_err(|err| err.context(&chosen.name))?;
+        let mut analysis = run(&chosen, options).map_err(|err| err.context(&chosen.name))?;
+        // Scored once, here: the score is the head's whichever matrix is clustered.
+        find_under_trained_in_model(&mut analysis, model, &chosen, vocabulary.as_ref(), observer)?;
         Ok((chosen, analysis))
     });
     let (chosen, analysis) = match unless_io(embedding)? {

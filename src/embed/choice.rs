@@ -1,11 +1,19 @@
-//! Which matrix `aib embed` clusters: the one named, else the model's one token embedding; and
-//! whether the output head beside it is the same matrix (tied) or its own.
+//! Which matrix `aib embed` clusters: the one named, else the model's one token embedding;
+//! whether the output head beside it is the same matrix (tied) or its own; and which matrix the
+//! under-trained score compares.
 
+use std::path::Path;
+
+use super::EmbedAnalysis;
+use super::under_trained::{UnderTrainedInputs, find_under_trained};
 use crate::error::{Error, Result};
 use crate::formats::storage::StorageType;
+use crate::matrix::MatrixRows;
 use crate::matrix::view::MatrixView;
 use crate::model::Model;
 use crate::model::classify::BlockType;
+use crate::model::vocab::Vocabulary;
+use crate::observe::Observer;
 
 /// The matrix being clustered, and what is known about the output head beside it.
 pub struct ChosenMatrix<'a> {
@@ -118,4 +126,63 @@ pub fn choose_matrix<'a>(model: &'a Model, wanted: Option<&str>) -> Result<Chose
         separate_head,
         note: matrix.note,
     })
+}
+
+/// The matrix whose rows the under-trained score compares ([`super::under_trained`]), with its
+/// name: the output head when it is stored apart, else the chosen matrix itself when it is the
+/// token embedding (tied) or the head. When the chosen matrix is neither, the reason instead.
+pub fn scored_head<'a>(
+    model: &'a Model,
+    chosen: &ChosenMatrix<'a>,
+) -> Result<std::result::Result<(String, MatrixView<'a>), String>> {
+    let holds_tokens = model.find(&chosen.name).is_some_and(|(_, tensor)| {
+        matches!(
+            model.classify(tensor).block_type,
+            BlockType::Embedding | BlockType::Output
+        )
+    });
+    if !holds_tokens {
+        return Ok(Err(format!(
+            "{} is neither the token embedding nor the output head",
+            chosen.name
+        )));
+    }
+    match &chosen.separate_head {
+        Some(head) if *head != chosen.name => {
+            let (file, tensor) = model
+                .find(head)
+                .ok_or_else(|| Error::input(format!("{head}: no such tensor")))?;
+            Ok(Ok((head.clone(), model.matrix(file, tensor)?.view)))
+        }
+        _ => Ok(Ok((chosen.name.clone(), chosen.view.clone()))),
+    }
+}
+
+/// The model's `tokenizer.json`, when its vocabulary comes from one (not `vocab.txt` or GGUF).
+pub fn tokenizer_json(model: &Model) -> Option<&Path> {
+    model
+        .tokenizer
+        .as_deref()
+        .filter(|path| path.file_name().is_some_and(|name| name != "vocab.txt"))
+}
+
+/// Runs [`find_under_trained`] on `analysis` of the `chosen` matrix of `model`: the score on its
+/// [`scored_head`], the categories from its vocabulary and `tokenizer.json`.
+pub fn find_under_trained_in_model(
+    analysis: &mut EmbedAnalysis,
+    model: &Model,
+    chosen: &ChosenMatrix,
+    vocabulary: Option<&Vocabulary>,
+    observer: &dyn Observer,
+) -> Result<()> {
+    let head = scored_head(model, chosen)?;
+    let inputs = UnderTrainedInputs {
+        head: match &head {
+            Ok((name, view)) => Ok((name.clone(), view as &dyn MatrixRows)),
+            Err(why) => Err(why.clone()),
+        },
+        vocabulary,
+        tokenizer: tokenizer_json(model),
+    };
+    find_under_trained(analysis, &inputs, observer)
 }

@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 
 use super::choice::ChosenMatrix;
 use super::plots;
-use super::{ClusterResult, EmbedAnalysis, RowResult, TokenValue};
+use super::under_trained::UnderTrained;
+use super::{ClusterResult, EmbedAnalysis, RowResult, TokenCategory, TokenValue};
 use crate::cluster::SweepPoint;
 use crate::error::Result;
 use crate::model::vocab::Vocabulary;
@@ -93,6 +94,9 @@ pub fn notes(
             }
         }
     }
+    for note in analysis.under_trained.iter().flat_map(|u| &u.notes) {
+        add(note.clone(), false);
+    }
     if let Some(sweep) = &analysis.sweep
         && !sweep.knee_found
     {
@@ -108,7 +112,7 @@ pub fn notes(
 }
 
 /// One row per matrix row.
-pub const ROW_COLUMNS: [Column<RowResult>; 5] = [
+pub const ROW_COLUMNS: [Column<RowResult>; 7] = [
     Column::new("token_id", Int, |r, _| Cell::Int(r.token_id as i64)),
     Column::new("token", Text, |r, _| Cell::from_text(r.token.as_deref())),
     Column::new("cluster", Int, |r, _| {
@@ -116,6 +120,12 @@ pub const ROW_COLUMNS: [Column<RowResult>; 5] = [
     }),
     Column::new("distance", Float, |r, _| Cell::from_float(r.distance)),
     Column::new("norm", Float, |r, _| Cell::from_float(r.norm)),
+    Column::new("under_trained_score", Float, |r, _| {
+        Cell::from_float(r.under_trained_score)
+    }),
+    Column::new("category", Text, |r, _| {
+        Cell::from_text(r.category.map(TokenCategory::name))
+    }),
 ];
 
 /// One row per cluster.
@@ -213,6 +223,35 @@ fn token_values(values: &[TokenValue]) -> Value {
         .collect()
 }
 
+/// The `under_trained` part of the summary: what was scored, the reference tokens, and per
+/// category (in [`TokenCategory::ALL`] order) its count and best candidates.
+fn under_trained_document(found: &UnderTrained) -> Value {
+    let categories: Vec<Value> = found
+        .counts
+        .iter()
+        .map(|(category, count)| {
+            let candidates = found
+                .candidates
+                .iter()
+                .find(|(listed, _)| listed == category)
+                .map_or(&[][..], |(_, values)| values.as_slice());
+            json!({
+                "category": category.name(),
+                "count": count,
+                "candidates": token_values(candidates),
+            })
+        })
+        .collect();
+    json!({
+        "source": "Land & Bartolo 2024, Fishing for Magikarp, arXiv:2405.05417",
+        "scored_tensor": found.scored,
+        "reference_tokens": found.reference.len(),
+        "reference_token_ids": found.reference,
+        "ranked_by": found.ranked_by,
+        "categories": categories,
+    })
+}
+
 /// The document `FILE.summary.json` holds.
 pub fn summary_document(
     analysis: &EmbedAnalysis,
@@ -259,6 +298,7 @@ pub fn summary_document(
         "anisotropy": summary.anisotropy,
         "anisotropy_pairs": summary.anisotropy_pairs,
         "pca": pca,
+        "under_trained": analysis.under_trained.as_ref().map(under_trained_document),
         "notes": notes.iter().map(|n| n.text.clone()).collect::<Vec<_>>(),
     })
 }

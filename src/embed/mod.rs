@@ -1,19 +1,23 @@
 //! The analysis behind `aib embed`: k-means of the rows of a token embedding (or any 2-D matrix),
 //! with the tokens that live together, the row-norm distribution, anisotropy and principal
-//! components. The results are plain structs; [`documents`] turns them into tables and the summary,
-//! [`plots`] into plots.
+//! components; and, by [`under_trained`], the tokens that look never trained. The results are plain
+//! structs; [`documents`] turns them into tables and the summary, [`plots`] into plots.
 
 pub mod choice;
 pub mod documents;
 mod norms;
 mod pca;
 pub mod plots;
+pub mod token_category;
+pub mod under_trained;
 
 #[cfg(test)]
 mod tests;
 
 pub use norms::{NormDistribution, extreme_rows, row_norms};
 pub use pca::Pca;
+pub use token_category::TokenCategory;
+pub use under_trained::UnderTrained;
 
 use crate::cluster::{
     KMeansOptions, Metric, Sweep, SweepOptions, kmeans, sample_without_replacement, sweep,
@@ -102,6 +106,12 @@ pub struct RowResult {
     pub distance: Option<f64>,
     /// ‖row‖₂ of the stored row; `None` when it holds NaN or ±Inf.
     pub norm: Option<f64>,
+    /// Cosine of the token's head row to the unused tokens' mean, first principal component
+    /// removed ([`under_trained`]); `None` until scored, or when it cannot be.
+    pub under_trained_score: Option<f64>,
+    /// What the tokenizer says about the token; `None` until categorised, or without a
+    /// vocabulary.
+    pub category: Option<TokenCategory>,
 }
 
 /// One cluster.
@@ -185,6 +195,8 @@ pub struct EmbedAnalysis {
     pub summary: Summary,
     /// Sampled rows on the first two principal axes.
     pub scatter: Vec<ScatterPoint>,
+    /// The search for under-trained tokens, once [`under_trained::find_under_trained`] ran.
+    pub under_trained: Option<UnderTrained>,
 }
 
 /// Runs the whole analysis of `matrix` (rows = tokens), naming tokens from `vocabulary`.
@@ -233,6 +245,8 @@ pub fn analyse(
             cluster: fit.labels[id],
             distance: fit.distances[id],
             norm: norms[id],
+            under_trained_score: None,
+            category: None,
         })
         .collect();
     let rows_without_token = row_results.iter().filter(|r| r.token.is_none()).count();
@@ -342,6 +356,7 @@ pub fn analyse(
         sweep: swept,
         summary,
         scatter,
+        under_trained: None,
     })
 }
 

@@ -2,16 +2,17 @@
 
 use std::path::Path;
 
-use super::EmbedAnalysis;
+use super::{EmbedAnalysis, TokenCategory};
 use crate::error::Result;
 use crate::output;
-use crate::plot::{self, BarChart, Histogram, LineChart, Scatter};
+use crate::plot::{self, BarChart, Histogram, LineChart, MarkedHistogram, Scatter};
 
 /// Pixel size of every plot.
 const PLOT_SIZE: (u32, u32) = (960, 640);
 
 /// Writes the plots of `aib embed --out FILE` beside it: the elbow (with a sweep), cluster
-/// sizes, rows on the first two principal axes, and row norms, each as SVG and PNG.
+/// sizes, rows on the first two principal axes, row norms, and (when scored) the under-trained
+/// score, each as SVG and PNG.
 pub fn write_plots(out: &Path, analysis: &EmbedAnalysis) -> Result<()> {
     let summary = &analysis.summary;
     if let Some(sweep) = &analysis.sweep {
@@ -56,5 +57,42 @@ pub fn write_plots(out: &Path, analysis: &EmbedAnalysis) -> Result<()> {
         bins: 100,
     };
     plot::write_chart(&norms, &output::sibling_stem(out, "norms"), PLOT_SIZE)?;
+    if let Some(chart) = under_trained_histogram(analysis) {
+        plot::write_chart(
+            &chart,
+            &output::sibling_stem(out, "under_trained"),
+            PLOT_SIZE,
+        )?;
+    }
     Ok(())
+}
+
+/// The histogram of the under-trained score with the reference (unused) tokens marked; `None`
+/// when nothing was scored.
+pub fn under_trained_histogram(analysis: &EmbedAnalysis) -> Option<MarkedHistogram> {
+    let scored = analysis.under_trained.as_ref()?.scored.as_ref()?;
+    let (mut tokens, mut unused) = (Vec::new(), Vec::new());
+    for row in &analysis.rows {
+        if let Some(score) = row.under_trained_score {
+            if row.category == Some(TokenCategory::Unused) {
+                unused.push(score);
+            } else {
+                tokens.push(score);
+            }
+        }
+    }
+    Some(score_histogram(scored, tokens, unused))
+}
+
+/// The histogram of the under-trained scores of `tokens` with the `unused` ones stacked on them,
+/// for the head named `scored`.
+pub fn score_histogram(scored: &str, tokens: Vec<f64>, unused: Vec<f64>) -> MarkedHistogram {
+    MarkedHistogram {
+        title: format!("Under-trained score ({scored})"),
+        x_label: "cosine to the unused tokens' mean, first PC removed".to_string(),
+        y_label: "tokens".to_string(),
+        values: ("tokens".to_string(), tokens),
+        marked: ("unused (reference) tokens".to_string(), unused),
+        bins: 100,
+    }
 }

@@ -199,3 +199,137 @@ fn an_empty_matrix_or_too_large_a_k_is_an_error() {
     let err = analyse(&matrix, None, &options, &Silent).unwrap_err();
     assert_eq!(err.kind(), crate::error::ErrorKind::Usage);
 }
+
+/// A tied embedding of 512 rows of 32 columns whose vocabulary stops at 480: the 32 rows past it
+/// and the rows `UNTRAINED` were left at their initialisation (small noise) and pushed by the
+/// softmax along one shared direction, as a never-seen token's head row is; every other row is
+/// trained (unit noise) with a large shared offset, the rows' first principal component.
+const UNTRAINED: [usize; 5] = [7, 100, 233, 301, 450];
+
+fn planted_untrained() -> DenseRows {
+    let (rows, vocabulary) = (512, 480);
+    let mut random = GaussianStream::new(5, 5);
+    let mut normal = move || random.next_gaussian_pair().0;
+    let unit = |v: Vec<f64>| {
+        let length = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        v.into_iter().map(|x| x / length).collect::<Vec<f64>>()
+    };
+    let pushed = unit((0..DIM).map(|_| normal()).collect());
+    let offset = unit((0..DIM).map(|_| normal()).collect());
+    let mut values = Vec::with_capacity(rows * DIM);
+    for row in 0..rows {
+        if row >= vocabulary || UNTRAINED.contains(&row) {
+            values.extend(pushed.iter().map(|p| (0.5 * p + 0.02 * normal()) as f32));
+        } else {
+            let along = 4.0 * normal();
+            values.extend(offset.iter().map(|o| (along * o + normal()) as f32));
+        }
+    }
+    DenseRows::new(rows, DIM, values).unwrap()
+}
+
+fn under_trained_of(matrix: &DenseRows, vocabulary: &Vocabulary) -> EmbedAnalysis {
+    let options = EmbedOptions {
+        k: KChoice::Fixed(2),
+        ..EmbedOptions::default()
+    };
+    let mut analysis = analyse(matrix, Some(vocabulary), &options, &Silent).unwrap();
+    let inputs = under_trained::UnderTrainedInputs {
+        head: Ok(("planted".to_string(), matrix as &dyn MatrixRows)),
+        vocabulary: Some(vocabulary),
+        tokenizer: None,
+    };
+    under_trained::find_under_trained(&mut analysis, &inputs, &Silent).unwrap();
+    analysis
+}
+
+#[test]
+fn rows_left_at_initialisation_score_first() {
+    let matrix = planted_untrained();
+    let analysis = under_trained_of(&matrix, &vocabulary(480));
+    let found = analysis.under_trained.as_ref().unwrap();
+    assert_eq!(found.scored.as_deref(), Some("planted"));
+    assert_eq!(found.reference, (480..512).collect::<Vec<_>>());
+    assert_eq!(found.ranked_by, "under_trained_score");
+    // Among the tokens (the reference rows aside), the planted rows score highest.
+    let mut tokens: Vec<(usize, f64)> = analysis
+        .rows
+        .iter()
+        .filter(|row| row.category != Some(TokenCategory::Unused))
+        .map(|row| (row.token_id, row.under_trained_score.unwrap()))
+        .collect();
+    tokens.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mut top: Vec<usize> = tokens[..UNTRAINED.len()].iter().map(|t| t.0).collect();
+    top.sort_unstable();
+    assert_eq!(top, UNTRAINED);
+    // The summary's normal candidates list them first, best first.
+    let (category, candidates) = &found.candidates[0];
+    assert_eq!(*category, TokenCategory::Normal);
+    assert_eq!(candidates.len(), under_trained::CANDIDATES);
+    let mut listed: Vec<usize> = candidates[..5].iter().map(|t| t.token_id).collect();
+    listed.sort_unstable();
+    assert_eq!(listed, UNTRAINED);
+    assert!(candidates.windows(2).all(|w| w[0].value >= w[1].value));
+    // Categories from the vocabulary alone; unreachable tokens need a tokenizer.json.
+    assert!(
+        analysis.rows[..480]
+            .iter()
+            .all(|r| r.category == Some(TokenCategory::Normal))
+    );
+    assert!(
+        analysis.rows[480..]
+            .iter()
+            .all(|r| r.category == Some(TokenCategory::Unused))
+    );
+    assert_eq!(
+        found.counts,
+        vec![
+            (TokenCategory::Normal, 480),
+            (TokenCategory::Special, 0),
+            (TokenCategory::PartialUtf8, 0),
+            (TokenCategory::Unreachable, 0),
+            (TokenCategory::Unused, 32)
+        ]
+    );
+    assert!(
+        found
+            .notes
+            .iter()
+            .any(|n| n.contains("unreachable tokens not checked"))
+    );
+}
+
+#[test]
+fn without_reference_tokens_the_score_is_empty_and_the_norms_remain() {
+    let matrix = planted_untrained();
+    let analysis = under_trained_of(&matrix, &vocabulary(512));
+    let found = analysis.under_trained.as_ref().unwrap();
+    assert_eq!(found.scored, None);
+    assert!(found.reference.is_empty());
+    assert!(
+        analysis
+            .rows
+            .iter()
+            .all(|r| r.under_trained_score.is_none())
+    );
+    assert!(
+        found
+            .notes
+            .iter()
+            .any(|n| n.starts_with("no under_trained_score: no token is known to be unused")),
+        "{:?}",
+        found.notes
+    );
+    // Ranked by norm instead: the untrained rows are the smallest.
+    assert_eq!(found.ranked_by, "norm");
+    let (_, candidates) = &found.candidates[0];
+    let mut smallest: Vec<usize> = candidates[..5].iter().map(|t| t.token_id).collect();
+    smallest.sort_unstable();
+    // Rows 480.. are tokens now, as small as the planted ones: the smallest five are among both.
+    assert!(
+        smallest
+            .iter()
+            .all(|id| UNTRAINED.contains(id) || *id >= 480)
+    );
+    assert!(candidates.windows(2).all(|w| w[0].value <= w[1].value));
+}

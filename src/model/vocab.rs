@@ -1,8 +1,8 @@
 //! The vocabulary of a checkpoint, id → readable text, from `tokenizer.json` (the Hugging Face
 //! tokenizers format), a plain `vocab.txt`, or a GGUF file's `tokenizer.ggml.tokens`.
 //!
-//! Only the id → piece table is needed, so the JSON is read with serde_json rather than the
-//! `tokenizers` crate, whose normalisers, pre-tokenisers and regex engines aib would never run.
+//! The id → piece table is read with serde_json; encoding text (the unreachable-token check of
+//! `aib embed`) is left to the `tokenizers` crate, which runs the file's whole pipeline.
 //!
 //! Pieces are made readable by the convention of their tokenizer:
 //! - byte-level BPE (GPT-2, Qwen, Llama 3): each character stands for one byte through GPT-2's
@@ -77,7 +77,10 @@ impl Vocabulary {
         let tokens = text
             .lines()
             .enumerate()
-            .map(|(id, line)| (id, Token::plain(line.trim_end_matches('\r').to_string())))
+            .map(|(id, line)| {
+                let piece = line.trim_end_matches('\r');
+                (id, Token::of_piece(piece, PieceStyle::Plain))
+            })
             .collect();
         Vocabulary {
             tokens,
@@ -100,7 +103,7 @@ impl Vocabulary {
             tokens: pieces
                 .iter()
                 .enumerate()
-                .map(|(id, piece)| (id, Token::plain(readable_piece(piece, style))))
+                .map(|(id, piece)| (id, Token::of_piece(piece, style)))
                 .collect(),
             model_type: "tokenizer.ggml.tokens".to_string(),
             style,
@@ -127,8 +130,7 @@ impl Vocabulary {
             style,
         };
         for (id, piece) in pieces {
-            let readable = readable_piece(&piece, style);
-            vocabulary.set(id, readable, false);
+            vocabulary.tokens.insert(id, Token::of_piece(&piece, style));
         }
         if let Some(added) = root.get("added_tokens").filter(|v| !v.is_null()) {
             let added = added
@@ -146,14 +148,16 @@ impl Vocabulary {
                     .get("special")
                     .and_then(Value::as_bool)
                     .unwrap_or(false);
-                vocabulary.set(checked_id(id)?, content.to_string(), special);
+                let token = Token {
+                    text: content.to_string(),
+                    special,
+                    added: true,
+                    partial_utf8: false,
+                };
+                vocabulary.tokens.insert(checked_id(id)?, token);
             }
         }
         Ok(vocabulary)
-    }
-
-    fn set(&mut self, id: usize, text: String, special: bool) {
-        self.tokens.insert(id, Token { text, special });
     }
 
     /// One past the largest token id.
@@ -183,6 +187,18 @@ impl Vocabulary {
         self.tokens.get(&id).is_some_and(|token| token.special)
     }
 
+    /// Whether token `id` is an added token (`added_tokens` of `tokenizer.json`, special or not).
+    pub fn is_added(&self, id: usize) -> bool {
+        self.tokens.get(&id).is_some_and(|token| token.added)
+    }
+
+    /// Whether token `id` stands for bytes that are not whole UTF-8 characters: a byte-level
+    /// piece whose bytes are not valid UTF-8, or a SentencePiece byte token `<0xNN>` of a byte
+    /// from 0x80 up (alone, never a whole character).
+    pub fn is_partial_utf8(&self, id: usize) -> bool {
+        self.tokens.get(&id).is_some_and(|token| token.partial_utf8)
+    }
+
     /// The model type as the file names it (`BPE`, `Unigram`, `WordPiece`, …) or `vocab.txt`.
     pub fn model_type(&self) -> &str {
         &self.model_type
@@ -201,13 +217,20 @@ struct Token {
     text: String,
     /// Whether it is a special added token.
     special: bool,
+    /// Whether it is an added token (special or not).
+    added: bool,
+    /// Whether its bytes are not whole UTF-8 characters (see [`Vocabulary::is_partial_utf8`]).
+    partial_utf8: bool,
 }
 
 impl Token {
-    fn plain(text: String) -> Token {
+    /// A piece of the model's vocabulary (not an added token), spelled in `style`.
+    fn of_piece(piece: &str, style: PieceStyle) -> Token {
         Token {
-            text,
+            text: readable_piece(piece, style),
             special: false,
+            added: false,
+            partial_utf8: is_partial_utf8(piece, style),
         }
     }
 }
@@ -306,6 +329,26 @@ fn readable_piece(piece: &str, style: PieceStyle) -> String {
     }
 }
 
+/// Whether `piece` stands for bytes that are not whole UTF-8 characters: byte-level pieces whose
+/// bytes do not decode (pieces with characters outside the byte table are text, never partial);
+/// SentencePiece byte tokens `<0xNN>` of 0x80 and up.
+fn is_partial_utf8(piece: &str, style: PieceStyle) -> bool {
+    match style {
+        PieceStyle::ByteLevel => piece
+            .chars()
+            .map(unicode_to_byte)
+            .collect::<Option<Vec<u8>>>()
+            .is_some_and(|bytes| std::str::from_utf8(&bytes).is_err()),
+        PieceStyle::Metaspace => piece
+            .strip_prefix("<0x")
+            .and_then(|rest| rest.strip_suffix('>'))
+            .filter(|hex| hex.len() == 2)
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            .is_some_and(|byte| byte >= 0x80),
+        PieceStyle::Plain => false,
+    }
+}
+
 /// The inverse of GPT-2's `bytes_to_unicode`: printable Latin-1 bytes stand for themselves,
 /// the other 68 bytes, in order, for U+0100 onwards.
 fn unicode_to_byte(c: char) -> Option<u8> {
@@ -376,6 +419,10 @@ mod tests {
         assert_eq!(vocab.token(4), Some("\u{FFFD}"));
         assert_eq!(vocab.token(5), Some("<|endoftext|>"));
         assert!(vocab.is_special(5) && !vocab.is_special(0));
+        assert!(vocab.is_added(5) && !vocab.is_added(0));
+        // Only the half character is partial UTF-8.
+        let partial: Vec<usize> = (0..6).filter(|&id| vocab.is_partial_utf8(id)).collect();
+        assert_eq!(partial, vec![4]);
         assert_eq!(vocab.len(), 6);
         assert_eq!(vocab.token(6), None);
     }
@@ -385,10 +432,14 @@ mod tests {
         let text = r#"{
             "added_tokens": [{"id": 0, "content": "<unk>", "special": true}],
             "decoder": {"type": "Sequence", "decoders": [{"type": "Replace"}, {"type": "ByteFallback"}]},
-            "model": {"type": "BPE", "vocab": {"<unk>": 0, "<0x0A>": 1, "▁the": 2, "ing": 3}}
+            "model": {"type": "BPE", "vocab": {"<unk>": 0, "<0x0A>": 1, "▁the": 2, "ing": 3, "<0xE4>": 4}}
         }"#;
         let vocab = Vocabulary::parse_tokenizer_json(text).unwrap();
         assert_eq!(vocab.style(), PieceStyle::Metaspace);
+        // A byte from 0x80 up is never a whole character; a newline is.
+        let partial: Vec<usize> = (0..5).filter(|&id| vocab.is_partial_utf8(id)).collect();
+        assert_eq!(partial, vec![4]);
+        assert!(vocab.is_added(0) && !vocab.is_added(1));
         assert_eq!(vocab.token(1), Some("<0x0A>"));
         assert_eq!(vocab.token(2), Some(" the"));
         assert_eq!(vocab.token(3), Some("ing"));

@@ -327,34 +327,68 @@ pub struct Histogram {
 impl Histogram {
     /// (lower edge, upper edge, count) of each bin.
     pub fn counts(&self) -> Vec<(f64, f64, usize)> {
-        let finite: Vec<f64> = self
-            .values
-            .iter()
-            .copied()
-            .filter(|v| v.is_finite())
-            .collect();
-        let bins = self.bins.max(1);
-        let low = finite.iter().copied().fold(f64::INFINITY, f64::min);
-        let high = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        if finite.is_empty() {
-            return Vec::new();
+        let bins = Bins::over(&self.values, self.bins);
+        let counts = bins.count(&self.values);
+        bins.edges()
+            .zip(counts)
+            .map(|((lo, hi), c)| (lo, hi, c))
+            .collect()
+    }
+}
+
+/// Equal-width bins over the finite range of some values; none when there is no finite value.
+struct Bins {
+    low: f64,
+    width: f64,
+    bins: usize,
+}
+
+impl Bins {
+    /// `bins` (at least 1) bins spanning the finite values of `values` (width 1 when they are all
+    /// equal; no bin when none is finite).
+    fn over(values: &[f64], bins: usize) -> Bins {
+        let finite = values.iter().copied().filter(|v| v.is_finite());
+        let low = finite.clone().fold(f64::INFINITY, f64::min);
+        let high = finite.fold(f64::NEG_INFINITY, f64::max);
+        if low > high {
+            return Bins {
+                low: 0.0,
+                width: 1.0,
+                bins: 0,
+            };
         }
+        let bins = bins.max(1);
         let width = if high > low {
             (high - low) / bins as f64
         } else {
             1.0
         };
-        let mut counts = vec![0; bins];
-        for v in finite {
+        Bins { low, width, bins }
+    }
+
+    /// (lower edge, upper edge) of each bin.
+    fn edges(&self) -> impl Iterator<Item = (f64, f64)> + '_ {
+        (0..self.bins).map(|i| {
+            (
+                self.low + i as f64 * self.width,
+                self.low + (i + 1) as f64 * self.width,
+            )
+        })
+    }
+
+    /// How many of the finite `values` (all within the range the bins were made over) fall in
+    /// each bin.
+    fn count(&self, values: &[f64]) -> Vec<usize> {
+        let mut counts = vec![0; self.bins];
+        if self.bins == 0 {
+            return counts;
+        }
+        for v in values.iter().filter(|v| v.is_finite()) {
             // The maximum falls in the last bin, as numpy.histogram's closed last edge.
-            let bin = (((v - low) / width) as usize).min(bins - 1);
+            let bin = (((v - self.low) / self.width) as usize).min(self.bins - 1);
             counts[bin] += 1;
         }
         counts
-            .into_iter()
-            .enumerate()
-            .map(|(i, c)| (low + i as f64 * width, low + (i + 1) as f64 * width, c))
-            .collect()
     }
 }
 
@@ -377,6 +411,84 @@ impl Chart for Histogram {
         chart.draw_series(bins.iter().map(|&(lo, hi, count)| {
             Rectangle::new([(lo, 0.0), (hi, count as f64)], MAIN.filled())
         }))?;
+        Ok(())
+    }
+}
+
+/// A histogram of values with a marked subset (the reference tokens among all tokens): each bin's
+/// marked values stacked in the accent colour on its others, both named in the legend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarkedHistogram {
+    /// The title.
+    pub title: String,
+    /// The x axis title.
+    pub x_label: String,
+    /// The y axis title.
+    pub y_label: String,
+    /// The values not marked (non-finite ones are left out), and their legend entry.
+    pub values: (String, Vec<f64>),
+    /// The marked values, and their legend entry.
+    pub marked: (String, Vec<f64>),
+    /// Number of bins (at least 1), spanning both sets.
+    pub bins: usize,
+}
+
+impl MarkedHistogram {
+    /// (lower edge, upper edge, unmarked count, marked count) of each bin.
+    pub fn counts(&self) -> Vec<(f64, f64, usize, usize)> {
+        let every: Vec<f64> = self
+            .values
+            .1
+            .iter()
+            .chain(&self.marked.1)
+            .copied()
+            .collect();
+        let bins = Bins::over(&every, self.bins);
+        let (values, marked) = (bins.count(&self.values.1), bins.count(&self.marked.1));
+        bins.edges()
+            .zip(values.into_iter().zip(marked))
+            .map(|((lo, hi), (v, m))| (lo, hi, v, m))
+            .collect()
+    }
+}
+
+impl Chart for MarkedHistogram {
+    fn draw<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        density: Density,
+    ) -> DrawResult<DB> {
+        let entries = [
+            Entry {
+                label: self.values.0.clone(),
+                mark: Mark::Swatch(MAIN),
+            },
+            Entry {
+                label: self.marked.0.clone(),
+                mark: Mark::Swatch(ACCENT),
+            },
+        ];
+        let plot_area = legend::title_and_legend(area, &self.title, &entries, density)?;
+        let bins = self.counts();
+        let x = Axis::linear(bins.iter().flat_map(|b| [b.0, b.1]));
+        let y = Axis::counts(bins.iter().map(|b| (b.2 + b.3) as f64));
+        let mut chart = frame(
+            &plot_area,
+            density,
+            (&x, &self.x_label),
+            (&y, &self.y_label),
+        )?;
+        chart.draw_series(bins.iter().map(|&(lo, hi, values, _)| {
+            Rectangle::new([(lo, 0.0), (hi, values as f64)], MAIN.filled())
+        }))?;
+        chart.draw_series(
+            bins.iter()
+                .filter(|b| b.3 > 0)
+                .map(|&(lo, hi, values, marked)| {
+                    let top = (values + marked) as f64;
+                    Rectangle::new([(lo, values as f64), (hi, top)], ACCENT.filled())
+                }),
+        )?;
         Ok(())
     }
 }

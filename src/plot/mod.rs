@@ -2,7 +2,8 @@
 //! size and PNG at twice that size (print density).
 //!
 //! A chart is a plain struct ([`LineChart`], [`MultiLineChart`], [`BarChart`],
-//! [`CategoryBarChart`], [`Scatter`], [`Histogram`], [`Heatmap`], [`EsdChart`]) drawn by plotters
+//! [`CategoryBarChart`], [`Scatter`], [`Histogram`], [`MarkedHistogram`], [`Heatmap`],
+//! [`EsdChart`]) drawn by plotters
 //! on either backend, all in one style (`style`): Okabe–Ito colours with a fixed colour per
 //! block type, light major grid lines only, round ticks with short labels (`axis`), log axes
 //! for series spanning more than two decades, legends right of the data (`legend`). Text is
@@ -23,7 +24,7 @@ use plotters::prelude::*;
 
 pub use charts::{
     Band, BarChart, CategoryBarChart, EsdChart, EsdOverlay, Heatmap, Histogram, LineChart,
-    MultiLineChart, Scatter,
+    MarkedHistogram, MultiLineChart, Scatter,
 };
 pub use style::Density;
 

@@ -56,6 +56,14 @@ fn every_kind_renders_at_the_stated_size() {
         values: vec![1.0, 2.0, 2.5, f64::INFINITY],
         bins: 4,
     });
+    check(&MarkedHistogram {
+        title: "Scores".into(),
+        x_label: "score".into(),
+        y_label: "tokens".into(),
+        values: ("tokens".into(), vec![-0.2, 0.1, 0.3]),
+        marked: ("unused tokens".into(), vec![0.9, 0.95]),
+        bins: 10,
+    });
     check(&Heatmap {
         title: "Heads".into(),
         x_label: "head".into(),
@@ -232,6 +240,20 @@ fn histogram_bins_as_numpy() {
     };
     // numpy.histogram([0, .5, 1, 1.5, 2], bins=2) → counts [2, 3], edges [0, 1, 2].
     assert_eq!(histogram.counts(), vec![(0.0, 1.0, 2), (1.0, 2.0, 3)]);
+}
+
+#[test]
+fn marked_values_stack_on_the_others_in_shared_bins() {
+    let histogram = MarkedHistogram {
+        title: String::new(),
+        x_label: String::new(),
+        y_label: String::new(),
+        values: (String::new(), vec![0.0, 0.5, 1.0, f64::NAN]),
+        marked: (String::new(), vec![1.5, 2.0, 1.2]),
+        bins: 2,
+    };
+    // The bins span both sets, [0, 1) and [1, 2]: 0 and 0.5 below, 1 with the marked above.
+    assert_eq!(histogram.counts(), vec![(0.0, 1.0, 2, 0), (1.0, 2.0, 1, 3)]);
 }
 
 #[test]

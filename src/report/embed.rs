@@ -1,6 +1,7 @@
 //! Embedding and output (the original Python toolkit's embedding notebook): norms, the smallest- and largest-norm
-//! tokens, clusters with their nearest tokens, the elbow, the PCA scatter; for an untied head the
-//! same again and how far each token's input and output rows differ.
+//! tokens, clusters with their nearest tokens, the elbow, the PCA scatter, the under-trained
+//! tokens; for an untied head the same again and how far each token's input and output rows
+//! differ.
 
 use serde_json::Value;
 
@@ -9,6 +10,7 @@ use super::figures;
 use super::html::{Cell, Figure, Page, Table, display_number};
 use super::rows::RowDifference;
 use super::{CHART_SIZE, MAX_SCATTER_POINTS};
+use crate::embed::plots::score_histogram;
 use crate::error::Result;
 use crate::plot::{self, LineChart, Scatter};
 
@@ -27,6 +29,7 @@ pub fn render(page: &mut Page, data: &ReportData) -> Result<()> {
         return Ok(());
     };
     render_matrix(page, "embed", "Token embedding", embed)?;
+    render_under_trained(page, embed)?;
     match &data.head {
         Some(head) => {
             render_matrix(page, "head", "Output head", head)?;
@@ -316,5 +319,114 @@ fn render_differences(
         "The {MOST_DIFFERENT} tokens whose rows differ most (lowest cosine):"
     ));
     page.table(&table);
+    Ok(())
+}
+
+/// The under-trained tokens (`under_trained` of the embedding's summary): what was scored, the
+/// score's histogram with the reference tokens marked, and the best candidates of each category.
+fn render_under_trained(page: &mut Page, docs: &EmbedDocuments) -> Result<()> {
+    page.heading("under-trained", "Under-trained tokens");
+    let found = &docs.summary["under_trained"];
+    if found.is_null() {
+        page.note("these outputs hold no search for under-trained tokens (written before aib embed had one)");
+        return Ok(());
+    }
+    page.paragraph(
+        "After Land & Bartolo (2024), \u{201c}Fishing for Magikarp\u{201d} (arXiv:2405.05417): each \
+         token's row of the output head (or the tied embedding), its first principal component \
+         removed, compared by cosine with the mean row of the tokens known to be unused (ids past \
+         the vocabulary, reserved special tokens). Near 1, the row looks like those never trained. \
+         The categories come from the tokenizer alone: special (added) tokens, partial UTF-8 byte \
+         tokens, unreachable tokens (encoding the token's own text does not give it back), unused.",
+    );
+    let scored = found["scored_tensor"].as_str();
+    let mut facts = vec![
+        (
+            "scored matrix".to_string(),
+            scored.unwrap_or("none (see the notes above)").to_string(),
+        ),
+        (
+            "reference (unused) tokens".to_string(),
+            shown(&found["reference_tokens"]),
+        ),
+        (
+            "candidates ranked by".to_string(),
+            match text(found, "ranked_by") {
+                "under_trained_score" => "under_trained_score, largest first".to_string(),
+                _ => "norm, smallest first (no score)".to_string(),
+            },
+        ),
+    ];
+    let categories = found["categories"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice);
+    for category in categories {
+        facts.push((
+            format!("{} tokens", text(category, "category")),
+            shown(&category["count"]),
+        ));
+    }
+    page.facts("under-trained-facts", &facts);
+    if let Some(scored) = scored {
+        let (mut tokens, mut unused) = (Vec::new(), Vec::new());
+        for row in rows(&docs.rows) {
+            if let Some(score) = number(row, "under_trained_score") {
+                if text(row, "category") == "unused" {
+                    unused.push(score);
+                } else {
+                    tokens.push(score);
+                }
+            }
+        }
+        let chart = score_histogram(scored, tokens, unused);
+        let mut numbers = Table::new(
+            "under-trained-score-numbers",
+            &["from", "to", "tokens", "unused tokens"],
+        );
+        for (low, high, count, marked) in chart.counts() {
+            numbers.push(vec![
+                Cell::Number(Some(low)),
+                Cell::Number(Some(high)),
+                Cell::count(count),
+                Cell::count(marked),
+            ]);
+        }
+        page.figure(&Figure {
+            id: "under-trained-score".to_string(),
+            svg: plot::render_svg(&chart, CHART_SIZE)?,
+            caption: "The under-trained score of every token, the unused (reference) tokens stacked in the accent colour; candidates sit with them at the right.".to_string(),
+            numbers,
+        });
+    }
+    let value = match text(found, "ranked_by") {
+        "under_trained_score" => "under_trained_score",
+        _ => "norm",
+    };
+    for category in categories {
+        let candidates = category["candidates"]
+            .as_array()
+            .map_or(&[][..], Vec::as_slice);
+        if candidates.is_empty() {
+            continue;
+        }
+        let name = text(category, "category");
+        let mut table = Table::new(
+            format!("under-trained-{name}"),
+            &["token_id", "token", value],
+        );
+        for token in candidates {
+            table.push(vec![
+                Cell::json(&token["token_id"]),
+                Cell::Token(text(token, "token").to_string()),
+                Cell::json(&token["value"]),
+            ]);
+        }
+        let summary = format!(
+            "The {} best candidates among the {name} tokens",
+            table.rows.len()
+        );
+        page.paragraph(&format!("{summary}:"));
+        page.list(&summary, &table);
+    }
     Ok(())
 }

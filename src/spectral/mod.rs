@@ -21,7 +21,7 @@
 mod band;
 mod dense;
 mod exact;
-mod gram;
+pub(crate) mod gram;
 mod inertia;
 mod randomized;
 mod scaled;

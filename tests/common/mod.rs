@@ -190,3 +190,57 @@ pub fn write_f32_embedding(folder: &Path, rows: usize, data: &[u8]) {
     )
     .unwrap();
 }
+
+/// A deterministic uniform stream in [0, 1) (64-bit LCG, top 53 bits).
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    /// The next uniform value.
+    pub fn next(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A standard normal value (Box–Muller).
+    pub fn gaussian(&mut self) -> f64 {
+        let (u, v) = (self.next().max(1e-300), self.next());
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+    }
+}
+
+/// Rows of [`write_under_trained_model`] left at their initialisation besides the rows past the
+/// vocabulary: ids of normal tokens of `fixtures/tokenizers/byte-level-bpe.json` (`1`, `w`, `he`).
+pub const UNTRAINED_TOKENS: [usize; 3] = [50, 120, 258];
+
+/// Writes into `folder` a model of 300 rows of 32 columns with the 264-token byte-level
+/// tokenizer of the fixtures: rows 264.. (past the vocabulary) and [`UNTRAINED_TOKENS`] are small
+/// noise plus a shared push, as never-trained rows are; the others are trained rows (unit noise
+/// and a large shared offset, the rows' first principal component).
+pub fn write_under_trained_model(folder: &Path) {
+    let (rows, cols) = (300, 32);
+    let mut random = Lcg(11);
+    let pushed: Vec<f64> = (0..cols).map(|_| random.gaussian()).collect();
+    let offset: Vec<f64> = (0..cols).map(|_| random.gaussian()).collect();
+    let mut data = Vec::with_capacity(rows * cols * 4);
+    for row in 0..rows {
+        let untrained = row >= 264 || UNTRAINED_TOKENS.contains(&row);
+        let along = 2.0 * random.gaussian();
+        for c in 0..cols {
+            let value = if untrained {
+                0.1 * pushed[c] + 0.004 * random.gaussian()
+            } else {
+                along * offset[c] + random.gaussian()
+            };
+            data.extend_from_slice(&(value as f32).to_le_bytes());
+        }
+    }
+    write_f32_embedding(folder, rows, &data);
+    std::fs::copy(
+        fixtures().join("tokenizers/byte-level-bpe.json"),
+        folder.join("tokenizer.json"),
+    )
+    .unwrap();
+}
