@@ -137,19 +137,31 @@ thread_local! {
 
 /// Runs `work`, whose [`checkpoint`]s on this thread check `observer`'s cancellation.
 pub fn cancellable<T>(observer: &dyn Observer, work: impl FnOnce() -> T) -> T {
-    /// Puts back the cancellation of an enclosing call (rayon may run one matrix's work on a
-    /// thread that waits inside another's), also when `work` unwinds.
-    struct Restore(Option<Cancellation>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            CURRENT.set(self.0.take());
-        }
-    }
     let Some(cancellation) = observer.cancellation() else {
         return work();
     };
     let _restore = Restore(CURRENT.replace(Some(cancellation.clone())));
     work()
+}
+
+/// Runs `work` on `pool` under the cancellation [`cancellable`] set up on this thread, so the
+/// [`checkpoint`]s of a run given its own pool (`--threads N`) stop it as on the caller's thread.
+pub fn install<T: Send>(pool: &rayon::ThreadPool, work: impl FnOnce() -> T + Send) -> T {
+    let cancellation = CURRENT.with_borrow(Clone::clone);
+    pool.install(move || {
+        let _restore = Restore(CURRENT.replace(cancellation));
+        work()
+    })
+}
+
+/// Puts back the cancellation of an enclosing call (rayon may run one matrix's work on a thread
+/// that waits inside another's), also when the work unwinds.
+struct Restore(Option<Cancellation>);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        CURRENT.set(self.0.take());
+    }
 }
 
 /// A point in a long computation (between two blocks of a Gram matrix, two panels of a
@@ -178,3 +190,49 @@ pub fn commit<T>(put_in_place: impl FnOnce() -> T) -> Option<T> {
 pub struct Silent;
 
 impl Observer for Silent {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An observer whose run is already cancelled.
+    struct Cancelling(Cancellation);
+
+    impl Observer for Cancelling {
+        fn cancellation(&self) -> Option<&Cancellation> {
+            Some(&self.0)
+        }
+    }
+
+    fn stopped(work: impl FnOnce()) -> bool {
+        let outcome = panic::catch_unwind(panic::AssertUnwindSafe(work));
+        matches!(outcome, Err(payload) if payload.is::<Cancelled>())
+    }
+
+    #[test]
+    fn a_checkpoint_on_a_pool_of_its_own_sees_the_callers_cancellation() {
+        let observer = Cancelling(Cancellation::default());
+        observer.0.cancel();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let carried = || install(&pool, checkpoint);
+        assert!(stopped(|| cancellable(&observer, carried)));
+        // The pool's thread goes back to no cancellation once the work is done.
+        assert!(!stopped(|| pool.install(checkpoint)));
+        // A plain `install` does not carry it: the reason `install` exists.
+        let plain = || pool.install(checkpoint);
+        assert!(!stopped(|| cancellable(&observer, plain)));
+    }
+
+    #[test]
+    fn a_checkpoint_outside_a_cancellable_run_never_stops() {
+        assert!(!stopped(checkpoint));
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        assert!(!stopped(|| install(&pool, checkpoint)));
+    }
+}

@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{EXIT_INPUT, EXIT_OK, aib, assert_exit, fixtures, stderr, stdout};
+use common::{EXIT_INPUT, EXIT_OK, EXIT_USAGE, aib, assert_exit, fixtures, stderr, stdout};
 use serde_json::Value;
 
 /// The shard the tests remove.
@@ -191,4 +191,25 @@ fn a_header_that_is_not_the_shards_is_refused() {
     let output = run("stats", &[&folder], &["--plan", "3"]);
     assert_exit(&output, EXIT_INPUT);
     assert!(stderr(&output).contains(MISSING), "{}", stderr(&output));
+}
+
+#[test]
+fn a_part_refuses_to_write_over_the_header_standing_for_a_shard() {
+    let (_dir, folder) = sharded_copy();
+    remove_shard(&folder, true);
+    let header = folder.join(format!("{MISSING}.header"));
+    let before = std::fs::read(&header).unwrap();
+    let out = header.to_str().unwrap();
+    let output = run(
+        "stats",
+        &[&folder],
+        &["--part", "1/40", "--format", "csv", "-o", out],
+    );
+    assert_exit(&output, EXIT_USAGE);
+    assert!(
+        stderr(&output).contains("refusing to overwrite an input"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(std::fs::read(&header).unwrap(), before);
 }

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use aib::error::{Error, ErrorKind};
 use aib::observe::{Cancellation, Observer, Quantity};
-use aib::output::parquet::record_batch;
 use aib::output::Table;
+use aib::output::parquet::record_batch;
 use arrow_array::RecordBatch;
 use arrow_pyarrow::ToPyArrow;
 use arrow_schema::Schema;
@@ -72,7 +72,10 @@ fn documents<'py>(
     for (name, table) in &documents.tables {
         tables.set_item(name, to_pyarrow(py, table)?)?;
     }
-    let summary = documents.summary.as_ref().map(|summary| summary.to_string());
+    let summary = documents
+        .summary
+        .as_ref()
+        .map(|summary| summary.to_string());
     Ok((tables, summary))
 }
 

@@ -12,7 +12,7 @@ use crate::cluster::{KMeansOptions, Metric, SweepOptions};
 use crate::embed::{EmbedOptions, KChoice};
 use crate::error::{Error, Result};
 use crate::model::{Model, Shards};
-use crate::observe::Observer;
+use crate::observe::{self, Observer};
 use crate::output::{self, Format, Provenance};
 use crate::spectral::{RankMethod, SpectralOptions};
 
@@ -214,7 +214,7 @@ impl RunArgs {
             .num_threads(count as usize)
             .build()
             .map_err(|err| Error::usage(format!("cannot start {count} threads: {err}")))?;
-        Ok(pool.install(work))
+        Ok(observe::install(&pool, work))
     }
 }
 

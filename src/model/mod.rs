@@ -14,7 +14,7 @@ pub mod vocab;
 mod weights;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::formats::dtype::Dtype;
@@ -178,14 +178,17 @@ impl Model {
             .map(Vocabulary::from_gguf_tokens))
     }
 
-    /// Every file the model was read from: the weight files, and beside them the index,
-    /// `config.json` and the vocabulary file when present. No output may replace one of them.
+    /// Every file the model was read from: the weight files (a missing shard's header file and
+    /// the place of the shard itself), and beside them the index, `config.json` and the
+    /// vocabulary file when present. No output may replace one of them.
     pub fn input_files(&self) -> Vec<PathBuf> {
         let mut inputs: Vec<PathBuf> = self
             .files
             .iter()
-            .map(|file| file.path().to_path_buf())
+            .flat_map(|file| [file.path(), file.read_path()])
+            .map(Path::to_path_buf)
             .collect();
+        inputs.dedup();
         for name in [INDEX_FILE, "config.json"] {
             inputs.push(self.folder.join(name));
         }

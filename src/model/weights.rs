@@ -117,6 +117,14 @@ impl WeightFile {
         }
     }
 
+    /// The file read from disk: the file itself, or for a missing shard its header file.
+    pub fn read_path(&self) -> &Path {
+        match &self.container {
+            Container::HeaderAlone { header, .. } => header.path(),
+            _ => self.path(),
+        }
+    }
+
     /// The file's name, e.g. `model-00001-of-00002.safetensors`.
     pub fn file_name(&self) -> String {
         self.path()
