@@ -55,18 +55,6 @@ fn bench_reduce(c: &mut Criterion) {
             table.clear();
         })
     });
-    group.bench_function(
-        "one thread, one-pass power sums (the former bf16 path)",
-        |b| {
-            b.iter(|| {
-                aib::engine::power_sums::moments(
-                    tensor.dtype,
-                    file.bytes(tensor.bytes.clone()),
-                    1e-6,
-                )
-            })
-        },
-    );
     group.bench_function("all threads, default tiles", |b| {
         b.iter(|| {
             reduce_views(

@@ -12,8 +12,10 @@
 //! criterion on each (bf16 decoding, Gram matrix, stage 1 band reduction, stage 2 bulge chasing,
 //! tridiagonal eigenvalues, Lanczos λ₁, the inertia count) for a 4096 × 2048 matrix;
 //! `AIB_SPECTRAL_ONE_OFF=stages` times each once at the one-off shape (11008 × 4096 by default
-//! here: an MLP matrix of a 7B model) with its GFLOP/s, beside faer's f64 matrix product of two
-//! 4096² matrices (sequential and on every core): the machine's yardstick, which
+//! here: an MLP matrix of a 7B model) with its GFLOP/s, the Gram matrix also on one thread (as each
+//! of two matrices analysed side by side runs) beside faer's own product for it (the lower
+//! triangle of WᵀW in one sequential call on W held whole in f64), and faer's f64 matrix product
+//! of two 4096² matrices (sequential and on every core): the machine's yardstick, which
 //! `AIB_SPECTRAL_ONE_OFF=matmul` prints alone (`just matmul-yardstick` puts NumPy's beside it).
 
 use std::time::{Duration, Instant};
@@ -203,6 +205,21 @@ fn one_off_stages(matrix: &Bf16Rows) {
     let gram: GramMatrix = stages::gram(matrix).expect("finite");
     // One triangle: depth · side² / 2 multiply-adds, depth · side² flops.
     report("Gram matrix", start, depth * side * side);
+    // On one thread, as each of the matrices analysed side by side is.
+    let one_thread = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("a pool of one thread");
+    let start = Instant::now();
+    drop(one_thread.install(|| stages::gram(matrix).expect("finite")));
+    report("Gram matrix (1 thread)", start, depth * side * side);
+    let start = Instant::now();
+    let tall = tall_f64(matrix);
+    report("(its f64 copy for faer)", start, 0.0);
+    let start = Instant::now();
+    drop(faer_lower_gram(tall.as_ref()));
+    report("faer's WᵀW (1 call)", start, depth * side * side);
+    drop(tall);
     let start = Instant::now();
     let largest = stages::largest_eigenvalue(&gram).expect("converges");
     report("Lanczos λ₁", start, 0.0);
@@ -228,6 +245,37 @@ fn one_off_stages(matrix: &Bf16Rows) {
         values[values.len() - 1]
     );
     faer_products();
+}
+
+/// `matrix` whole in f64, column-major, oriented tall (its transpose if it is wide).
+fn tall_f64(matrix: &Bf16Rows) -> faer::Mat<f64> {
+    let (rows, cols) = (matrix.rows, matrix.cols);
+    let mut values = vec![0.0_f32; rows * cols];
+    matrix.read_rows(0, &mut values);
+    faer::Mat::<f64>::from_fn(rows.max(cols), rows.min(cols), |i, j| {
+        let (row, col) = if rows >= cols { (i, j) } else { (j, i) };
+        f64::from(values[row * cols + col])
+    })
+}
+
+/// faer's own product for a Gram matrix: the lower triangle of TᵀT in one sequential call, the
+/// rate the streamed Gram matrix is measured against.
+fn faer_lower_gram(tall: faer::MatRef<'_, f64>) -> faer::Mat<f64> {
+    use faer::linalg::matmul::triangular::{BlockStructure, matmul};
+    let side = tall.ncols();
+    let mut gram = faer::Mat::<f64>::zeros(side, side);
+    matmul(
+        gram.as_mut(),
+        BlockStructure::TriangularLower,
+        faer::Accum::Replace,
+        tall.transpose(),
+        BlockStructure::Rectangular,
+        tall,
+        BlockStructure::Rectangular,
+        1.0,
+        faer::Par::Seq,
+    );
+    gram
 }
 
 /// User and system time of this process so far, in seconds.

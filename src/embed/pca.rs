@@ -1,6 +1,7 @@
 //! Principal components of an embedding's rows: the covariance of a seeded sample of rows in f64,
-//! its symmetric eigendecomposition (faer), the share of variance of the top components and the
-//! 2-D projection used by the scatter plot.
+//! its eigenvalues and the eigenvectors of the top two (`spectral::leading_eigen`: no full
+//! eigendecomposition), the share of variance of the top components and the 2-D projection used
+//! by the scatter plot.
 //!
 //! The centred rows are rounded to f32 and multiplied in f32 within a chunk of rows, the chunks
 //! summed in f64: variances come out to about 1e-6 relative, ample for shares of variance.
@@ -9,11 +10,12 @@
 //! the centred rows of a sample, and its f32 products are what the embed outputs are recorded with.
 
 use faer::linalg::matmul::matmul;
-use faer::{Accum, Mat, MatRef, Par, Side};
+use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::matrix::MatrixRows;
+use crate::spectral::leading_eigen;
 
 /// Rows multiplied per product.
 const CHUNK_ROWS: usize = 1024;
@@ -34,7 +36,8 @@ pub struct Pca {
     pub explained_variance_ratio: Vec<f64>,
     /// The column means.
     mean: Vec<f64>,
-    /// The first two principal axes (unit length; fewer when there are fewer columns).
+    /// The first two principal axes (unit length, each with its largest-magnitude entry positive;
+    /// fewer when there are fewer columns).
     axes: Vec<Vec<f64>>,
 }
 
@@ -108,35 +111,33 @@ impl Pca {
                     }
                 });
         });
-        // The sample's pages are read no more, and the sums are dropped once copied: neither stays
-        // resident beside the eigendecomposition's own arrays.
+        // The sample's pages are read no more. The sums become the covariance in place, the one
+        // cols × cols array: the decomposition reduces it in place and forms only the two axes.
         matrix.release_resident();
-        let covariance = {
-            let sums = covariance;
-            Mat::from_fn(cols, cols, |i, j| sums[j * cols + i] / n)
-        };
-        let total_variance: f64 = (0..cols).map(|i| covariance[(i, i)]).sum();
-        let eigen = covariance.self_adjoint_eigen(Side::Lower).map_err(|e| {
+        covariance.iter_mut().for_each(|c| *c /= n);
+        let total_variance: f64 = (0..cols).map(|i| covariance[i * cols + i]).sum();
+        let leading = leading_eigen(
+            MatMut::from_column_major_slice_mut(&mut covariance, cols, cols),
+            2,
+        )
+        .map_err(|_| {
             Error::input(format!(
-                "eigendecomposition of the covariance failed: {e:?}"
+                "the eigenvalues of the {cols} × {cols} covariance did not converge"
             ))
         })?;
-        let values = eigen.S().column_vector();
-        // Ascending from faer: the top components are at the end.
-        let top = |rank: usize| cols - 1 - rank;
-        let explained_variance_ratio = (0..components.min(cols))
-            .map(|rank| {
-                let value = values[top(rank)].max(0.0);
+        let explained_variance_ratio = leading
+            .values
+            .iter()
+            .take(components)
+            .map(|&value| {
                 if total_variance > 0.0 {
-                    value / total_variance
+                    value.max(0.0) / total_variance
                 } else {
                     0.0
                 }
             })
             .collect();
-        let axes = (0..2.min(cols))
-            .map(|rank| (0..cols).map(|i| eigen.U()[(i, top(rank))]).collect())
-            .collect();
+        let axes = leading.vectors;
         Ok(Pca {
             rows_used: rows.len(),
             total_variance,
@@ -147,7 +148,7 @@ impl Pca {
     }
 
     /// Coordinates of `row` on the first two principal axes (0 where there is no second axis).
-    /// An axis's sign is arbitrary, as in every PCA.
+    /// An axis's sign is a convention (its largest-magnitude entry is positive), as in every PCA.
     pub fn project(&self, row: &[f32]) -> (f64, f64) {
         let along = |axis: usize| {
             self.axes.get(axis).map_or(0.0, |a| {

@@ -357,7 +357,7 @@ fn for_each_chunk(view: &MatrixView<'_>, elements: Range<usize>, visit: &mut dyn
         StorageType::Quantized(_) => Dtype::F32,
         StorageType::Dtype(dtype) => dtype,
     };
-    if view.scale.is_none() && dtype == Dtype::F32 && power_sums::supports(dtype) {
+    if view.scale.is_none() && dtype == Dtype::F32 && power_sums::supported() {
         let bytes = view.raw_bytes(elements);
         for chunk in bytes.chunks(power_sums::CHUNK_ELEMENTS * dtype.size()) {
             visit(Chunk::F32Bytes(chunk));
@@ -407,13 +407,13 @@ pub fn reduce_tile(
     sparsity_eps: f64,
     keys: &mut AbsKeyCounts,
 ) -> Moments {
-    let fast = power_sums::supports(Dtype::F32);
+    let fast = power_sums::supported();
     let mut moments = Moments::default();
     for_each_chunk(view, elements, &mut |chunk| {
         let part = match chunk {
             Chunk::F32Bytes(bytes) => {
                 keys.count_f32_bytes(bytes);
-                power_sums::moments(Dtype::F32, bytes, sparsity_eps)
+                power_sums::moments(bytes, sparsity_eps)
             }
             Chunk::Dequantized(values) => {
                 keys.count(values);

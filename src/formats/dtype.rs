@@ -2,7 +2,7 @@
 //!
 //! There is one dtype switch in aib, [`decode`]; every consumer (statistics in f64, spectra in f32,
 //! the statistics kernel's tail) goes through it. Only the hot kernels of the statistics pass read
-//! bit patterns themselves, for speed: `engine::power_sums` (bf16, f16, f32 lanes) and
+//! bit patterns themselves, for speed: `engine::power_sums` (f32 lanes) and
 //! `engine::histogram` (counts per bit pattern, turned into values by [`decode`]).
 
 use std::fmt;

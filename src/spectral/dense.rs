@@ -125,7 +125,27 @@ pub(crate) fn stage_one(matrix: MatMut<'_, f64>) -> band::Band {
 
 /// faer's one-stage reduction of the symmetric `matrix` (lower triangle) to tridiagonal form:
 /// its diagonal and subdiagonal.
-fn one_stage_tridiagonal(mut matrix: MatMut<'_, f64>) -> (Vec<f64>, Vec<f64>) {
+fn one_stage_tridiagonal(matrix: MatMut<'_, f64>) -> (Vec<f64>, Vec<f64>) {
+    let tridiagonal = tridiagonalize(matrix);
+    (tridiagonal.diagonal, tridiagonal.subdiagonal)
+}
+
+/// A symmetric matrix A reduced to tridiagonal form T = Qᵀ·A·Q by [`tridiagonalize`].
+pub(crate) struct Tridiagonal {
+    /// T's diagonal.
+    pub diagonal: Vec<f64>,
+    /// T's subdiagonal (one shorter).
+    pub subdiagonal: Vec<f64>,
+    /// The block factors of Q's reflectors, whose vectors lie below the subdiagonal of the
+    /// reduced matrix (faer's layout: Q = diag(1, H), H the block Householder sequence of the
+    /// reduced matrix's rows and columns from 1 with these factors).
+    pub householder_factor: Mat<f64>,
+}
+
+/// faer's one-stage reduction of the symmetric `matrix` (lower triangle read, then overwritten by
+/// Q's reflectors) to tridiagonal form, split into [`REDUCTION_SPLIT`] pieces; `matrix` must not
+/// be empty.
+pub(crate) fn tridiagonalize(mut matrix: MatMut<'_, f64>) -> Tridiagonal {
     let dim = matrix.nrows();
     let block_size = qr::no_pivoting::factor::recommended_block_size::<f64>(dim, dim);
     let mut householder_factor = Mat::<f64>::zeros(block_size, dim - 1);
@@ -142,9 +162,11 @@ fn one_stage_tridiagonal(mut matrix: MatMut<'_, f64>) -> (Vec<f64>, Vec<f64>) {
         MemStack::new(&mut buffer),
         Default::default(),
     );
-    let diagonal = (0..dim).map(|i| matrix[(i, i)]).collect();
-    let subdiagonal = (0..dim - 1).map(|i| matrix[(i + 1, i)]).collect();
-    (diagonal, subdiagonal)
+    Tridiagonal {
+        diagonal: (0..dim).map(|i| matrix[(i, i)]).collect(),
+        subdiagonal: (0..dim - 1).map(|i| matrix[(i + 1, i)]).collect(),
+        householder_factor,
+    }
 }
 
 /// Eigenvalues (non-decreasing) of the symmetric tridiagonal matrix with this diagonal and

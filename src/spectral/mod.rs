@@ -23,6 +23,7 @@ mod dense;
 mod exact;
 pub(crate) mod gram;
 mod inertia;
+mod leading;
 mod randomized;
 mod scaled;
 pub mod stages;
@@ -30,6 +31,8 @@ mod streaming;
 mod summary;
 #[cfg(test)]
 mod test_matrices;
+
+pub(crate) use leading::leading_eigen;
 
 use crate::error::{Error, Result};
 use crate::matrix::MatrixRows;

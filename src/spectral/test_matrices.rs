@@ -58,7 +58,7 @@ impl MatrixRows for EncodedRows {
 }
 
 /// Columns of a random `rows × count` matrix with orthonormal columns (f64, column-major).
-fn orthonormal_columns(rows: usize, count: usize, seed: u64) -> Vec<Vec<f64>> {
+pub(crate) fn orthonormal_columns(rows: usize, count: usize, seed: u64) -> Vec<Vec<f64>> {
     let mut columns: Vec<Vec<f64>> = Vec::with_capacity(count);
     for index in 0..count {
         let mut stream = GaussianStream::new(seed, index as u64);
