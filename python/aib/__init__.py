@@ -402,6 +402,7 @@ def report(
     *,
     out: Optional[PathLike] = None,
     sections: Optional[Iterable[str]] = None,
+    compare: Optional[PathLike] = None,
     rank: Optional[str] = None,
     revision: Optional[str] = None,
     model_id: Optional[str] = None,
@@ -414,6 +415,8 @@ def report(
         model: the model, as for :func:`stats`.
         out: the page (default: ``NAME.report.html`` in the working folder).
         sections: which sections, e.g. ``["overview", "stats"]`` (default: all).
+        compare: another checkpoint or a PEFT adapter folder: adds a section of what changed
+            from ``model`` to it, as :func:`diff` computes it.
         rank: how the stats section computes ranks, as for :func:`stats`.
         revision: branch, tag or commit of a Hub-cached model.
         model_id: the model id shown and recorded.
@@ -430,6 +433,7 @@ def report(
         [model],
         out=out,
         sections=",".join(sections) if sections is not None else None,
+        compare=compare,
         rank=rank,
         revision=revision,
         model_id=model_id,

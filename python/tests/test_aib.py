@@ -279,6 +279,17 @@ def test_report_writes_the_page_and_returns_its_path(tmp_path: Path) -> None:
     assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
 
 
+def test_report_compares_with_another_checkpoint(tmp_path: Path) -> None:
+    out = tmp_path / "page.html"
+    base, tuned = FIXTURES / "diff" / "base", FIXTURES / "diff" / "tuned"
+    aib.report(base, out=out, sections=["overview"], compare=tuned, rank="off", progress=False)
+    page = out.read_text(encoding="utf-8")
+    assert 'id="compare-pairs-table"' in page
+    plain = tmp_path / "plain.html"
+    aib.report(base, out=plain, sections=["overview"], rank="off", progress=False)
+    assert 'id="compare-pairs-table"' not in plain.read_text(encoding="utf-8")
+
+
 def write_big_model(path: Path, matrices: int, side: int) -> None:
     """A safetensors file of `matrices` float32 matrices side x side, values in [1, 2) from a
     fixed-seed generator: exact ranks of it take seconds."""
