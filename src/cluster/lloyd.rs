@@ -43,8 +43,6 @@ impl BlockPart {
     /// Labels, counts and distances of the rows of `block` (whose validity is `valid`) given
     /// each row's nearest centre and its f32 distance; with `exact`, the distances are
     /// recomputed in f64 as ‖x − c‖²; with `with_sums`, the rows of each cluster are summed.
-    /// Each sum and each distance takes its terms in order (rows, resp. columns) whatever the
-    /// layout of the block.
     fn new(
         block: Block<'_>,
         valid: &[bool],
@@ -53,8 +51,7 @@ impl BlockPart {
         with_sums: bool,
         exact: bool,
     ) -> BlockPart {
-        let (count, cols) = block.values.shape();
-        let k = centres.count();
+        let (count, k) = (block.by_rows.nrows(), centres.count());
         let mut part = BlockPart {
             labels: vec![0; count],
             distances: vec![0.0; count],
@@ -62,39 +59,41 @@ impl BlockPart {
             sums: Vec::new(),
             counts: vec![0; k],
         };
-        // Where each cluster's sum sits in `part.sums` (usize::MAX: not yet there), and each
-        // row's.
+        // Where each cluster's sum sits in `part.sums` (usize::MAX: not yet there).
         let mut slots = vec![usize::MAX; if with_sums { k } else { 0 }];
-        let mut row_slots = vec![0; if with_sums { count } else { 0 }];
         for (i, &(best, best_distance)) in nearest.iter().enumerate() {
             if !valid[i] {
                 continue;
             }
+            let row = block.row(i);
             part.labels[i] = best as u32;
             part.counts[best] += 1;
-            if !exact {
-                part.distances[i] = f64::from(best_distance);
-            }
+            part.distances[i] = if exact {
+                row.iter()
+                    .zip(centres.values.row(best).iter())
+                    .map(|(&x, &c)| (f64::from(x) - f64::from(c)).powi(2))
+                    .sum()
+            } else {
+                f64::from(best_distance)
+            };
             if with_sums {
-                if slots[best] == usize::MAX {
-                    slots[best] = part.present.len();
-                    part.present.push(best);
-                }
-                row_slots[i] = slots[best];
+                part.add_to_sum(&mut slots, best, row);
             }
-        }
-        if with_sums {
-            let sums = &mut part.sums;
-            sums.resize(part.present.len() * cols, 0.0);
-            block.for_each_valid(valid, |i, j, x| sums[row_slots[i] * cols + j] += x);
-        }
-        if exact {
-            let (distances, centres) = (&mut part.distances, centres.values.as_ref());
-            block.for_each_valid(valid, |i, j, x| {
-                distances[i] += (f64::from(x) - f64::from(centres[(nearest[i].0, j)])).powi(2);
-            });
         }
         part
+    }
+
+    /// Adds `row` to the sum of `cluster`.
+    fn add_to_sum(&mut self, slots: &mut [usize], cluster: usize, row: &[f32]) {
+        if slots[cluster] == usize::MAX {
+            slots[cluster] = self.present.len();
+            self.present.push(cluster);
+            self.sums.resize(self.sums.len() + row.len(), 0.0);
+        }
+        let start = slots[cluster] * row.len();
+        for (s, &x) in self.sums[start..start + row.len()].iter_mut().zip(row) {
+            *s += x;
+        }
     }
 }
 
@@ -119,10 +118,10 @@ pub(crate) fn assign(
         let parts: Vec<BlockPart> = blocks
             .par_iter()
             .map(|&block| {
-                let (first, count) = (block.first, block.values.nrows());
+                let (first, count) = (block.first, block.by_rows.nrows());
                 let norms = &points.sq_norms[first..][..count];
                 let mut to_centres = Mat::zeros(0, 0);
-                squared_distances(block.values, norms, centres, &mut to_centres);
+                squared_distances(block.for_product, norms, centres, &mut to_centres);
                 // Nearest centres column by column (`to_centres` is column-major); a strictly
                 // smaller distance wins, so the first of equal ones stays, as numpy's argmin.
                 let mut nearest = vec![(0_usize, f32::INFINITY); count];

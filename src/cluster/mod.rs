@@ -66,8 +66,9 @@ pub struct KMeansOptions {
     pub seed: u64,
     /// Euclidean or cosine.
     pub metric: Metric,
-    /// Largest f32 copy of the prepared rows kept in memory between passes (rows × cols × 4
-    /// bytes); a larger matrix is decoded again from its source on every pass.
+    /// Largest f32 copies of the prepared rows kept in memory between passes (two copies, one
+    /// per layout: rows × cols × 8 bytes); a larger matrix is decoded again from its source on
+    /// every pass.
     pub max_resident_bytes: usize,
 }
 

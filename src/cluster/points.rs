@@ -5,18 +5,17 @@
 //! and the per-column variance scikit-learn scales `tol` by. The prepared rows are kept in memory
 //! when they fit the caller's budget, else decoded again from the matrix on every pass.
 //!
-//! Rows are handed out in blocks of [`BLOCK_ROWS`]. Resident rows are kept block by block
-//! column-major, the layout the distance product reads best: it multiplies a block by a few
-//! centres, and packing a row-major block into that layout on every pass cost more than the
-//! product itself. Streamed rows are decoded on every pass anyway, and faer's packing of the
-//! row-major block is cheaper than a transposed copy, so they stay row-major. The per-row work
-//! (sums, exact distances) walks a block in its own layout ([`Block::for_each_valid`]).
+//! Rows are handed out in blocks of [`BLOCK_ROWS`], row-major for the per-row sums and distances,
+//! and in the layout the distance product reads best. Resident rows keep a second, column-major
+//! copy: the product multiplies a block by a few centres, and packing a row-major block into its
+//! layout on every pass cost more than the product itself. Streamed rows are decoded on every
+//! pass anyway, and faer's packing of the row-major block is cheaper than a transposed copy.
 
 use faer::MatRef;
 use rayon::prelude::*;
 
 use super::Metric;
-use super::distances::{column_slice, squared_norm};
+use super::distances::squared_norm;
 use crate::matrix::MatrixRows;
 use crate::matrix::tiles::row_tiles;
 
@@ -40,9 +39,9 @@ pub(crate) struct Points<'a> {
     rows: usize,
     cols: usize,
     normalise: bool,
-    /// Every prepared row (excluded rows zeroed), block by block column-major, when it fits the
-    /// memory budget.
-    resident: Option<Vec<f32>>,
+    /// Every prepared row (excluded rows zeroed), row-major and block by block column-major,
+    /// when both fit the memory budget.
+    resident: Option<(Vec<f32>, Vec<f32>)>,
     /// Whether each row takes part.
     pub valid: Vec<bool>,
     /// Number of valid rows.
@@ -147,66 +146,50 @@ fn tiles(rows: usize, cols: usize) -> impl Iterator<Item = (usize, usize)> {
     row_tiles(rows, cols, rows_per_tile * 4 * cols.max(1))
 }
 
-/// A block of at most [`BLOCK_ROWS`] prepared rows.
+/// A block of at most [`BLOCK_ROWS`] prepared rows, in both layouts.
 #[derive(Clone, Copy)]
 pub(crate) struct Block<'t> {
     /// Index of the block's first row.
     pub first: usize,
-    /// The rows: column-major when resident, row-major when streamed.
-    pub values: MatRef<'t, f32>,
+    /// The rows, row-major.
+    pub by_rows: MatRef<'t, f32>,
+    /// The same rows for the distance product: column-major when resident, else `by_rows`.
+    pub for_product: MatRef<'t, f32>,
 }
 
-impl Block<'_> {
-    /// Calls `visit(i, j, x)` on every value x = row i, column j of the block whose row is marked
-    /// in `valid`, column by column if the block is column-major, else row by row: either way
-    /// the rows come in order for each column and the columns in order for each row, so sums
-    /// kept per column or per row come out the same in both layouts.
-    pub fn for_each_valid(&self, valid: &[bool], mut visit: impl FnMut(usize, usize, f32)) {
-        let values = self.values;
-        if values.try_as_col_major().is_some() {
-            for j in 0..values.ncols() {
-                let column = column_slice(values, j);
-                for (i, &x) in column.iter().enumerate() {
-                    if valid[i] {
-                        visit(i, j, x);
-                    }
-                }
-            }
-        } else {
-            for i in (0..values.nrows()).filter(|&i| valid[i]) {
-                let row = values
-                    .row(i)
-                    .try_as_row_major()
-                    .expect("blocks are column-major or row-major")
-                    .as_slice();
-                for (j, &x) in row.iter().enumerate() {
-                    visit(i, j, x);
-                }
-            }
-        }
+impl<'t> Block<'t> {
+    /// Row `i` as a slice.
+    pub fn row(&self, i: usize) -> &'t [f32] {
+        self.by_rows
+            .row(i)
+            .try_as_row_major()
+            .expect("blocks are cut from row-major buffers")
+            .as_slice()
     }
 }
 
-/// The blocks of a tile of `count` rows from `start`, given its values block by block
-/// column-major (`column_major`) or row-major.
-fn blocks(
+/// The blocks of a tile of `count` rows from `start`, given its values row-major and, if there
+/// is one, block by block column-major.
+fn blocks<'t>(
     start: usize,
     count: usize,
     cols: usize,
-    values: &[f32],
-    column_major: bool,
-) -> Vec<Block<'_>> {
+    by_rows: &'t [f32],
+    by_columns: Option<&'t [f32]>,
+) -> Vec<Block<'t>> {
     (0..count.div_ceil(BLOCK_ROWS))
         .map(|b| {
             let rows = BLOCK_ROWS.min(count - b * BLOCK_ROWS);
-            let values = &values[b * BLOCK_ROWS * cols..(b * BLOCK_ROWS + rows) * cols];
+            let range = b * BLOCK_ROWS * cols..(b * BLOCK_ROWS + rows) * cols;
+            let by_rows = MatRef::from_row_major_slice(&by_rows[range.clone()], rows, cols);
+            let for_product = match by_columns {
+                Some(values) => MatRef::from_column_major_slice(&values[range], rows, cols),
+                None => by_rows,
+            };
             Block {
                 first: start + b * BLOCK_ROWS,
-                values: if column_major {
-                    MatRef::from_column_major_slice(values, rows, cols)
-                } else {
-                    MatRef::from_row_major_slice(values, rows, cols)
-                },
+                by_rows,
+                for_product,
             }
         })
         .collect()
@@ -227,8 +210,8 @@ fn to_column_major(block: &[f32], count: usize, cols: usize, out: &mut [f32]) {
 }
 
 impl<'a> Points<'a> {
-    /// Prepares the rows of `matrix` for `metric`, keeping them in memory if their f32 copy takes
-    /// at most `max_resident_bytes`.
+    /// Prepares the rows of `matrix` for `metric`, keeping them in memory if their two copies
+    /// take at most `max_resident_bytes`.
     pub fn prepare(
         matrix: &'a dyn MatrixRows,
         metric: Metric,
@@ -238,7 +221,7 @@ impl<'a> Points<'a> {
         let normalise = metric == Metric::Cosine;
         let keep = rows
             .checked_mul(cols)
-            .and_then(|n| n.checked_mul(4))
+            .and_then(|n| n.checked_mul(8))
             .is_some_and(|bytes| bytes <= max_resident_bytes);
         let mut points = Points {
             matrix,
@@ -254,6 +237,7 @@ impl<'a> Points<'a> {
             sq_norms: Vec::with_capacity(rows),
         };
         let mut by_columns = vec![0.0; if keep { rows * cols } else { 0 }];
+        let mut by_rows = Vec::with_capacity(if keep { rows * cols } else { 0 });
         let mut moments = ColumnMoments::empty(cols);
         let mut tile = Vec::new();
         for (start, count) in tiles(rows, cols) {
@@ -292,13 +276,14 @@ impl<'a> Points<'a> {
                     .for_each(|(out, block)| {
                         to_column_major(block, block.len() / cols.max(1), cols, out)
                     });
+                by_rows.extend_from_slice(&tile);
             }
         }
         if moments.count > 0.0 && cols > 0 {
             points.mean_variance = moments.m2.iter().sum::<f64>() / moments.count / cols as f64;
         }
         if keep {
-            points.resident = Some(by_columns);
+            points.resident = Some((by_rows, by_columns));
         }
         points
     }
@@ -311,10 +296,16 @@ impl<'a> Points<'a> {
     /// Calls `visit(blocks)` on each tile of prepared rows, in order, with the tile's blocks.
     pub fn for_each_tile(&self, mut visit: impl FnMut(&[Block<'_>])) {
         let cols = self.cols;
-        if let Some(by_columns) = &self.resident {
+        if let Some((by_rows, by_columns)) = &self.resident {
             for (start, count) in tiles(self.rows, cols) {
                 let range = start * cols..(start + count) * cols;
-                visit(&blocks(start, count, cols, &by_columns[range], true));
+                visit(&blocks(
+                    start,
+                    count,
+                    cols,
+                    &by_rows[range.clone()],
+                    Some(&by_columns[range]),
+                ));
             }
             return;
         }
@@ -330,19 +321,15 @@ impl<'a> Points<'a> {
                         prepare_row(row, self.normalise);
                     });
                 });
-            visit(&blocks(start, count, cols, &by_rows, false));
+            visit(&blocks(start, count, cols, &by_rows, None));
         }
     }
 
     /// The prepared row `row`.
     pub fn row(&self, row: usize) -> Vec<f32> {
         let cols = self.cols;
-        if let Some(by_columns) = &self.resident {
-            // Row i of the column-major block of `count` rows that starts at row `first`.
-            let first = row / BLOCK_ROWS * BLOCK_ROWS;
-            let count = BLOCK_ROWS.min(self.rows - first);
-            let block = &by_columns[first * cols..(first + count) * cols];
-            return (0..cols).map(|j| block[j * count + row - first]).collect();
+        if let Some((by_rows, _)) = &self.resident {
+            return by_rows[row * cols..(row + 1) * cols].to_vec();
         }
         let mut out = vec![0.0; cols];
         self.matrix.read_selected_rows(&[row], &mut out);

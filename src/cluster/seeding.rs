@@ -22,10 +22,10 @@ pub(crate) fn distances_to(points: &Points<'_>, centres: &Centres) -> Vec<f32> {
         out.par_chunks_mut(BLOCK_ROWS * k)
             .zip(blocks)
             .for_each(|(out, &block)| {
-                let (first, count) = (block.first, block.values.nrows());
+                let (first, count) = (block.first, block.by_rows.nrows());
                 let norms = &points.sq_norms[first..][..count];
                 let mut distances = Mat::zeros(0, 0);
-                squared_distances(block.values, norms, centres, &mut distances);
+                squared_distances(block.for_product, norms, centres, &mut distances);
                 for (i, row) in out.chunks_exact_mut(k).take(count).enumerate() {
                     if points.valid[first + i] {
                         row.iter_mut()
