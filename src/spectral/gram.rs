@@ -16,12 +16,13 @@
 //!   the m²·n product (decoding is ~1e9 values/s per core, the product ~1e10 flops/s). The alternative, blocks G[s, t] = WₛWₜᵀ of row tiles, needs as many re-reads
 //!   and a second tile in memory.
 //!
-//! Both reduce to G += TᵀT for a k × n f64 block T. Only the lower triangle is formed, in column
-//! blocks of G spread over rayon; every entry of G is owned by one block and receives its tiles in
-//! order, so G is bit-identical for any number of threads. The upper triangle is mirrored at the
-//! end for the consumers that want a full matrix.
+//! Both reduce to G += TᵀT for a k × n f64 block T. Only the lower triangle is formed, in two
+//! fixed parts of equal work run as two rayon tasks; every entry of G is owned by one part and
+//! receives its tiles in order, so G is bit-identical for any number of threads. The upper
+//! triangle is mirrored at the end for the consumers that want a full matrix.
 
 use faer::linalg::matmul::matmul;
+use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
@@ -45,10 +46,6 @@ const ROWS_PER_COPY: usize = 16;
 /// Side of the square blocks in which the lower triangle is mirrored: a 64 × 64 block of f64
 /// (32 KiB) is read column by column and written row by row from cache.
 const MIRROR_BLOCK: usize = 64;
-
-/// Columns of G per parallel task: 256 keeps each task's product large (measured 56 GFLOP/s on
-/// 2 cores, against 37 for 128) and gives 2 cores enough tasks to balance from n ≈ 1024 up.
-const COLUMNS_PER_TASK: usize = 256;
 
 /// The Gram matrix of the smaller side of a matrix, scaled: the true Gram is `scaled · 2^exponent`.
 #[derive(Debug, Clone)]
@@ -221,26 +218,49 @@ fn accumulate_column_panels(
     Ok(())
 }
 
-/// The lower triangle (diagonal blocks whole) of the column-major `side × side` `gram` += BᵀB,
-/// in parallel column blocks, each entry computed by one task. B should be column-major (each
-/// column contiguous): faer's product runs 2.5× faster on it than on a row-major B (55 against
-/// 22 GFLOP/s for 512 × 4096 on 2 cores).
+/// The lower triangle of the column-major `side × side` `gram` += BᵀB, in two tasks of equal
+/// work: with G split at half its side into [G₁₁ ·; G₂₁ G₂₂], one task forms the rectangle G₂₁,
+/// the other the triangles G₁₁ and G₂₂. Each is one or two of faer's sequential products, large
+/// enough to run near its peak (one product per tile packs each operand once: 1.1–1.3× the rate
+/// of splitting G into many column blocks, whose every block packed its part of B again). The
+/// split does not depend on the number of threads, so neither does G; side by side with another
+/// matrix's work, both tasks run on one thread.
 fn add_lower_product(gram: &mut [f64], side: usize, block: MatRef<'_, f64>) {
-    gram.par_chunks_mut(side * COLUMNS_PER_TASK)
-        .enumerate()
-        .for_each(|(task, columns)| {
-            let first = task * COLUMNS_PER_TASK;
-            let width = columns.len() / side;
-            let target = MatMut::from_column_major_slice_mut(columns, side, width);
+    let half = side / 2;
+    let gram = MatMut::from_column_major_slice_mut(gram, side, side);
+    let (top_left, _, bottom_left, bottom_right) = gram.split_at_mut(half, half);
+    let (left, right) = (block.subcols(0, half), block.subcols(half, side - half));
+    rayon::join(
+        || {
             matmul(
-                target.subrows_mut(first, side - first),
+                bottom_left,
                 Accum::Add,
-                block.subcols(first, side - first).transpose(),
-                block.subcols(first, width),
+                right.transpose(),
+                left,
                 1.0,
                 Par::Seq,
-            );
-        });
+            )
+        },
+        || {
+            add_lower_triangle(top_left, left);
+            add_lower_triangle(bottom_right, right);
+        },
+    );
+}
+
+/// The lower triangle of the square `target` += BᵀB, by faer's sequential triangular product.
+fn add_lower_triangle(target: MatMut<'_, f64>, block: MatRef<'_, f64>) {
+    triangular::matmul(
+        target,
+        BlockStructure::TriangularLower,
+        Accum::Add,
+        block.transpose(),
+        BlockStructure::Rectangular,
+        block,
+        BlockStructure::Rectangular,
+        1.0,
+        Par::Seq,
+    );
 }
 
 /// G from its lower triangle in column-major `values`: mirrored, and scaled by a power of two
@@ -332,6 +352,26 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn bit_identical_for_1_2_and_3_threads() {
+        let values = irregular(700, 300);
+        let matrix = DenseRows::new(700, 300, values).unwrap();
+        let bits = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let gram = pool.install(|| gram_in_blocks(&matrix, 16 << 10).unwrap());
+            let scaled = gram.scaled();
+            (0..300 * 300)
+                .map(|i| scaled[(i % 300, i / 300)].to_bits())
+                .collect::<Vec<u64>>()
+        };
+        let one = bits(1);
+        assert_eq!(one, bits(2));
+        assert_eq!(one, bits(3));
     }
 
     #[test]

@@ -6,10 +6,12 @@
 //! (n³/3 flops) gives one, in place; it is backward stable, so the count is exact for a matrix
 //! within ~n·ε(f64)·‖G‖ of G: the rank errs only for a σ within that of tol.
 //!
-//! A Cholesky factorisation first would say "full rank" at ~2/3 of the cost when it succeeds,
-//! but faer's overwrites both triangles, so a failure (every rank-deficient matrix, e.g. square
-//! blocks with a noise bulk) would need a second n² copy of G or G formed again; Bunch–Kaufman
-//! alone keeps the memory at one G and the time at one factorisation.
+//! A Cholesky factorisation of G − t·I is tried first: when it succeeds every eigenvalue is above
+//! t and the count is n, at half the time of Bunch–Kaufman (n = 4096: 0.56 s against 1.03–1.14 s
+//! on one core), which is the common case of a full-rank weight matrix. faer's Cholesky overwrites
+//! both triangles, so it runs on a copy of G − t·I (n² · 8 bytes more while it runs, 128 MiB for
+//! n = 4096); when it fails (a rank-deficient matrix, e.g. a square block with a noise bulk),
+//! Bunch–Kaufman counts on the original.
 //!
 //! λ₁ sets tol. Lanczos with full reorthogonalisation gives a Ritz value θ₁ ≤ λ₁ with an
 //! eigenvalue within the residual ‖G·y − θ₁·y‖ = βⱼ·|eⱼᵀs| of it; iterating until that is below
@@ -86,6 +88,9 @@ pub(crate) fn count_above(mut gram: Gram, threshold: f64) -> usize {
     let side = gram.side();
     let mut matrix = gram.scaled_mut();
     (0..side).for_each(|i| matrix[(i, i)] -= threshold);
+    if dense::is_positive_definite(matrix.to_owned().as_mut()) {
+        return side;
+    }
     dense::positive_eigenvalue_count(matrix)
 }
 
@@ -165,18 +170,30 @@ mod tests {
 
     #[test]
     fn counts_eigenvalues_above_a_threshold() {
-        let spectrum: Vec<f64> = (0..30).map(|i| 0.8_f64.powi(i)).collect();
-        let values = planted(120, 90, &spectrum, 0.0, 2);
-        let gram = gram(&DenseRows::new(120, 90, values).unwrap()).unwrap();
-        let mut copy = gram.clone();
-        let all = dense::symmetric_eigenvalues_in_place(copy.scaled_mut()).unwrap();
-        for threshold in [1e-2, 1e-4, 1e-9] {
-            let expected = all.iter().filter(|&&value| value > threshold).count();
-            assert_eq!(
-                count_above(gram.clone(), threshold),
-                expected,
-                "{threshold}"
-            );
+        // Rank 30 of 90 (Bunch–Kaufman counts), and full rank with the threshold also under the
+        // smallest eigenvalue (the Cholesky factorisation succeeds: the count is the side).
+        let low_rank: Vec<f64> = (0..30).map(|i| 0.8_f64.powi(i)).collect();
+        let full_rank: Vec<f64> = (0..90).map(|i| 0.9_f64.powi(i)).collect();
+        for spectrum in [low_rank, full_rank] {
+            let values = planted(120, 90, &spectrum, 0.0, 2);
+            let gram = gram(&DenseRows::new(120, 90, values).unwrap()).unwrap();
+            let mut copy = gram.clone();
+            let all = dense::symmetric_eigenvalues_in_place(copy.scaled_mut()).unwrap();
+            let mut thresholds = vec![1e-2, 1e-4, 1e-9];
+            let smallest = all.iter().copied().fold(f64::INFINITY, f64::min);
+            if spectrum.len() == 90 {
+                assert!(smallest > 1e-12, "{smallest}");
+                thresholds.extend([smallest * 1.01, smallest * 0.99]);
+            }
+            for threshold in thresholds {
+                let expected = all.iter().filter(|&&value| value > threshold).count();
+                assert_eq!(
+                    count_above(gram.clone(), threshold),
+                    expected,
+                    "{} planted, threshold {threshold}",
+                    spectrum.len()
+                );
+            }
         }
     }
 }
