@@ -6,8 +6,6 @@
 //! row `h·hd + j·hd/2 + i`. [`AlignedRows`] undoes that while reading, so a GGUF q or k compares
 //! element by element with the safetensors it came from.
 
-use std::ops::Range;
-
 use super::kernel::Row;
 use crate::formats::storage::StorageType;
 use crate::matrix::MatrixRows;
@@ -58,20 +56,6 @@ impl<'a> AlignedRows<'a> {
     /// Whether [`AlignedRows::stored_row`] reads this matrix's rows.
     pub(super) fn reads_stored(&self) -> bool {
         self.stored.is_some()
-    }
-
-    /// Maps the stored bytes of rows `rows` (Hugging Face order; the whole rotary heads holding
-    /// them when interleaved) before [`AlignedRows::stored_row`] reads them.
-    pub(super) fn populate(&self, rows: Range<usize>) {
-        let Some(view) = self.stored else { return };
-        let (start, end) = match self.rotary_head_dim {
-            Some(head_dim) => (
-                rows.start / head_dim * head_dim,
-                (rows.end.div_ceil(head_dim) * head_dim).min(view.rows),
-            ),
-            None => (rows.start, rows.end),
-        };
-        view.populate_pages(view.byte_range(start * view.cols..end * view.cols));
     }
 
     /// Row `row` (in Hugging Face order) as stored. Panics unless [`AlignedRows::reads_stored`].

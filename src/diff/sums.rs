@@ -317,8 +317,6 @@ impl PairReader<'_, '_> {
             return block;
         }
         if self.stored {
-            self.a.populate(rows.clone());
-            self.b.populate(rows.clone());
             for row in rows {
                 let pair = (self.a.stored_row(row), self.b.stored_row(row));
                 self.reduce.add(&mut block, pair, checked);

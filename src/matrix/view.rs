@@ -259,20 +259,6 @@ impl<'a> MatrixView<'a> {
         };
     }
 
-    /// Maps the pages of `bytes` (absolute, inside this view's file) into this process before
-    /// they are read: one call (`MADV_POPULATE_READ`) instead of a page fault every few pages.
-    /// Only a hint: where the kernel lacks it (Linux before 5.14, other systems) pages fault in as
-    /// they are read.
-    pub fn populate_pages(&self, bytes: Range<usize>) {
-        #[cfg(target_os = "linux")]
-        if !bytes.is_empty() {
-            let advice = memmap2::Advice::PopulateRead;
-            let _ = self.map.advise_range(advice, bytes.start, bytes.len());
-        }
-        #[cfg(not(target_os = "linux"))]
-        let _ = bytes;
-    }
-
     /// Byte range of elements `elements` (for releasing pages once they are done); for a
     /// block-quantized view, of the whole blocks holding them.
     pub fn byte_range(&self, elements: Range<usize>) -> Range<usize> {
