@@ -313,7 +313,8 @@ pub fn add_row(
     #[cfg(target_arch = "x86_64")]
     {
         if vector_kernel_available() {
-            let wide = std::is_x86_feature_detected!("avx512f");
+            let wide = std::is_x86_feature_detected!("avx512f")
+                && std::is_x86_feature_detected!("avx512vl");
             // SAFETY: the processor has the kernel's features, just detected.
             return unsafe { vector::add_row(lanes, a, b, rules, eps, columns, wide) };
         }
@@ -502,7 +503,7 @@ mod vector {
     /// and the AVX-512 loop over values stored alike when `wide`.
     ///
     /// # Safety
-    /// AVX2, FMA and F16C are available, and AVX-512F when `wide`; `a`, `b` and `columns` have
+    /// AVX2, FMA and F16C are available, and AVX-512F and VL when `wide`; `a`, `b` and `columns` have
     /// one length; a stored row is bf16, f16 or f32.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) unsafe fn add_row(
@@ -570,8 +571,8 @@ mod vector {
                 first = alike::<A>(sides, first..steps, rules[0], &mut row, columns);
             }
         }
-        // SAFETY: the caller's guarantees, passed on.
         let args = ((lanes, a, b, rules, eps, columns), first, row);
+        // SAFETY: the caller's guarantees (AVX-512F and VL when `wide`), passed on.
         unsafe {
             match (wide, eps == 0.0) {
                 (true, true) => pairs_wide::<A, B, false>(args),
