@@ -901,3 +901,68 @@ fn sharded_mode_writes_planted_spectra_and_outliers_for_any_thread_count() {
         sigma[PLANTED_RANK]
     );
 }
+
+/// The generator's own helpers (here, and not in its modules, so that a test crate that
+/// includes the generator for one writer does not run them again).
+mod generator {
+    use super::make_fixtures::encode::Minifloat;
+    use super::make_fixtures::exact_rank::rank_over_rationals;
+    use super::make_fixtures::random::Random;
+
+    #[test]
+    fn e4m3_table_matches_the_format_definition() {
+        let format = Minifloat::e4m3();
+        assert_eq!(format.decode(0x38), 1.0);
+        assert_eq!(format.decode(0x7e), 448.0);
+        assert_eq!(format.decode(0x01), 2f64.powi(-9));
+        assert!(format.decode(0x7f).is_nan());
+        assert_eq!(format.encode(1000.0), 0x7e);
+        assert_eq!(format.encode(-1.0), 0xb8);
+        // 1.0625 is halfway between 1.0 (0x38, even) and 1.125 (0x39): ties go to even.
+        assert_eq!(format.encode(1.0625), 0x38);
+        assert_eq!(format.encode(1.0626), 0x39);
+    }
+
+    #[test]
+    fn ranks_of_known_matrices() {
+        assert_eq!(rank_over_rationals(2, 2, &[1.0, 2.0, 2.0, 4.0]), Some(1));
+        assert_eq!(rank_over_rationals(2, 2, &[0.5, 0.25, 0.25, 0.5]), Some(2));
+        assert_eq!(rank_over_rationals(2, 3, &[0.0; 6]), Some(0));
+        assert_eq!(
+            rank_over_rationals(3, 3, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]),
+            Some(2)
+        );
+        assert_eq!(rank_over_rationals(1, 2, &[f64::NAN, 1.0]), None);
+        assert_eq!(rank_over_rationals(1, 1, &[0.1]), None, "0.1 is not dyadic");
+    }
+
+    #[test]
+    fn normals_have_mean_zero_and_unit_variance() {
+        let mut random = Random::new(7);
+        let count = 200_000;
+        let draws: Vec<f64> = (0..count).map(|_| random.normal()).collect();
+        let mean = draws.iter().sum::<f64>() / count as f64;
+        let var = draws.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / count as f64;
+        let fourth = draws.iter().map(|x| (x - mean).powi(4)).sum::<f64>() / count as f64;
+        // Standard errors at this count: mean 0.0022, variance 0.0032, fourth moment ~0.02.
+        assert!(mean.abs() < 0.01, "mean {mean}");
+        assert!((var - 1.0).abs() < 0.015, "variance {var}");
+        assert!(
+            (fourth - 3.0).abs() < 0.1,
+            "fourth moment {fourth} (Gaussian: 3)"
+        );
+    }
+
+    #[test]
+    fn uniforms_stay_in_the_half_open_unit_interval() {
+        let mut random = Random::new(0);
+        assert!(
+            (0..10_000)
+                .map(|_| random.uniform())
+                .all(|u| u > 0.0 && u <= 1.0)
+        );
+        let mut a = Random::new(42);
+        let mut b = Random::new(42);
+        assert!((0..100).all(|_| a.next_u64() == b.next_u64()));
+    }
+}

@@ -50,21 +50,3 @@ fn power_mod(base: i128, exponent: i128) -> i128 {
     }
     result
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranks_of_known_matrices() {
-        assert_eq!(rank_over_rationals(2, 2, &[1.0, 2.0, 2.0, 4.0]), Some(1));
-        assert_eq!(rank_over_rationals(2, 2, &[0.5, 0.25, 0.25, 0.5]), Some(2));
-        assert_eq!(rank_over_rationals(2, 3, &[0.0; 6]), Some(0));
-        assert_eq!(
-            rank_over_rationals(3, 3, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]),
-            Some(2)
-        );
-        assert_eq!(rank_over_rationals(1, 2, &[f64::NAN, 1.0]), None);
-        assert_eq!(rank_over_rationals(1, 1, &[0.1]), None, "0.1 is not dyadic");
-    }
-}

@@ -50,38 +50,3 @@ impl Random {
         radius * angle.cos()
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn normals_have_mean_zero_and_unit_variance() {
-        let mut random = Random::new(7);
-        let count = 200_000;
-        let draws: Vec<f64> = (0..count).map(|_| random.normal()).collect();
-        let mean = draws.iter().sum::<f64>() / count as f64;
-        let var = draws.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / count as f64;
-        let fourth = draws.iter().map(|x| (x - mean).powi(4)).sum::<f64>() / count as f64;
-        // Standard errors at this count: mean 0.0022, variance 0.0032, fourth moment ~0.02.
-        assert!(mean.abs() < 0.01, "mean {mean}");
-        assert!((var - 1.0).abs() < 0.015, "variance {var}");
-        assert!(
-            (fourth - 3.0).abs() < 0.1,
-            "fourth moment {fourth} (Gaussian: 3)"
-        );
-    }
-
-    #[test]
-    fn uniforms_stay_in_the_half_open_unit_interval() {
-        let mut random = Random::new(0);
-        assert!(
-            (0..10_000)
-                .map(|_| random.uniform())
-                .all(|u| u > 0.0 && u <= 1.0)
-        );
-        let mut a = Random::new(42);
-        let mut b = Random::new(42);
-        assert!((0..100).all(|_| a.next_u64() == b.next_u64()));
-    }
-}

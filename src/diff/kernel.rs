@@ -1,24 +1,33 @@
 //! The pair kernel: the sums of Δ = B − A over rows of finite values, and each element's rounding
-//! variance, in four f64 lanes.
+//! variance, in f64 lanes.
 //!
-//! Element j of a row goes to lane j % [`LANES`] of every sum, whatever the processor and however
-//! the row is stored. Rows come as stored bytes of bf16, f16 or f32 (straight from a memory map)
-//! or as f32 values decoded beforehand ([`Row`]). On x86-64 with AVX2, FMA and F16C, [`add_row`]
-//! runs an explicit vector loop that widens eight values of each side at a time from their stored
-//! bytes (bf16 → f32 is a shift) and performs, lane by lane, the same IEEE operations in the same
-//! order as the portable loop, so their sums are bit-identical (tested). Every value is exact in
-//! f64 and so are a², b² and a·b of two f32 values (a fused multiply-add rounds them as a multiply
-//! then an add does); Δ is their f64 difference. The rounding step (ulp) of a bf16, f16, f32 or
-//! fp8 value is a power of two that f32 holds exactly, found from the value's exponent bits alone.
+//! Element j of a row goes to lane j % [`LANES`] of the running sums of Δ, and to lane
+//! j % [`ROW_LANES`] of the row's own sums (a², b², a·b, rounding variance), which are added to
+//! the running ones when the row is done; so whatever the processor and however the row is
+//! stored. Rows come as stored bytes of bf16, f16 or f32 (straight from a memory map) or as f32
+//! values decoded beforehand ([`Row`]). On x86-64 with AVX2, FMA and F16C, [`add_row`] runs an
+//! explicit vector loop that widens eight values of each side at a time from their stored bytes
+//! (bf16 → f32 is a shift) and performs, lane by lane, the same IEEE operations in the same order
+//! as the portable loop, so their sums are bit-identical (tested); the leading values a row stores
+//! alike on both sides take a loop of half the work (sixteen at a time with AVX-512). Every value
+//! is exact in f64 and so are a², b² and a·b of two f32 values (a fused multiply-add rounds them
+//! as a multiply then an add does); Δ is their f64 difference. The rounding step (ulp) of a bf16,
+//! f16, f32 or fp8 value is a power of two that f32 holds exactly, found from the value's exponent
+//! bits alone.
 
 use std::borrow::Cow;
 
 use super::sums::{DeltaSums, Rounding};
 use crate::formats::dtype::{self, Dtype};
 
-/// f64 accumulator lanes per sum: one AVX2 vector, so that the eight sums and the row's variance
-/// stay in the 16 vector registers (eight lanes spilled them to the stack: measured slower).
+/// f64 accumulator lanes per running sum of Δ: one AVX2 vector, so that the sums stay in the 16
+/// vector registers (eight lanes spilled them to the stack: measured slower).
 const LANES: usize = 4;
+
+/// f64 lanes of a row's own sums (a², b², a·b and the rounding variance): element j of a row goes
+/// to lane j % `ROW_LANES`. Two AVX2 vectors or one AVX-512 vector: twice the independent
+/// additions of [`LANES`], which the loop over values stored alike on both sides is bound by.
+const ROW_LANES: usize = 8;
 
 /// The f32 exponent field.
 const EXPONENT_BITS: u32 = 0x7f80_0000;
@@ -76,21 +85,6 @@ impl<'a> Row<'a> {
                 dtype::decode(dtype, bytes, &mut values);
                 Cow::Owned(values)
             }
-        }
-    }
-
-    /// Whether `self` and `other` are the same stored values: one dtype, equal bytes (a row a
-    /// fine-tune left alone).
-    pub fn stores_the_same_as(&self, other: &Row) -> bool {
-        match (self, other) {
-            (
-                Row::Stored { dtype, bytes },
-                Row::Stored {
-                    dtype: other_dtype,
-                    bytes: other_bytes,
-                },
-            ) => dtype == other_dtype && bytes == other_bytes,
-            _ => false,
         }
     }
 
@@ -198,9 +192,9 @@ impl UlpRule {
 #[derive(Debug, Clone, Default)]
 pub struct Lanes {
     count: u64,
-    a_sq: [f64; LANES],
-    b_sq: [f64; LANES],
-    ab: [f64; LANES],
+    a_sq: [f64; ROW_LANES],
+    b_sq: [f64; ROW_LANES],
+    ab: [f64; ROW_LANES],
     delta: [f64; LANES],
     delta_sq: [f64; LANES],
     max_abs_delta: [f64; LANES],
@@ -226,23 +220,26 @@ impl Lanes {
         }
     }
 
-    /// Adds one pair of finite values to `lane`, and its rounding variance to `row` and `column`.
+    /// Adds the pair of finite values at position `index` of its row: its squares, product and
+    /// rounding variance to `row`'s lane, its Δ to the running sums' lane, and its variance to
+    /// `column`.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn add(
         &mut self,
-        lane: usize,
+        index: usize,
         (x, y): (f32, f32),
         rules: [UlpRule; 2],
         eps: f64,
-        row: &mut [f64; LANES],
+        row: &mut RowSums,
         column: &mut f64,
     ) {
         let (wide_x, wide_y) = (f64::from(x), f64::from(y));
         let delta = wide_y - wide_x;
-        self.a_sq[lane] += wide_x * wide_x;
-        self.b_sq[lane] += wide_y * wide_y;
-        self.ab[lane] += wide_x * wide_y;
+        let (row_lane, lane) = (index % ROW_LANES, index % LANES);
+        row.a_sq[row_lane] += wide_x * wide_x;
+        row.b_sq[row_lane] += wide_y * wide_y;
+        row.ab[row_lane] += wide_x * wide_y;
         self.delta[lane] += delta;
         self.delta_sq[lane] += delta * delta;
         let magnitude = delta.abs();
@@ -252,15 +249,39 @@ impl Lanes {
         let ulp_x = f64::from(rules[0].ulp(x));
         let ulp_y = f64::from(rules[1].ulp(y));
         let variance = (ulp_x * ulp_x + ulp_y * ulp_y) * (1.0 / 12.0);
-        row[lane] += variance;
+        row.variance[row_lane] += variance;
         *column += variance;
     }
 }
 
+/// One row's own sums, lane by lane: a², b² and a·b, added to the running [`Lanes`] when the row
+/// is done (so that a row equal on both sides squares each value once: its three sums are one),
+/// and the rounding variance.
+#[derive(Debug, Clone, Copy, Default)]
+struct RowSums {
+    a_sq: [f64; ROW_LANES],
+    b_sq: [f64; ROW_LANES],
+    ab: [f64; ROW_LANES],
+    variance: [f64; ROW_LANES],
+}
+
+impl RowSums {
+    /// Adds the row's squares and product to `lanes`; returns its total variance.
+    fn finish(&self, lanes: &mut Lanes, count: usize) -> f64 {
+        for lane in 0..ROW_LANES {
+            lanes.a_sq[lane] += self.a_sq[lane];
+            lanes.b_sq[lane] += self.b_sq[lane];
+            lanes.ab[lane] += self.ab[lane];
+        }
+        lanes.count += count as u64;
+        add_lanes(&self.variance)
+    }
+}
+
 /// Sum of the lanes in a fixed order (pairwise).
-fn add_lanes(lanes: &[f64; LANES]) -> f64 {
+fn add_lanes<const N: usize>(lanes: &[f64; N]) -> f64 {
     let mut values = *lanes;
-    let mut width = LANES;
+    let mut width = N;
     while width > 1 {
         width /= 2;
         for i in 0..width {
@@ -292,30 +313,16 @@ pub fn add_row(
     #[cfg(target_arch = "x86_64")]
     {
         if vector_kernel_available() {
+            let wide = std::is_x86_feature_detected!("avx512f")
+                && std::is_x86_feature_detected!("avx512vl");
             // SAFETY: the processor has the kernel's features, just detected.
-            return unsafe { vector::add_row(lanes, a, b, rules, eps, columns) };
+            return unsafe { vector::add_row(lanes, a, b, rules, eps, columns, wide) };
         }
     }
     add_row_portable(lanes, &a.values(), &b.values(), rules, eps, columns)
 }
 
-/// Adds a row of finite values whose two sides are the same (`row` as A and as B, both rounding
-/// by `rule`, `eps` ≥ 0): exactly what [`add_row`] adds for it, at about half the work, since Δ = 0
-/// leaves the sums of Δ, its maximum and the counts as they are.
-pub fn add_same_row(lanes: &mut Lanes, row: Row, rule: UlpRule, columns: &mut [f64]) -> f64 {
-    assert!(row.len() == columns.len());
-    #[cfg(target_arch = "x86_64")]
-    {
-        if vector_kernel_available() {
-            // SAFETY: the processor has the kernel's features, just detected.
-            return unsafe { vector::add_same_row(lanes, row, rule, columns) };
-        }
-    }
-    let values = row.values();
-    add_row_portable(lanes, &values, &values, [rule; 2], 0.0, columns)
-}
-
-/// The portable loop: groups of [`LANES`] pairs, one per lane, then the tail. The reference the
+/// The portable loop: groups of [`ROW_LANES`] pairs, one per row lane, then the tail. The reference the
 /// vector kernel is tested against, and the kernel where it does not run.
 fn add_row_portable(
     lanes: &mut Lanes,
@@ -326,14 +333,13 @@ fn add_row_portable(
     columns: &mut [f64],
 ) -> f64 {
     assert!(a.len() == b.len() && a.len() == columns.len());
-    let mut sums = lanes.clone();
-    let mut row = [0.0_f64; LANES];
-    let (a_groups, a_tail) = a.as_chunks::<LANES>();
-    let (b_groups, b_tail) = b.as_chunks::<LANES>();
-    let (column_groups, column_tail) = columns.as_chunks_mut::<LANES>();
+    let mut row = RowSums::default();
+    let (a_groups, a_tail) = a.as_chunks::<ROW_LANES>();
+    let (b_groups, b_tail) = b.as_chunks::<ROW_LANES>();
+    let (column_groups, column_tail) = columns.as_chunks_mut::<ROW_LANES>();
     for ((x, y), column) in a_groups.iter().zip(b_groups).zip(column_groups) {
-        for lane in 0..LANES {
-            sums.add(
+        for lane in 0..ROW_LANES {
+            lanes.add(
                 lane,
                 (x[lane], y[lane]),
                 rules,
@@ -344,31 +350,34 @@ fn add_row_portable(
         }
     }
     for (lane, ((&x, &y), column)) in a_tail.iter().zip(b_tail).zip(column_tail).enumerate() {
-        sums.add(lane, (x, y), rules, eps, &mut row, column);
+        lanes.add(lane, (x, y), rules, eps, &mut row, column);
     }
-    sums.count += a.len() as u64;
-    *lanes = sums;
-    add_lanes(&row)
+    row.finish(lanes, a.len())
 }
 
 #[cfg(target_arch = "x86_64")]
 mod vector {
     //! The AVX2 kernel: eight values of each side per step, loaded from their stored bytes and
-    //! widened to f32 in order, then to two f64 vectors (elements 0–3 and 4–7 of the step, lanes
-    //! 0–3 each). Lane by lane it performs the portable loop's operations in its order; a fused
-    //! multiply-add is used only where the product is exact (a², b², a·b, ulp²). With `--eps 0`
-    //! (the default) |Δ| > eps is Δ ≠ 0, so the changed count is the unequal one, not counted
-    //! twice.
+    //! widened to f32 in order, then to two f64 vectors (elements 0–3 and 4–7 of the step: lanes
+    //! 0–3 of the running sums each, row lanes 0–3 and 4–7). Lane by lane it performs the portable
+    //! loop's operations in its order; a fused multiply-add is used only where the product is
+    //! exact (a², b², a·b, ulp²). With `--eps 0` (the default) |Δ| > eps is Δ ≠ 0, so the changed
+    //! count is the unequal one, not counted twice. Where A and B are of one type and rule, the
+    //! leading values stored alike on both sides go by a loop of half the work, sixteen at a time
+    //! in AVX-512 vectors (row lanes 0–7) where the processor has them.
 
     use std::arch::x86_64::*;
 
-    use super::{EXPONENT_BITS, LANES, Lanes, Row, UlpRule, add_lanes};
+    use super::{EXPONENT_BITS, LANES, Lanes, ROW_LANES, Row, RowSums, UlpRule};
     use crate::formats::dtype::Dtype;
 
     /// Values of each side per step.
     const STEP: usize = 8;
 
-    /// A stored element type the kernel loads eight at a time.
+    /// Values per step of the AVX-512 loop over values stored alike.
+    const WIDE_STEP: usize = 16;
+
+    /// A stored element type the kernel loads eight (or sixteen) at a time.
     trait Load {
         /// Bytes per value.
         const SIZE: usize;
@@ -378,6 +387,49 @@ mod vector {
         /// # Safety
         /// AVX2 and F16C are available, and `bytes` points to eight stored values.
         unsafe fn load(bytes: *const u8) -> __m256;
+
+        /// The sixteen values at `bytes`, as f32, in order.
+        ///
+        /// # Safety
+        /// AVX-512F is available, and `bytes` points to sixteen stored values.
+        unsafe fn load_wide(bytes: *const u8) -> __m512;
+
+        /// Whether the eight values at `a` and at `b` are stored alike (equal bytes).
+        ///
+        /// # Safety
+        /// AVX2 is available, and `a` and `b` each point to eight stored values.
+        #[inline(always)]
+        unsafe fn stored_alike(a: *const u8, b: *const u8) -> bool {
+            // SAFETY: the caller guarantees the features and 8 · SIZE readable bytes at each.
+            unsafe {
+                if Self::SIZE == 2 {
+                    let equal =
+                        _mm_cmpeq_epi8(_mm_loadu_si128(a.cast()), _mm_loadu_si128(b.cast()));
+                    _mm_movemask_epi8(equal) == 0xffff
+                } else {
+                    let (a, b) = (_mm256_loadu_si256(a.cast()), _mm256_loadu_si256(b.cast()));
+                    _mm256_movemask_epi8(_mm256_cmpeq_epi8(a, b)) == -1
+                }
+            }
+        }
+
+        /// Whether the sixteen values at `a` and at `b` are stored alike (equal bytes).
+        ///
+        /// # Safety
+        /// AVX-512F is available, and `a` and `b` each point to sixteen stored values.
+        #[inline(always)]
+        unsafe fn stored_alike_wide(a: *const u8, b: *const u8) -> bool {
+            // SAFETY: the caller guarantees the features and 16 · SIZE readable bytes at each.
+            unsafe {
+                if Self::SIZE == 2 {
+                    let (a, b) = (_mm256_loadu_si256(a.cast()), _mm256_loadu_si256(b.cast()));
+                    _mm256_movemask_epi8(_mm256_cmpeq_epi8(a, b)) == -1
+                } else {
+                    let (a, b) = (_mm512_loadu_si512(a.cast()), _mm512_loadu_si512(b.cast()));
+                    _mm512_cmpneq_epi32_mask(a, b) == 0
+                }
+            }
+        }
     }
 
     struct Bf16;
@@ -396,6 +448,15 @@ mod vector {
                 _mm256_castsi256_ps(_mm256_slli_epi32::<16>(patterns))
             }
         }
+
+        #[inline(always)]
+        unsafe fn load_wide(bytes: *const u8) -> __m512 {
+            // SAFETY: the caller guarantees the features and 32 readable bytes.
+            unsafe {
+                let patterns = _mm512_cvtepu16_epi32(_mm256_loadu_si256(bytes.cast()));
+                _mm512_castsi512_ps(_mm512_slli_epi32::<16>(patterns))
+            }
+        }
     }
 
     impl Load for F16 {
@@ -405,6 +466,12 @@ mod vector {
         unsafe fn load(bytes: *const u8) -> __m256 {
             // SAFETY: the caller guarantees the features and 16 readable bytes.
             unsafe { _mm256_cvtph_ps(_mm_loadu_si128(bytes.cast())) }
+        }
+
+        #[inline(always)]
+        unsafe fn load_wide(bytes: *const u8) -> __m512 {
+            // SAFETY: the caller guarantees the features and 32 readable bytes.
+            unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(bytes.cast())) }
         }
     }
 
@@ -416,6 +483,12 @@ mod vector {
             // SAFETY: the caller guarantees the features and 32 readable bytes.
             unsafe { _mm256_loadu_ps(bytes.cast()) }
         }
+
+        #[inline(always)]
+        unsafe fn load_wide(bytes: *const u8) -> __m512 {
+            // SAFETY: the caller guarantees the features and 64 readable bytes.
+            unsafe { _mm512_loadu_ps(bytes.cast()) }
+        }
     }
 
     /// The element type of a row's bytes (decoded rows are f32) and where they start.
@@ -426,11 +499,12 @@ mod vector {
         }
     }
 
-    /// [`super::add_row`] on this processor: picks the loop compiled for the two rows' types.
+    /// [`super::add_row`] on this processor: picks the loop compiled for the two rows' types,
+    /// and the AVX-512 loop over values stored alike when `wide`.
     ///
     /// # Safety
-    /// AVX2, FMA and F16C are available; `a`, `b` and `columns` have one length; a stored row
-    /// is bf16, f16 or f32.
+    /// AVX2, FMA and F16C are available, and AVX-512F and VL when `wide`; `a`, `b` and `columns` have
+    /// one length; a stored row is bf16, f16 or f32.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) unsafe fn add_row(
         lanes: &mut Lanes,
@@ -439,8 +513,9 @@ mod vector {
         rules: [UlpRule; 2],
         eps: f64,
         columns: &mut [f64],
+        wide: bool,
     ) -> f64 {
-        let args = (lanes, a, b, rules, eps, columns);
+        let args = (lanes, a, b, rules, eps, columns, wide);
         // SAFETY: the caller's guarantees, passed on.
         unsafe {
             match stored(&a).0 {
@@ -459,6 +534,7 @@ mod vector {
         [UlpRule; 2],
         f64,
         &'a mut [f64],
+        bool,
     );
 
     /// [`add_row`] with A's type known.
@@ -474,99 +550,43 @@ mod vector {
         }
     }
 
-    /// [`add_row`] with both types known: the loop counting |Δ| > eps, or not when eps is 0.
+    /// [`add_row`] with both types known: the leading values stored alike first when the two
+    /// sides can have them (one type, one rule, eps ≥ 0), then the loop counting |Δ| > eps, or
+    /// not when eps is 0.
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn with_both<A: Load, B: Load>(args: Args) -> f64 {
-        // SAFETY: the caller's guarantees, passed on.
-        unsafe {
-            if args.4 == 0.0 {
-                pairs::<A, B, false>(args)
-            } else {
-                pairs::<A, B, true>(args)
-            }
-        }
-    }
-
-    /// [`super::add_same_row`] on this processor.
-    ///
-    /// # Safety
-    /// AVX2, FMA and F16C are available; `row` and `columns` have one length; a stored row is
-    /// bf16, f16 or f32.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn add_same_row(
-        lanes: &mut Lanes,
-        row: Row,
-        rule: UlpRule,
-        columns: &mut [f64],
-    ) -> f64 {
-        // SAFETY: the caller's guarantees, passed on.
-        unsafe {
-            match stored(&row).0 {
-                Dtype::BF16 => same::<Bf16>(lanes, row, rule, columns),
-                Dtype::F16 => same::<F16>(lanes, row, rule, columns),
-                _ => same::<F32>(lanes, row, rule, columns),
-            }
-        }
-    }
-
-    /// The loop of [`add_same_row`]: [`pairs`] with B = A, whose Δ = +0 changes neither the sums
-    /// of Δ (none of them is −0), nor the maximum, nor the counts.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn same<A: Load>(
-        lanes: &mut Lanes,
-        values: Row,
-        rule: UlpRule,
-        columns: &mut [f64],
-    ) -> f64 {
-        let count = values.len();
-        let steps = count / STEP;
-        let bytes = stored(&values).1;
-        let mut row = [0.0_f64; LANES];
-        // SAFETY: the features are enabled; step s reads values 8s..8s + 8 ≤ count and writes
-        // columns 8s..8s + 8, inside the row and `columns` (one length); each lane array holds
-        // four values.
-        unsafe {
-            let mut a_sq = _mm256_loadu_pd(lanes.a_sq.as_ptr());
-            let mut b_sq = _mm256_loadu_pd(lanes.b_sq.as_ptr());
-            let mut ab = _mm256_loadu_pd(lanes.ab.as_ptr());
-            let mut row_variance = _mm256_setzero_pd();
-            // (u² + u²) · fl(1/12) = u² · fl(1/6) exactly: u² is a power of two.
-            let sixth = _mm256_set1_pd(1.0 / 6.0);
-            let (smallest, scale) = (_mm256_set1_ps(rule.smallest), _mm256_set1_ps(rule.scale));
-            for step in 0..steps {
-                let x = A::load(bytes.add(step * STEP * A::SIZE));
-                let ulp = widen(ulps(x, smallest, scale));
-                let x = widen(x);
-                for half in 0..2 {
-                    let x = x[half];
-                    a_sq = _mm256_fmadd_pd(x, x, a_sq);
-                    b_sq = _mm256_fmadd_pd(x, x, b_sq);
-                    ab = _mm256_fmadd_pd(x, x, ab);
-                    let u = ulp[half];
-                    let variance = _mm256_mul_pd(_mm256_mul_pd(u, u), sixth);
-                    row_variance = _mm256_add_pd(row_variance, variance);
-                    let column = columns.as_mut_ptr().add(step * STEP + LANES * half);
-                    _mm256_storeu_pd(column, _mm256_add_pd(_mm256_loadu_pd(column), variance));
+        let (lanes, a, b, rules, eps, columns, wide) = args;
+        let mut row = RowSums::default();
+        let steps = a.len() / STEP;
+        let mut first = 0;
+        if stored(&a).0 == stored(&b).0 && rules[0] == rules[1] && eps >= 0.0 {
+            let sides = (stored(&a).1, stored(&b).1);
+            // SAFETY: the caller's guarantees, passed on: the rows hold `steps` whole steps.
+            unsafe {
+                if wide {
+                    let wide_steps = steps * STEP / WIDE_STEP;
+                    let done = alike_wide::<A>(sides, wide_steps, rules[0], &mut row, columns);
+                    first = done * (WIDE_STEP / STEP);
                 }
+                first = alike::<A>(sides, first..steps, rules[0], &mut row, columns);
             }
-            _mm256_storeu_pd(lanes.a_sq.as_mut_ptr(), a_sq);
-            _mm256_storeu_pd(lanes.b_sq.as_mut_ptr(), b_sq);
-            _mm256_storeu_pd(lanes.ab.as_mut_ptr(), ab);
-            _mm256_storeu_pd(row.as_mut_ptr(), row_variance);
         }
-        for (index, column) in columns.iter_mut().enumerate().skip(steps * STEP) {
-            let value = values.value(index);
-            let pair = (value, value);
-            lanes.add(index % LANES, pair, [rule; 2], 0.0, &mut row, column);
+        let args = ((lanes, a, b, rules, eps, columns), first, row);
+        // SAFETY: the caller's guarantees (AVX-512F and VL when `wide`), passed on.
+        unsafe {
+            match (wide, eps == 0.0) {
+                (true, true) => pairs_wide::<A, B, false>(args),
+                (true, false) => pairs_wide::<A, B, true>(args),
+                (false, true) => pairs_narrow::<A, B, false>(args),
+                (false, false) => pairs_narrow::<A, B, true>(args),
+            }
         }
-        lanes.count += count as u64;
-        add_lanes(&row)
     }
 
     /// The ulps of eight finite values `x` by a rule (`smallest`, `scale` broadcast).
     #[inline(always)]
     fn ulps(x: __m256, smallest: __m256, scale: __m256) -> __m256 {
-        // SAFETY: inlined only into `pairs` and `same`, which have AVX2 enabled.
+        // SAFETY: inlined only into functions that have AVX2 enabled.
         unsafe {
             let exponent = _mm256_castsi256_ps(_mm256_set1_epi32(EXPONENT_BITS as i32));
             let power = _mm256_and_ps(x, exponent);
@@ -579,7 +599,7 @@ mod vector {
     /// Elements 0–3 and 4–7 of eight f32 values, each as four f64.
     #[inline(always)]
     fn widen(x: __m256) -> [__m256d; 2] {
-        // SAFETY: inlined only into `pairs` and `same`, which have AVX2 enabled.
+        // SAFETY: inlined only into functions that have AVX2 enabled.
         unsafe {
             [
                 _mm256_cvtps_pd(_mm256_castps256_ps128(x)),
@@ -588,30 +608,190 @@ mod vector {
         }
     }
 
-    /// The loop: whole steps of eight pairs in vectors, then the tail pair by pair as the
-    /// portable loop adds them.
+    /// The loop over steps `steps` of eight values stored alike in A and B (both of type `A`,
+    /// rounding by `rule`), from `row`'s sums: Δ = +0 changes neither the sums of Δ (none of them
+    /// is −0), nor the maximum, nor the counts; a², b² and a·b are one square, and
+    /// (u² + u²) · fl(1/12) is u² · fl(1/6) exactly (u² is a power of two). Stops at the first
+    /// step that differs; returns it (`steps.end` when none does).
+    ///
+    /// # Safety
+    /// AVX2, FMA and F16C are available; each side holds the steps' values, and `columns` one
+    /// per value.
     #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn alike<A: Load>(
+        (a_bytes, b_bytes): (*const u8, *const u8),
+        steps: std::ops::Range<usize>,
+        rule: UlpRule,
+        row: &mut RowSums,
+        columns: &mut [f64],
+    ) -> usize {
+        let mut step = steps.start;
+        // SAFETY: the features are enabled; step s reads values 8s..8s + 8 of each side and
+        // writes columns 8s..8s + 8, inside the rows and `columns`; each row lane array holds
+        // eight values.
+        unsafe {
+            let mut sq = [0, 1].map(|half| _mm256_loadu_pd(row.a_sq.as_ptr().add(LANES * half)));
+            let mut row_variance =
+                [0, 1].map(|half| _mm256_loadu_pd(row.variance.as_ptr().add(LANES * half)));
+            let sixth = _mm256_set1_pd(1.0 / 6.0);
+            let (smallest, scale) = (_mm256_set1_ps(rule.smallest), _mm256_set1_ps(rule.scale));
+            while step < steps.end {
+                let x_bytes = a_bytes.add(step * STEP * A::SIZE);
+                if !A::stored_alike(x_bytes, b_bytes.add(step * STEP * A::SIZE)) {
+                    break;
+                }
+                let x = A::load(x_bytes);
+                let ulp = widen(ulps(x, smallest, scale));
+                let x = widen(x);
+                for half in 0..2 {
+                    sq[half] = _mm256_fmadd_pd(x[half], x[half], sq[half]);
+                    let u = ulp[half];
+                    let variance = _mm256_mul_pd(_mm256_mul_pd(u, u), sixth);
+                    row_variance[half] = _mm256_add_pd(row_variance[half], variance);
+                    let column = columns.as_mut_ptr().add(step * STEP + LANES * half);
+                    _mm256_storeu_pd(column, _mm256_add_pd(_mm256_loadu_pd(column), variance));
+                }
+                step += 1;
+            }
+            for half in 0..2 {
+                for sums in [&mut row.a_sq, &mut row.b_sq, &mut row.ab] {
+                    _mm256_storeu_pd(sums.as_mut_ptr().add(LANES * half), sq[half]);
+                }
+                _mm256_storeu_pd(
+                    row.variance.as_mut_ptr().add(LANES * half),
+                    row_variance[half],
+                );
+            }
+        }
+        step
+    }
+
+    /// [`alike`] sixteen values at a time in AVX-512 vectors (row lanes 0–7 each), over the first
+    /// `steps` steps of sixteen, from a row without sums yet; returns the steps of sixteen done.
+    ///
+    /// # Safety
+    /// AVX-512F, AVX2, FMA and F16C are available; each side holds the steps' values, and
+    /// `columns` one per value.
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    unsafe fn alike_wide<A: Load>(
+        (a_bytes, b_bytes): (*const u8, *const u8),
+        steps: usize,
+        rule: UlpRule,
+        row: &mut RowSums,
+        columns: &mut [f64],
+    ) -> usize {
+        let mut step = 0;
+        // SAFETY: the features are enabled; step s reads values 16s..16s + 16 of each side and
+        // writes columns 16s..16s + 16, inside the rows and `columns`; each row lane array holds
+        // eight values.
+        unsafe {
+            let mut sq = _mm512_setzero_pd();
+            let mut row_variance = _mm512_setzero_pd();
+            let sixth = _mm512_set1_pd(1.0 / 6.0);
+            let (smallest, scale) = (_mm512_set1_ps(rule.smallest), _mm512_set1_ps(rule.scale));
+            let exponent = _mm512_set1_epi32(EXPONENT_BITS as i32);
+            while step < steps {
+                let x_bytes = a_bytes.add(step * WIDE_STEP * A::SIZE);
+                if !A::stored_alike_wide(x_bytes, b_bytes.add(step * WIDE_STEP * A::SIZE)) {
+                    break;
+                }
+                let x = A::load_wide(x_bytes);
+                let power = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(x), exponent));
+                let nonzero = _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(x, _mm512_setzero_ps());
+                let ulp = _mm512_maskz_mul_ps(nonzero, _mm512_max_ps(power, smallest), scale);
+                let ulp = widen_wide(ulp);
+                let x = widen_wide(x);
+                for half in 0..2 {
+                    sq = _mm512_fmadd_pd(x[half], x[half], sq);
+                    let u = ulp[half];
+                    let variance = _mm512_mul_pd(_mm512_mul_pd(u, u), sixth);
+                    row_variance = _mm512_add_pd(row_variance, variance);
+                    let column = columns
+                        .as_mut_ptr()
+                        .add(step * WIDE_STEP + ROW_LANES * half);
+                    _mm512_storeu_pd(column, _mm512_add_pd(_mm512_loadu_pd(column), variance));
+                }
+                step += 1;
+            }
+            for sums in [&mut row.a_sq, &mut row.b_sq, &mut row.ab] {
+                _mm512_storeu_pd(sums.as_mut_ptr(), sq);
+            }
+            _mm512_storeu_pd(row.variance.as_mut_ptr(), row_variance);
+        }
+        step
+    }
+
+    /// Elements 0–7 and 8–15 of sixteen f32 values, each as eight f64.
+    #[inline(always)]
+    fn widen_wide(x: __m512) -> [__m512d; 2] {
+        // SAFETY: inlined only into `alike_wide`, which has AVX-512F enabled.
+        unsafe {
+            let high = _mm512_extractf64x4_pd::<1>(_mm512_castps_pd(x));
+            [
+                _mm512_cvtps_pd(_mm512_castps512_ps256(x)),
+                _mm512_cvtps_pd(_mm256_castpd_ps(high)),
+            ]
+        }
+    }
+
+    /// The arguments of [`pairs`]: those of [`add_row`] without `wide`, the first step to
+    /// reduce and the row's sums before it.
+    type PairArgs<'a, 'r> = (
+        (
+            &'a mut Lanes,
+            Row<'r>,
+            Row<'r>,
+            [UlpRule; 2],
+            f64,
+            &'a mut [f64],
+        ),
+        usize,
+        RowSums,
+    );
+
+    /// [`pairs`] compiled for AVX2 alone.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn pairs_narrow<A: Load, B: Load, const COUNT_CHANGED: bool>(args: PairArgs) -> f64 {
+        // SAFETY: the caller's guarantees, passed on.
+        unsafe { pairs::<A, B, COUNT_CHANGED>(args) }
+    }
+
+    /// [`pairs`] compiled with AVX-512 too: the same AVX2 operations, with the 32 vector registers
+    /// that hold its eight row sums and five running sums without spilling them (on the 16 of
+    /// AVX2 alone, a pair of checkpoints that differ everywhere took 18% more time).
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma,f16c")]
+    unsafe fn pairs_wide<A: Load, B: Load, const COUNT_CHANGED: bool>(args: PairArgs) -> f64 {
+        // SAFETY: the caller's guarantees, passed on.
+        unsafe { pairs::<A, B, COUNT_CHANGED>(args) }
+    }
+
+    /// The loop: from step `first` on (the steps before it stored alike, in `row` already),
+    /// whole steps of eight pairs in vectors, then the tail pair by pair as the portable loop adds
+    /// them. Inlined into [`pairs_narrow`] and [`pairs_wide`], which enable the features.
+    #[inline(always)]
     unsafe fn pairs<A: Load, B: Load, const COUNT_CHANGED: bool>(
-        (lanes, a, b, rules, eps, columns): Args,
+        ((lanes, a, b, rules, eps, columns), first, mut row): PairArgs,
     ) -> f64 {
         let count = a.len();
         let steps = count / STEP;
         let (a_bytes, b_bytes) = (stored(&a).1, stored(&b).1);
         let unequal_before = lanes.unequal;
-        let mut row = [0.0_f64; LANES];
         // SAFETY: the features are enabled; step s reads values 8s..8s + 8 ≤ count of each side
         // and writes columns 8s..8s + 8, all inside the rows and `columns` (one length); each
-        // lane array holds four values.
+        // lane array holds four values, each row lane array eight.
         unsafe {
-            let mut a_sq = _mm256_loadu_pd(lanes.a_sq.as_ptr());
-            let mut b_sq = _mm256_loadu_pd(lanes.b_sq.as_ptr());
-            let mut ab = _mm256_loadu_pd(lanes.ab.as_ptr());
+            let row_half = |sums: &[f64; ROW_LANES]| {
+                [0, 1].map(|half| _mm256_loadu_pd(sums.as_ptr().add(LANES * half)))
+            };
+            let mut a_sq = row_half(&row.a_sq);
+            let mut b_sq = row_half(&row.b_sq);
+            let mut ab = row_half(&row.ab);
+            let mut row_variance = row_half(&row.variance);
             let mut delta = _mm256_loadu_pd(lanes.delta.as_ptr());
             let mut delta_sq = _mm256_loadu_pd(lanes.delta_sq.as_ptr());
             let mut max_abs = _mm256_loadu_pd(lanes.max_abs_delta.as_ptr());
             let mut changed = _mm256_loadu_si256(lanes.changed.as_ptr().cast());
             let mut unequal = _mm256_loadu_si256(lanes.unequal.as_ptr().cast());
-            let mut row_variance = _mm256_setzero_pd();
             let magnitude_mask = _mm256_castsi256_pd(_mm256_set1_epi64x(i64::MAX));
             let eps_vector = _mm256_set1_pd(eps);
             let twelfth = _mm256_set1_pd(1.0 / 12.0);
@@ -623,7 +803,7 @@ mod vector {
                 _mm256_set1_ps(rules[1].smallest),
                 _mm256_set1_ps(rules[1].scale),
             );
-            for step in 0..steps {
+            for step in first..steps {
                 let x = A::load(a_bytes.add(step * STEP * A::SIZE));
                 let y = B::load(b_bytes.add(step * STEP * B::SIZE));
                 let ulp_x = widen(ulps(x, a_smallest, a_scale));
@@ -632,9 +812,9 @@ mod vector {
                 for half in 0..2 {
                     let (x, y) = (x[half], y[half]);
                     let difference = _mm256_sub_pd(y, x);
-                    a_sq = _mm256_fmadd_pd(x, x, a_sq);
-                    b_sq = _mm256_fmadd_pd(y, y, b_sq);
-                    ab = _mm256_fmadd_pd(x, y, ab);
+                    a_sq[half] = _mm256_fmadd_pd(x, x, a_sq[half]);
+                    b_sq[half] = _mm256_fmadd_pd(y, y, b_sq[half]);
+                    ab[half] = _mm256_fmadd_pd(x, y, ab[half]);
                     delta = _mm256_add_pd(delta, difference);
                     delta_sq = _mm256_add_pd(delta_sq, _mm256_mul_pd(difference, difference));
                     let magnitude = _mm256_and_pd(difference, magnitude_mask);
@@ -648,18 +828,21 @@ mod vector {
                     let (u, v) = (ulp_x[half], ulp_y[half]);
                     let variance =
                         _mm256_mul_pd(_mm256_fmadd_pd(u, u, _mm256_mul_pd(v, v)), twelfth);
-                    row_variance = _mm256_add_pd(row_variance, variance);
+                    row_variance[half] = _mm256_add_pd(row_variance[half], variance);
                     let column = columns.as_mut_ptr().add(step * STEP + LANES * half);
                     _mm256_storeu_pd(column, _mm256_add_pd(_mm256_loadu_pd(column), variance));
                 }
             }
-            _mm256_storeu_pd(lanes.a_sq.as_mut_ptr(), a_sq);
-            _mm256_storeu_pd(lanes.b_sq.as_mut_ptr(), b_sq);
-            _mm256_storeu_pd(lanes.ab.as_mut_ptr(), ab);
+            for half in 0..2 {
+                let at = LANES * half;
+                _mm256_storeu_pd(row.a_sq.as_mut_ptr().add(at), a_sq[half]);
+                _mm256_storeu_pd(row.b_sq.as_mut_ptr().add(at), b_sq[half]);
+                _mm256_storeu_pd(row.ab.as_mut_ptr().add(at), ab[half]);
+                _mm256_storeu_pd(row.variance.as_mut_ptr().add(at), row_variance[half]);
+            }
             _mm256_storeu_pd(lanes.delta.as_mut_ptr(), delta);
             _mm256_storeu_pd(lanes.delta_sq.as_mut_ptr(), delta_sq);
             _mm256_storeu_pd(lanes.max_abs_delta.as_mut_ptr(), max_abs);
-            _mm256_storeu_pd(row.as_mut_ptr(), row_variance);
             _mm256_storeu_si256(lanes.changed.as_mut_ptr().cast(), changed);
             _mm256_storeu_si256(lanes.unequal.as_mut_ptr().cast(), unequal);
         }
@@ -671,10 +854,9 @@ mod vector {
         }
         for (index, column) in columns.iter_mut().enumerate().skip(steps * STEP) {
             let pair = (a.value(index), b.value(index));
-            lanes.add(index % LANES, pair, rules, eps, &mut row, column);
+            lanes.add(index, pair, rules, eps, &mut row, column);
         }
-        lanes.count += count as u64;
-        add_lanes(&row)
+        row.finish(lanes, count)
     }
 }
 
@@ -830,63 +1012,68 @@ mod tests {
     }
 
     #[test]
-    fn a_row_the_same_on_both_sides_adds_what_the_pair_kernel_adds() {
+    fn rows_stored_alike_wholly_or_at_first_give_the_bits_of_the_portable_loop() {
         for dtype in [Dtype::BF16, Dtype::F16, Dtype::F32] {
-            let cols = 1003;
-            let rule = UlpRule::of(Rounding::of(StorageType::Dtype(dtype))).unwrap();
-            let (a, b) = test_rows(dtype, cols, 5);
-            let (a_bytes, b_bytes) = (stored_bytes(dtype, &a), stored_bytes(dtype, &b));
-            assert!(
-                stored_row(dtype, &a_bytes)
-                    .stores_the_same_as(&stored_row(dtype, &a_bytes.clone()))
-            );
-            assert!(!stored_row(dtype, &a_bytes).stores_the_same_as(&stored_row(dtype, &b_bytes)));
-            // A changed row first, so that the lanes of A² and B² differ.
-            let (mut pair, mut same) = (Lanes::default(), Lanes::default());
-            let (mut pair_columns, mut same_columns) = (vec![0.0; cols], vec![0.0; cols]);
-            for lanes in [&mut pair, &mut same] {
-                let columns = &mut vec![0.0; cols];
-                add_row(
-                    lanes,
-                    stored_row(dtype, &a_bytes),
-                    stored_row(dtype, &b_bytes),
-                    [rule; 2],
-                    0.0,
-                    columns,
-                );
+            for eps in [0.0, 2e-3] {
+                let cols = 1003;
+                let rule = UlpRule::of(Rounding::of(StorageType::Dtype(dtype))).unwrap();
+                let (a, changed) = test_rows(dtype, cols, 5);
+                // B: A itself, A changed from element 100 on (inside a step), A changed only in
+                // the tail, and A changed everywhere.
+                let from = |first: usize| -> Vec<f32> {
+                    a.iter()
+                        .zip(&changed)
+                        .enumerate()
+                        .map(|(i, (&x, &y))| if i < first { x } else { y })
+                        .collect()
+                };
+                let rows: Vec<Vec<f32>> = vec![from(cols), from(100), from(cols - 2), from(0)];
+                // The rows one after another into one set of lanes, so that the lanes of A² and
+                // B² differ when an alike row comes.
+                let (mut fast, mut narrow, mut portable) =
+                    (Lanes::default(), Lanes::default(), Lanes::default());
+                let mut fast_columns = vec![0.0; cols];
+                let (mut narrow_columns, mut portable_columns) = (vec![0.0; cols], vec![0.0; cols]);
+                let a_bytes = stored_bytes(dtype, &a);
+                for b in rows.iter().chain(rows.iter().rev()) {
+                    let b_bytes = stored_bytes(dtype, b);
+                    let (a_row, b_row) = (stored_row(dtype, &a_bytes), stored_row(dtype, &b_bytes));
+                    let by_kernel =
+                        add_row(&mut fast, a_row, b_row, [rule; 2], eps, &mut fast_columns);
+                    let by_loop = add_row_portable(
+                        &mut portable,
+                        &a,
+                        b,
+                        [rule; 2],
+                        eps,
+                        &mut portable_columns,
+                    );
+                    assert_eq!(by_kernel.to_bits(), by_loop.to_bits(), "{dtype:?} {eps}");
+                    assert_eq!(fast.sums(), portable.sums(), "{dtype:?} {eps}");
+                    // The AVX2 loops alone, as on a processor without AVX-512.
+                    #[cfg(target_arch = "x86_64")]
+                    if vector_kernel_available() {
+                        let columns = &mut narrow_columns;
+                        // SAFETY: the processor has the kernel's features, just detected.
+                        let by_narrow = unsafe {
+                            vector::add_row(
+                                &mut narrow,
+                                a_row,
+                                b_row,
+                                [rule; 2],
+                                eps,
+                                columns,
+                                false,
+                            )
+                        };
+                        assert_eq!(by_narrow.to_bits(), by_loop.to_bits(), "{dtype:?} {eps}");
+                        assert_eq!(narrow.sums(), portable.sums(), "{dtype:?} {eps}");
+                        assert_eq!(narrow_columns, portable_columns);
+                    }
+                }
+                assert_eq!(fast_columns, portable_columns);
+                assert!(fast.sums().unequal > 0);
             }
-            let by_pair = add_row(
-                &mut pair,
-                stored_row(dtype, &b_bytes),
-                stored_row(dtype, &b_bytes),
-                [rule; 2],
-                0.0,
-                &mut pair_columns,
-            );
-            let by_same = add_same_row(
-                &mut same,
-                stored_row(dtype, &b_bytes),
-                rule,
-                &mut same_columns,
-            );
-            assert_eq!(by_pair.to_bits(), by_same.to_bits(), "{dtype:?}");
-            assert_eq!(pair.sums(), same.sums(), "{dtype:?}");
-            assert_eq!(pair_columns, same_columns);
-            let portable = add_row_portable(
-                &mut Lanes::default(),
-                &b,
-                &b,
-                [rule; 2],
-                0.0,
-                &mut vec![0.0; cols],
-            );
-            let alone = add_same_row(
-                &mut Lanes::default(),
-                stored_row(dtype, &b_bytes),
-                rule,
-                &mut vec![0.0; cols],
-            );
-            assert_eq!(portable.to_bits(), alone.to_bits());
         }
     }
 

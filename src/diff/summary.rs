@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use super::{DiffRow, Status};
 use crate::model::classify::BlockType;
+use crate::output::short_float;
 use crate::spectral::Solver;
 
 /// A change whose rank is at most this share of the matrix's smaller side reads as low rank.
@@ -248,9 +249,9 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
     })
 }
 
-/// Four significant digits, or "–".
+/// Four significant digits (as the terminal tables show numbers), or "–".
 fn format_number(value: Option<f64>) -> String {
-    value.map_or("–".to_string(), |value| format!("{value:.4}"))
+    value.map_or("–".to_string(), short_float)
 }
 
 /// The summary document: counts by status, the most-changed tensors, the findings, and
@@ -292,4 +293,18 @@ pub fn document(rows: &[DiffRow], same_naming: bool, provenance: Value) -> Value
         "most_changed": top,
         "findings": findings(rows, same_naming),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finding_numbers_have_four_significant_digits() {
+        assert_eq!(format_number(Some(0.009_812_34)), "0.009812");
+        assert_eq!(format_number(Some(40.1649)), "40.16");
+        assert_eq!(format_number(Some(0.000_123_456)), "1.235e-4");
+        assert_eq!(format_number(Some(-3.25)), "-3.250");
+        assert_eq!(format_number(None), "–");
+    }
 }

@@ -221,8 +221,9 @@ pub struct PairPass {
 /// most pages resident: 1.1 GB for a 1.3 GB pair).
 ///
 /// When both sides are stored as bf16, f16 or f32 ([`AlignedRows::reads_stored`]), the
-/// [`kernel`] reduces their rows straight from the mapped bytes, a row stored alike on both sides
-/// (one dtype, equal bytes) by its half-work loop for Δ = 0; other rows are decoded a few at a
+/// [`kernel`] reduces their rows straight from the mapped bytes, the leading values of a row
+/// stored alike on both sides (one dtype, equal bytes: all of a row a fine-tune left alone) by its
+/// half-work loop for Δ = 0; other rows are decoded a few at a
 /// time into two buffers that stay in the core's cache and reduced there. Blocks of
 /// [`TASK_ELEMENTS`] are reduced in parallel, a tile of [`TASKS_PER_TILE`] at a time, and merged
 /// in order: the same bits for any thread count, and by either way of reading.
@@ -364,13 +365,8 @@ impl Reduce {
     /// for value by value too.
     fn add(&self, block: &mut BlockSums, (a_row, b_row): (Row, Row), checked: bool) {
         let kernel_rules = self.rules.map(|rule| rule.unwrap_or(UlpRule::ZERO));
-        let same = kernel_rules[0] == kernel_rules[1]
-            && self.eps >= 0.0
-            && a_row.stores_the_same_as(&b_row);
-        let finite = !checked || (a_row.all_finite() && (same || b_row.all_finite()));
-        let mut row_variance = if finite && same {
-            kernel::add_same_row(&mut block.lanes, a_row, kernel_rules[0], &mut block.columns)
-        } else if finite {
+        let finite = !checked || (a_row.all_finite() && b_row.all_finite());
+        let mut row_variance = if finite {
             let columns = &mut block.columns;
             kernel::add_row(
                 &mut block.lanes,

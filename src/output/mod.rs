@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 pub use documents::Documents;
 pub use guard::refuse_overwriting_inputs;
 pub use json::table_document;
+pub(crate) use pretty::short_float;
 pub use table::{Cell, Column, ColumnType, Provenance, Table};
 
 /// An output format; the command line's `--format` values are these names.

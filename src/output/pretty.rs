@@ -83,7 +83,7 @@ fn short(cell: &Cell) -> String {
 /// Four significant digits, in scientific notation outside [1e-3, 1e5). The value is rounded to
 /// them first, so that one a hair below a power of ten reads as that power (0.99996 as `1.000`,
 /// not `1.0000`).
-fn short_float(value: f64) -> String {
+pub(crate) fn short_float(value: f64) -> String {
     if value == 0.0 {
         return "0".to_string();
     }
