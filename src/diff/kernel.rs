@@ -515,7 +515,7 @@ mod vector {
         columns: &mut [f64],
         wide: bool,
     ) -> f64 {
-        let args = (lanes, a, b, rules, eps, columns, wide);
+        let args = ((lanes, a, b, rules, eps, columns), wide);
         // SAFETY: the caller's guarantees, passed on.
         unsafe {
             match stored(&a).0 {
@@ -526,23 +526,25 @@ mod vector {
         }
     }
 
-    /// The arguments of [`add_row`].
-    type Args<'a, 'r> = (
+    /// The two rows and what they are reduced into: `add_row`'s arguments before `wide`.
+    type Rows<'a, 'r> = (
         &'a mut Lanes,
         Row<'r>,
         Row<'r>,
         [UlpRule; 2],
         f64,
         &'a mut [f64],
-        bool,
     );
+
+    /// The arguments of [`add_row`].
+    type Args<'a, 'r> = (Rows<'a, 'r>, bool);
 
     /// [`add_row`] with A's type known.
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn with_a<A: Load>(args: Args) -> f64 {
         // SAFETY: the caller's guarantees, passed on.
         unsafe {
-            match stored(&args.2).0 {
+            match stored(&(args.0).2).0 {
                 Dtype::BF16 => with_both::<A, Bf16>(args),
                 Dtype::F16 => with_both::<A, F16>(args),
                 _ => with_both::<A, F32>(args),
@@ -555,7 +557,7 @@ mod vector {
     /// not when eps is 0.
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn with_both<A: Load, B: Load>(args: Args) -> f64 {
-        let (lanes, a, b, rules, eps, columns, wide) = args;
+        let ((lanes, a, b, rules, eps, columns), wide) = args;
         let mut row = RowSums::default();
         let steps = a.len() / STEP;
         let mut first = 0;
@@ -736,18 +738,7 @@ mod vector {
 
     /// The arguments of [`pairs`]: those of [`add_row`] without `wide`, the first step to
     /// reduce and the row's sums before it.
-    type PairArgs<'a, 'r> = (
-        (
-            &'a mut Lanes,
-            Row<'r>,
-            Row<'r>,
-            [UlpRule; 2],
-            f64,
-            &'a mut [f64],
-        ),
-        usize,
-        RowSums,
-    );
+    type PairArgs<'a, 'r> = (Rows<'a, 'r>, usize, RowSums);
 
     /// [`pairs`] compiled for AVX2 alone.
     #[target_feature(enable = "avx2,fma,f16c")]
