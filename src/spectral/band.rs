@@ -25,6 +25,8 @@ use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::linalg::{qr, triangular_solve};
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 
+use super::symmetric_product::symmetric_product;
+
 /// Subdiagonals of the intermediate band. Wider bands make stage 1's products more efficient and
 /// stage 2's chase more expensive (its cost grows as n² · bandwidth). For n = 4096 on 2 cores,
 /// stage 1 + stage 2 took 4.4 + 1.0–1.4 s at 32, 3.6 + 1.7 s at 48 and 3.4 + 2.8 s at 64.
@@ -192,53 +194,6 @@ fn transform_symmetric(
         -1.0,
         par,
     );
-}
-
-/// Columns of A per block of [`symmetric_product`]: the block (at most 4096 rows × 128 columns,
-/// 4 MiB) is read by two products in a row, the second from cache.
-const SYMMETRIC_BLOCK: usize = 128;
-
-/// `out` = A·V for the symmetric A whose lower triangle `matrix` holds, in plain matrix products
-/// over column blocks A[j.., J] of the lower triangle: each block's diagonal part is made whole
-/// (its upper triangle is written from its lower one: the upper triangle of `matrix` is free), then
-/// out[J] += A[j.., J]ᵀ·V[j..] and out[below J] += A[below J, J]·V[J]. The blocks are visited in
-/// order, so every entry of `out` is summed in the same order whatever the parallelism.
-fn symmetric_product(
-    mut matrix: MatMut<'_, f64>,
-    basis: MatRef<'_, f64>,
-    mut out: MatMut<'_, f64>,
-    par: Par,
-) {
-    let rows = matrix.nrows();
-    out.fill(0.0);
-    for first in (0..rows).step_by(SYMMETRIC_BLOCK) {
-        let width = SYMMETRIC_BLOCK.min(rows - first);
-        for col in first..first + width {
-            for row in col + 1..first + width {
-                matrix[(col, row)] = matrix[(row, col)];
-            }
-        }
-        let block = matrix.as_ref().submatrix(first, first, rows - first, width);
-        matmul(
-            out.as_mut().subrows_mut(first, width),
-            Accum::Add,
-            block.transpose(),
-            basis.subrows(first, rows - first),
-            1.0,
-            par,
-        );
-        let below = first + width;
-        if below < rows {
-            matmul(
-                out.as_mut().subrows_mut(below, rows - below),
-                Accum::Add,
-                block.subrows(width, rows - below),
-                basis.subrows(first, width),
-                1.0,
-                par,
-            );
-        }
-    }
 }
 
 /// A Householder reflector H = I − τ·v·vᵀ, v₀ = 1, and the scratch the chase applies it with,
@@ -630,8 +585,8 @@ mod reference {
 mod tests {
     use super::*;
     use crate::random::GaussianStream;
-    use crate::spectral::dense;
     use crate::spectral::test_matrices::in_pool;
+    use crate::spectral::{dense, tridiagonal};
 
     /// A symmetric matrix with Gaussian entries, full storage.
     fn symmetric(side: usize, seed: u64) -> Mat<f64> {
@@ -657,7 +612,7 @@ mod tests {
         }
         let band = reduce_to_band(matrix.as_mut(), bandwidth, Par::Seq);
         let (diagonal, subdiagonal) = band_to_tridiagonal(band);
-        dense::tridiagonal_eigenvalues(&diagonal, &subdiagonal).unwrap()
+        tridiagonal::eigenvalues(&diagonal, &subdiagonal).unwrap()
     }
 
     #[test]
@@ -697,7 +652,7 @@ mod tests {
             Par::rayon(dense::REDUCTION_SPLIT),
         );
         let (diagonal, subdiagonal) = band_to_tridiagonal(band);
-        let values = dense::tridiagonal_eigenvalues(&diagonal, &subdiagonal).unwrap();
+        let values = tridiagonal::eigenvalues(&diagonal, &subdiagonal).unwrap();
         assert_eq!(values.len(), side);
         let worst = values
             .iter()

@@ -11,9 +11,9 @@ use faer::diag::Diag;
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::{lblt, llt};
 use faer::linalg::{evd, householder, qr, svd};
-use faer::{Col, Conj, Mat, MatMut, MatRef, Par};
+use faer::{Conj, Mat, MatMut, MatRef, Par};
 
-use super::band;
+use super::{band, tridiagonal};
 use crate::error::{Error, Result};
 
 /// Matrices from this side up are reduced in two stages (see `band`), smaller ones in one: below
@@ -114,7 +114,7 @@ pub(crate) fn symmetric_eigenvalues_in_place(matrix: MatMut<'_, f64>) -> Result<
     } else {
         one_stage_tridiagonal(matrix)
     };
-    tridiagonal_eigenvalues(&diagonal, &subdiagonal)
+    tridiagonal::eigenvalues(&diagonal, &subdiagonal)
 }
 
 /// Stage 1 of the two-stage reduction of the symmetric `matrix` (lower triangle read, then
@@ -167,36 +167,6 @@ pub(crate) fn tridiagonalize(mut matrix: MatMut<'_, f64>) -> Tridiagonal {
         subdiagonal: (0..dim - 1).map(|i| matrix[(i + 1, i)]).collect(),
         householder_factor,
     }
-}
-
-/// Eigenvalues (non-decreasing) of the symmetric tridiagonal matrix with this diagonal and
-/// subdiagonal.
-pub(crate) fn tridiagonal_eigenvalues(diagonal: &[f64], subdiagonal: &[f64]) -> Result<Vec<f64>> {
-    let dim = diagonal.len();
-    let diagonal = Col::<f64>::from_fn(dim, |i| diagonal[i]);
-    let subdiagonal = Col::<f64>::from_fn(dim, |i| subdiagonal.get(i).copied().unwrap_or(0.0));
-    let mut values = Diag::<f64>::zeros(dim);
-    let mut buffer = MemBuffer::new(evd::self_adjoint_evd_scratch::<f64>(
-        dim,
-        evd::ComputeEigenvectors::No,
-        Par::Seq,
-        Default::default(),
-    ));
-    evd::tridiagonal_self_adjoint_evd(
-        diagonal.as_diagonal(),
-        subdiagonal.as_diagonal(),
-        values.as_mut(),
-        None,
-        Par::Seq,
-        MemStack::new(&mut buffer),
-        Default::default(),
-    )
-    .map_err(|_| {
-        Error::input(format!(
-            "the eigenvalues of a {dim} × {dim} Gram matrix did not converge"
-        ))
-    })?;
-    Ok(values.column_vector().iter().copied().collect())
 }
 
 /// Whether the symmetric `matrix` (lower triangle read; both triangles overwritten) is positive

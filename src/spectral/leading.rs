@@ -13,7 +13,7 @@ use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::householder;
 use faer::{Conj, Mat, MatMut, Par};
 
-use super::dense;
+use super::{dense, tridiagonal};
 use crate::error::Result;
 use crate::random::GaussianStream;
 
@@ -42,8 +42,7 @@ pub(crate) fn leading_eigen(mut matrix: MatMut<'_, f64>, count: usize) -> Result
     }
     let count = count.min(dim);
     let tridiagonal = dense::tridiagonalize(matrix.as_mut());
-    let mut values =
-        dense::tridiagonal_eigenvalues(&tridiagonal.diagonal, &tridiagonal.subdiagonal)?;
+    let mut values = tridiagonal::eigenvalues(&tridiagonal.diagonal, &tridiagonal.subdiagonal)?;
     values.reverse();
     let small = tridiagonal_eigenvectors(
         &tridiagonal.diagonal,

@@ -29,8 +29,10 @@ mod scaled;
 pub mod stages;
 mod streaming;
 mod summary;
+mod symmetric_product;
 #[cfg(test)]
 mod test_matrices;
+mod tridiagonal;
 
 pub(crate) use leading::leading_eigen;
 

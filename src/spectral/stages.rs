@@ -4,9 +4,9 @@
 //! in the inertia count. Each function is the one the analyses call; nothing here is a second copy.
 
 use super::band::{self, Band};
-use super::dense;
 use super::gram::{self, Gram};
 use super::inertia;
+use super::{dense, tridiagonal};
 use crate::error::Result;
 use crate::matrix::MatrixRows;
 
@@ -45,7 +45,7 @@ pub fn band_to_tridiagonal(band: BandMatrix) -> (Vec<f64>, Vec<f64>) {
 
 /// The eigenvalues of the tridiagonal matrix (ascending).
 pub fn tridiagonal_eigenvalues(diagonal: &[f64], subdiagonal: &[f64]) -> Result<Vec<f64>> {
-    dense::tridiagonal_eigenvalues(diagonal, subdiagonal)
+    tridiagonal::eigenvalues(diagonal, subdiagonal)
 }
 
 /// λ₁ by Lanczos.
