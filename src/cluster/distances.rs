@@ -28,6 +28,14 @@ impl Centres {
     pub fn count(&self) -> usize {
         self.values.nrows()
     }
+
+    /// The largest ‖cⱼ‖² (0 without centres).
+    pub fn largest_squared_norm(&self) -> f64 {
+        self.sq_norms
+            .iter()
+            .map(|&n| f64::from(n))
+            .fold(0.0, f64::max)
+    }
 }
 
 /// ‖x‖², accumulated in f64.

@@ -13,6 +13,7 @@
 pub mod kneedle;
 mod sweep;
 
+mod bounds;
 mod distances;
 mod lloyd;
 mod points;

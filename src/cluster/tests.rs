@@ -1,6 +1,7 @@
 //! k-means against planted clusters and against references written here in f64 from the
 //! definitions. Unit tests run with tiny tiles and blocks, so every pass crosses many of both.
 
+use super::distances::Centres;
 use super::points::Points;
 use super::silhouette::SilhouetteSample;
 use super::*;
@@ -546,4 +547,52 @@ fn silhouette_matches_its_definition() {
     let score = sample.score(&labels, 5).unwrap();
     assert!((score - expected).abs() < 1e-4, "{score} vs {expected}");
     assert_eq!(sample.score(&vec![0; n], 5), None);
+}
+
+#[test]
+fn the_bounded_passes_follow_passes_that_measure_every_row() {
+    // Overlapping blobs: rows change clusters over many iterations, so the bounds must let the
+    // right rows through pass after pass. Empty clusters are re-seeded on the way at large k.
+    let sizes = [120, 90, 150, 80, 110];
+    let (values, _) = blobs(&sizes, 0.6, 5);
+    let matrix = DenseRows::new(sizes.iter().sum(), DIM, values).unwrap();
+    let points = Points::prepare(&matrix, Metric::Euclidean, usize::MAX);
+    let mut iterations = 0;
+    for k in [2, 3, 5, 8, 13, 40] {
+        let initial = seeding::kmeans_plus_plus(&points, k, &mut GaussianStream::new(3, 0));
+        let settings = lloyd::LloydSettings {
+            k,
+            max_iter: 300,
+            tolerance: 0.0,
+            metric: Metric::Euclidean,
+            init: 0,
+            observer: &Silent,
+        };
+        let run = lloyd::lloyd(&points, initial.clone(), &settings);
+        // Plain iterations, every row measured on every pass, with the same stopping rule.
+        let mut centres = initial;
+        let mut previous: Option<Vec<u32>> = None;
+        for _ in 0..run.n_iter {
+            let (moved, assignment) = lloyd::step(&points, &centres, DIM, Metric::Euclidean);
+            let repeated = previous.as_ref() == Some(&assignment.labels);
+            let still = moved == centres;
+            centres = moved;
+            if repeated || still {
+                break;
+            }
+            previous = Some(assignment.labels);
+        }
+        let last = lloyd::assign(&points, &Centres::from_rows(&centres, k, DIM), false, true);
+        assert_eq!(run.assignment.labels, last.labels, "k = {k}");
+        // Sums kept row by row in f64 against sums of f32 blocks: the centres agree to rounding.
+        for (a, b) in run.centres.iter().zip(&centres) {
+            assert!(
+                (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                "k = {k}: {a} against {b}"
+            );
+        }
+        iterations += run.n_iter;
+    }
+    // The runs were long enough for the bounds to matter.
+    assert!(iterations >= 40, "{iterations} iterations");
 }
