@@ -113,7 +113,7 @@ impl BlockPart {
         with_sums: bool,
         exact: bool,
     ) -> BlockPart {
-        let (count, k) = (block.by_rows.nrows(), centres.count());
+        let k = centres.count();
         let labels: Vec<u32> = nearest
             .iter()
             .zip(valid)
@@ -141,7 +141,6 @@ impl BlockPart {
             }
             sums
         };
-        debug_assert_eq!(labels.len(), count);
         BlockPart {
             labels,
             distances,
@@ -174,6 +173,20 @@ fn nearest_centres(to_centres: &Mat<f32>) -> Vec<(usize, f32)> {
     nearest
 }
 
+/// Every row of `block` measured against every centre: the squared distances (rows × centres,
+/// column-major) and each row's nearest centre with its distance.
+fn measure_block(
+    block: Block<'_>,
+    points: &Points<'_>,
+    centres: &Centres,
+) -> (Mat<f32>, Vec<(usize, f32)>) {
+    let norms = &points.sq_norms[block.first..][..block.by_rows.nrows()];
+    let mut to_centres = Mat::zeros(0, 0);
+    squared_distances(block.for_product, norms, centres, &mut to_centres);
+    let nearest = nearest_centres(&to_centres);
+    (to_centres, nearest)
+}
+
 /// Assigns every valid row to its nearest centre. With `with_sums`, also sums the rows of each
 /// cluster; with `exact`, the distances are recomputed in f64 as ‖x − c‖² (for the reported
 /// inertia) rather than taken from the f32 expansion.
@@ -189,12 +202,8 @@ pub(crate) fn assign(
         let parts: Vec<BlockPart> = blocks
             .par_iter()
             .map(|&block| {
-                let (first, count) = (block.first, block.by_rows.nrows());
-                let norms = &points.sq_norms[first..][..count];
-                let mut to_centres = Mat::zeros(0, 0);
-                squared_distances(block.for_product, norms, centres, &mut to_centres);
-                let nearest = nearest_centres(&to_centres);
-                let valid = &points.valid[first..][..count];
+                let (_, nearest) = measure_block(block, points, centres);
+                let valid = &points.valid[block.first..][..block.by_rows.nrows()];
                 BlockPart::new(block, valid, &nearest, centres, with_sums, exact)
             })
             .collect();
@@ -409,9 +418,7 @@ impl<'p, 'a> Passes<'p, 'a> {
                     let (first, count) = (block.first, block.by_rows.nrows());
                     let norms = &points.sq_norms[first..][..count];
                     let valid = &points.valid[first..][..count];
-                    let mut to_centres = Mat::zeros(0, 0);
-                    squared_distances(block.for_product, norms, centres, &mut to_centres);
-                    let nearest = nearest_centres(&to_centres);
+                    let (to_centres, nearest) = measure_block(block, points, centres);
                     for (i, &(best, _)) in nearest.iter().enumerate().filter(|&(i, _)| valid[i]) {
                         let measured = |j: usize| to_centres[(i, j)];
                         bounds.measured(i, best as u32, measured, margins.of(norms[i]));
